@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Every structure the kernel programs hand to user space, defined once.
+ *
+ * This header is the contract between the bpf/ programs, the native addon and the
+ * TypeScript decoders in src/events/. test/unit/event-layout.test.ts reads the
+ * compiled object's BTF and fails when a decoder disagrees with a struct here
+ * (size or any field offset), so change both sides together.
+ *
+ * Fixed-width fields only, naturally aligned, no implicit padding.
+ */
+#ifndef BPFAGENT_EVENTS_H
+#define BPFAGENT_EVENTS_H
+
+#define BPFAGENT_COMM_LEN 16
+
+/* First byte of every ring buffer record: which struct follows. */
+enum bpfagent_event_kind {
+	BPFAGENT_EVENT_TCP_CLOSE = 1,
+};
+
+enum bpfagent_direction {
+	BPFAGENT_DIR_OUTBOUND = 1, /* this socket called connect() */
+	BPFAGENT_DIR_INBOUND = 2,  /* this socket was accepted from a listener */
+};
+
+enum bpfagent_outcome {
+	BPFAGENT_OUTCOME_CLOSED = 1,  /* ended by FIN */
+	BPFAGENT_OUTCOME_RESET = 2,   /* RST sent or received once established */
+	BPFAGENT_OUTCOME_REFUSED = 3, /* RST answered our SYN */
+	BPFAGENT_OUTCOME_TIMEOUT = 4, /* attempt ended unanswered or abandoned */
+};
+
+/* How the owning process of a socket was learned; see tcp.bpf.c. */
+enum bpfagent_owner_source {
+	BPFAGENT_OWNER_NONE = 0,
+	BPFAGENT_OWNER_CONNECT = 1,  /* current task at connect() */
+	BPFAGENT_OWNER_ACCEPT = 2,   /* current task at accept() returning it */
+	BPFAGENT_OWNER_LISTENER = 3, /* process that called listen(); not accepted yet */
+};
+
+/*
+ * Slots of the per-CPU "counters" array. LOSS_* are records or flows the
+ * agent failed to report; STAT_* are informational.
+ */
+enum bpfagent_counter {
+	BPFAGENT_LOSS_RINGBUF_FULL = 0,    /* bpf_ringbuf_reserve failed: record lost */
+	BPFAGENT_LOSS_SOCK_MAP_FULL = 1,   /* connection not tracked: socks map full */
+	BPFAGENT_LOSS_LISTEN_MAP_FULL = 2, /* listener owner not remembered */
+	BPFAGENT_STAT_UNTRACKED_CLOSE = 3, /* closed socket opened before we attached */
+	BPFAGENT_STAT_EVENTS = 4,          /* records submitted */
+	BPFAGENT_COUNTER_MAX = 8,
+};
+
+/* One finished TCP connection or failed attempt, seen from one end. */
+struct tcp_close_event {
+	__u8 kind;      /* BPFAGENT_EVENT_TCP_CLOSE */
+	__u8 family;    /* AF_INET (2) or AF_INET6 (10) */
+	__u8 direction; /* enum bpfagent_direction */
+	__u8 outcome;   /* enum bpfagent_outcome */
+	__u32 pid;      /* thread group id of the owner, 0 when unknown */
+	__u64 start_ns; /* CLOCK_MONOTONIC: connect() or passive establishment */
+	__u64 end_ns;   /* CLOCK_MONOTONIC: transition to TCP_CLOSE */
+	__u64 cgroup_id; /* cgroup v2 id of the owner */
+	__u64 bytes_sent;     /* payload bytes acknowledged by the peer */
+	__u64 bytes_received; /* payload bytes received in order */
+	__u32 retransmits;    /* retransmitted segments */
+	__u32 srtt_us;        /* smoothed RTT, microseconds */
+	__u32 netns;          /* network namespace inode */
+	__u16 lport;          /* host byte order */
+	__u16 rport;          /* host byte order */
+	__u8 laddr[16];       /* IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+	__u8 owner_source;    /* enum bpfagent_owner_source */
+	__u8 sk_err;          /* socket error at close (errno), 0 if none */
+	__u8 pad[6];
+	char comm[BPFAGENT_COMM_LEN];
+};
+
+#endif /* BPFAGENT_EVENTS_H */

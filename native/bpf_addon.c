@@ -1,0 +1,1079 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * bpfagent native addon: a thin N-API layer over the system libbpf.
+ *
+ * It opens, configures, loads and attaches BPF objects, does map operations,
+ * and consumes ring buffers on a native thread, handing records to
+ * JavaScript in batches. It makes no decisions: which programs to load,
+ * what sizes to use and what the records mean are all TypeScript's.
+ *
+ * Errors thrown to JavaScript read "<verb> <object>: <strerror>" followed by
+ * libbpf's own warnings, and carry `code` (e.g. "EPERM") and `errno`.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+
+/* ---------- libbpf log capture ---------- */
+
+/* libbpf warnings since the last operation; appended to thrown errors. */
+static char libbpf_log[4096];
+static size_t libbpf_log_len;
+static int libbpf_debug;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int print_fn(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (libbpf_debug) {
+		va_list copy;
+
+		va_copy(copy, args);
+		vfprintf(stderr, fmt, copy);
+		va_end(copy);
+	}
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	pthread_mutex_lock(&log_lock);
+	if (libbpf_log_len < sizeof(libbpf_log) - 1) {
+		int n = vsnprintf(libbpf_log + libbpf_log_len, sizeof(libbpf_log) - libbpf_log_len, fmt,
+				  args);
+
+		if (n > 0)
+			libbpf_log_len += (size_t)n;
+		if (libbpf_log_len > sizeof(libbpf_log) - 1)
+			libbpf_log_len = sizeof(libbpf_log) - 1;
+	}
+	pthread_mutex_unlock(&log_lock);
+	return 0;
+}
+
+static void log_reset(void)
+{
+	pthread_mutex_lock(&log_lock);
+	libbpf_log_len = 0;
+	libbpf_log[0] = 0;
+	pthread_mutex_unlock(&log_lock);
+}
+
+static const char *errno_name(int err)
+{
+	switch (err) {
+	case EPERM: return "EPERM";
+	case ENOENT: return "ENOENT";
+	case ESRCH: return "ESRCH";
+	case EINVAL: return "EINVAL";
+	case EACCES: return "EACCES";
+	case E2BIG: return "E2BIG";
+	case ENOMEM: return "ENOMEM";
+	case EBUSY: return "EBUSY";
+	case EEXIST: return "EEXIST";
+	case ENOSPC: return "ENOSPC";
+	case ENOTSUP: return "ENOTSUP";
+	case EBADF: return "EBADF";
+	case EFAULT: return "EFAULT";
+	case ENODEV: return "ENODEV";
+	case ENOSYS: return "ENOSYS";
+	default: return "EUNKNOWN";
+	}
+}
+
+/* Throw "<what>: <strerror(err)>[: libbpf: ...]" with code/errno set. */
+static void throw_errno(napi_env env, int err, const char *fmt, ...)
+{
+	char msg[5120];
+	char what[512];
+	va_list ap;
+	napi_value error, code_v, msg_v, errno_v;
+
+	if (err < 0)
+		err = -err;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&log_lock);
+	/* trim trailing newline of libbpf's messages */
+	while (libbpf_log_len > 0 && libbpf_log[libbpf_log_len - 1] == '\n')
+		libbpf_log[--libbpf_log_len] = 0;
+	if (libbpf_log_len)
+		snprintf(msg, sizeof(msg), "%s: %s\n%s", what, strerror(err), libbpf_log);
+	else
+		snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err));
+	pthread_mutex_unlock(&log_lock);
+	napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code_v);
+	napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_v);
+	napi_create_error(env, code_v, msg_v, &error);
+	napi_create_int32(env, err, &errno_v);
+	napi_set_named_property(env, error, "errno", errno_v);
+	napi_throw(env, error);
+}
+
+static void throw_msg(napi_env env, const char *msg)
+{
+	napi_throw_error(env, "EINVAL", msg);
+}
+
+/* ---------- argument helpers ---------- */
+
+#define MAX_ARGS 4
+#define GET_ARGS(n)                                                                    \
+	size_t argc = (n);                                                             \
+	napi_value argv[MAX_ARGS];                                                     \
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < (n)) { \
+		throw_msg(env, "bpfagent native: wrong number of arguments");          \
+		return NULL;                                                           \
+	}
+
+static int get_string(napi_env env, napi_value v, char *buf, size_t size)
+{
+	size_t len;
+
+	if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok) {
+		throw_msg(env, "bpfagent native: expected a string argument");
+		return -1;
+	}
+	return 0;
+}
+
+static int get_buffer(napi_env env, napi_value v, void **data, size_t *len)
+{
+	bool is_buf = false;
+
+	napi_is_buffer(env, v, &is_buf);
+	if (!is_buf || napi_get_buffer_info(env, v, data, len) != napi_ok) {
+		throw_msg(env, "bpfagent native: expected a Buffer argument");
+		return -1;
+	}
+	return 0;
+}
+
+static napi_value make_undefined(napi_env env)
+{
+	napi_value v;
+
+	napi_get_undefined(env, &v);
+	return v;
+}
+
+static void set_str(napi_env env, napi_value obj, const char *key, const char *val)
+{
+	napi_value v;
+
+	napi_create_string_utf8(env, val ? val : "", NAPI_AUTO_LENGTH, &v);
+	napi_set_named_property(env, obj, key, v);
+}
+
+static void set_num(napi_env env, napi_value obj, const char *key, double val)
+{
+	napi_value v;
+
+	napi_create_double(env, val, &v);
+	napi_set_named_property(env, obj, key, v);
+}
+
+static void set_bool(napi_env env, napi_value obj, const char *key, bool val)
+{
+	napi_value v;
+
+	napi_get_boolean(env, val, &v);
+	napi_set_named_property(env, obj, key, v);
+}
+
+/* ---------- handles ---------- */
+
+struct ring;
+
+struct link {
+	struct link *next;
+	struct bpf_link *link;
+};
+
+struct object {
+	struct bpf_object *obj;
+	struct ring *rings; /* open ring buffer readers, stopped on close */
+	struct link *links; /* attached programs, destroyed on close */
+	bool loaded;
+};
+
+static void object_free(napi_env env, void *data, void *hint);
+
+static struct object *get_object(napi_env env, napi_value v)
+{
+	struct object *o = NULL;
+
+	if (napi_get_value_external(env, v, (void **)&o) != napi_ok || !o) {
+		throw_msg(env, "bpfagent native: expected an object handle");
+		return NULL;
+	}
+	if (!o->obj) {
+		throw_msg(env, "bpfagent native: object handle already closed");
+		return NULL;
+	}
+	return o;
+}
+
+static struct bpf_program *get_prog(napi_env env, struct object *o, napi_value name_v)
+{
+	char name[256];
+	struct bpf_program *p;
+
+	if (get_string(env, name_v, name, sizeof(name)))
+		return NULL;
+	p = bpf_object__find_program_by_name(o->obj, name);
+	if (!p)
+		throw_errno(env, ENOENT, "find program %s in %s", name, bpf_object__name(o->obj));
+	return p;
+}
+
+static struct bpf_map *get_map(napi_env env, struct object *o, napi_value name_v)
+{
+	char name[256];
+	struct bpf_map *m;
+
+	if (get_string(env, name_v, name, sizeof(name)))
+		return NULL;
+	m = bpf_object__find_map_by_name(o->obj, name);
+	if (!m)
+		throw_errno(env, ENOENT, "find map %s in %s", name, bpf_object__name(o->obj));
+	return m;
+}
+
+/* ---------- object lifecycle ---------- */
+
+/* open(path, btfCustomPath|null) -> handle */
+static napi_value js_open(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	char path[4096], btf_path[4096];
+	napi_valuetype t;
+	struct object *o;
+	struct bpf_object *obj;
+	napi_value handle;
+	LIBBPF_OPTS(bpf_object_open_opts, opts);
+
+	if (get_string(env, argv[0], path, sizeof(path)))
+		return NULL;
+	napi_typeof(env, argv[1], &t);
+	if (t == napi_string) {
+		if (get_string(env, argv[1], btf_path, sizeof(btf_path)))
+			return NULL;
+		opts.btf_custom_path = btf_path;
+	}
+	log_reset();
+	obj = bpf_object__open_file(path, &opts);
+	if (!obj) {
+		throw_errno(env, errno, "open BPF object %s", path);
+		return NULL;
+	}
+	o = calloc(1, sizeof(*o));
+	o->obj = obj;
+	napi_create_external(env, o, object_free, NULL, &handle);
+	return handle;
+}
+
+/* programs(handle) -> [{name, section, autoload}] */
+static napi_value js_programs(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_program *p;
+	napi_value arr;
+	uint32_t i = 0;
+
+	if (!o)
+		return NULL;
+	napi_create_array(env, &arr);
+	bpf_object__for_each_program(p, o->obj) {
+		napi_value e;
+
+		napi_create_object(env, &e);
+		set_str(env, e, "name", bpf_program__name(p));
+		set_str(env, e, "section", bpf_program__section_name(p));
+		set_bool(env, e, "autoload", bpf_program__autoload(p));
+		napi_set_element(env, arr, i++, e);
+	}
+	return arr;
+}
+
+/* maps(handle) -> [{name, type, keySize, valueSize, maxEntries}] */
+static napi_value js_maps(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_map *m;
+	napi_value arr;
+	uint32_t i = 0;
+
+	if (!o)
+		return NULL;
+	napi_create_array(env, &arr);
+	bpf_object__for_each_map(m, o->obj) {
+		napi_value e;
+
+		napi_create_object(env, &e);
+		set_str(env, e, "name", bpf_map__name(m));
+		set_num(env, e, "type", bpf_map__type(m));
+		set_num(env, e, "keySize", bpf_map__key_size(m));
+		set_num(env, e, "valueSize", bpf_map__value_size(m));
+		set_num(env, e, "maxEntries", bpf_map__max_entries(m));
+		napi_set_element(env, arr, i++, e);
+	}
+	return arr;
+}
+
+/* setAutoload(handle, progName, bool) */
+static napi_value js_set_autoload(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_program *p;
+	bool on;
+	int err;
+
+	if (!o || !(p = get_prog(env, o, argv[1])))
+		return NULL;
+	napi_get_value_bool(env, argv[2], &on);
+	err = bpf_program__set_autoload(p, on);
+	if (err)
+		throw_errno(env, err, "set autoload of program %s", bpf_program__name(p));
+	return make_undefined(env);
+}
+
+/* setMaxEntries(handle, mapName, n) */
+static napi_value js_set_max_entries(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_map *m;
+	uint32_t n;
+	int err;
+
+	if (!o || !(m = get_map(env, o, argv[1])))
+		return NULL;
+	napi_get_value_uint32(env, argv[2], &n);
+	err = bpf_map__set_max_entries(m, n);
+	if (err)
+		throw_errno(env, err, "set max_entries of map %s to %u", bpf_map__name(m), n);
+	return make_undefined(env);
+}
+
+/*
+ * setGlobal(handle, varName, Buffer): write the initial value of a
+ * `const volatile` global (in .rodata) before load. The variable's offset and
+ * size come from the object's BTF, so callers only need its name.
+ */
+static napi_value js_set_global(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	struct object *o = get_object(env, argv[0]);
+	char name[256];
+	void *val;
+	size_t val_len, data_len;
+	struct bpf_map *m;
+	struct btf *btf;
+	const struct btf_type *sec;
+	const struct btf_var_secinfo *vs;
+	char *data;
+	int id, i;
+
+	if (!o || get_string(env, argv[1], name, sizeof(name)) ||
+	    get_buffer(env, argv[2], &val, &val_len))
+		return NULL;
+	btf = bpf_object__btf(o->obj);
+	bpf_object__for_each_map(m, o->obj) {
+		const char *mname = bpf_map__name(m);
+		const char *dot = strrchr(mname, '.');
+
+		if (!dot || strcmp(dot, ".rodata") != 0)
+			continue;
+		id = btf ? btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC) : -1;
+		if (id < 0)
+			break;
+		sec = btf__type_by_id(btf, id);
+		vs = btf_var_secinfos(sec);
+		for (i = 0; i < btf_vlen(sec); i++, vs++) {
+			const struct btf_type *var = btf__type_by_id(btf, vs->type);
+
+			if (strcmp(btf__name_by_offset(btf, var->name_off), name) != 0)
+				continue;
+			if (vs->size != val_len) {
+				throw_errno(env, EINVAL, "set global %s: value is %zu bytes, variable is %u",
+					    name, val_len, vs->size);
+				return NULL;
+			}
+			data = bpf_map__initial_value(m, &data_len);
+			if (!data || vs->offset + vs->size > data_len) {
+				throw_errno(env, EINVAL, "set global %s: .rodata not writable", name);
+				return NULL;
+			}
+			memcpy(data + vs->offset, val, val_len);
+			return make_undefined(env);
+		}
+	}
+	throw_errno(env, ENOENT, "set global %s: no such const volatile variable in %s", name,
+		    bpf_object__name(o->obj));
+	return NULL;
+}
+
+/* load(handle) */
+static napi_value js_load(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	struct object *o = get_object(env, argv[0]);
+	int err;
+
+	if (!o)
+		return NULL;
+	log_reset();
+	err = bpf_object__load(o->obj);
+	if (err) {
+		throw_errno(env, err, "load BPF object %s", bpf_object__name(o->obj));
+		return NULL;
+	}
+	o->loaded = true;
+	return make_undefined(env);
+}
+
+static void link_free(napi_env env, void *data, void *hint)
+{
+	(void)env;
+	(void)hint;
+	(void)data; /* owned by its object: destroyed and freed in object_close */
+}
+
+/* attach(handle, progName) -> link handle; target comes from the section name */
+static napi_value js_attach(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_program *p;
+	struct bpf_link *bl;
+	struct link *l;
+	napi_value handle;
+
+	if (!o || !(p = get_prog(env, o, argv[1])))
+		return NULL;
+	log_reset();
+	bl = bpf_program__attach(p);
+	if (!bl) {
+		throw_errno(env, errno, "attach program %s to %s", bpf_program__name(p),
+			    bpf_program__section_name(p));
+		return NULL;
+	}
+	l = calloc(1, sizeof(*l));
+	l->link = bl;
+	l->next = o->links;
+	o->links = l;
+	napi_create_external(env, l, link_free, NULL, &handle);
+	return handle;
+}
+
+/* detach(link) */
+static napi_value js_detach(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	struct link *l = NULL;
+	int err;
+
+	if (napi_get_value_external(env, argv[0], (void **)&l) != napi_ok || !l) {
+		throw_msg(env, "bpfagent native: expected a link handle");
+		return NULL;
+	}
+	if (l->link) {
+		err = bpf_link__destroy(l->link);
+		l->link = NULL;
+		if (err)
+			throw_errno(env, err, "detach link");
+	}
+	return make_undefined(env);
+}
+
+/* ---------- maps ---------- */
+
+/* Per-CPU maps hold one 8-byte-aligned value per possible CPU. */
+static size_t value_buf_size(const struct bpf_map *m)
+{
+	enum bpf_map_type t = bpf_map__type(m);
+	size_t vs = bpf_map__value_size(m);
+
+	if (t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH ||
+	    t == BPF_MAP_TYPE_LRU_PERCPU_HASH || t == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE)
+		return ((vs + 7) & ~(size_t)7) * (size_t)libbpf_num_possible_cpus();
+	return vs;
+}
+
+static int check_loaded(napi_env env, struct object *o, struct bpf_map *m)
+{
+	if (!o->loaded || bpf_map__fd(m) < 0) {
+		throw_errno(env, EBADF, "map %s: object not loaded", bpf_map__name(m));
+		return -1;
+	}
+	return 0;
+}
+
+static int check_key(napi_env env, struct bpf_map *m, size_t len)
+{
+	if (len != bpf_map__key_size(m)) {
+		throw_errno(env, EINVAL, "map %s: key is %zu bytes, map wants %u", bpf_map__name(m),
+			    len, bpf_map__key_size(m));
+		return -1;
+	}
+	return 0;
+}
+
+/* mapLookup(handle, mapName, key) -> Buffer | null */
+static napi_value js_map_lookup(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_map *m;
+	void *key, *out;
+	size_t key_len, vlen;
+	napi_value result;
+	int err;
+
+	if (!o || !(m = get_map(env, o, argv[1])) || check_loaded(env, o, m) ||
+	    get_buffer(env, argv[2], &key, &key_len) || check_key(env, m, key_len))
+		return NULL;
+	vlen = value_buf_size(m);
+	napi_create_buffer(env, vlen, &out, &result);
+	err = bpf_map_lookup_elem(bpf_map__fd(m), key, out);
+	if (err) {
+		if (errno == ENOENT) {
+			napi_get_null(env, &result);
+			return result;
+		}
+		throw_errno(env, errno, "lookup in map %s", bpf_map__name(m));
+		return NULL;
+	}
+	return result;
+}
+
+/* mapUpdate(handle, mapName, key, value) */
+static napi_value js_map_update(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(4);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_map *m;
+	void *key, *val;
+	size_t key_len, val_len;
+
+	if (!o || !(m = get_map(env, o, argv[1])) || check_loaded(env, o, m) ||
+	    get_buffer(env, argv[2], &key, &key_len) || check_key(env, m, key_len) ||
+	    get_buffer(env, argv[3], &val, &val_len))
+		return NULL;
+	if (val_len != value_buf_size(m)) {
+		throw_errno(env, EINVAL, "map %s: value is %zu bytes, map wants %zu", bpf_map__name(m),
+			    val_len, value_buf_size(m));
+		return NULL;
+	}
+	if (bpf_map_update_elem(bpf_map__fd(m), key, val, BPF_ANY))
+		throw_errno(env, errno, "update map %s", bpf_map__name(m));
+	return make_undefined(env);
+}
+
+/* mapDelete(handle, mapName, key) -> bool (false if absent) */
+static napi_value js_map_delete(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_map *m;
+	void *key;
+	size_t key_len;
+	napi_value result;
+
+	if (!o || !(m = get_map(env, o, argv[1])) || check_loaded(env, o, m) ||
+	    get_buffer(env, argv[2], &key, &key_len) || check_key(env, m, key_len))
+		return NULL;
+	if (bpf_map_delete_elem(bpf_map__fd(m), key)) {
+		if (errno != ENOENT) {
+			throw_errno(env, errno, "delete from map %s", bpf_map__name(m));
+			return NULL;
+		}
+		napi_get_boolean(env, false, &result);
+		return result;
+	}
+	napi_get_boolean(env, true, &result);
+	return result;
+}
+
+/*
+ * mapDump(handle, mapName, deleteAfter) -> {count, keys: Buffer, values: Buffer}
+ *
+ * Reads every entry with BPF_MAP_LOOKUP_BATCH (or LOOKUP_AND_DELETE_BATCH),
+ * a few syscalls for the whole map instead of two per entry. Falls back to
+ * get_next_key iteration where the map type has no batch operations.
+ */
+static napi_value js_map_dump(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_map *m;
+	bool del;
+	size_t ks, vs, cap, n = 0;
+	char *keys, *vals;
+	void *kout, *vout;
+	napi_value result, kbuf, vbuf;
+	int fd, err = 0;
+	char *in_batch = NULL, *out_batch = NULL;
+	bool first = true;
+
+	if (!o || !(m = get_map(env, o, argv[1])) || check_loaded(env, o, m))
+		return NULL;
+	napi_get_value_bool(env, argv[2], &del);
+	fd = bpf_map__fd(m);
+	ks = bpf_map__key_size(m);
+	vs = value_buf_size(m);
+	cap = bpf_map__max_entries(m);
+	keys = malloc(ks * (cap ? cap : 1));
+	vals = malloc(vs * (cap ? cap : 1));
+	/* batch cursors: opaque, at most key-sized (hash maps use a u32 bucket) */
+	in_batch = calloc(1, ks > 8 ? ks : 8);
+	out_batch = calloc(1, ks > 8 ? ks : 8);
+	if (!keys || !vals || !in_batch || !out_batch) {
+		free(keys);
+		free(vals);
+		free(in_batch);
+		free(out_batch);
+		throw_errno(env, ENOMEM, "dump map %s", bpf_map__name(m));
+		return NULL;
+	}
+	while (n < cap) {
+		LIBBPF_OPTS(bpf_map_batch_opts, opts);
+		__u32 count = (__u32)(cap - n);
+
+		if (del)
+			err = bpf_map_lookup_and_delete_batch(fd, first ? NULL : in_batch, out_batch,
+							      keys + n * ks, vals + n * vs, &count, &opts);
+		else
+			err = bpf_map_lookup_batch(fd, first ? NULL : in_batch, out_batch,
+						   keys + n * ks, vals + n * vs, &count, &opts);
+		err = err ? -errno : 0;
+		n += count;
+		if (err == -ENOENT) {
+			err = 0;
+			break;
+		}
+		if (err)
+			break;
+		memcpy(in_batch, out_batch, ks > 8 ? ks : 8);
+		first = false;
+	}
+	if (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP) {
+		/* No batch support for this map type: walk keys one by one. */
+		void *prev = NULL;
+
+		n = 0;
+		err = 0;
+		while (n < cap && bpf_map_get_next_key(fd, prev, keys + n * ks) == 0) {
+			if (bpf_map_lookup_elem(fd, keys + n * ks, vals + n * vs) == 0) {
+				prev = keys + n * ks;
+				n++;
+			}
+		}
+		if (del)
+			for (size_t i = 0; i < n; i++)
+				bpf_map_delete_elem(fd, keys + i * ks);
+	}
+	free(in_batch);
+	free(out_batch);
+	if (err) {
+		free(keys);
+		free(vals);
+		throw_errno(env, err, "dump map %s", bpf_map__name(m));
+		return NULL;
+	}
+	napi_create_buffer_copy(env, n * ks, keys, &kout, &kbuf);
+	napi_create_buffer_copy(env, n * vs, vals, &vout, &vbuf);
+	free(keys);
+	free(vals);
+	napi_create_object(env, &result);
+	set_num(env, result, "count", (double)n);
+	napi_set_named_property(env, result, "keys", kbuf);
+	napi_set_named_property(env, result, "values", vbuf);
+	return result;
+}
+
+/* ---------- ring buffer reader thread ---------- */
+
+/*
+ * One native thread per ring buffer: it polls with a timeout (the kernel side
+ * only wakes it when plenty is queued), appends records to a batch as
+ * [u32 length][record bytes], and posts the batch to JavaScript once per
+ * poll cycle. The thread-safe function's queue is bounded and the call
+ * blocks, so a slow JavaScript consumer backs the ring buffer up and the
+ * kernel counts what it then cannot reserve, rather than memory growing here.
+ *
+ * Stopping: ringStop() asks the thread to finish; it drains the ring, posts
+ * what it has, then posts an end marker (callback(null, 0)). JavaScript waits
+ * for that marker before close(), so nothing read is lost. close() without
+ * it aborts the queue so that a blocked thread cannot deadlock the join.
+ */
+struct batch {
+	char *data;
+	size_t len, cap;
+	size_t count;
+	bool end; /* the thread has stopped: last batch */
+};
+
+struct ring {
+	struct ring *next;
+	struct ring_buffer *rb;
+	napi_threadsafe_function tsfn;
+	pthread_t thread;
+	pthread_mutex_t lock; /* guards released */
+	int poll_ms;
+	size_t max_batch_bytes;
+	atomic_bool stop;
+	bool running;  /* thread started and not joined */
+	bool released; /* tsfn released (by the thread or by an abort) */
+	struct batch cur;
+};
+
+static void ring_post(struct ring *r, bool end)
+{
+	struct batch *b;
+
+	if (!r->cur.count && !end)
+		return;
+	b = malloc(sizeof(*b));
+	*b = r->cur;
+	b->end = end;
+	memset(&r->cur, 0, sizeof(r->cur));
+	if (napi_call_threadsafe_function(r->tsfn, b, napi_tsfn_blocking) != napi_ok) {
+		free(b->data);
+		free(b);
+	}
+}
+
+static int ring_sample(void *ctx, void *data, size_t size)
+{
+	struct ring *r = ctx;
+	struct batch *b = &r->cur;
+	uint32_t len = (uint32_t)size;
+
+	if (b->len + 4 + size > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64 * 1024;
+		char *grown;
+
+		while (cap < b->len + 4 + size)
+			cap *= 2;
+		grown = realloc(b->data, cap);
+		if (!grown)
+			return -ENOMEM;
+		b->data = grown;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, &len, 4);
+	memcpy(b->data + b->len + 4, data, size);
+	b->len += 4 + size;
+	b->count++;
+	if (b->len >= r->max_batch_bytes)
+		ring_post(r, false);
+	return 0;
+}
+
+static void *ring_thread(void *arg)
+{
+	struct ring *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		int n = ring_buffer__poll(r->rb, r->poll_ms);
+
+		if (n < 0 && n != -EINTR)
+			break;
+		/* poll returns on timeout without reading; drain what is queued */
+		ring_buffer__consume(r->rb);
+		ring_post(r, false);
+	}
+	ring_buffer__consume(r->rb);
+	ring_post(r, true);
+	pthread_mutex_lock(&r->lock);
+	if (!r->released) {
+		napi_release_threadsafe_function(r->tsfn, napi_tsfn_release);
+		r->released = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static void ring_call_js(napi_env env, napi_value cb, void *context, void *data)
+{
+	struct batch *b = data;
+	napi_value buf, global, count;
+	void *out;
+
+	(void)context;
+	if (env && cb) {
+		if (b->count)
+			napi_create_buffer_copy(env, b->len, b->data, &out, &buf);
+		else
+			napi_get_null(env, &buf);
+		napi_create_double(env, (double)b->count, &count);
+		napi_get_global(env, &global);
+		napi_value args[2] = { buf, count };
+		napi_call_function(env, global, cb, 2, args, NULL);
+		if (b->end && b->count) {
+			/* the end marker follows the last records */
+			napi_get_null(env, &args[0]);
+			napi_create_double(env, 0, &args[1]);
+			napi_call_function(env, global, cb, 2, args, NULL);
+		}
+	}
+	free(b->data);
+	free(b);
+}
+
+/* Join the thread; abort its queue first unless it already ended cleanly. */
+static void ring_join(struct ring *r)
+{
+	if (!r->running)
+		return;
+	atomic_store(&r->stop, true);
+	pthread_mutex_lock(&r->lock);
+	if (!r->released) {
+		napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
+		r->released = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->thread, NULL);
+	r->running = false;
+	ring_buffer__free(r->rb);
+	r->rb = NULL;
+	free(r->cur.data);
+	memset(&r->cur, 0, sizeof(r->cur));
+}
+
+static void ring_free(napi_env env, void *data, void *hint)
+{
+	(void)env;
+	(void)hint;
+	(void)data; /* owned by its object; freed in object_close */
+}
+
+/* ringOpen(handle, mapName, callback(batch|null, count), pollMs) -> ring handle */
+static napi_value js_ring_open(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(4);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_map *m;
+	struct ring *r;
+	napi_value name, handle;
+	int32_t poll_ms;
+	int err;
+
+	if (!o || !(m = get_map(env, o, argv[1])) || check_loaded(env, o, m))
+		return NULL;
+	napi_get_value_int32(env, argv[3], &poll_ms);
+	r = calloc(1, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+	r->poll_ms = poll_ms > 0 ? poll_ms : 100;
+	r->max_batch_bytes = 1024 * 1024;
+	log_reset();
+	r->rb = ring_buffer__new(bpf_map__fd(m), ring_sample, r, NULL);
+	if (!r->rb) {
+		err = errno;
+		free(r);
+		throw_errno(env, err, "open ring buffer %s", bpf_map__name(m));
+		return NULL;
+	}
+	napi_create_string_utf8(env, "bpfagent-ringbuf", NAPI_AUTO_LENGTH, &name);
+	if (napi_create_threadsafe_function(env, argv[2], NULL, name, 16, 1, NULL, NULL, NULL,
+					    ring_call_js, &r->tsfn) != napi_ok) {
+		ring_buffer__free(r->rb);
+		free(r);
+		throw_msg(env, "bpfagent native: cannot create thread-safe function");
+		return NULL;
+	}
+	err = pthread_create(&r->thread, NULL, ring_thread, r);
+	if (err) {
+		napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
+		ring_buffer__free(r->rb);
+		free(r);
+		throw_errno(env, err, "start ring buffer thread for %s", bpf_map__name(m));
+		return NULL;
+	}
+	r->running = true;
+	r->next = o->rings;
+	o->rings = r;
+	napi_create_external(env, r, ring_free, NULL, &handle);
+	return handle;
+}
+
+/* ringStop(ring): ask the thread to drain and end; callback(null, 0) follows */
+static napi_value js_ring_stop(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	struct ring *r = NULL;
+
+	if (napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || !r) {
+		throw_msg(env, "bpfagent native: expected a ring handle");
+		return NULL;
+	}
+	atomic_store(&r->stop, true);
+	return make_undefined(env);
+}
+
+static void object_close(struct object *o)
+{
+	struct ring *r = o->rings;
+	struct link *l = o->links;
+
+	while (r) {
+		struct ring *next = r->next;
+
+		ring_join(r);
+		pthread_mutex_destroy(&r->lock);
+		free(r);
+		r = next;
+	}
+	o->rings = NULL;
+	while (l) {
+		struct link *next = l->next;
+
+		if (l->link)
+			bpf_link__destroy(l->link);
+		free(l);
+		l = next;
+	}
+	o->links = NULL;
+	if (o->obj) {
+		bpf_object__close(o->obj);
+		o->obj = NULL;
+	}
+}
+
+static void object_free(napi_env env, void *data, void *hint)
+{
+	(void)env;
+	(void)hint;
+	object_close(data);
+	free(data);
+}
+
+/* close(handle): stop readers, detach every link, free the object */
+static napi_value js_close(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	struct object *o = NULL;
+
+	if (napi_get_value_external(env, argv[0], (void **)&o) != napi_ok || !o) {
+		throw_msg(env, "bpfagent native: expected an object handle");
+		return NULL;
+	}
+	object_close(o);
+	return make_undefined(env);
+}
+
+/* ---------- probes and system helpers ---------- */
+
+/* probeMapType(type) -> 1 supported, 0 not, <0 inconclusive (-errno) */
+static napi_value js_probe_map_type(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	int32_t t;
+	napi_value v;
+
+	napi_get_value_int32(env, argv[0], &t);
+	napi_create_int32(env, libbpf_probe_bpf_map_type((enum bpf_map_type)t, NULL), &v);
+	return v;
+}
+
+/* probeProgType(type) -> 1 supported, 0 not, <0 inconclusive (-errno) */
+static napi_value js_probe_prog_type(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	int32_t t;
+	napi_value v;
+
+	napi_get_value_int32(env, argv[0], &t);
+	napi_create_int32(env, libbpf_probe_bpf_prog_type((enum bpf_prog_type)t, NULL), &v);
+	return v;
+}
+
+static napi_value js_num_possible_cpus(napi_env env, napi_callback_info info)
+{
+	napi_value v;
+
+	(void)info;
+	napi_create_int32(env, libbpf_num_possible_cpus(), &v);
+	return v;
+}
+
+/* mount(source, target, fstype): for bpffs/tracefs when they are not mounted */
+static napi_value js_mount(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	char src[256], target[1024], type[64];
+
+	if (get_string(env, argv[0], src, sizeof(src)) ||
+	    get_string(env, argv[1], target, sizeof(target)) ||
+	    get_string(env, argv[2], type, sizeof(type)))
+		return NULL;
+	log_reset();
+	if (mount(src, target, type, 0, NULL))
+		throw_errno(env, errno, "mount %s on %s", type, target);
+	return make_undefined(env);
+}
+
+/* setDebug(bool): echo every libbpf message (including debug) to stderr */
+static napi_value js_set_debug(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	bool on;
+
+	napi_get_value_bool(env, argv[0], &on);
+	libbpf_debug = on;
+	return make_undefined(env);
+}
+
+static napi_value init(napi_env env, napi_value exports)
+{
+	static const struct {
+		const char *name;
+		napi_callback fn;
+	} fns[] = {
+		{ "open", js_open },
+		{ "programs", js_programs },
+		{ "maps", js_maps },
+		{ "setAutoload", js_set_autoload },
+		{ "setMaxEntries", js_set_max_entries },
+		{ "setGlobal", js_set_global },
+		{ "load", js_load },
+		{ "attach", js_attach },
+		{ "detach", js_detach },
+		{ "mapLookup", js_map_lookup },
+		{ "mapUpdate", js_map_update },
+		{ "mapDelete", js_map_delete },
+		{ "mapDump", js_map_dump },
+		{ "ringOpen", js_ring_open },
+		{ "ringStop", js_ring_stop },
+		{ "close", js_close },
+		{ "probeMapType", js_probe_map_type },
+		{ "probeProgType", js_probe_prog_type },
+		{ "numPossibleCpus", js_num_possible_cpus },
+		{ "mount", js_mount },
+		{ "setDebug", js_set_debug },
+	};
+
+	libbpf_set_print(print_fn);
+	libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+		napi_value f;
+
+		napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
+		napi_set_named_property(env, exports, fns[i].name, f);
+	}
+	return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,93 @@
+/**
+ * Typed view of the native addon (native/bpf_addon.c). The addon is loaded
+ * lazily so that argument parsing and --help work without it, and so tests
+ * can inject a fake implementing the same interface.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export type ObjectHandle = { readonly __brand: 'bpf_object' };
+export type LinkHandle = { readonly __brand: 'bpf_link' };
+export type RingHandle = { readonly __brand: 'ring' };
+
+export interface ProgramInfo {
+  name: string;
+  section: string;
+  autoload: boolean;
+}
+
+export interface MapInfo {
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+}
+
+export interface MapDump {
+  count: number;
+  keys: Buffer;
+  values: Buffer;
+}
+
+/** Called with a batch of `[u32 length][record]` frames, then (null, 0) once the reader has ended. */
+export type RingCallback = (batch: Buffer | null, count: number) => void;
+
+export interface BpfNative {
+  open(objectPath: string, btfCustomPath: string | null): ObjectHandle;
+  programs(obj: ObjectHandle): ProgramInfo[];
+  maps(obj: ObjectHandle): MapInfo[];
+  setAutoload(obj: ObjectHandle, program: string, on: boolean): void;
+  setMaxEntries(obj: ObjectHandle, map: string, entries: number): void;
+  setGlobal(obj: ObjectHandle, variable: string, value: Buffer): void;
+  load(obj: ObjectHandle): void;
+  attach(obj: ObjectHandle, program: string): LinkHandle;
+  detach(link: LinkHandle): void;
+  mapLookup(obj: ObjectHandle, map: string, key: Buffer): Buffer | null;
+  mapUpdate(obj: ObjectHandle, map: string, key: Buffer, value: Buffer): void;
+  mapDelete(obj: ObjectHandle, map: string, key: Buffer): boolean;
+  mapDump(obj: ObjectHandle, map: string, deleteAfter: boolean): MapDump;
+  ringOpen(obj: ObjectHandle, map: string, callback: RingCallback, pollMs: number): RingHandle;
+  ringStop(ring: RingHandle): void;
+  close(obj: ObjectHandle): void;
+  probeMapType(type: number): number;
+  probeProgType(type: number): number;
+  numPossibleCpus(): number;
+  mount(source: string, target: string, fstype: string): void;
+  setDebug(on: boolean): void;
+}
+
+/** An error thrown by the addon: message "verb object: strerror" plus libbpf's words. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+}
+
+export function isNativeError(e: unknown): e is NativeError {
+  return e instanceof Error && typeof (e as Partial<NativeError>).errno === 'number';
+}
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+let cached: BpfNative | undefined;
+
+export function loadNative(): BpfNative {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const addon = path.join(PROJECT_ROOT, 'build/Release/bpfagent_native.node');
+  try {
+    cached = require(addon) as BpfNative;
+  } catch (e) {
+    throw new Error(
+      `load native addon ${addon}: ${(e as Error).message}; build it with 'npm install' (needs libbpf-dev, g++, make, python3)`,
+    );
+  }
+  return cached;
+}
+
+/** BPF map and program type numbers from include/uapi/linux/bpf.h used by the probes. */
+export const BPF_MAP_TYPE_RINGBUF = 27;
+export const BPF_PROG_TYPE_TRACEPOINT = 5;
+export const BPF_PROG_TYPE_RAW_TRACEPOINT = 17;
+export const BPF_PROG_TYPE_TRACING = 26;

@@ -1,0 +1,151 @@
+/**
+ * Loads bpf/tcp.bpf.c and keeps it attached: picks the attach mode the kernel
+ * supports (tp_btf, then raw_tp, then classic tracepoints), sizes the maps,
+ * attaches, and streams ring buffer batches to a callback.
+ */
+import type { BpfNative, ObjectHandle, RingHandle } from './native.js';
+import { isNativeError } from './native.js';
+import type { KernelFeatures } from './features.js';
+import { EnvironmentError } from '../util/errors.js';
+import { COUNTER_NAMES, type CounterName } from '../events/layout.js';
+
+export const ATTACH_MODES = ['tp_btf', 'raw_tp', 'tracepoint'] as const;
+export type AttachMode = (typeof ATTACH_MODES)[number];
+
+/** Programs of each attach mode (names of the C functions in tcp.bpf.c). */
+const MODE_PROGRAMS: Record<AttachMode, readonly string[]> = {
+  tp_btf: ['btf_state', 'btf_send_reset', 'btf_receive_reset'],
+  raw_tp: ['raw_state', 'raw_send_reset', 'raw_receive_reset'],
+  tracepoint: ['tp_state', 'tp_send_reset', 'tp_receive_reset'],
+};
+const ACCEPT_PROGRAMS = ['accept4_exit', 'accept_exit'] as const;
+
+export interface TcpTracerOptions {
+  objectPath: string;
+  btfPath: string | null;
+  mode: AttachMode | 'auto';
+  /** capacity of the live-connection map */
+  maxConnections: number;
+  ringbufBytes: number;
+  /** reader wake-up period; bounds how late a record can be */
+  pollMs: number;
+  onBatch: (batch: Buffer, count: number) => void;
+  /** told why a mode was passed over, when auto-selecting */
+  onFallback?: (mode: AttachMode, reason: string) => void;
+}
+
+function featureFor(mode: AttachMode, f: KernelFeatures) {
+  return mode === 'tp_btf' ? f.tpBtf : mode === 'raw_tp' ? f.rawTp : f.tracepoint;
+}
+
+function permissionHint(e: unknown): string {
+  return isNativeError(e) && (e.errno === 1 || e.errno === 13)
+    ? ': run as root or grant CAP_BPF and CAP_PERFMON'
+    : '';
+}
+
+export class TcpTracer {
+  private ring: RingHandle | undefined;
+  private ended: Promise<void>;
+  private resolveEnded: () => void = () => {};
+  private closed = false;
+
+  private constructor(
+    private readonly native: BpfNative,
+    private readonly obj: ObjectHandle,
+    readonly mode: AttachMode,
+    readonly programs: readonly string[],
+  ) {
+    this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+  }
+
+  /** Open, load and attach; throws EnvironmentError when no mode works. */
+  static start(native: BpfNative, features: KernelFeatures, opts: TcpTracerOptions): TcpTracer {
+    const candidates: AttachMode[] = opts.mode === 'auto' ? [...ATTACH_MODES] : [opts.mode];
+    const failures: string[] = [];
+    for (const mode of candidates) {
+      const feature = featureFor(mode, features);
+      if (!feature.available) {
+        failures.push(`${mode}: ${feature.reason}`);
+        opts.onFallback?.(mode, feature.reason ?? 'unavailable');
+        continue;
+      }
+      const programs = [...MODE_PROGRAMS[mode], ...(features.acceptTracepoints.available ? ACCEPT_PROGRAMS : [])];
+      let obj: ObjectHandle;
+      try {
+        obj = native.open(opts.objectPath, opts.btfPath);
+      } catch (e) {
+        throw new EnvironmentError(`${(e as Error).message}; rebuild with 'npm install'`);
+      }
+      try {
+        for (const p of native.programs(obj)) native.setAutoload(obj, p.name, programs.includes(p.name));
+        native.setMaxEntries(obj, 'socks', opts.maxConnections);
+        native.setMaxEntries(obj, 'events', opts.ringbufBytes);
+        const wakeup = Buffer.alloc(8);
+        // wake the reader early when a quarter of the ring is queued
+        wakeup.writeBigUInt64LE(BigInt(Math.floor(opts.ringbufBytes / 4)));
+        native.setGlobal(obj, 'wakeup_bytes', wakeup);
+        native.load(obj);
+      } catch (e) {
+        native.close(obj);
+        const reason = `${(e as Error).message.split('\n')[0]}${permissionHint(e)}`;
+        failures.push(`${mode}: ${reason}`);
+        opts.onFallback?.(mode, reason);
+        continue;
+      }
+      const tracer = new TcpTracer(native, obj, mode, programs);
+      try {
+        for (const p of programs) native.attach(obj, p);
+        tracer.ring = native.ringOpen(
+          obj,
+          'events',
+          (batch, count) => {
+            if (batch) opts.onBatch(batch, count);
+            else tracer.resolveEnded();
+          },
+          opts.pollMs,
+        );
+      } catch (e) {
+        native.close(obj);
+        throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}${permissionHint(e)}`);
+      }
+      return tracer;
+    }
+    throw new EnvironmentError(`no way to attach the TCP probes on this kernel: ${failures.join('; ')}`);
+  }
+
+  /** Kernel-side counters summed over CPUs. */
+  counters(): Record<CounterName, number> {
+    const dump = this.native.mapDump(this.obj, 'counters', false);
+    const perSlot = dump.count ? dump.values.length / dump.count : 0;
+    const out = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as Record<CounterName, number>;
+    for (let i = 0; i < dump.count; i++) {
+      const slot = dump.keys.readUInt32LE(i * 4);
+      const name = COUNTER_NAMES[slot];
+      if (!name) continue;
+      let sum = 0n;
+      for (let off = i * perSlot; off < (i + 1) * perSlot; off += 8) sum += dump.values.readBigUInt64LE(off);
+      out[name] = Number(sum);
+    }
+    return out;
+  }
+
+  /** Stop reading after delivering everything the kernel queued; probes stay attached until close(). */
+  async drain(timeoutMs = 3000): Promise<void> {
+    if (this.closed) return;
+    if (this.ring) {
+      this.native.ringStop(this.ring);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.ended, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+      clearTimeout(timer);
+      this.ring = undefined;
+    }
+  }
+
+  /** Detach every probe and free the object. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close(this.obj);
+  }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+/** The `bpfagent` command: dispatch to a subcommand, turn errors into one line and an exit code. */
+import { createLogger } from '../util/log.js';
+import { UsageError } from '../util/errors.js';
+import { parseTraceArgs, TRACE_HELP } from './trace-options.js';
+
+const HELP = `Usage: bpfagent <command> [options]
+
+Commands:
+  trace     print every finished TCP connection on this host (see 'bpfagent trace --help')
+  help      show this help
+
+Run 'bpfagent <command> --help' for a command's options.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'trace': {
+      const opts = parseTraceArgs(rest);
+      if (opts === 'help') {
+        process.stdout.write(TRACE_HELP);
+        return 0;
+      }
+      const { runTrace } = await import('./trace.js');
+      return runTrace(opts, createLogger());
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP);
+      return 0;
+    default:
+      throw new UsageError(`unknown command '${command}'; commands: trace, help`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      process.stderr.write(`bpfagent: ${e.message}\n`);
+      process.exitCode = e.exitCode;
+    } else {
+      process.stderr.write(`bpfagent: ${(e as Error).stack ?? String(e)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

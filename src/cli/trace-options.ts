@@ -1,0 +1,108 @@
+import { parseArgs } from 'node:util';
+import { ATTACH_MODES, type AttachMode } from '../bpf/tcp-tracer.js';
+import { UsageError } from '../util/errors.js';
+import { parseDurationMs, parseSizeBytes } from '../util/units.js';
+
+export interface TraceOptions {
+  json: boolean;
+  attach: AttachMode | 'auto';
+  btf: string | null;
+  maxConnections: number;
+  ringbufBytes: number;
+  pollMs: number;
+  debug: boolean;
+}
+
+export const TRACE_HELP = `Usage: bpfagent trace [options]
+
+Print every finished TCP connection and failed attempt on this host, in every
+network namespace, as it ends. Needs root (CAP_BPF and CAP_PERFMON).
+
+Options:
+  --json                  one JSON object per line on stdout (see README, "Output contract")
+  --attach MODE           auto | tp_btf | raw_tp | tracepoint          (default: auto)
+  --btf FILE              kernel BTF for CO-RE                (default: /sys/kernel/btf/vmlinux)
+  --max-connections N     connections tracked at once; beyond it they are counted as lost
+                                                                         (default: 65536)
+  --ringbuf-size SIZE     kernel-to-agent ring buffer, a power of two >= 4k, e.g. 8M
+                                                                         (default: 8M)
+  --poll-interval DUR     longest delay before a record is printed, e.g. 100ms (default: 100ms)
+  --debug                 print libbpf's messages on stderr
+  -h, --help              show this help
+
+Logs go to stderr; the line containing "ready" means every probe is attached.
+SIGINT or SIGTERM prints what is queued, a loss summary on stderr, and exits 0.
+`;
+
+const DEFAULTS: TraceOptions = {
+  json: false,
+  attach: 'auto',
+  btf: null,
+  maxConnections: 65536,
+  ringbufBytes: 8 * 1024 * 1024,
+  pollMs: 100,
+  debug: false,
+};
+
+function bad(option: string, value: string, expected: string): UsageError {
+  return new UsageError(`trace: invalid ${option} '${value}': expected ${expected}`);
+}
+
+/** Parse `bpfagent trace` arguments; 'help' when help was asked for. */
+export function parseTraceArgs(argv: string[]): TraceOptions | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        json: { type: 'boolean' },
+        attach: { type: 'string' },
+        btf: { type: 'string' },
+        'max-connections': { type: 'string' },
+        'ringbuf-size': { type: 'string' },
+        'poll-interval': { type: 'string' },
+        debug: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    // node's messages name the option ("Unknown option '--x'", "Option '--attach <value>' argument missing")
+    const msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    throw new UsageError(`trace: ${msg.charAt(0).toLowerCase()}${msg.slice(1)}; see 'bpfagent trace --help'`);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  const opts: TraceOptions = { ...DEFAULTS, json: v.json ?? false, debug: v.debug ?? false };
+
+  if (v.attach !== undefined) {
+    if (v.attach !== 'auto' && !(ATTACH_MODES as readonly string[]).includes(v.attach))
+      throw bad('--attach', v.attach, `one of auto, ${ATTACH_MODES.join(', ')}`);
+    opts.attach = v.attach as AttachMode | 'auto';
+  }
+  if (v.btf !== undefined) {
+    if (!v.btf) throw bad('--btf', v.btf, 'a file path');
+    opts.btf = v.btf;
+  }
+  if (v['max-connections'] !== undefined) {
+    const s = v['max-connections'];
+    const n = Number(s);
+    if (!/^\d+$/.test(s) || n < 16 || n > 16_777_216) throw bad('--max-connections', s, 'a whole number from 16 to 16777216');
+    opts.maxConnections = n;
+  }
+  if (v['ringbuf-size'] !== undefined) {
+    const s = v['ringbuf-size'];
+    const n = parseSizeBytes(s);
+    if (n === undefined || n < 4096 || n > 1024 ** 3 || (n & (n - 1)) !== 0)
+      throw bad('--ringbuf-size', s, 'a power of two from 4k to 1G, such as 8M');
+    opts.ringbufBytes = n;
+  }
+  if (v['poll-interval'] !== undefined) {
+    const s = v['poll-interval'];
+    const n = parseDurationMs(s);
+    if (n === undefined || n < 1 || n > 5000) throw bad('--poll-interval', s, 'a duration from 1ms to 5s, such as 100ms');
+    opts.pollMs = Math.round(n);
+  }
+  return opts;
+}

@@ -1,0 +1,45 @@
+/** Text forms of the 16-byte address fields of bpf/events.h. */
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+function ipv4(b: Buffer, off: number): string {
+  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+}
+
+/** RFC 5952 text: lowercase, longest run (>= 2) of zero groups as "::". */
+function ipv6(b: Buffer, off: number): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(off + i * 2));
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (g: number[]) => g.map((x) => x.toString(16)).join(':');
+  if (bestLen < 2) return hex(groups);
+  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+}
+
+/** True for ::ffff:a.b.c.d */
+export function isV4Mapped(b: Buffer, off: number): boolean {
+  for (let i = 0; i < 10; i++) if (b[off + i] !== 0) return false;
+  return b[off + 10] === 0xff && b[off + 11] === 0xff;
+}
+
+/** Address text; v4-mapped IPv6 is shown as IPv4. */
+export function formatAddr(family: number, b: Buffer, off: number): string {
+  if (family === AF_INET) return ipv4(b, off);
+  if (isV4Mapped(b, off)) return ipv4(b, off + 12);
+  return ipv6(b, off);
+}

@@ -1,0 +1,56 @@
+/**
+ * Byte layout of the structs in bpf/events.h, as the TypeScript side reads
+ * them. test/unit/event-layout.test.ts compares every entry here with the BTF
+ * of the compiled object, so a change to the C struct that is not mirrored
+ * here fails the tests instead of silently corrupting records.
+ */
+
+export interface FieldLayout {
+  offset: number;
+  size: number;
+}
+
+export const EVENT_KIND = { TCP_CLOSE: 1 } as const;
+
+export const TCP_CLOSE_EVENT = {
+  name: 'tcp_close_event',
+  size: 120,
+  fields: {
+    kind: { offset: 0, size: 1 },
+    family: { offset: 1, size: 1 },
+    direction: { offset: 2, size: 1 },
+    outcome: { offset: 3, size: 1 },
+    pid: { offset: 4, size: 4 },
+    start_ns: { offset: 8, size: 8 },
+    end_ns: { offset: 16, size: 8 },
+    cgroup_id: { offset: 24, size: 8 },
+    bytes_sent: { offset: 32, size: 8 },
+    bytes_received: { offset: 40, size: 8 },
+    retransmits: { offset: 48, size: 4 },
+    srtt_us: { offset: 52, size: 4 },
+    netns: { offset: 56, size: 4 },
+    lport: { offset: 60, size: 2 },
+    rport: { offset: 62, size: 2 },
+    laddr: { offset: 64, size: 16 },
+    raddr: { offset: 80, size: 16 },
+    owner_source: { offset: 96, size: 1 },
+    sk_err: { offset: 97, size: 1 },
+    pad: { offset: 98, size: 6 },
+    comm: { offset: 104, size: 16 },
+  },
+} as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
+
+/** enum bpfagent_counter, by slot. LOSS_* are records the agent failed to report. */
+export const COUNTER_NAMES = [
+  'lossRingbufFull',
+  'lossSockMapFull',
+  'lossListenMapFull',
+  'untrackedClose',
+  'eventsSubmitted',
+] as const;
+export type CounterName = (typeof COUNTER_NAMES)[number];
+
+/** enum values of bpf/events.h, also checked against BTF. */
+export const DIRECTION = { 1: 'outbound', 2: 'inbound' } as const;
+export const OUTCOME = { 1: 'closed', 2: 'reset', 3: 'refused', 4: 'timeout' } as const;
+export const OWNER_SOURCE = { 0: 'none', 1: 'connect', 2: 'accept', 3: 'listener' } as const;

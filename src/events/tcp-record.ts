@@ -1,0 +1,120 @@
+/**
+ * Decodes ring buffer batches into the records of the output contract
+ * (README "Output contract"). Every record is length- and kind-checked;
+ * whatever cannot be decoded is counted, never thrown.
+ */
+import { AF_INET, AF_INET6, formatAddr, isV4Mapped } from './addr.js';
+import { DIRECTION, EVENT_KIND, OUTCOME, TCP_CLOSE_EVENT } from './layout.js';
+import type { MonotonicClock } from '../util/clock.js';
+
+export interface Endpoint {
+  addr: string;
+  port: number;
+}
+
+export interface LocalEndpoint extends Endpoint {
+  pid: number;
+  comm: string;
+  cgroupId: number;
+  /** network namespace inode */
+  netns: number;
+}
+
+export interface TcpRecord {
+  ts: string;
+  proto: 'tcp';
+  family: 4 | 6;
+  direction: 'outbound' | 'inbound';
+  outcome: 'closed' | 'reset' | 'refused' | 'timeout';
+  local: LocalEndpoint;
+  remote: Endpoint;
+  bytesSent: number;
+  bytesReceived: number;
+  retransmits: number;
+  srttUs: number;
+  durationMs: number;
+}
+
+export interface DecodeStats {
+  records: number;
+  /** frames shorter than their struct or of an unknown kind */
+  decodeErrors: number;
+}
+
+const F = TCP_CLOSE_EVENT.fields;
+
+function u64(b: Buffer, off: number): number {
+  return b.readUInt32LE(off + 4) * 4294967296 + b.readUInt32LE(off);
+}
+
+function cString(b: Buffer, off: number, len: number): string {
+  let end = off;
+  while (end < off + len && b[end] !== 0) end++;
+  return b.toString('utf8', off, end);
+}
+
+/** One tcp_close_event at `off`; the caller has checked the length. */
+export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock): TcpRecord | undefined {
+  const direction = DIRECTION[b[off + F.direction.offset] as keyof typeof DIRECTION];
+  const outcome = OUTCOME[b[off + F.outcome.offset] as keyof typeof OUTCOME];
+  const rawFamily = b[off + F.family.offset];
+  if (!direction || !outcome || (rawFamily !== AF_INET && rawFamily !== AF_INET6)) return undefined;
+  const family = rawFamily === AF_INET || isV4Mapped(b, off + F.raddr.offset) ? 4 : 6;
+  const endMs = clock.toEpochMs(b.readUInt32LE(off + F.end_ns.offset + 4), b.readUInt32LE(off + F.end_ns.offset));
+  const startNs = u64(b, off + F.start_ns.offset);
+  const endNs = u64(b, off + F.end_ns.offset);
+  return {
+    ts: new Date(endMs).toISOString(),
+    proto: 'tcp',
+    family,
+    direction,
+    outcome,
+    local: {
+      addr: formatAddr(rawFamily, b, off + F.laddr.offset),
+      port: b.readUInt16LE(off + F.lport.offset),
+      pid: b.readUInt32LE(off + F.pid.offset),
+      comm: cString(b, off + F.comm.offset, F.comm.size),
+      cgroupId: u64(b, off + F.cgroup_id.offset),
+      netns: b.readUInt32LE(off + F.netns.offset),
+    },
+    remote: {
+      addr: formatAddr(rawFamily, b, off + F.raddr.offset),
+      port: b.readUInt16LE(off + F.rport.offset),
+    },
+    bytesSent: u64(b, off + F.bytes_sent.offset),
+    bytesReceived: u64(b, off + F.bytes_received.offset),
+    retransmits: b.readUInt32LE(off + F.retransmits.offset),
+    srttUs: b.readUInt32LE(off + F.srtt_us.offset),
+    // µs precision; start and end are both monotonic ns
+    durationMs: endNs > startNs ? Math.round((endNs - startNs) / 1e3) / 1e3 : 0,
+  };
+}
+
+/** Walk a native batch of `[u32 length][record]` frames. */
+export function decodeBatch(
+  batch: Buffer,
+  clock: MonotonicClock,
+  stats: DecodeStats,
+  emit: (r: TcpRecord) => void,
+): void {
+  let off = 0;
+  while (off + 4 <= batch.length) {
+    const len = batch.readUInt32LE(off);
+    const start = off + 4;
+    off = start + len;
+    if (off > batch.length || len < 1) {
+      stats.decodeErrors++;
+      break;
+    }
+    const kind = batch[start];
+    if (kind === EVENT_KIND.TCP_CLOSE && len >= TCP_CLOSE_EVENT.size) {
+      const rec = decodeTcpClose(batch, start, clock);
+      if (rec) {
+        stats.records++;
+        emit(rec);
+        continue;
+      }
+    }
+    stats.decodeErrors++;
+  }
+}
