@@ -35,6 +35,7 @@
 #define ECONNREFUSED 111
 #define ECONNRESET 104
 #define EPIPE 32
+#define ETIMEDOUT 110
 
 /* Set by user space before load (const volatile: the verifier sees constants). */
 const volatile __u64 wakeup_bytes = 256 * 1024; /* wake the reader when this much is queued */
@@ -163,7 +164,15 @@ static __always_inline void track(const struct sock *sk, __u8 direction, __u8 fl
 		count(BPFAGENT_LOSS_SOCK_MAP_FULL);
 }
 
-static __always_inline __u8 outcome_of(const struct sock_info *info, int sk_err)
+/*
+ * How a connection ended, from what was seen and the state it closed from.
+ * An orderly close reaches TCP_CLOSE from LAST_ACK (passive closer) or from
+ * FIN_WAIT2/CLOSING/TIME_WAIT (active closer, via tcp_time_wait). Straight
+ * from ESTABLISHED, CLOSE_WAIT or FIN_WAIT1 it is an abort: close() with
+ * SO_LINGER 0 or unread data sets TCP_CLOSE *before* tcp_send_active_reset(),
+ * so the RST-sent tracepoint comes too late to be seen here.
+ */
+static __always_inline __u8 outcome_of(const struct sock_info *info, int sk_err, int oldstate)
 {
 	if (!(info->flags & SOCK_F_ESTABLISHED)) {
 		/* connect() never completed */
@@ -173,7 +182,11 @@ static __always_inline __u8 outcome_of(const struct sock_info *info, int sk_err)
 	}
 	if (info->flags & (SOCK_F_RST_SENT | SOCK_F_RST_RECEIVED))
 		return BPFAGENT_OUTCOME_RESET;
+	if (sk_err == ETIMEDOUT)
+		return BPFAGENT_OUTCOME_TIMEOUT; /* retransmissions or keepalives went unanswered */
 	if (sk_err == ECONNRESET || sk_err == EPIPE)
+		return BPFAGENT_OUTCOME_RESET;
+	if (oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT || oldstate == TCP_FIN_WAIT1)
 		return BPFAGENT_OUTCOME_RESET;
 	return BPFAGENT_OUTCOME_CLOSED;
 }
@@ -204,7 +217,7 @@ static __always_inline void payload_bytes(const struct sock *sk, const struct so
 	*received = rcvd;
 }
 
-static __always_inline void emit_close(const struct sock *sk, struct sock_info *info)
+static __always_inline void emit_close(const struct sock *sk, struct sock_info *info, int oldstate)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	struct tcp_close_event *e;
@@ -220,7 +233,7 @@ static __always_inline void emit_close(const struct sock *sk, struct sock_info *
 	e->kind = BPFAGENT_EVENT_TCP_CLOSE;
 	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	e->direction = info->direction;
-	e->outcome = outcome_of(info, sk_err);
+	e->outcome = outcome_of(info, sk_err, oldstate);
 	e->pid = info->owner.pid;
 	e->start_ns = info->start_ns;
 	e->end_ns = bpf_ktime_get_ns();
@@ -313,7 +326,7 @@ static __always_inline int on_state_change(const struct sock *sk, int oldstate, 
 				count(BPFAGENT_STAT_UNTRACKED_CLOSE);
 			return 0;
 		}
-		emit_close(sk, info);
+		emit_close(sk, info, oldstate);
 		bpf_map_delete_elem(&socks, &key);
 		return 0;
 	}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install everything bpfagent needs on Debian 12 (as root), then build it:
+# system packages, npm dependencies, the native addon and the BPF objects.
+#   bash scripts/install.sh          what the agent needs
+#   bash scripts/install.sh --test   plus what the tests and benchmarks need
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(clang-16 llvm-16 libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool make g++ python3)
+if [ "${1:-}" = "--test" ]; then
+  # iproute2: test hosts in network namespaces; util-linux: setpriv (dropping
+  # capabilities); libbpf-tools: the peer tools benchmarked against.
+  pkgs+=(iproute2 util-linux libbpf-tools gcc)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install: apt-get install ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v node >/dev/null || { echo "install: Node.js 20 or newer is required (node not found)" >&2; exit 1; }
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+  { echo "install: Node.js 20 or newer is required (found $(node --version))" >&2; exit 1; }
+
+# npm ci runs the package's install script (node-gyp: native addon;
+# scripts/build-bpf.sh: vmlinux.h from this kernel's BTF, CO-RE objects)
+# and prepare (tsc).
+npm ci --no-audit --no-fund

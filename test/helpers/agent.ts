@@ -1,0 +1,74 @@
+/** Runs `bpfagent trace --json` for a test and collects its records. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { AGENT_JS } from './processes.js';
+import type { TcpRecord } from '../../src/events/tcp-record.js';
+
+export interface AgentExit {
+  code: number | null;
+  stderr: string;
+  summary: Record<string, unknown> | undefined;
+}
+
+export class TraceAgent {
+  readonly child: ChildProcess;
+  readonly records: TcpRecord[] = [];
+  /** ms timestamp at which each record arrived, parallel to `records` */
+  readonly arrivals: number[] = [];
+  stderr = '';
+  readonly ready: Promise<Record<string, unknown>>;
+  private readonly exited: Promise<number | null>;
+  private waiters: Array<() => void> = [];
+
+  constructor(args: string[] = []) {
+    this.child = spawn(process.execPath, [AGENT_JS, 'trace', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      this.records.push(JSON.parse(line) as TcpRecord);
+      this.arrivals.push(Date.now());
+      for (const w of this.waiters.splice(0)) w();
+    });
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+    this.ready = new Promise((resolve, reject) => {
+      this.child.stderr!.on('data', (d: Buffer) => {
+        const before = this.stderr.length;
+        this.stderr += d.toString();
+        for (const line of this.stderr.slice(before > 0 ? this.stderr.lastIndexOf('\n', before) + 1 : 0).split('\n')) {
+          if (line.includes('ready')) {
+            try {
+              resolve(JSON.parse(line) as Record<string, unknown>);
+            } catch {
+              // partial line; the next chunk completes it
+            }
+          }
+        }
+      });
+      void this.exited.then((code) => reject(new Error(`agent exited (${code}) before ready:\n${this.stderr}`)));
+    });
+  }
+
+  /** Records matching `pred`, waiting until at least `n` exist. */
+  async waitFor(pred: (r: TcpRecord) => boolean, n = 1, timeoutMs = 10_000): Promise<TcpRecord[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.records.filter(pred);
+      if (found.length >= n) return found;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`expected ${n} matching records within ${timeoutMs} ms, got ${found.length}:\n${JSON.stringify(found, null, 1)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** SIGINT (or another signal), then the exit code, stderr and the parsed summary line. */
+  async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<AgentExit> {
+    if (this.child.exitCode === null) this.child.kill(signal);
+    const code = await this.exited;
+    const summaryLine = this.stderr.split('\n').find((l) => l.includes('"summary:'));
+    return { code, stderr: this.stderr, summary: summaryLine ? (JSON.parse(summaryLine) as Record<string, unknown>) : undefined };
+  }
+}

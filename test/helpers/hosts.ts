@@ -1,0 +1,96 @@
+/**
+ * Test hosts: network namespaces joined by a veth pair, with IPv4 and IPv6
+ * addresses, made by the test itself and removed afterwards. Also cgroup v2
+ * directories for test "containers".
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmdirSync, statSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+
+export function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export interface Host {
+  /** namespace name, usable with `ip netns exec` */
+  ns: string;
+  ipv4: string;
+  ipv6: string;
+  /** network namespace inode, as the agent reports it */
+  netnsInode: number;
+}
+
+/** Two hosts A and B on one link: 10.<n>.0.1-2/24 and fd00:<n>::1-2/64. */
+export class TestNetwork {
+  readonly a: Host;
+  readonly b: Host;
+
+  constructor(readonly id: number) {
+    const tag = `bpfa${process.pid % 10000}x${id}`;
+    const a = `${tag}a`;
+    const b = `${tag}b`;
+    for (const ns of [a, b]) {
+      sh('ip', ['netns', 'add', ns]);
+      sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+    sh('ip', ['link', 'add', `${tag}va`, 'netns', a, 'type', 'veth', 'peer', 'name', `${tag}vb`, 'netns', b]);
+    const octet = 200 + (id % 50);
+    this.a = this.host(a, `${tag}va`, `10.${octet}.0.1`, `fd00:${octet}::1`);
+    this.b = this.host(b, `${tag}vb`, `10.${octet}.0.2`, `fd00:${octet}::2`);
+  }
+
+  private host(ns: string, dev: string, ipv4: string, ipv6: string): Host {
+    sh('ip', ['-n', ns, 'addr', 'add', `${ipv4}/24`, 'dev', dev]);
+    sh('ip', ['-n', ns, '-6', 'addr', 'add', `${ipv6}/64`, 'dev', dev, 'nodad']);
+    sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+    return { ns, ipv4, ipv6, netnsInode: statSync(`/run/netns/${ns}`).ino };
+  }
+
+  /** Run a command inside a host's namespace and return its output. */
+  exec(host: Host, cmd: string[]): string {
+    return sh('ip', ['netns', 'exec', host.ns, ...cmd]);
+  }
+
+  destroy(): void {
+    for (const ns of [this.a.ns, this.b.ns]) {
+      try {
+        sh('ip', ['netns', 'del', ns]);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+export const CGROUP2_ROOT = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup'].find((d) =>
+  existsSync(`${d}/cgroup.procs`) && existsSync(`${d}/cgroup.controllers`),
+);
+
+/** A cgroup v2 directory; `id` is its inode, which is the kernel's cgroup id. */
+export class TestCgroup {
+  readonly path: string;
+  readonly id: number;
+
+  constructor(name: string) {
+    if (!CGROUP2_ROOT) throw new Error('no cgroup v2 hierarchy mounted (looked at /sys/fs/cgroup/unified and /sys/fs/cgroup)');
+    this.path = `${CGROUP2_ROOT}/bpfagent-test-${process.pid}-${name}`;
+    mkdirSync(this.path, { recursive: true });
+    this.id = Number(statSync(this.path, { bigint: true }).ino);
+  }
+
+  destroy(): void {
+    // move stragglers out first, or rmdir fails with EBUSY
+    const procs = readFileSync(`${this.path}/cgroup.procs`, 'utf8').split('\n').filter(Boolean);
+    for (const p of procs) {
+      try {
+        writeFileSync(`${CGROUP2_ROOT}/cgroup.procs`, p);
+      } catch {
+        // exited meanwhile
+      }
+    }
+    try {
+      rmdirSync(this.path);
+    } catch {
+      // busy: left for the next run; harmless
+    }
+  }
+}

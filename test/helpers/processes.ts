@@ -1,0 +1,83 @@
+/**
+ * Spawning test processes with a chosen command name (comm): a symlink to the
+ * node binary named after the role, since the kernel takes comm from the
+ * executed file's name.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, symlinkSync, existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const PEER_JS = path.join(REPO_ROOT, 'dist/test/helpers/peer.js');
+export const AGENT_JS = path.join(REPO_ROOT, 'bin/bpfagent.js');
+
+const binDir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-bin-'));
+
+/** Path to the node binary under another name (<= 15 chars to survive comm truncation). */
+export function nodeAs(comm: string): string {
+  if (comm.length > 15) throw new Error(`comm ${comm} longer than 15 characters`);
+  const p = path.join(binDir, comm);
+  if (!existsSync(p)) symlinkSync(process.execPath, p);
+  return p;
+}
+
+export interface PeerEvent {
+  event: string;
+  pid: number;
+  [k: string]: unknown;
+}
+
+/** A running peer.js; `events` fills with its JSON lines. */
+export class Peer {
+  readonly child: ChildProcess;
+  readonly events: PeerEvent[] = [];
+  readonly exited: Promise<number | null>;
+  private waiters: Array<() => void> = [];
+
+  /**
+   * `cgroup`: a cgroup v2 directory the process runs in from its first
+   * instruction. A shell joins it, then execs (same pid) into `ip netns exec`,
+   * because inside the namespace /sys is remounted and the cgroup tree is gone.
+   */
+  constructor(comm: string, args: string[], where: { netns?: string; cgroup?: string } = {}) {
+    let cmd = [nodeAs(comm), PEER_JS, ...args];
+    if (where.netns) cmd = ['ip', 'netns', 'exec', where.netns, ...cmd];
+    if (where.cgroup) cmd = ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', where.cgroup, ...cmd];
+    this.child = spawn(cmd[0]!, cmd.slice(1));
+    this.child.stderr!.on('data', (d: Buffer) => process.stderr.write(`[${comm}] ${d}`));
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      this.events.push(JSON.parse(line) as PeerEvent);
+      for (const w of this.waiters.splice(0)) w();
+    });
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Wait for an event of that name (or one matching `pred`). */
+  async waitFor(name: string, timeoutMs = 10_000, pred: (e: PeerEvent) => boolean = () => true): Promise<PeerEvent> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.events.find((e) => e.event === name && pred(e));
+      if (found) return found;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`peer ${this.pid}: no '${name}' event within ${timeoutMs} ms; saw ${JSON.stringify(this.events)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+}
