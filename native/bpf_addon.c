@@ -92,6 +92,7 @@ static void throw_errno(napi_env env, int err, const char *fmt, ...)
 {
 	char msg[5120];
 	char what[512];
+	char errbuf[256];
 	va_list ap;
 	napi_value error, code_v, msg_v, errno_v;
 
@@ -104,10 +105,13 @@ static void throw_errno(napi_env env, int err, const char *fmt, ...)
 	/* trim trailing newline of libbpf's messages */
 	while (libbpf_log_len > 0 && libbpf_log[libbpf_log_len - 1] == '\n')
 		libbpf_log[--libbpf_log_len] = 0;
+	/* libbpf_strerror knows libbpf's own codes (>= 4000) as well as errno */
+	if (libbpf_strerror(err, errbuf, sizeof(errbuf)))
+		snprintf(errbuf, sizeof(errbuf), "%s", strerror(err));
 	if (libbpf_log_len)
-		snprintf(msg, sizeof(msg), "%s: %s\n%s", what, strerror(err), libbpf_log);
+		snprintf(msg, sizeof(msg), "%s: %s\n%s", what, errbuf, libbpf_log);
 	else
-		snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err));
+		snprintf(msg, sizeof(msg), "%s: %s", what, errbuf);
 	pthread_mutex_unlock(&log_lock);
 	napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code_v);
 	napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_v);
@@ -410,7 +414,7 @@ static napi_value js_set_global(napi_env env, napi_callback_info info)
 					    name, val_len, vs->size);
 				return NULL;
 			}
-			data = bpf_map__initial_value(m, &data_len);
+			data = (char *)bpf_map__initial_value(m, &data_len); /* writable until load */
 			if (!data || vs->offset + vs->size > data_len) {
 				throw_errno(env, EINVAL, "set global %s: .rodata not writable", name);
 				return NULL;

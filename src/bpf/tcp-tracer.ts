@@ -3,7 +3,7 @@
  * supports (tp_btf, then raw_tp, then classic tracepoints), sizes the maps,
  * attaches, and streams ring buffer batches to a callback.
  */
-import type { BpfNative, ObjectHandle, RingHandle } from './native.js';
+import type { BpfNative, LinkHandle, ObjectHandle, RingHandle } from './native.js';
 import { isNativeError } from './native.js';
 import type { KernelFeatures } from './features.js';
 import { EnvironmentError } from '../util/errors.js';
@@ -46,6 +46,7 @@ function permissionHint(e: unknown): string {
 
 export class TcpTracer {
   private ring: RingHandle | undefined;
+  private links: LinkHandle[] = [];
   private ended: Promise<void>;
   private resolveEnded: () => void = () => {};
   private closed = false;
@@ -95,7 +96,7 @@ export class TcpTracer {
       }
       const tracer = new TcpTracer(native, obj, mode, programs);
       try {
-        for (const p of programs) native.attach(obj, p);
+        for (const p of programs) tracer.links.push(native.attach(obj, p));
         tracer.ring = native.ringOpen(
           obj,
           'events',
@@ -111,7 +112,11 @@ export class TcpTracer {
       }
       return tracer;
     }
-    throw new EnvironmentError(`no way to attach the TCP probes on this kernel: ${failures.join('; ')}`);
+    const btf = opts.btfPath ? ` with kernel BTF ${opts.btfPath}` : '';
+    const reasons = new Set(failures.map((f) => f.slice(f.indexOf(': ') + 2)));
+    throw new EnvironmentError(
+      `no way to attach the TCP probes on this kernel${btf}: ${reasons.size === 1 ? [...reasons][0] : failures.join('; ')}`,
+    );
   }
 
   /** Kernel-side counters summed over CPUs. */
@@ -130,9 +135,13 @@ export class TcpTracer {
     return out;
   }
 
-  /** Stop reading after delivering everything the kernel queued; probes stay attached until close(). */
-  async drain(timeoutMs = 3000): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Detach the probes, deliver everything they queued, and return the final
+   * counters. In that order nothing is produced after the last read, so
+   * records delivered + losses counted account for every connection.
+   */
+  async stop(timeoutMs = 3000): Promise<Record<CounterName, number>> {
+    for (const l of this.links.splice(0)) this.native.detach(l);
     if (this.ring) {
       this.native.ringStop(this.ring);
       let timer: NodeJS.Timeout | undefined;
@@ -140,6 +149,7 @@ export class TcpTracer {
       clearTimeout(timer);
       this.ring = undefined;
     }
+    return this.counters();
   }
 
   /** Detach every probe and free the object. */

@@ -42,7 +42,6 @@ export async function runTrace(opts: TraceOptions, log: Logger): Promise<number>
   const stats: DecodeStats = { records: 0, decodeErrors: 0 };
   const out = process.stdout;
   let outputBroken = false;
-  if (!opts.json) out.write(tableHeader());
   const format = opts.json ? formatJsonLines : formatTableRows;
 
   const pending: TcpRecord[] = [];
@@ -63,6 +62,7 @@ export async function runTrace(opts: TraceOptions, log: Logger): Promise<number>
     onBatch,
     onFallback: (mode, reason) => log.info({ mode, reason }, `attach mode ${mode} passed over`),
   });
+  if (!opts.json) out.write(tableHeader());
   log.info(
     { attach: tracer.mode, programs: tracer.programs, startupMs: Math.round(performance.now()) },
     `ready: TCP probes attached (${tracer.mode})`,
@@ -74,8 +74,7 @@ export async function runTrace(opts: TraceOptions, log: Logger): Promise<number>
       if (stopping) return;
       stopping = true;
       log.info(`stopping (${why})`);
-      await tracer.drain();
-      const counters = tracer.counters();
+      const counters = await tracer.stop();
       tracer.close();
       const lost = counters.lossRingbufFull + counters.lossSockMapFull + stats.decodeErrors;
       log.info(

@@ -1,0 +1,74 @@
+/**
+ * Loss is counted, never silent: overflow the ring buffer (agent stopped
+ * while connections close) and the connection map (more concurrent
+ * connections than it holds), then check the summary accounts for them.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { TraceAgent } from '../helpers/agent.js';
+import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+
+/** A loopback server that holds connections until told, and opens `n` clients to it. */
+async function openConnections(n: number): Promise<{ port: number; closeAll: () => Promise<void> }> {
+  const accepted: net.Socket[] = [];
+  const server = net.createServer((s) => accepted.push(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const clients = await Promise.all(
+    Array.from({ length: n }, () => new Promise<net.Socket>((r) => {
+      const c = net.connect(port, '127.0.0.1', () => r(c));
+    })),
+  );
+  while (accepted.length < n) await new Promise((r) => setTimeout(r, 10));
+  return {
+    port,
+    closeAll: async () => {
+      await Promise.all(clients.map((c) => new Promise<void>((r) => c.end(() => r()))));
+      for (const s of accepted) s.end();
+      await new Promise((r) => server.close(r));
+      await new Promise((r) => setTimeout(r, 300));
+    },
+  };
+}
+
+describe('loss accounting', { skip: KERNEL_SKIP }, () => {
+  test('ring buffer overflow is counted, and everything submitted is delivered', async () => {
+    // 4 KiB holds 32 records; the stopped agent cannot drain it
+    const agent = new TraceAgent(['--ringbuf-size', '4k']);
+    await agent.ready;
+    process.kill(agent.child.pid!, 'SIGSTOP');
+    let port = 0;
+    try {
+      const conns = await openConnections(100);
+      port = conns.port;
+      await conns.closeAll();
+    } finally {
+      process.kill(agent.child.pid!, 'SIGCONT');
+    }
+    const exit = await agent.stop();
+    assert.equal(exit.code, 0, exit.stderr);
+    const s = exit.summary!;
+    const ours = agent.records.filter((r) => r.local.port === port || r.remote.port === port).length;
+    assert.ok((s['lossRingbufFull'] as number) > 0, `expected ring buffer loss, summary ${JSON.stringify(s)}`);
+    assert.ok(ours < 200, `only part of the 200 records fit, got ${ours}`);
+    assert.ok(ours + (s['lossRingbufFull'] as number) >= 200, `records ${ours} + lost ${s['lossRingbufFull']} < 200`);
+    // nothing is lost between kernel and stdout: every submitted record was printed
+    assert.equal(s['records'], s['eventsSubmitted']);
+    assert.equal(agent.records.length, s['records']);
+    assert.match(exit.stderr, /summary: \d+ records; lost [1-9]\d* \(ring buffer full [1-9]/);
+  });
+
+  test('connection map overflow is counted', async () => {
+    const agent = new TraceAgent(['--max-connections', '16']);
+    await agent.ready;
+    const conns = await openConnections(40); // 80 sockets, both ends
+    await conns.closeAll();
+    const exit = await agent.stop();
+    assert.equal(exit.code, 0, exit.stderr);
+    const lost = exit.summary!['lossSockMapFull'] as number;
+    const ours = agent.records.filter((r) => r.local.port === conns.port || r.remote.port === conns.port).length;
+    assert.ok(ours <= 16, `at most 16 tracked at once, got ${ours} records`);
+    assert.ok(ours + lost >= 80, `records ${ours} + untracked ${lost} must cover all 80 sockets`);
+  });
+});
