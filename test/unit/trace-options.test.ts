@@ -1,0 +1,157 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseTraceArgs, TRACE_HELP, type TraceOptions } from '../../src/cli/trace-options.js';
+import { UsageError } from '../../src/util/errors.js';
+
+const DEFAULTS: TraceOptions = {
+  json: false,
+  attach: 'auto',
+  btf: null,
+  maxConnections: 65536,
+  ringbufBytes: 8 * 1024 * 1024,
+  pollMs: 100,
+  debug: false,
+};
+
+function parse(...argv: string[]): TraceOptions {
+  const r = parseTraceArgs(argv);
+  assert.notEqual(r, 'help');
+  return r as TraceOptions;
+}
+
+/** parseTraceArgs(argv) throws a UsageError, exit code 2, one line, naming every string in `mentions`. */
+function rejects(argv: string[], mentions: string[]): UsageError {
+  let caught: unknown;
+  try {
+    parseTraceArgs(argv);
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof UsageError, `${JSON.stringify(argv)} threw ${String(caught)}, expected a UsageError`);
+  assert.equal(caught.exitCode, 2);
+  assert.ok(!caught.message.includes('\n'), `one line: ${JSON.stringify(caught.message)}`);
+  for (const m of mentions) assert.ok(caught.message.includes(m), `${JSON.stringify(caught.message)} should mention ${m}`);
+  return caught;
+}
+
+describe('parseTraceArgs: values', () => {
+  test('defaults', () => {
+    assert.deepEqual(parse(), DEFAULTS);
+  });
+
+  test('--json', () => {
+    assert.deepEqual(parse('--json'), { ...DEFAULTS, json: true });
+  });
+
+  test('--debug', () => {
+    assert.deepEqual(parse('--debug'), { ...DEFAULTS, debug: true });
+  });
+
+  test('--attach each mode, both spellings', () => {
+    for (const mode of ['auto', 'tp_btf', 'raw_tp', 'tracepoint'] as const) {
+      assert.deepEqual(parse('--attach', mode), { ...DEFAULTS, attach: mode });
+      assert.deepEqual(parse(`--attach=${mode}`), { ...DEFAULTS, attach: mode });
+    }
+  });
+
+  test('--btf', () => {
+    assert.deepEqual(parse('--btf', '/tmp/vmlinux.btf'), { ...DEFAULTS, btf: '/tmp/vmlinux.btf' });
+  });
+
+  test('--max-connections, bounds included', () => {
+    assert.equal(parse('--max-connections', '1024').maxConnections, 1024);
+    assert.equal(parse('--max-connections', '16').maxConnections, 16);
+    assert.equal(parse('--max-connections=16777216').maxConnections, 16_777_216);
+  });
+
+  test('--ringbuf-size, bounds included', () => {
+    assert.equal(parse('--ringbuf-size', '16M').ringbufBytes, 16 * 1024 * 1024);
+    assert.equal(parse('--ringbuf-size', '4k').ringbufBytes, 4096);
+    assert.equal(parse('--ringbuf-size', '4096').ringbufBytes, 4096);
+    assert.equal(parse('--ringbuf-size', '1G').ringbufBytes, 1024 ** 3);
+  });
+
+  test('--poll-interval, bounds included, rounded to ms', () => {
+    assert.equal(parse('--poll-interval', '250ms').pollMs, 250);
+    assert.equal(parse('--poll-interval', '1s').pollMs, 1000);
+    assert.equal(parse('--poll-interval', '1ms').pollMs, 1);
+    assert.equal(parse('--poll-interval', '5s').pollMs, 5000);
+    assert.equal(parse('--poll-interval', '1.4ms').pollMs, 1);
+  });
+
+  test('everything at once', () => {
+    assert.deepEqual(
+      parse('--json', '--attach', 'raw_tp', '--btf', '/b', '--max-connections', '100', '--ringbuf-size', '1M', '--poll-interval', '20ms', '--debug'),
+      { json: true, attach: 'raw_tp', btf: '/b', maxConnections: 100, ringbufBytes: 1 << 20, pollMs: 20, debug: true },
+    );
+  });
+
+  test('-h and --help -> help', () => {
+    assert.equal(parseTraceArgs(['-h']), 'help');
+    assert.equal(parseTraceArgs(['--help']), 'help');
+    assert.equal(parseTraceArgs(['--json', '--help']), 'help');
+  });
+
+  test('the help text documents every option', () => {
+    for (const o of ['--json', '--attach', '--btf', '--max-connections', '--ringbuf-size', '--poll-interval', '--debug', '--help'])
+      assert.ok(TRACE_HELP.includes(o), o);
+  });
+});
+
+describe('parseTraceArgs: errors are UsageError, exit code 2, naming option and value', () => {
+  test('unknown flag', () => {
+    rejects(['--nope'], ['--nope', 'bpfagent trace --help']);
+    rejects(['-x'], ['-x', 'bpfagent trace --help']);
+  });
+
+  test('--attach foo', () => {
+    rejects(['--attach', 'foo'], ['--attach', "'foo'", 'tp_btf']);
+  });
+
+  test('--attach without a value', () => {
+    rejects(['--attach'], ['--attach', 'bpfagent trace --help']);
+  });
+
+  test('--btf with an empty value', () => {
+    rejects(['--btf='], ['--btf']);
+  });
+
+  test('--ringbuf-size not a power of two, out of range, malformed', () => {
+    rejects(['--ringbuf-size', '3000'], ['--ringbuf-size', "'3000'"]);
+    rejects(['--ringbuf-size', '1000'], ['--ringbuf-size', "'1000'"]);
+    rejects(['--ringbuf-size', '2k'], ['--ringbuf-size', "'2k'"]);
+    rejects(['--ringbuf-size', '2G'], ['--ringbuf-size', "'2G'"]);
+    rejects(['--ringbuf-size', '8X'], ['--ringbuf-size', "'8X'"]);
+  });
+
+  test('--poll-interval 0ms, 10x, too long, below 1ms', () => {
+    rejects(['--poll-interval', '0ms'], ['--poll-interval', "'0ms'"]);
+    rejects(['--poll-interval', '10x'], ['--poll-interval', "'10x'"]);
+    rejects(['--poll-interval', '6s'], ['--poll-interval', "'6s'"]);
+    rejects(['--poll-interval', '0.5ms'], ['--poll-interval', "'0.5ms'"]);
+  });
+
+  test('--max-connections=-5, too small, too large, not a whole number', () => {
+    rejects(['--max-connections=-5'], ['--max-connections', "'-5'"]);
+    rejects(['--max-connections', '15'], ['--max-connections', "'15'"]);
+    rejects(['--max-connections', '16777217'], ['--max-connections', "'16777217'"]);
+    rejects(['--max-connections', '1e3'], ['--max-connections', "'1e3'"]);
+    rejects(['--max-connections', '100.5'], ['--max-connections', "'100.5'"]);
+  });
+
+  test(
+    '--max-connections -5 (separate argument)',
+    { todo: "src/cli/trace-options.ts: node's three-line 'argument is ambiguous' message is passed through, without the value" },
+    () => {
+      rejects(['--max-connections', '-5'], ['--max-connections', '-5']);
+    },
+  );
+
+  test('a positional argument', () => {
+    rejects(['eth0'], ['eth0']);
+  });
+
+  test('a value given to a boolean flag', () => {
+    rejects(['--json=yes'], ['--json']);
+  });
+});
