@@ -48,6 +48,22 @@ function bad(option: string, value: string, expected: string): UsageError {
   return new UsageError(`trace: invalid ${option} '${value}': expected ${expected}`);
 }
 
+/**
+ * One line from node's parseArgs errors, which name the option
+ * ("Unknown option '--x'") but can span several lines.
+ */
+function describeParseError(e: Error, argv: string[]): string {
+  const first = e.message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '').replace(/\.$/, '');
+  const ambiguous = /^Option '(--[\w-]+)' argument is ambiguous/.exec(first);
+  if (ambiguous) {
+    // "--max-connections -5": the value looks like an option
+    const option = ambiguous[1]!;
+    const value = argv[argv.indexOf(option) + 1] ?? '';
+    return `invalid ${option} '${value}': a value starting with '-' must be written ${option}=${value}`;
+  }
+  return first.charAt(0).toLowerCase() + first.slice(1);
+}
+
 /** Parse `bpfagent trace` arguments; 'help' when help was asked for. */
 export function parseTraceArgs(argv: string[]): TraceOptions | 'help' {
   let parsed;
@@ -68,9 +84,7 @@ export function parseTraceArgs(argv: string[]): TraceOptions | 'help' {
       },
     });
   } catch (e) {
-    // node's messages name the option ("Unknown option '--x'", "Option '--attach <value>' argument missing")
-    const msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
-    throw new UsageError(`trace: ${msg.charAt(0).toLowerCase()}${msg.slice(1)}; see 'bpfagent trace --help'`);
+    throw new UsageError(`trace: ${describeParseError(e as Error, argv)}; see 'bpfagent trace --help'`);
   }
   const v = parsed.values;
   if (v.help) return 'help';

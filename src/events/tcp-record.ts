@@ -102,9 +102,13 @@ export function decodeBatch(
     const len = batch.readUInt32LE(off);
     const start = off + 4;
     off = start + len;
-    if (off > batch.length || len < 1) {
-      stats.decodeErrors++;
-      break;
+    if (off > batch.length) {
+      stats.decodeErrors++; // truncated batch: nothing after this can be framed
+      return;
+    }
+    if (len < 1) {
+      stats.decodeErrors++; // empty frame: skip it, the next one is still framed
+      continue;
     }
     const kind = batch[start];
     if (kind === EVENT_KIND.TCP_CLOSE && len >= TCP_CLOSE_EVENT.size) {
@@ -117,4 +121,5 @@ export function decodeBatch(
     }
     stats.decodeErrors++;
   }
+  if (off < batch.length) stats.decodeErrors++; // trailing bytes too short for a frame header
 }

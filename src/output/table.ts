@@ -1,19 +1,20 @@
 import type { TcpRecord } from '../events/tcp-record.js';
 
 /** Columns of the human-readable trace output: header, width, cell. */
+/** Widths fit the longest value (a full IPv6 endpoint is 47 characters). */
 const COLUMNS: ReadonlyArray<[string, number, (r: TcpRecord) => string]> = [
   ['TIME', 12, (r) => r.ts.slice(11, 23)],
   ['PID', 7, (r) => String(r.local.pid)],
   ['COMM', 15, (r) => r.local.comm],
   ['DIR', 3, (r) => (r.direction === 'outbound' ? 'OUT' : 'IN')],
-  ['LOCAL', 28, (r) => endpoint(r.local.addr, r.local.port)],
-  ['REMOTE', 28, (r) => endpoint(r.remote.addr, r.remote.port)],
+  ['LOCAL', 47, (r) => endpoint(r.local.addr, r.local.port)],
+  ['REMOTE', 47, (r) => endpoint(r.remote.addr, r.remote.port)],
   ['OUTCOME', 7, (r) => r.outcome],
-  ['TX_BYTES', 10, (r) => String(r.bytesSent)],
-  ['RX_BYTES', 10, (r) => String(r.bytesReceived)],
+  ['TX_BYTES', 14, (r) => String(r.bytesSent)],
+  ['RX_BYTES', 14, (r) => String(r.bytesReceived)],
   ['RETR', 4, (r) => String(r.retransmits)],
   ['RTT_US', 7, (r) => String(r.srttUs)],
-  ['MS', 9, (r) => r.durationMs.toFixed(3)],
+  ['MS', 12, (r) => r.durationMs.toFixed(3)],
 ];
 
 const RIGHT_ALIGNED = new Set(['PID', 'TX_BYTES', 'RX_BYTES', 'RETR', 'RTT_US', 'MS']);

@@ -141,7 +141,6 @@ describe('parseTraceArgs: errors are UsageError, exit code 2, naming option and 
 
   test(
     '--max-connections -5 (separate argument)',
-    { todo: "src/cli/trace-options.ts: node's three-line 'argument is ambiguous' message is passed through, without the value" },
     () => {
       rejects(['--max-connections', '-5'], ['--max-connections', '-5']);
     },
