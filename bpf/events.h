@@ -17,6 +17,7 @@
 /* First byte of every ring buffer record: which struct follows. */
 enum bpfagent_event_kind {
 	BPFAGENT_EVENT_TCP_CLOSE = 1,
+	BPFAGENT_EVENT_DNS = 2,
 };
 
 enum bpfagent_direction {
@@ -75,6 +76,75 @@ struct tcp_close_event {
 	__u8 sk_err;          /* socket error at close (errno), 0 if none */
 	__u8 pad[6];
 	char comm[BPFAGENT_COMM_LEN];
+};
+
+/* ---------- net.bpf.c: UDP flows and DNS packets ---------- */
+
+/* Slots of the per-CPU "net_counters" array. */
+enum bpfagent_net_counter {
+	BPFAGENT_NET_LOSS_DNS_RINGBUF_FULL = 0, /* DNS packet not copied: ring buffer full */
+	BPFAGENT_NET_STAT_UDP_INSERTS_0 = 1,    /* new flows in slot 0; minus drained = evicted */
+	BPFAGENT_NET_STAT_UDP_INSERTS_1 = 2,    /* new flows in slot 1 */
+	BPFAGENT_NET_STAT_DNS_EVENTS = 3,       /* DNS packets submitted */
+	BPFAGENT_NET_STAT_DNS_TRUNCATED = 4,    /* DNS payload longer than the capture */
+	BPFAGENT_NET_COUNTER_MAX = 8,
+};
+
+/*
+ * Key of the in-kernel UDP flow tables (udp_flows_0/1): one flow per socket
+ * owner and 5-tuple, seen from the local end.
+ */
+struct udp_flow_key {
+	__u32 netns;  /* network namespace inode */
+	__u32 pid;    /* owner's thread group id, 0 when unknown */
+	__u16 lport;  /* host byte order */
+	__u16 rport;
+	__u8 family;  /* AF_INET or AF_INET6 of the packets */
+	__u8 pad[3];
+	__u8 laddr[16];
+	__u8 raddr[16];
+};
+
+struct udp_flow_value {
+	__u64 packets_sent;
+	__u64 bytes_sent;     /* UDP payload bytes */
+	__u64 packets_received;
+	__u64 bytes_received;
+	__u64 cgroup_id;      /* owner's cgroup v2 id */
+	char comm[BPFAGENT_COMM_LEN];
+};
+
+#define BPFAGENT_DNS_CAPTURE 1536
+
+enum bpfagent_packet_direction {
+	BPFAGENT_PKT_EGRESS = 1,
+	BPFAGENT_PKT_INGRESS = 2,
+};
+
+/*
+ * A DNS message as a client sees it: a query it sent or an answer it
+ * received, over UDP or TCP port 53. `data` holds the UDP payload, or the
+ * TCP payload (with its 2-byte length prefix).
+ */
+struct dns_event {
+	__u8 kind;      /* BPFAGENT_EVENT_DNS */
+	__u8 family;
+	__u8 protocol;  /* IPPROTO_UDP (17) or IPPROTO_TCP (6) */
+	__u8 direction; /* enum bpfagent_packet_direction */
+	__u32 pid;
+	__u64 ts_ns;    /* CLOCK_MONOTONIC */
+	__u64 cgroup_id;
+	__u64 sock;     /* opaque socket identity, pairs queries with answers */
+	__u32 netns;
+	__u16 lport;
+	__u16 rport;
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 payload_len;  /* bytes of payload in the packet */
+	__u16 captured_len; /* bytes of it in data */
+	__u8 pad[4];
+	char comm[BPFAGENT_COMM_LEN];
+	__u8 data[BPFAGENT_DNS_CAPTURE];
 };
 
 #endif /* BPFAGENT_EVENTS_H */

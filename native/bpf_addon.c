@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 /* ---------- libbpf log capture ---------- */
 
@@ -209,6 +211,7 @@ struct object {
 };
 
 static void object_free(napi_env env, void *data, void *hint);
+static int check_loaded(napi_env env, struct object *o, struct bpf_map *m);
 
 static struct object *get_object(napi_env env, napi_value v)
 {
@@ -428,6 +431,28 @@ static napi_value js_set_global(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
+/*
+ * reuseMap(handle, mapName, fromHandle, fromMapName): before load, make a map
+ * of this object the same kernel map as one of an already loaded object
+ * (e.g. share one ring buffer, so records of both keep one order).
+ */
+static napi_value js_reuse_map(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(4);
+	struct object *o = get_object(env, argv[0]);
+	struct object *from = o ? get_object(env, argv[2]) : NULL;
+	struct bpf_map *m, *fm;
+	int err;
+
+	if (!o || !from || !(m = get_map(env, o, argv[1])) || !(fm = get_map(env, from, argv[3])) ||
+	    check_loaded(env, from, fm))
+		return NULL;
+	err = bpf_map__reuse_fd(m, bpf_map__fd(fm));
+	if (err)
+		throw_errno(env, err, "reuse map %s as %s", bpf_map__name(m), bpf_map__name(fm));
+	return make_undefined(env);
+}
+
 /* load(handle) */
 static napi_value js_load(napi_env env, napi_callback_info info)
 {
@@ -471,6 +496,41 @@ static napi_value js_attach(napi_env env, napi_callback_info info)
 	if (!bl) {
 		throw_errno(env, errno, "attach program %s to %s", bpf_program__name(p),
 			    bpf_program__section_name(p));
+		return NULL;
+	}
+	l = calloc(1, sizeof(*l));
+	l->link = bl;
+	l->next = o->links;
+	o->links = l;
+	napi_create_external(env, l, link_free, NULL, &handle);
+	return handle;
+}
+
+/* attachCgroup(handle, progName, cgroupDir) -> link handle */
+static napi_value js_attach_cgroup(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_program *p;
+	struct bpf_link *bl;
+	struct link *l;
+	char dir[1024];
+	napi_value handle;
+	int fd, err;
+
+	if (!o || !(p = get_prog(env, o, argv[1])) || get_string(env, argv[2], dir, sizeof(dir)))
+		return NULL;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		throw_errno(env, errno, "open cgroup %s", dir);
+		return NULL;
+	}
+	log_reset();
+	bl = bpf_program__attach_cgroup(p, fd);
+	err = errno;
+	close(fd); /* the link keeps its own reference */
+	if (!bl) {
+		throw_errno(env, err, "attach program %s to cgroup %s", bpf_program__name(p), dir);
 		return NULL;
 	}
 	l = calloc(1, sizeof(*l));
@@ -1052,8 +1112,10 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "setAutoload", js_set_autoload },
 		{ "setMaxEntries", js_set_max_entries },
 		{ "setGlobal", js_set_global },
+		{ "reuseMap", js_reuse_map },
 		{ "load", js_load },
 		{ "attach", js_attach },
+		{ "attachCgroup", js_attach_cgroup },
 		{ "detach", js_detach },
 		{ "mapLookup", js_map_lookup },
 		{ "mapUpdate", js_map_update },

@@ -41,8 +41,12 @@ export interface BpfNative {
   setAutoload(obj: ObjectHandle, program: string, on: boolean): void;
   setMaxEntries(obj: ObjectHandle, map: string, entries: number): void;
   setGlobal(obj: ObjectHandle, variable: string, value: Buffer): void;
+  /** Before load: make `map` the same kernel map as `fromMap` of a loaded object. */
+  reuseMap(obj: ObjectHandle, map: string, from: ObjectHandle, fromMap: string): void;
   load(obj: ObjectHandle): void;
   attach(obj: ObjectHandle, program: string): LinkHandle;
+  /** Attach a cgroup program (cgroup_skb/*, cgroup/sock_*) to a cgroup v2 directory. */
+  attachCgroup(obj: ObjectHandle, program: string, cgroupDir: string): LinkHandle;
   detach(link: LinkHandle): void;
   mapLookup(obj: ObjectHandle, map: string, key: Buffer): Buffer | null;
   mapUpdate(obj: ObjectHandle, map: string, key: Buffer, value: Buffer): void;

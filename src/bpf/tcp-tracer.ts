@@ -53,7 +53,8 @@ export class TcpTracer {
 
   private constructor(
     private readonly native: BpfNative,
-    private readonly obj: ObjectHandle,
+    /** the loaded object; its `events` ring buffer can be shared (see NetTracer) */
+    readonly obj: ObjectHandle,
     readonly mode: AttachMode,
     readonly programs: readonly string[],
   ) {
@@ -135,21 +136,23 @@ export class TcpTracer {
     return out;
   }
 
-  /**
-   * Detach the probes, deliver everything they queued, and return the final
-   * counters. In that order nothing is produced after the last read, so
-   * records delivered + losses counted account for every connection.
-   */
-  async stop(timeoutMs = 3000): Promise<Record<CounterName, number>> {
+  /** Detach the TCP probes; the ring buffer stays readable. */
+  detach(): void {
     for (const l of this.links.splice(0)) this.native.detach(l);
-    if (this.ring) {
-      this.native.ringStop(this.ring);
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.ended, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
-      clearTimeout(timer);
-      this.ring = undefined;
-    }
-    return this.counters();
+  }
+
+  /**
+   * Deliver everything queued in the ring buffer, then stop reading. Call it
+   * after every producer is detached: then nothing is produced after the last
+   * read, and records delivered + losses counted account for every event.
+   */
+  async drain(timeoutMs = 3000): Promise<void> {
+    if (!this.ring) return;
+    this.native.ringStop(this.ring);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.ended, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    this.ring = undefined;
   }
 
   /** Detach every probe and free the object. */

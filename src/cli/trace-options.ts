@@ -10,13 +10,18 @@ export interface TraceOptions {
   maxConnections: number;
   ringbufBytes: number;
   pollMs: number;
+  /** UDP flow reporting period */
+  intervalMs: number;
+  maxUdpFlows: number;
   debug: boolean;
 }
 
 export const TRACE_HELP = `Usage: bpfagent trace [options]
 
-Print every finished TCP connection and failed attempt on this host, in every
-network namespace, as it ends. Needs root (CAP_BPF and CAP_PERFMON).
+Print every finished TCP connection and failed attempt, every UDP flow (each
+interval) and every DNS lookup on this host, in every network namespace.
+Remote addresses carry the DNS name a local client looked up for them.
+Needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN).
 
 Options:
   --json                  one JSON object per line on stdout (see README, "Output contract")
@@ -26,7 +31,10 @@ Options:
                                                                          (default: 65536)
   --ringbuf-size SIZE     kernel-to-agent ring buffer, a power of two >= 4k, e.g. 8M
                                                                          (default: 8M)
-  --poll-interval DUR     longest delay before a record is printed, e.g. 100ms (default: 100ms)
+  --poll-interval DUR     longest delay before a TCP or DNS record is printed (default: 100ms)
+  --interval DUR          UDP flows are reported each interval in which they had traffic,
+                          with that interval's counts, e.g. 500ms, 1s, 10s     (default: 10s)
+  --max-udp-flows N       UDP flows tracked per interval; evictions are counted (default: 65536)
   --debug                 print libbpf's messages on stderr
   -h, --help              show this help
 
@@ -41,6 +49,8 @@ const DEFAULTS: TraceOptions = {
   maxConnections: 65536,
   ringbufBytes: 8 * 1024 * 1024,
   pollMs: 100,
+  intervalMs: 10_000,
+  maxUdpFlows: 65536,
   debug: false,
 };
 
@@ -64,6 +74,13 @@ function describeParseError(e: Error, argv: string[]): string {
   return first.charAt(0).toLowerCase() + first.slice(1);
 }
 
+/** A table size: a whole number from 16 to 16M. */
+function count(option: string, s: string): number {
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || n < 16 || n > 16_777_216) throw bad(option, s, 'a whole number from 16 to 16777216');
+  return n;
+}
+
 /** Parse `bpfagent trace` arguments; 'help' when help was asked for. */
 export function parseTraceArgs(argv: string[]): TraceOptions | 'help' {
   let parsed;
@@ -79,6 +96,8 @@ export function parseTraceArgs(argv: string[]): TraceOptions | 'help' {
         'max-connections': { type: 'string' },
         'ringbuf-size': { type: 'string' },
         'poll-interval': { type: 'string' },
+        interval: { type: 'string' },
+        'max-udp-flows': { type: 'string' },
         debug: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -99,11 +118,13 @@ export function parseTraceArgs(argv: string[]): TraceOptions | 'help' {
     if (!v.btf) throw bad('--btf', v.btf, 'a file path');
     opts.btf = v.btf;
   }
-  if (v['max-connections'] !== undefined) {
-    const s = v['max-connections'];
-    const n = Number(s);
-    if (!/^\d+$/.test(s) || n < 16 || n > 16_777_216) throw bad('--max-connections', s, 'a whole number from 16 to 16777216');
-    opts.maxConnections = n;
+  if (v['max-connections'] !== undefined) opts.maxConnections = count('--max-connections', v['max-connections']);
+  if (v['max-udp-flows'] !== undefined) opts.maxUdpFlows = count('--max-udp-flows', v['max-udp-flows']);
+  if (v.interval !== undefined) {
+    const s = v.interval;
+    const n = parseDurationMs(s);
+    if (n === undefined || n < 100 || n > 3_600_000) throw bad('--interval', s, 'a duration from 100ms to 1h, such as 10s');
+    opts.intervalMs = Math.round(n);
   }
   if (v['ringbuf-size'] !== undefined) {
     const s = v['ringbuf-size'];

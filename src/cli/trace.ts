@@ -1,16 +1,22 @@
 /**
- * `bpfagent trace`: attach the TCP probes and print one record per finished
- * connection. stdout carries records only; logs go to stderr.
+ * `bpfagent trace`: attach the probes and print one record per finished TCP
+ * connection, per UDP flow and interval, and per DNS lookup. stdout carries
+ * records only; logs go to stderr.
  */
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { findCgroup2Root } from '../bpf/cgroup-root.js';
 import { ensureTracefs, probeKernelFeatures, requireBaseFeatures } from '../bpf/features.js';
 import { loadNative, PROJECT_ROOT, type BpfNative } from '../bpf/native.js';
+import { NetTracer, type UdpDrain } from '../bpf/net-tracer.js';
 import { TcpTracer } from '../bpf/tcp-tracer.js';
-import { decodeBatch, type DecodeStats, type TcpRecord } from '../events/tcp-record.js';
-import { formatJsonLines } from '../output/jsonl.js';
-import { formatTableRows, tableHeader } from '../output/table.js';
+import { decodeBatch, type DecodeStats, type RecordSink } from '../events/tcp-record.js';
+import { decodeUdpFlows } from '../events/udp-flow.js';
+import { DnsNameCache } from '../enrich/dns-cache.js';
+import { DnsTracker } from '../enrich/dns-tracker.js';
+import { nameRemote } from '../enrich/remote-names.js';
+import { RecordWriter } from '../output/writer.js';
 import { effectiveCapabilities, missingTracingCapabilities } from '../util/capabilities.js';
 import { MonotonicClock } from '../util/clock.js';
 import { EnvironmentError } from '../util/errors.js';
@@ -18,6 +24,7 @@ import type { TraceOptions } from './trace-options.js';
 
 export const DEFAULT_BTF = '/sys/kernel/btf/vmlinux';
 export const TCP_OBJECT = path.join(PROJECT_ROOT, 'build-bpf/tcp.bpf.o');
+export const NET_OBJECT = path.join(PROJECT_ROOT, 'build-bpf/net.bpf.o');
 
 /** Fail early, in one line, when privileges are short. */
 export function checkPrivileges(): void {
@@ -26,6 +33,28 @@ export function checkPrivileges(): void {
     throw new EnvironmentError(
       `missing capabilities ${missing.join(', ')}: run as root, or grant them (setcap cap_bpf,cap_perfmon+ep on the node binary)`,
     );
+}
+
+/** UDP and DNS are an addition: without cgroup v2 or a recent kernel, TCP tracing goes on alone. */
+function startNetTracer(native: BpfNative, tcp: TcpTracer, opts: TraceOptions, log: Logger): NetTracer | undefined {
+  const cgroupRoot = findCgroup2Root();
+  if (!cgroupRoot) {
+    log.warn('cgroup v2 is not mounted (mount -t cgroup2 none /sys/fs/cgroup/unified): UDP flows and DNS are off');
+    return undefined;
+  }
+  try {
+    return NetTracer.start(native, {
+      objectPath: NET_OBJECT,
+      btfPath: opts.btf,
+      cgroupRoot,
+      maxUdpFlows: opts.maxUdpFlows,
+      ring: { obj: tcp.obj, map: 'events', bytes: opts.ringbufBytes },
+    });
+  } catch (e) {
+    if (!(e instanceof EnvironmentError)) throw e;
+    log.warn(`${e.message}: UDP flows and DNS are off`);
+    return undefined;
+  }
 }
 
 export async function runTrace(opts: TraceOptions, log: Logger): Promise<number> {
@@ -39,34 +68,61 @@ export async function runTrace(opts: TraceOptions, log: Logger): Promise<number>
     log.warn(`${features.acceptTracepoints.reason}: accepted connections are attributed to the listening process`);
 
   const clock = new MonotonicClock();
-  const stats: DecodeStats = { records: 0, decodeErrors: 0 };
-  const out = process.stdout;
-  let outputBroken = false;
-  const format = opts.json ? formatJsonLines : formatTableRows;
-
-  const pending: TcpRecord[] = [];
-  const onBatch = (batch: Buffer): void => {
-    decodeBatch(batch, clock, stats, (r) => pending.push(r));
-    if (!pending.length || outputBroken) return;
-    out.write(format(pending));
-    pending.length = 0;
+  const stats: DecodeStats = { records: 0, dnsPackets: 0, decodeErrors: 0 };
+  const writer = new RecordWriter(process.stdout, opts.json);
+  const names = new DnsNameCache();
+  const dns = new DnsTracker(names, (r) => writer.add(r));
+  const sink: RecordSink = {
+    tcp: (r) => {
+      nameRemote(r, names);
+      writer.add(r);
+    },
+    dns: (p) => dns.handle(p),
   };
 
-  const tracer = TcpTracer.start(native, features, {
+  const tcp = TcpTracer.start(native, features, {
     objectPath: TCP_OBJECT,
     btfPath: opts.btf,
     mode: opts.attach,
     maxConnections: opts.maxConnections,
     ringbufBytes: opts.ringbufBytes,
     pollMs: opts.pollMs,
-    onBatch,
+    onBatch: (batch) => {
+      decodeBatch(batch, clock, stats, sink);
+      writer.flush();
+    },
     onFallback: (mode, reason) => log.info({ mode, reason }, `attach mode ${mode} passed over`),
   });
-  if (!opts.json) out.write(tableHeader());
+  const net = startNetTracer(native, tcp, opts, log);
+  writer.header();
   log.info(
-    { attach: tracer.mode, programs: tracer.programs, startupMs: Math.round(performance.now()) },
-    `ready: TCP probes attached (${tracer.mode})`,
+    { attach: tcp.mode, programs: tcp.programs, udp: !!net, dns: !!net, startupMs: Math.round(performance.now()) },
+    `ready: probes attached (TCP via ${tcp.mode}${net ? '; UDP and DNS via cgroup programs' : ''})`,
   );
+
+  let udpRecords = 0;
+  let lastCollect = Date.now();
+  const emitUdp = (drains: UdpDrain[]): void => {
+    const now = Date.now();
+    for (const d of drains) {
+      for (const r of decodeUdpFlows(d.dump, now, now - lastCollect)) {
+        nameRemote(r, names);
+        writer.add(r);
+        udpRecords++;
+      }
+    }
+    lastCollect = now;
+  };
+  // One collection at a time; stop() waits for the one in progress.
+  let collecting: Promise<void> = Promise.resolve();
+  const tick = setInterval(() => {
+    collecting = collecting.then(async () => {
+      if (net) emitUdp([await net.collectUdp()]);
+      dns.sweep(Date.now());
+      names.sweep(Date.now());
+      writer.flush();
+    });
+  }, opts.intervalMs);
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -74,22 +130,54 @@ export async function runTrace(opts: TraceOptions, log: Logger): Promise<number>
       if (stopping) return;
       stopping = true;
       log.info(`stopping (${why})`);
-      const counters = await tracer.stop();
-      tracer.close();
-      const lost = counters.lossRingbufFull + counters.lossSockMapFull + stats.decodeErrors;
+      clearInterval(tick);
+      await collecting;
+      // every producer off first, then drain: what follows is complete
+      tcp.detach();
+      net?.detach();
+      await tcp.drain();
+      if (net) emitUdp(net.drainAll());
+      dns.flush(Date.now());
+      writer.flush();
+      const counters = tcp.counters();
+      const netCounters = net?.counters();
+      const udpEvicted = net?.evictedTotal ?? 0;
+      tcp.close();
+      net?.close();
+      const lost =
+        counters.lossRingbufFull + counters.lossSockMapFull + stats.decodeErrors + udpEvicted +
+        (netCounters?.lossDnsRingbufFull ?? 0);
       log.info(
-        { records: stats.records, decodeErrors: stats.decodeErrors, ...counters },
-        `summary: ${stats.records} records; lost ${lost} (ring buffer full ${counters.lossRingbufFull}, ` +
-          `connection map full ${counters.lossSockMapFull}, undecodable ${stats.decodeErrors}); ` +
+        {
+          records: stats.records,
+          decodeErrors: stats.decodeErrors,
+          ...counters,
+          udpRecords,
+          udpEvicted,
+          dnsPackets: stats.dnsPackets,
+          dnsLookups: dns.stats.lookups,
+          dnsMalformed: dns.stats.malformed,
+          dnsUnmatchedAnswers: dns.stats.unmatchedAnswers,
+          dnsPendingDropped: dns.stats.pendingDropped,
+          lossDnsRingbufFull: netCounters?.lossDnsRingbufFull ?? 0,
+          dnsTruncated: netCounters?.dnsTruncated ?? 0,
+          dnsEventsSubmitted: netCounters?.dnsEventsSubmitted ?? 0,
+          nameCacheSize: names.size,
+          nameCacheEvictions: names.evictions,
+        },
+        `summary: ${stats.records} TCP records, ${udpRecords} UDP records, ${dns.stats.lookups} DNS lookups; ` +
+          `lost ${lost} (ring buffer full ${counters.lossRingbufFull}, connection map full ${counters.lossSockMapFull}, ` +
+          `UDP flows evicted ${udpEvicted}, DNS ring buffer full ${netCounters?.lossDnsRingbufFull ?? 0}, ` +
+          `undecodable ${stats.decodeErrors}); ${dns.stats.malformed} malformed DNS packets skipped; ` +
           `${counters.untrackedClose} connections opened before start not reported`,
       );
       resolve(0);
     };
     process.once('SIGINT', () => void stop('SIGINT'));
     process.once('SIGTERM', () => void stop('SIGTERM'));
-    out.on('error', (e: NodeJS.ErrnoException) => {
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
       // the reader went away (EPIPE): stop quietly instead of crashing
-      outputBroken = true;
+      writer.markBroken();
       void stop(`stdout ${e.code ?? e.message}`);
     });
   });

@@ -10,7 +10,7 @@ export interface FieldLayout {
   size: number;
 }
 
-export const EVENT_KIND = { TCP_CLOSE: 1 } as const;
+export const EVENT_KIND = { TCP_CLOSE: 1, DNS: 2 } as const;
 
 export const TCP_CLOSE_EVENT = {
   name: 'tcp_close_event',
@@ -54,3 +54,74 @@ export type CounterName = (typeof COUNTER_NAMES)[number];
 export const DIRECTION = { 1: 'outbound', 2: 'inbound' } as const;
 export const OUTCOME = { 1: 'closed', 2: 'reset', 3: 'refused', 4: 'timeout' } as const;
 export const OWNER_SOURCE = { 0: 'none', 1: 'connect', 2: 'accept', 3: 'listener' } as const;
+
+/** struct udp_flow_key: key of the in-kernel UDP flow tables. */
+export const UDP_FLOW_KEY = {
+  name: 'udp_flow_key',
+  size: 48,
+  fields: {
+    netns: { offset: 0, size: 4 },
+    pid: { offset: 4, size: 4 },
+    lport: { offset: 8, size: 2 },
+    rport: { offset: 10, size: 2 },
+    family: { offset: 12, size: 1 },
+    pad: { offset: 13, size: 3 },
+    laddr: { offset: 16, size: 16 },
+    raddr: { offset: 32, size: 16 },
+  },
+} as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
+
+/** struct udp_flow_value: counters of one UDP flow. */
+export const UDP_FLOW_VALUE = {
+  name: 'udp_flow_value',
+  size: 56,
+  fields: {
+    packets_sent: { offset: 0, size: 8 },
+    bytes_sent: { offset: 8, size: 8 },
+    packets_received: { offset: 16, size: 8 },
+    bytes_received: { offset: 24, size: 8 },
+    cgroup_id: { offset: 32, size: 8 },
+    comm: { offset: 40, size: 16 },
+  },
+} as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
+
+/** struct dns_event: a DNS message a local client sent or received. */
+export const DNS_EVENT = {
+  name: 'dns_event',
+  size: 1632,
+  fields: {
+    kind: { offset: 0, size: 1 },
+    family: { offset: 1, size: 1 },
+    protocol: { offset: 2, size: 1 },
+    direction: { offset: 3, size: 1 },
+    pid: { offset: 4, size: 4 },
+    ts_ns: { offset: 8, size: 8 },
+    cgroup_id: { offset: 16, size: 8 },
+    sock: { offset: 24, size: 8 },
+    netns: { offset: 32, size: 4 },
+    lport: { offset: 36, size: 2 },
+    rport: { offset: 38, size: 2 },
+    laddr: { offset: 40, size: 16 },
+    raddr: { offset: 56, size: 16 },
+    payload_len: { offset: 72, size: 2 },
+    captured_len: { offset: 74, size: 2 },
+    pad: { offset: 76, size: 4 },
+    comm: { offset: 80, size: 16 },
+    data: { offset: 96, size: 1536 },
+  },
+} as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
+
+/** Every struct the decoders read, for the BTF layout test. */
+export const STRUCT_LAYOUTS = [TCP_CLOSE_EVENT, UDP_FLOW_KEY, UDP_FLOW_VALUE, DNS_EVENT] as const;
+
+/** enum bpfagent_net_counter, by slot. */
+export const NET_COUNTER_NAMES = [
+  'lossDnsRingbufFull',
+  'udpInserts0',
+  'udpInserts1',
+  'dnsEventsSubmitted',
+  'dnsTruncated',
+] as const;
+export type NetCounterName = (typeof NET_COUNTER_NAMES)[number];
+
+export const PACKET_DIRECTION = { EGRESS: 1, INGRESS: 2 } as const;

@@ -4,54 +4,24 @@
  * whatever cannot be decoded is counted, never thrown.
  */
 import { AF_INET, AF_INET6, formatAddr, isV4Mapped } from './addr.js';
-import { DIRECTION, EVENT_KIND, OUTCOME, TCP_CLOSE_EVENT } from './layout.js';
+import { DIRECTION, DNS_EVENT, EVENT_KIND, OUTCOME, TCP_CLOSE_EVENT } from './layout.js';
+import { decodeDnsEvent, type DnsPacket } from './dns-event.js';
 import type { MonotonicClock } from '../util/clock.js';
+import type { TcpRecord } from './records.js';
+import { cString, u64 } from './read.js';
 
-export interface Endpoint {
-  addr: string;
-  port: number;
-}
-
-export interface LocalEndpoint extends Endpoint {
-  pid: number;
-  comm: string;
-  cgroupId: number;
-  /** network namespace inode */
-  netns: number;
-}
-
-export interface TcpRecord {
-  ts: string;
-  proto: 'tcp';
-  family: 4 | 6;
-  direction: 'outbound' | 'inbound';
-  outcome: 'closed' | 'reset' | 'refused' | 'timeout';
-  local: LocalEndpoint;
-  remote: Endpoint;
-  bytesSent: number;
-  bytesReceived: number;
-  retransmits: number;
-  srttUs: number;
-  durationMs: number;
-}
+export type { TcpRecord, LocalEndpoint, Endpoint } from './records.js';
 
 export interface DecodeStats {
+  /** TCP records decoded */
   records: number;
+  /** DNS packets decoded */
+  dnsPackets: number;
   /** frames shorter than their struct or of an unknown kind */
   decodeErrors: number;
 }
 
 const F = TCP_CLOSE_EVENT.fields;
-
-function u64(b: Buffer, off: number): number {
-  return b.readUInt32LE(off + 4) * 4294967296 + b.readUInt32LE(off);
-}
-
-function cString(b: Buffer, off: number, len: number): string {
-  let end = off;
-  while (end < off + len && b[end] !== 0) end++;
-  return b.toString('utf8', off, end);
-}
 
 /** One tcp_close_event at `off`; the caller has checked the length. */
 export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock): TcpRecord | undefined {
@@ -90,13 +60,18 @@ export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock): T
   };
 }
 
-/** Walk a native batch of `[u32 length][record]` frames. */
-export function decodeBatch(
-  batch: Buffer,
-  clock: MonotonicClock,
-  stats: DecodeStats,
-  emit: (r: TcpRecord) => void,
-): void {
+/** Where decoded ring buffer records go, by kind. */
+export interface RecordSink {
+  tcp(record: TcpRecord): void;
+  dns?(packet: DnsPacket): void;
+}
+
+/**
+ * Walk a native batch of `[u32 length][record]` frames, dispatching on the
+ * kind byte. Frames too short for their struct, of unknown kinds, or with
+ * values outside their enums are counted in `stats.decodeErrors`.
+ */
+export function decodeBatch(batch: Buffer, clock: MonotonicClock, stats: DecodeStats, sink: RecordSink): void {
   let off = 0;
   while (off + 4 <= batch.length) {
     const len = batch.readUInt32LE(off);
@@ -115,7 +90,14 @@ export function decodeBatch(
       const rec = decodeTcpClose(batch, start, clock);
       if (rec) {
         stats.records++;
-        emit(rec);
+        sink.tcp(rec);
+        continue;
+      }
+    } else if (kind === EVENT_KIND.DNS && len >= DNS_EVENT.size) {
+      const pkt = decodeDnsEvent(batch, start, clock);
+      if (pkt) {
+        stats.dnsPackets++;
+        sink.dns?.(pkt);
         continue;
       }
     }

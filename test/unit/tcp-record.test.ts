@@ -98,9 +98,9 @@ function frame(record: Buffer, length = record.length): Buffer {
 }
 
 function decodeAll(batch: Buffer): { records: TcpRecord[]; stats: DecodeStats } {
-  const stats: DecodeStats = { records: 0, decodeErrors: 0 };
+  const stats: DecodeStats = { records: 0, dnsPackets: 0, decodeErrors: 0 };
   const records: TcpRecord[] = [];
-  decodeBatch(batch, clock(), stats, (r) => records.push(r));
+  decodeBatch(batch, clock(), stats, { tcp: (r) => records.push(r) });
   return { records, stats };
 }
 
@@ -128,7 +128,7 @@ const EXPECTED_V4: TcpRecord = {
 describe('decodeBatch: a valid record', () => {
   test('AF_INET: every field', () => {
     const { records, stats } = decodeAll(frame(event()));
-    assert.deepEqual(stats, { records: 1, decodeErrors: 0 });
+    assert.deepEqual(stats, { records: 1, dnsPackets: 0, decodeErrors: 0 });
     assert.equal(records.length, 1);
     const r = records[0]!;
     assert.equal(r.ts, '2024-05-06T07:08:10.500Z');
@@ -183,7 +183,7 @@ describe('decodeBatch: a valid record', () => {
           }),
         ),
       );
-      assert.deepEqual(stats, { records: 1, decodeErrors: 0 });
+      assert.deepEqual(stats, { records: 1, dnsPackets: 0, decodeErrors: 0 });
       const r = records[0]!;
       assert.equal(r.family, 6);
       assert.equal(r.direction, 'inbound');
@@ -219,7 +219,7 @@ describe('decodeBatch: a valid record', () => {
     const { records, stats } = decodeAll(
       Buffer.concat([frame(event({ pid: 1 })), frame(event({ pid: 2 })), frame(event({ pid: 3 }))]),
     );
-    assert.deepEqual(stats, { records: 3, decodeErrors: 0 });
+    assert.deepEqual(stats, { records: 3, dnsPackets: 0, decodeErrors: 0 });
     assert.deepEqual(
       records.map((r) => r.local.pid),
       [1, 2, 3],
@@ -228,7 +228,7 @@ describe('decodeBatch: a valid record', () => {
 
   test('a record longer than the struct (a newer version) still decodes, and so does the next', () => {
     const { records, stats } = decodeAll(Buffer.concat([frame(event({ pid: 7 }, 24)), frame(event({ pid: 8 }))]));
-    assert.deepEqual(stats, { records: 2, decodeErrors: 0 });
+    assert.deepEqual(stats, { records: 2, dnsPackets: 0, decodeErrors: 0 });
     assert.deepEqual(records[0], { ...EXPECTED_V4, local: { ...EXPECTED_V4.local, pid: 7 } });
     assert.equal(records[1]!.local.pid, 8);
   });
@@ -248,7 +248,7 @@ describe('decodeBatch: malformed input is counted, never thrown', () => {
     const { records, stats } = decodeAll(
       Buffer.concat([frame(event({ pid: 1 })), frame(event({ kind: 7 })), frame(event({ pid: 3 }))]),
     );
-    assert.deepEqual(stats, { records: 2, decodeErrors: 1 });
+    assert.deepEqual(stats, { records: 2, dnsPackets: 0, decodeErrors: 1 });
     assert.deepEqual(
       records.map((r) => r.local.pid),
       [1, 3],
@@ -262,7 +262,7 @@ describe('decodeBatch: malformed input is counted, never thrown', () => {
   test('a record shorter than the struct is an error; the next one decodes', () => {
     const short = event().subarray(0, TCP_CLOSE_EVENT.size - 1);
     const { records, stats } = decodeAll(Buffer.concat([frame(short), frame(event({ pid: 9 }))]));
-    assert.deepEqual(stats, { records: 1, decodeErrors: 1 });
+    assert.deepEqual(stats, { records: 1, dnsPackets: 0, decodeErrors: 1 });
     assert.equal(records[0]!.local.pid, 9);
     assert.deepEqual(decodeAll(frame(Buffer.from([1]))).stats, { records: 0, decodeErrors: 1 });
   });
@@ -280,7 +280,7 @@ describe('decodeBatch: malformed input is counted, never thrown', () => {
       const { records, stats } = decodeAll(
         Buffer.concat([frame(event({ pid: 1 })), frame(event(over)), frame(event({ pid: 3 }))]),
       );
-      assert.deepEqual(stats, { records: 2, decodeErrors: 1 });
+      assert.deepEqual(stats, { records: 2, dnsPackets: 0, decodeErrors: 1 });
       assert.deepEqual(
         records.map((r) => r.local.pid),
         [1, 3],
@@ -290,7 +290,7 @@ describe('decodeBatch: malformed input is counted, never thrown', () => {
 
   test('frame length 0 -> error', () => {
     const { records, stats } = decodeAll(Buffer.concat([frame(event({ pid: 1 })), frame(Buffer.alloc(0))]));
-    assert.deepEqual(stats, { records: 1, decodeErrors: 1 });
+    assert.deepEqual(stats, { records: 1, dnsPackets: 0, decodeErrors: 1 });
     assert.equal(records[0]!.local.pid, 1);
   });
 
@@ -299,21 +299,21 @@ describe('decodeBatch: malformed input is counted, never thrown', () => {
     const { records, stats } = decodeAll(
       Buffer.concat([frame(event({ pid: 1 })), frame(whole.subarray(0, 50), whole.length)]),
     );
-    assert.deepEqual(stats, { records: 1, decodeErrors: 1 });
+    assert.deepEqual(stats, { records: 1, dnsPackets: 0, decodeErrors: 1 });
     assert.equal(records[0]!.local.pid, 1);
   });
 
   test('a huge length does not throw', () => {
     const { records, stats } = decodeAll(frame(event(), 0xffff_ffff));
-    assert.deepEqual(stats, { records: 0, decodeErrors: 1 });
+    assert.deepEqual(stats, { records: 0, dnsPackets: 0, decodeErrors: 1 });
     assert.deepEqual(records, []);
   });
 
   test('stats accumulate across batches', () => {
-    const stats: DecodeStats = { records: 5, decodeErrors: 2 };
+    const stats: DecodeStats = { records: 5, dnsPackets: 0, decodeErrors: 2 };
     const c = clock();
-    decodeBatch(frame(event()), c, stats, () => {});
-    decodeBatch(frame(event({ kind: 9 })), c, stats, () => {});
-    assert.deepEqual(stats, { records: 6, decodeErrors: 3 });
+    decodeBatch(frame(event()), c, stats, { tcp: () => {} });
+    decodeBatch(frame(event({ kind: 9 })), c, stats, { tcp: () => {} });
+    assert.deepEqual(stats, { records: 6, dnsPackets: 0, decodeErrors: 3 });
   });
 });

@@ -10,6 +10,8 @@ const DEFAULTS: TraceOptions = {
   maxConnections: 65536,
   ringbufBytes: 8 * 1024 * 1024,
   pollMs: 100,
+  intervalMs: 10_000,
+  maxUdpFlows: 65536,
   debug: false,
 };
 
@@ -152,5 +154,29 @@ describe('parseTraceArgs: errors are UsageError, exit code 2, naming option and 
 
   test('a value given to a boolean flag', () => {
     rejects(['--json=yes'], ['--json']);
+  });
+});
+
+describe('UDP options', () => {
+  test('--interval takes durations', () => {
+    assert.equal(parse('--interval', '500ms').intervalMs, 500);
+    assert.equal(parse('--interval', '1s').intervalMs, 1000);
+    assert.equal(parse('--interval', '10s').intervalMs, 10_000);
+  });
+
+  test('--interval rejects what is not a duration or out of range', () => {
+    for (const bad of ['10', '1x', '50ms', '2h']) {
+      assert.throws(() => parseTraceArgs(['--interval', bad]), (e: unknown) => {
+        assert.ok(e instanceof UsageError);
+        assert.equal(e.exitCode, 2);
+        assert.match(e.message, new RegExp(`--interval '${bad}'`));
+        return true;
+      });
+    }
+  });
+
+  test('--max-udp-flows', () => {
+    assert.equal(parse('--max-udp-flows', '1024').maxUdpFlows, 1024);
+    assert.throws(() => parseTraceArgs(['--max-udp-flows', '3']), /--max-udp-flows '3'/);
   });
 });

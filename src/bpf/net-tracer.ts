@@ -1,0 +1,124 @@
+/**
+ * Loads bpf/net.bpf.c: UDP flow accounting and DNS capture from cgroup
+ * programs on the cgroup v2 root. DNS packets go into the TCP tracer's ring
+ * buffer (one ring, one order); UDP counts stay in the kernel until
+ * collectUdp() swaps and drains a flow table.
+ */
+import type { BpfNative, LinkHandle, ObjectHandle } from './native.js';
+import { isNativeError } from './native.js';
+import { NET_COUNTER_NAMES, type NetCounterName } from '../events/layout.js';
+import { EnvironmentError } from '../util/errors.js';
+import type { MapDump } from './native.js';
+
+const PROGRAMS = ['sock_create', 'sock_release', 'skb_egress', 'skb_ingress'] as const;
+
+export interface NetTracerOptions {
+  objectPath: string;
+  btfPath: string | null;
+  cgroupRoot: string;
+  /** capacity of each of the two UDP flow tables */
+  maxUdpFlows: number;
+  /** share this object's ring buffer (map `events`), which must be this size */
+  ring: { obj: ObjectHandle; map: string; bytes: number };
+}
+
+export interface UdpDrain {
+  dump: MapDump;
+  /** flows the LRU table evicted during the interval (their counts are lost) */
+  evicted: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class NetTracer {
+  private links: LinkHandle[] = [];
+  private slot = 0;
+  /** inserts per slot already accounted for */
+  private insertsSeen = [0, 0];
+  evictedTotal = 0;
+
+  private constructor(
+    private readonly native: BpfNative,
+    private readonly obj: ObjectHandle,
+  ) {}
+
+  static start(native: BpfNative, opts: NetTracerOptions): NetTracer {
+    let obj: ObjectHandle;
+    try {
+      obj = native.open(opts.objectPath, opts.btfPath);
+    } catch (e) {
+      throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}; rebuild with 'npm install'`);
+    }
+    const tracer = new NetTracer(native, obj);
+    try {
+      native.setMaxEntries(obj, 'udp_flows_0', opts.maxUdpFlows);
+      native.setMaxEntries(obj, 'udp_flows_1', opts.maxUdpFlows);
+      native.setMaxEntries(obj, 'dns_events', opts.ring.bytes);
+      native.reuseMap(obj, 'dns_events', opts.ring.obj, opts.ring.map);
+      native.load(obj);
+      for (const p of PROGRAMS) tracer.links.push(native.attachCgroup(obj, p, opts.cgroupRoot));
+    } catch (e) {
+      native.close(obj);
+      const msg = (e as Error).message;
+      const hint = /bpf_cast_to_kern_ctx/.test(msg)
+        ? ' (needs the bpf_cast_to_kern_ctx kfunc, Linux >= 6.2)'
+        : isNativeError(e) && (e.errno === 1 || e.errno === 13)
+          ? ': run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN'
+          : '';
+      throw new EnvironmentError(`UDP and DNS probes: ${msg.split('\n')[0]}${hint}`);
+    }
+    return tracer;
+  }
+
+  counters(): Record<NetCounterName, number> {
+    const dump = this.native.mapDump(this.obj, 'net_counters', false);
+    const perSlot = dump.count ? dump.values.length / dump.count : 0;
+    const out = Object.fromEntries(NET_COUNTER_NAMES.map((n) => [n, 0])) as Record<NetCounterName, number>;
+    for (let i = 0; i < dump.count; i++) {
+      const name = NET_COUNTER_NAMES[dump.keys.readUInt32LE(i * 4)];
+      if (!name) continue;
+      let sum = 0n;
+      for (let off = i * perSlot; off < (i + 1) * perSlot; off += 8) sum += dump.values.readBigUInt64LE(off);
+      out[name] = Number(sum);
+    }
+    return out;
+  }
+
+  /**
+   * Point the programs at the other flow table, let in-flight programs finish
+   * with the old one, then drain it: the counts of exactly one interval.
+   */
+  async collectUdp(): Promise<UdpDrain> {
+    const old = this.slot;
+    this.slot = 1 - old;
+    const key = Buffer.alloc(4);
+    const value = Buffer.alloc(4);
+    value.writeUInt32LE(this.slot);
+    this.native.mapUpdate(this.obj, 'udp_slot', key, value);
+    await sleep(5); // programs run in microseconds; 5 ms is ample
+    return this.drainSlot(old);
+  }
+
+  private drainSlot(slot: number): UdpDrain {
+    const inserts = this.counters()[slot === 0 ? 'udpInserts0' : 'udpInserts1'];
+    const dump = this.native.mapDump(this.obj, `udp_flows_${slot}`, true);
+    const evicted = Math.max(0, inserts - this.insertsSeen[slot]! - dump.count);
+    this.insertsSeen[slot] = inserts;
+    this.evictedTotal += evicted;
+    return { dump, evicted };
+  }
+
+  /** Detach the programs (the shared ring is drained by its owner). */
+  detach(): void {
+    for (const l of this.links.splice(0)) this.native.detach(l);
+  }
+
+  /** After detach: what both tables still hold. */
+  drainAll(): UdpDrain[] {
+    return [this.drainSlot(this.slot), this.drainSlot(1 - this.slot)];
+  }
+
+  close(): void {
+    this.native.close(this.obj);
+  }
+}

@@ -1,0 +1,40 @@
+import { formatJsonLines } from './jsonl.js';
+import { formatTableRows, tableHeader } from './table.js';
+import type { AgentRecord } from '../events/records.js';
+
+/**
+ * Collects records and writes them in one write per flush, as JSON lines or
+ * table rows. Once the reader has gone (EPIPE) it stops writing.
+ */
+export class RecordWriter {
+  private pending: AgentRecord[] = [];
+  private broken = false;
+
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly json: boolean,
+  ) {}
+
+  header(): void {
+    if (!this.json) this.write(tableHeader());
+  }
+
+  add(r: AgentRecord): void {
+    this.pending.push(r);
+  }
+
+  flush(): void {
+    if (!this.pending.length) return;
+    const text = this.json ? formatJsonLines(this.pending) : formatTableRows(this.pending);
+    this.pending = [];
+    this.write(text);
+  }
+
+  markBroken(): void {
+    this.broken = true;
+  }
+
+  private write(text: string): void {
+    if (!this.broken) this.out.write(text);
+  }
+}
