@@ -239,7 +239,7 @@ describe('decodeBatch: a valid record', () => {
   });
 
   test('an empty batch decodes to nothing', () => {
-    assert.deepEqual(decodeAll(Buffer.alloc(0)), { records: [], stats: { records: 0, decodeErrors: 0 } });
+    assert.deepEqual(decodeAll(Buffer.alloc(0)), { records: [], stats: { records: 0, dnsPackets: 0, decodeErrors: 0 } });
   });
 });
 
@@ -256,7 +256,7 @@ describe('decodeBatch: malformed input is counted, never thrown', () => {
   });
 
   test('kind 0 is unknown', () => {
-    assert.deepEqual(decodeAll(frame(event({ kind: 0 }))).stats, { records: 0, decodeErrors: 1 });
+    assert.deepEqual(decodeAll(frame(event({ kind: 0 }))).stats, { records: 0, dnsPackets: 0, decodeErrors: 1 });
   });
 
   test('a record shorter than the struct is an error; the next one decodes', () => {
@@ -264,7 +264,7 @@ describe('decodeBatch: malformed input is counted, never thrown', () => {
     const { records, stats } = decodeAll(Buffer.concat([frame(short), frame(event({ pid: 9 }))]));
     assert.deepEqual(stats, { records: 1, dnsPackets: 0, decodeErrors: 1 });
     assert.equal(records[0]!.local.pid, 9);
-    assert.deepEqual(decodeAll(frame(Buffer.from([1]))).stats, { records: 0, decodeErrors: 1 });
+    assert.deepEqual(decodeAll(frame(Buffer.from([1]))).stats, { records: 0, dnsPackets: 0, decodeErrors: 1 });
   });
 
   for (const [what, over] of [

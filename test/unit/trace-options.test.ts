@@ -83,8 +83,10 @@ describe('parseTraceArgs: values', () => {
 
   test('everything at once', () => {
     assert.deepEqual(
-      parse('--json', '--attach', 'raw_tp', '--btf', '/b', '--max-connections', '100', '--ringbuf-size', '1M', '--poll-interval', '20ms', '--debug'),
-      { json: true, attach: 'raw_tp', btf: '/b', maxConnections: 100, ringbufBytes: 1 << 20, pollMs: 20, debug: true },
+      parse('--json', '--attach', 'raw_tp', '--btf', '/b', '--max-connections', '100', '--ringbuf-size', '1M', '--poll-interval', '20ms', '--debug',
+        '--interval', '2s', '--max-udp-flows', '4096'),
+      { json: true, attach: 'raw_tp', btf: '/b', maxConnections: 100, ringbufBytes: 1 << 20, pollMs: 20, debug: true,
+        intervalMs: 2000, maxUdpFlows: 4096 },
     );
   });
 
@@ -95,7 +97,8 @@ describe('parseTraceArgs: values', () => {
   });
 
   test('the help text documents every option', () => {
-    for (const o of ['--json', '--attach', '--btf', '--max-connections', '--ringbuf-size', '--poll-interval', '--debug', '--help'])
+    for (const o of ['--json', '--attach', '--btf', '--max-connections', '--ringbuf-size', '--poll-interval', '--interval',
+      '--max-udp-flows', '--debug', '--help'])
       assert.ok(TRACE_HELP.includes(o), o);
   });
 });
