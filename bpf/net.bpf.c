@@ -18,9 +18,9 @@
  * both UDP accounting and DNS capture.
  *
  * Attribution: ingress runs in softirq, where the current task means nothing,
- * so the owner of a socket is recorded in process context at sock_create (or,
- * for sockets older than the agent, at their first send) and looked up by
- * socket.
+ * so the owner of a socket is recorded in process context at sock_create (UDP),
+ * or at its first send (TCP DNS clients, and sockets older than the agent),
+ * and looked up by socket.
  *
  * UDP counts are aggregated here, in one of two LRU hash tables; user space
  * flips udp_slot each interval and drains the idle table, so no datagram costs
@@ -361,7 +361,12 @@ static __always_inline int on_packet(struct __sk_buff *skb, bool egress)
 	netns = skb_netns(skb, &sk);
 	if (!sk)
 		return 1;
-	o = owner_of((__u64)sk, egress && p.protocol == IPPROTO_UDP, &scratch);
+	/*
+	 * UDP sends and TCP DNS queries leave from the sending syscall, in process
+	 * context: there the current task is the owner. (Other TCP egress can run
+	 * in softirq, but only DNS over TCP gets this far.)
+	 */
+	o = owner_of((__u64)sk, egress, &scratch);
 	if (p.protocol == IPPROTO_UDP)
 		account_udp(&p, netns, o, egress);
 	if (p.lport == DNS_PORT || p.rport == DNS_PORT)

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { AGENT_JS } from './processes.js';
-import type { TcpRecord } from '../../src/events/tcp-record.js';
+import type { AgentRecord, DnsRecord, TcpRecord, UdpRecord } from '../../src/events/records.js';
 
 export interface AgentExit {
   code: number | null;
@@ -12,7 +12,8 @@ export interface AgentExit {
 
 export class TraceAgent {
   readonly child: ChildProcess;
-  readonly records: TcpRecord[] = [];
+  /** every record, of every kind, in arrival order */
+  readonly records: AgentRecord[] = [];
   /** ms timestamp at which each record arrived, parallel to `records` */
   readonly arrivals: number[] = [];
   stderr = '';
@@ -23,7 +24,7 @@ export class TraceAgent {
   constructor(args: string[] = []) {
     this.child = spawn(process.execPath, [AGENT_JS, 'trace', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      this.records.push(JSON.parse(line) as TcpRecord);
+      this.records.push(JSON.parse(line) as AgentRecord);
       this.arrivals.push(Date.now());
       for (const w of this.waiters.splice(0)) w();
     });
@@ -46,11 +47,39 @@ export class TraceAgent {
     });
   }
 
-  /** Records matching `pred`, waiting until at least `n` exist. */
-  async waitFor(pred: (r: TcpRecord) => boolean, n = 1, timeoutMs = 10_000): Promise<TcpRecord[]> {
+  /** TCP records matching `pred`, waiting until at least `n` exist. */
+  waitFor(pred: (r: TcpRecord) => boolean, n = 1, timeoutMs = 10_000): Promise<TcpRecord[]> {
+    return this.waitForKind('tcp', pred, n, timeoutMs);
+  }
+
+  waitForDns(pred: (r: DnsRecord) => boolean, n = 1, timeoutMs = 10_000): Promise<DnsRecord[]> {
+    return this.waitForKind('dns', pred, n, timeoutMs);
+  }
+
+  udp(pred: (r: UdpRecord) => boolean): UdpRecord[] {
+    return this.records.filter((r): r is UdpRecord => r.proto === 'udp' && pred(r));
+  }
+
+  /** Wait until `check` holds of the records (e.g. UDP sums reach their totals); then return them. */
+  async until<T>(check: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const found = this.records.filter(pred);
+      const v = check();
+      if (v !== undefined) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private async waitForKind<T extends AgentRecord>(
+    proto: T['proto'],
+    pred: (r: T) => boolean,
+    n: number,
+    timeoutMs: number,
+  ): Promise<T[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.records.filter((r): r is T => r.proto === proto && pred(r as T));
       if (found.length >= n) return found;
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`expected ${n} matching records within ${timeoutMs} ms, got ${found.length}:\n${JSON.stringify(found, null, 1)}`);

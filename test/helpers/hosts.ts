@@ -45,6 +45,12 @@ export class TestNetwork {
     return { ns, ipv4, ipv6, netnsInode: statSync(`/run/netns/${ns}`).ino };
   }
 
+  /** Give a host one more address on its link (IPv4 /24 or IPv6 /64). */
+  addAddress(host: Host, addr: string): void {
+    const dev = host === this.a ? `${this.a.ns.slice(0, -1)}va` : `${this.b.ns.slice(0, -1)}vb`;
+    sh('ip', ['-n', host.ns, ...(addr.includes(':') ? ['-6', 'addr', 'add', `${addr}/64`, 'dev', dev, 'nodad'] : ['addr', 'add', `${addr}/24`, 'dev', dev])]);
+  }
+
   /** Run a command inside a host's namespace and return its output. */
   exec(host: Host, cmd: string[]): string {
     return sh('ip', ['netns', 'exec', host.ns, ...cmd]);

@@ -14,6 +14,9 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 export const PEER_JS = path.join(REPO_ROOT, 'dist/test/helpers/peer.js');
 export const AGENT_JS = path.join(REPO_ROOT, 'bin/bpfagent.js');
 
+/** A compiled test helper program by name: 'udp-peer', 'dns-server', 'resolve-connect'. */
+export const helperScript = (name: string): string => path.join(REPO_ROOT, `dist/test/helpers/${name}.js`);
+
 const binDir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-bin-'));
 
 /** Path to the node binary under another name (<= 15 chars to survive comm truncation). */
@@ -42,8 +45,8 @@ export class Peer {
    * instruction. A shell joins it, then execs (same pid) into `ip netns exec`,
    * because inside the namespace /sys is remounted and the cgroup tree is gone.
    */
-  constructor(comm: string, args: string[], where: { netns?: string; cgroup?: string } = {}) {
-    let cmd = [nodeAs(comm), PEER_JS, ...args];
+  constructor(comm: string, args: string[], where: { netns?: string; cgroup?: string; script?: string } = {}) {
+    let cmd = [nodeAs(comm), where.script ? helperScript(where.script) : PEER_JS, ...args];
     if (where.netns) cmd = ['ip', 'netns', 'exec', where.netns, ...cmd];
     if (where.cgroup) cmd = ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', where.cgroup, ...cmd];
     this.child = spawn(cmd[0]!, cmd.slice(1));

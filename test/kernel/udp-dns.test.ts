@@ -1,0 +1,231 @@
+/**
+ * UDP flows and DNS names with real packets between test hosts: exact
+ * datagram and byte counts on both ends, a real DNS server answering for the
+ * test network, and TCP records named after what the client looked up.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TraceAgent } from '../helpers/agent.js';
+import { TestNetwork } from '../helpers/hosts.js';
+import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+import { Peer } from '../helpers/processes.js';
+import type { UdpRecord } from '../../src/events/records.js';
+
+interface Totals {
+  packetsSent: number;
+  bytesSent: number;
+  packetsReceived: number;
+  bytesReceived: number;
+}
+
+function sum(records: UdpRecord[]): Totals {
+  const t = { packetsSent: 0, bytesSent: 0, packetsReceived: 0, bytesReceived: 0 };
+  for (const r of records) {
+    t.packetsSent += r.packetsSent;
+    t.bytesSent += r.bytesSent;
+    t.packetsReceived += r.packetsReceived;
+    t.bytesReceived += r.bytesReceived;
+  }
+  return t;
+}
+
+describe('UDP flows and DNS', { skip: KERNEL_SKIP }, () => {
+  let agent: TraceAgent;
+  let net: TestNetwork;
+  let nextPort = 44000 + (process.pid % 1000) * 10;
+  const port = (): number => nextPort++;
+
+  before(async () => {
+    net = new TestNetwork(2);
+    agent = new TraceAgent(['--interval', '500ms']);
+    await agent.ready;
+  });
+
+  after(async () => {
+    const exit = await agent?.stop('SIGTERM');
+    net?.destroy();
+    assert.equal(exit?.code, 0, exit?.stderr);
+    const s = exit!.summary!;
+    assert.equal(s['udpEvicted'], 0);
+    assert.equal(s['lossDnsRingbufFull'], 0);
+    assert.equal(s['decodeErrors'], 0);
+  });
+
+  /** Wait for the UDP totals of the flow matching `pred` to reach `want`. */
+  async function flowTotals(pred: (r: UdpRecord) => boolean, want: Totals, what: string): Promise<UdpRecord[]> {
+    try {
+      return await agent.until(() => {
+        const rs = agent.udp(pred);
+        return rs.length && JSON.stringify(sum(rs)) === JSON.stringify(want) ? rs : undefined;
+      }, what);
+    } catch (e) {
+      assert.deepEqual(sum(agent.udp(pred)), want, `${what}: ${(e as Error).message}`);
+      throw e;
+    }
+  }
+
+  test('datagrams between namespaces: exact packets and bytes on both ends, right pids', async () => {
+    const p = port();
+    const server = new Peer('usrv', ['server', '--host', net.b.ipv4, '--port', String(p), '--expect', '5', '--reply-sizes', '3,71'],
+      { netns: net.b.ns, script: 'udp-peer' });
+    await server.waitFor('listening');
+    const client = new Peer('ucli', ['client', '--to', `${net.b.ipv4}:${p}`, '--sizes', '17,1001,333,1400,5', '--expect-replies', '2'],
+      { netns: net.a.ns, script: 'udp-peer' });
+    const { localPort } = await client.waitFor('done');
+    await server.waitFor('done');
+
+    const cli = await flowTotals(
+      (r) => r.local.pid === client.pid && r.local.port === localPort && r.remote.port === p,
+      { packetsSent: 5, bytesSent: 17 + 1001 + 333 + 1400 + 5, packetsReceived: 2, bytesReceived: 74 },
+      'client flow totals',
+    );
+    const srv = await flowTotals(
+      (r) => r.local.pid === server.pid && r.local.port === p && r.remote.port === localPort,
+      { packetsSent: 2, bytesSent: 74, packetsReceived: 5, bytesReceived: 2756 },
+      'server flow totals',
+    );
+    for (const r of cli) {
+      assert.deepEqual([r.family, r.local.addr, r.local.comm, r.local.netns, r.remote.addr], [4, net.a.ipv4, 'ucli', net.a.netnsInode, net.b.ipv4]);
+      assert.ok(r.packetsSent + r.packetsReceived > 0, 'a flow is only reported for intervals with traffic');
+      assert.ok(r.intervalMs > 0 && r.intervalMs < 5000);
+    }
+    for (const r of srv) assert.deepEqual([r.local.addr, r.local.comm, r.local.netns, r.remote.addr], [net.b.ipv4, 'usrv', net.b.netnsInode, net.a.ipv4]);
+  });
+
+  test('an unconnected socket sending to two peers: one flow per peer', async () => {
+    const [p1, p2] = [port(), port()];
+    const s1 = new Peer('usrv1', ['server', '--host', net.b.ipv4, '--port', String(p1), '--expect', '2'], { netns: net.b.ns, script: 'udp-peer' });
+    const s2 = new Peer('usrv2', ['server', '--host', net.b.ipv4, '--port', String(p2), '--expect', '2'], { netns: net.b.ns, script: 'udp-peer' });
+    await Promise.all([s1.waitFor('listening'), s2.waitFor('listening')]);
+    const client = new Peer('ucli2', ['client', '--to', `${net.b.ipv4}:${p1},${net.b.ipv4}:${p2}`, '--sizes', '100,200,300,400'],
+      { netns: net.a.ns, script: 'udp-peer' });
+    const { localPort } = await client.waitFor('done');
+    const mine = (rp: number) => (r: UdpRecord) => r.local.pid === client.pid && r.local.port === localPort && r.remote.port === rp;
+    await flowTotals(mine(p1), { packetsSent: 2, bytesSent: 400, packetsReceived: 0, bytesReceived: 0 }, 'flow to the first peer');
+    await flowTotals(mine(p2), { packetsSent: 2, bytesSent: 600, packetsReceived: 0, bytesReceived: 0 }, 'flow to the second peer');
+  });
+
+  test('IPv6, connected socket', async () => {
+    const p = port();
+    const server = new Peer('usrv6', ['server', '--host', net.b.ipv6, '--port', String(p), '--expect', '3', '--reply-sizes', '9'],
+      { netns: net.b.ns, script: 'udp-peer' });
+    await server.waitFor('listening');
+    const client = new Peer('ucli6', ['client', '--to', `[${net.b.ipv6}]:${p}`, '--sizes', '1,22,333', '--connect', '--expect-replies', '1'],
+      { netns: net.a.ns, script: 'udp-peer' });
+    const { localPort } = await client.waitFor('done');
+    const [r] = await flowTotals(
+      (r) => r.local.pid === client.pid && r.local.port === localPort,
+      { packetsSent: 3, bytesSent: 356, packetsReceived: 1, bytesReceived: 9 },
+      'IPv6 client flow',
+    );
+    assert.deepEqual([r!.family, r!.local.addr, r!.remote.addr, r!.remote.port], [6, net.a.ipv6, net.b.ipv6, p]);
+  });
+
+  describe('DNS names', () => {
+    let dns: Peer;
+    let web: Peer;
+    let webPort: number;
+    const addr = (last: number) => net.b.ipv4.replace(/\.2$/, `.${last}`);
+    const addr6 = (last: number) => net.b.ipv6.replace(/::2$/, `::${last}`);
+
+    before(async () => {
+      for (const a of [addr(3), addr(4), addr(5), addr(6), addr6(3)]) net.addAddress(net.b, a);
+      const zone = {
+        'svc.test': [{ type: 'A', data: addr(3), ttl: 300 }],
+        'alias.test': [{ type: 'CNAME', data: 'mid.test' }],
+        'mid.test': [{ type: 'CNAME', data: 'real.test' }],
+        'real.test': [{ type: 'A', data: addr(4), ttl: 120 }],
+        'v6.test': [{ type: 'AAAA', data: addr6(3), ttl: 300 }],
+        'short.test': [{ type: 'A', data: addr(5), ttl: 1 }],
+        'tcpdns.test': [{ type: 'A', data: addr(6), ttl: 300 }],
+      };
+      dns = new Peer('tdns', ['--host', net.b.ipv4, '--zone', JSON.stringify(zone)], { netns: net.b.ns, script: 'dns-server' });
+      await dns.waitFor('listening');
+      webPort = port();
+      web = new Peer('tweb', ['server', '--host', '::', '--port', String(webPort), '--count', '100'], { netns: net.b.ns });
+      await web.waitFor('listening');
+    });
+
+    after(() => {
+      dns?.kill();
+      web?.kill();
+    });
+
+    /** Resolve in host A, then connect; returns the client's TCP record and DNS record. */
+    async function lookupAndConnect(comm: string, name: string, extra: string[] = []) {
+      const client = new Peer(comm, ['--dns', net.b.ipv4, '--name', name, '--port', String(webPort), ...extra],
+        { netns: net.a.ns, script: 'resolve-connect' });
+      await client.waitFor('done');
+      const [lookup] = await agent.waitForDns((r) => r.local.pid === client.pid);
+      const connected = client.events.find((e) => e.event === 'connected');
+      const tcp = connected
+        ? (await agent.waitFor((r) => r.local.pid === client.pid && r.direction === 'outbound' && r.remote.port === webPort))[0]
+        : undefined;
+      return { client, lookup: lookup!, tcp };
+    }
+
+    test('a name resolved, then connected to: the DNS record and remote.name on the TCP record', async () => {
+      const { client, lookup, tcp } = await lookupAndConnect('tres-a', 'svc.test');
+      assert.deepEqual(
+        { query: lookup.query, qtype: lookup.qtype, rcode: lookup.rcode, answers: lookup.answers, transport: lookup.transport },
+        { query: 'svc.test', qtype: 'A', rcode: 'NOERROR', answers: [{ name: 'svc.test', type: 'A', ttl: 300, data: addr(3) }], transport: 'udp' },
+      );
+      assert.deepEqual([lookup.local.pid, lookup.local.comm, lookup.local.addr, lookup.local.netns], [client.pid, 'tres-a', net.a.ipv4, net.a.netnsInode]);
+      assert.deepEqual(lookup.remote, { addr: net.b.ipv4, port: 53 });
+      assert.ok(lookup.latencyMs !== null && lookup.latencyMs >= 0 && lookup.latencyMs < 1000, `latency ${lookup.latencyMs}`);
+      assert.deepEqual(tcp!.remote, { addr: addr(3), port: webPort, name: 'svc.test' });
+    });
+
+    test('CNAME chain: the name the client asked for wins', async () => {
+      const { lookup, tcp } = await lookupAndConnect('tres-cn', 'alias.test');
+      assert.deepEqual(lookup.answers.map((a) => [a.name, a.type, a.data]), [
+        ['alias.test', 'CNAME', 'mid.test'],
+        ['mid.test', 'CNAME', 'real.test'],
+        ['real.test', 'A', addr(4)],
+      ]);
+      assert.deepEqual(tcp!.remote, { addr: addr(4), port: webPort, name: 'alias.test' });
+    });
+
+    test('AAAA: an IPv6 connection is named too', async () => {
+      const { lookup, tcp } = await lookupAndConnect('tres-6', 'v6.test', ['--type', 'AAAA']);
+      assert.deepEqual([lookup.qtype, lookup.answers[0]?.data], ['AAAA', addr6(3)]);
+      assert.deepEqual([tcp!.family, tcp!.remote.addr, tcp!.remote.name], [6, addr6(3), 'v6.test']);
+    });
+
+    test('NXDOMAIN is recorded, with no answers', async () => {
+      const { lookup, tcp } = await lookupAndConnect('tres-nx', 'missing.test');
+      assert.deepEqual([lookup.query, lookup.rcode, lookup.answers], ['missing.test', 'NXDOMAIN', []]);
+      assert.equal(tcp, undefined);
+    });
+
+    test('an answer whose TTL expired names nothing', async () => {
+      const { lookup, tcp } = await lookupAndConnect('tres-ttl', 'short.test', ['--wait-ms', '2500']);
+      assert.equal(lookup.answers[0]?.ttl, 1);
+      assert.equal(tcp!.remote.addr, addr(5));
+      assert.equal(tcp!.remote.name, undefined, 'the 1 s TTL had expired when the connection began');
+    });
+
+    test('DNS over TCP is seen too', async () => {
+      const { lookup, tcp } = await lookupAndConnect('tres-tcp', 'tcpdns.test', ['--tcp-dns']);
+      assert.deepEqual([lookup.transport, lookup.query, lookup.answers[0]?.data], ['tcp', 'tcpdns.test', addr(6)]);
+      assert.equal(tcp!.remote.name, 'tcpdns.test');
+    });
+
+    test('names are per network namespace: the same address from another namespace stays unnamed', async () => {
+      // host B never looked svc.test up; its own connection to that address gets no name
+      const client = new Peer('tcli-ns', ['client', '--host', addr(3), '--port', String(webPort), '--send', '10'], { netns: net.b.ns });
+      const { localPort } = await client.waitFor('connected');
+      const [r] = await agent.waitFor((r) => r.local.pid === client.pid && r.local.port === localPort);
+      assert.equal(r!.remote.addr, addr(3));
+      assert.equal(r!.remote.name, undefined);
+    });
+
+    test('malformed DNS packets are counted and skipped; the agent carries on', async () => {
+      const client = new Peer('tjunk', ['client', '--to', `${net.b.ipv4}:53`, '--sizes', '30,100,13'], { netns: net.a.ns, script: 'udp-peer' });
+      await client.waitFor('done');
+      // a proper lookup afterwards still works
+      const { tcp } = await lookupAndConnect('tres-after', 'svc.test');
+      assert.equal(tcp!.remote.name, 'svc.test');
+    });
+  });
+});
