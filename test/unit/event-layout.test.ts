@@ -26,6 +26,9 @@ import {
   OUTCOME,
   OWNER_SOURCE,
   TCP_CLOSE_EVENT,
+  STRUCT_LAYOUTS,
+  NET_COUNTER_NAMES,
+  PACKET_DIRECTION,
   type FieldLayout,
 } from '../../src/events/layout.js';
 
@@ -183,24 +186,30 @@ function findBpftool(): string | undefined {
 
 type BtfLoad = { types: BtfTypes } | { unavailable: string };
 
-let loaded: BtfLoad | undefined;
+const loaded = new Map<string, BtfLoad>();
 
-function loadObjectBtf(): BtfLoad {
-  if (loaded) return loaded;
+function loadObjectBtf(object = OBJECT): BtfLoad {
+  const cached = loaded.get(object);
+  if (cached) return cached;
   const bpftool = findBpftool();
-  if (!bpftool) return (loaded = { unavailable: 'bpftool not found (PATH, /usr/sbin)' });
-  if (!existsSync(OBJECT)) return (loaded = { unavailable: `${path.relative(ROOT, OBJECT)} does not exist` });
-  // bpftool present and the object present: a failure here is a real failure, not a skip
-  const json = execFileSync(bpftool, ['-j', 'btf', 'dump', 'file', OBJECT], {
-    encoding: 'utf8',
-    maxBuffer: 512 * 1024 * 1024,
-  });
-  return (loaded = { types: btfIndex(JSON.parse(json) as { types: BtfType[] }) });
+  let r: BtfLoad;
+  if (!bpftool) r = { unavailable: 'bpftool not found (PATH, /usr/sbin)' };
+  else if (!existsSync(object)) r = { unavailable: `${path.relative(ROOT, object)} does not exist` };
+  else {
+    // bpftool present and the object present: a failure here is a real failure, not a skip
+    const json = execFileSync(bpftool, ['-j', 'btf', 'dump', 'file', object], {
+      encoding: 'utf8',
+      maxBuffer: 512 * 1024 * 1024,
+    });
+    r = { types: btfIndex(JSON.parse(json) as { types: BtfType[] }) };
+  }
+  loaded.set(object, r);
+  return r;
 }
 
 /** The object's BTF; skips the test without it, or fails under CI. */
-function requireBtf(t: TestContext): BtfTypes | undefined {
-  const r = loadObjectBtf();
+function requireBtf(t: TestContext, object = OBJECT): BtfTypes | undefined {
+  const r = loadObjectBtf(object);
   if ('types' in r) return r.types;
   const reason = `${r.unavailable}: run 'bash scripts/build-bpf.sh' (needs clang and bpftool) to check the event layout`;
   if (IN_CI) assert.fail(`CI=true and the BPF layout cannot be checked: ${reason}`);
@@ -452,5 +461,58 @@ describe('enums of bpf/events.h against src/events/layout.ts', () => {
     }
     assert.deepEqual(bySlot, [...COUNTER_NAMES], 'counter slots, in order (a hole shows as undefined)');
     assert.ok(max! >= COUNTER_NAMES.length, `BPFAGENT_COUNTER_MAX ${max} < ${COUNTER_NAMES.length} counters`);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Every struct the decoders read, against the object that carries it
+// ---------------------------------------------------------------------------
+
+const NET_OBJECT = path.join(ROOT, 'build-bpf/net.bpf.o');
+const OBJECT_OF: Record<string, string> = {
+  tcp_close_event: OBJECT,
+  udp_flow_key: NET_OBJECT,
+  udp_flow_value: NET_OBJECT,
+  dns_event: NET_OBJECT,
+};
+
+describe('every layout in STRUCT_LAYOUTS against its object\'s BTF', () => {
+  for (const layout of STRUCT_LAYOUTS) {
+    test(`${layout.name}: size, members, offsets and sizes agree`, (t) => {
+      const object = OBJECT_OF[layout.name];
+      assert.ok(object, `no object known for ${layout.name}: add it to OBJECT_OF`);
+      const types = requireBtf(t, object);
+      if (!types) return;
+      assert.deepEqual(compareLayoutWithBtf(layout, types), []);
+    });
+
+    test(`${layout.name}: the layout covers the struct exactly`, () => {
+      const fields = Object.entries(layout.fields as Readonly<Record<string, FieldLayout>>).sort((a, b) => a[1].offset - b[1].offset);
+      let end = 0;
+      for (const [name, f] of fields) {
+        assert.equal(f.offset, end, `${layout.name}.${name} starts where the previous field ends`);
+        end = f.offset + f.size;
+      }
+      assert.equal(end, layout.size);
+    });
+  }
+
+  test('bpfagent_net_counter slots = NET_COUNTER_NAMES', (t) => {
+    const values = new Map(cEnum(t, 'bpfagent_net_counter'));
+    values.delete('BPFAGENT_NET_COUNTER_MAX');
+    const bySlot: string[] = [];
+    for (const [name, slot] of values) {
+      // BPFAGENT_NET_LOSS_DNS_RINGBUF_FULL -> lossDnsRingbufFull; STAT_UDP_INSERTS_0 -> udpInserts0; STAT_DNS_EVENTS -> dnsEventsSubmitted
+      const rest = name.replace(/^BPFAGENT_NET_/, '').replace(/^STAT_/, '');
+      const js = rest === 'DNS_EVENTS' ? 'dnsEventsSubmitted' : rest.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+      bySlot[slot] = js;
+    }
+    assert.deepEqual(bySlot, [...NET_COUNTER_NAMES]);
+  });
+
+  test('bpfagent_packet_direction = PACKET_DIRECTION', (t) => {
+    const expected: Record<string, number> = {};
+    for (const [name, value] of cEnum(t, 'bpfagent_packet_direction')) expected[name.replace(/^BPFAGENT_PKT_/, '')] = value;
+    assert.deepEqual({ ...PACKET_DIRECTION }, expected);
   });
 });
