@@ -73,8 +73,8 @@ export async function runTrace(opts: TraceOptions, log: Logger): Promise<number>
   const names = new DnsNameCache();
   const dns = new DnsTracker(names, (r) => writer.add(r));
   const sink: RecordSink = {
-    tcp: (r) => {
-      nameRemote(r, names);
+    tcp: (r, endMs) => {
+      nameRemote(r, endMs, names);
       writer.add(r);
     },
     dns: (p) => dns.handle(p),
@@ -106,7 +106,7 @@ export async function runTrace(opts: TraceOptions, log: Logger): Promise<number>
     const now = Date.now();
     for (const d of drains) {
       for (const r of decodeUdpFlows(d.dump, now, now - lastCollect)) {
-        nameRemote(r, names);
+        nameRemote(r, now, names);
         writer.add(r);
         udpRecords++;
       }

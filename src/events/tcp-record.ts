@@ -23,6 +23,11 @@ export interface DecodeStats {
 
 const F = TCP_CLOSE_EVENT.fields;
 
+/** End time of the tcp_close_event at `off`, epoch ms. */
+export function tcpCloseEndMs(b: Buffer, off: number, clock: MonotonicClock): number {
+  return clock.toEpochMs(b.readUInt32LE(off + F.end_ns.offset + 4), b.readUInt32LE(off + F.end_ns.offset));
+}
+
 /** One tcp_close_event at `off`; the caller has checked the length. */
 export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock): TcpRecord | undefined {
   const direction = DIRECTION[b[off + F.direction.offset] as keyof typeof DIRECTION];
@@ -30,7 +35,7 @@ export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock): T
   const rawFamily = b[off + F.family.offset];
   if (!direction || !outcome || (rawFamily !== AF_INET && rawFamily !== AF_INET6)) return undefined;
   const family = rawFamily === AF_INET || isV4Mapped(b, off + F.raddr.offset) ? 4 : 6;
-  const endMs = clock.toEpochMs(b.readUInt32LE(off + F.end_ns.offset + 4), b.readUInt32LE(off + F.end_ns.offset));
+  const endMs = tcpCloseEndMs(b, off, clock);
   const startNs = u64(b, off + F.start_ns.offset);
   const endNs = u64(b, off + F.end_ns.offset);
   return {
@@ -62,7 +67,8 @@ export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock): T
 
 /** Where decoded ring buffer records go, by kind. */
 export interface RecordSink {
-  tcp(record: TcpRecord): void;
+  /** `endMs`: the record's end time as epoch ms (its `ts`) */
+  tcp(record: TcpRecord, endMs: number): void;
   dns?(packet: DnsPacket): void;
 }
 
@@ -90,7 +96,7 @@ export function decodeBatch(batch: Buffer, clock: MonotonicClock, stats: DecodeS
       const rec = decodeTcpClose(batch, start, clock);
       if (rec) {
         stats.records++;
-        sink.tcp(rec);
+        sink.tcp(rec, tcpCloseEndMs(batch, start, clock));
         continue;
       }
     } else if (kind === EVENT_KIND.DNS && len >= DNS_EVENT.size) {
