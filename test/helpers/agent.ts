@@ -28,7 +28,12 @@ export class TraceAgent {
       this.arrivals.push(Date.now());
       for (const w of this.waiters.splice(0)) w();
     });
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code, signal) => {
+        if (signal) this.stderr += `\n[agent killed by ${signal}]\n`;
+        resolve(code);
+      }),
+    );
     this.ready = new Promise((resolve, reject) => {
       this.child.stderr!.on('data', (d: Buffer) => {
         const before = this.stderr.length;

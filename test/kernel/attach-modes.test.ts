@@ -3,13 +3,14 @@
  * same loopback exchange must give the same exact records in each.
  */
 import { describe, test } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { TraceAgent } from '../helpers/agent.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { Peer } from '../helpers/processes.js';
 
 describe('attach modes', { skip: KERNEL_SKIP }, () => {
-  let port = 43000 + (process.pid % 1000) * 4;
+  let port = 29000 + (process.pid % 100) * 4; // below the ephemeral range
   for (const mode of ['tp_btf', 'raw_tp', 'tracepoint'] as const) {
     test(`--attach ${mode}: loopback exchange traced on both ends`, async () => {
       const agent = new TraceAgent(['--attach', mode]);
@@ -36,6 +37,12 @@ describe('attach modes', { skip: KERNEL_SKIP }, () => {
         const exit = await agent.stop();
         assert.equal(exit.code, 0, exit.stderr);
       }
+      // closing the agent detached and unloaded everything it loaded
+      const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as Array<{ name?: string }>;
+      const ours = new Set(['btf_state', 'raw_state', 'tp_state', 'accept4_exit', 'skb_egress', 'skb_ingress', 'sock_create']);
+      const left = progs.filter((p) => p.name && ours.has(p.name));
+      // another agent may run concurrently only outside this file; here none should remain
+      assert.deepEqual(left, [], 'programs left loaded after the agent exited');
     });
   }
 });

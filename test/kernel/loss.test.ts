@@ -6,6 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import dgram from 'node:dgram';
 import { TraceAgent } from '../helpers/agent.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 
@@ -56,7 +57,7 @@ describe('loss accounting', { skip: KERNEL_SKIP }, () => {
     // nothing is lost between kernel and stdout: every submitted record was printed
     assert.equal(s['records'], s['eventsSubmitted']);
     assert.equal(agent.records.length, s['records']);
-    assert.match(exit.stderr, /summary: \d+ records; lost [1-9]\d* \(ring buffer full [1-9]/);
+    assert.match(exit.stderr, /summary: \d+ TCP records.*; lost [1-9]\d* \(ring buffer full [1-9]/);
   });
 
   test('connection map overflow is counted', async () => {
@@ -70,5 +71,24 @@ describe('loss accounting', { skip: KERNEL_SKIP }, () => {
     const ours = agent.records.filter((r) => r.local.port === conns.port || r.remote.port === conns.port).length;
     assert.ok(ours <= 16, `at most 16 tracked at once, got ${ours} records`);
     assert.ok(ours + lost >= 80, `records ${ours} + untracked ${lost} must cover all 80 sockets`);
+  });
+
+  test('UDP flows evicted from a full flow table are counted', async () => {
+    const agent = new TraceAgent(['--max-udp-flows', '16', '--interval', '60s']);
+    await agent.ready;
+    // one unconnected socket, 40 destinations: 40 flows in one interval (nothing listens, so only these)
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    const base = 30000 + (process.pid % 100) * 50;
+    for (let i = 0; i < 40; i++) await new Promise<void>((r) => sock.send(Buffer.alloc(10), base + i, '127.0.0.1', () => r()));
+    const localPort = sock.address().port;
+    sock.close();
+    const exit = await agent.stop();
+    assert.equal(exit.code, 0, exit.stderr);
+    const reported = new Set(agent.records.filter((r) => r.proto === 'udp' && r.local.port === localPort).map((r) => r.remote.port));
+    const evicted = exit.summary!['udpEvicted'] as number;
+    assert.ok(reported.size <= 16, `at most 16 flows fit, ${reported.size} reported`);
+    assert.ok(evicted > 0, 'evictions counted');
+    assert.ok(reported.size + evicted >= 40, `reported ${reported.size} + evicted ${evicted} must cover the 40 flows`);
   });
 });

@@ -32,7 +32,8 @@ function sum(records: UdpRecord[]): Totals {
 describe('UDP flows and DNS', { skip: KERNEL_SKIP }, () => {
   let agent: TraceAgent;
   let net: TestNetwork;
-  let nextPort = 44000 + (process.pid % 1000) * 10;
+  // below the ephemeral range (32768+), so no unrelated connection shares them
+  let nextPort = 25000 + (process.pid % 100) * 20;
   const port = (): number => nextPort++;
 
   before(async () => {
