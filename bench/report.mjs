@@ -1,0 +1,186 @@
+// Summarise bench/run.sh runs: node bench/report.mjs RUNS.jsonl OUT.json [CONFIG_JSON]
+// Prints the table on stdout and writes every run plus the summary to OUT.json.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+const [runsPath, outPath, configJson = '{}'] = process.argv.slice(2);
+if (!runsPath || !outPath) {
+  console.error('usage: node bench/report.mjs RUNS.jsonl OUT.json [CONFIG_JSON]');
+  process.exit(2);
+}
+const config = JSON.parse(configJson);
+const readJsonl = (p) =>
+  readFileSync(p, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+const runs = readJsonl(runsPath);
+// runs that other work on the machine disturbed, run again by run.sh
+const discardedPath = path.join(path.dirname(runsPath), 'discarded.jsonl');
+const discarded = existsSync(discardedPath) ? readJsonl(discardedPath) : [];
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+
+/**
+ * Loss the tracer itself reported: for bpfagent every summary counter named
+ * loss* (ring buffer full, connection map full, ...) plus undecodable records;
+ * for tcplife its "lost N events" lines.
+ */
+function reportedLoss(run) {
+  if (run.mode === 'tcplife') return run.lostReported;
+  const s = run.summary ?? {};
+  let n = s.decodeErrors ?? 0;
+  for (const [k, v] of Object.entries(s)) if (/^loss[A-Z]/.test(k) && typeof v === 'number') n += v;
+  return n;
+}
+const captured = (r) => r.counts.outbound + r.counts.inbound;
+
+/**
+ * CPU (in cores) used while the load ran by anything but the load generator
+ * and the tracer: other processes on the machine, kernel threads.
+ */
+function otherCores(run) {
+  if (!run.host) return NaN;
+  const other = run.host.busyCpuS - run.load.cpuUser - run.load.cpuSys - run.host.tracerCpuS;
+  return Math.max(0, other) / run.load.seconds;
+}
+
+const MODES = ['baseline', 'bpfagent', 'tcplife'];
+const OTHER_CORES_WARN = 0.1;
+const summary = {};
+for (const mode of MODES) {
+  const rs = runs.filter((r) => r.mode === mode);
+  if (!rs.length) continue;
+  const rates = rs.map((r) => r.load.connPerSec);
+  const m = {
+    runs: rs.length,
+    connPerSec: rates,
+    connPerSecMedian: median(rates),
+    connections: sum(rs.map((r) => r.load.connections)),
+    loadErrors: sum(rs.map((r) => r.load.errors)),
+    otherCores: rs.map(otherCores),
+  };
+  if (mode !== 'baseline') {
+    m.expected = 2 * m.connections; // both ends of every loopback connection
+    m.captured = sum(rs.map(captured));
+    m.capturedOutbound = sum(rs.map((r) => r.counts.outbound));
+    m.capturedInbound = sum(rs.map((r) => r.counts.inbound));
+    m.capturedFraction = m.captured / m.expected;
+    m.worstRunCapturedFraction = Math.min(...rs.map((r) => captured(r) / (2 * r.load.connections)));
+    if (mode === 'bpfagent') {
+      // records of the load whose outcome or byte counts are not what the load did
+      m.notClosed = sum(rs.map((r) => r.counts.notClosed ?? 0));
+      m.wrongBytes = sum(rs.map((r) => r.counts.wrongBytes ?? 0));
+      m.parseErrors = sum(rs.map((r) => r.counts.parseErrors ?? 0));
+    }
+    m.lossReported = sum(rs.map(reportedLoss));
+    m.missingUnreported = Math.max(0, m.expected - m.captured - m.lossReported);
+    m.cpuSecPer100kConn = rs.map((r) => r.cpuTicksLoad / r.clkTck / (r.load.connections / 1e5));
+    m.cpuSecPer100kConnMedian = median(m.cpuSecPer100kConn);
+    m.cpuCoresDuringLoad = rs.map((r) => r.cpuTicksLoad / r.clkTck / (r.load.seconds + (config.settle ?? 1)));
+    m.readyMs = rs.map((r) => r.readyMs);
+    m.readyMsMedian = median(m.readyMs);
+    m.readyMsMax = Math.max(...m.readyMs);
+    m.exitCodes = rs.map((r) => r.exitCode);
+    if (mode === 'bpfagent') {
+      m.selfReportedStartupMs = rs.map((r) => r.ready?.startupMs ?? null);
+      m.eventsSubmitted = sum(rs.map((r) => r.summary?.eventsSubmitted ?? 0));
+    }
+  }
+  summary[mode] = m;
+}
+
+const base = summary.baseline?.connPerSecMedian;
+for (const mode of ['bpfagent', 'tcplife']) {
+  if (summary[mode] && base) summary[mode].slowdown = 1 - summary[mode].connPerSecMedian / base;
+}
+// slowdown against the baseline run of the same round: less sensitive to
+// drift between rounds than the ratio of medians
+for (const mode of ['bpfagent', 'tcplife']) {
+  if (!summary[mode] || !summary.baseline) continue;
+  const byRound = [];
+  for (const r of runs.filter((x) => x.mode === mode)) {
+    const b = runs.find((x) => x.mode === 'baseline' && x.round === r.round);
+    if (b) byRound.push(1 - r.load.connPerSec / b.load.connPerSec);
+  }
+  summary[mode].slowdownByRound = byRound;
+  summary[mode].slowdownByRoundMedian = median(byRound);
+}
+const ratio =
+  summary.bpfagent && summary.tcplife ? summary.bpfagent.slowdown / summary.tcplife.slowdown : undefined;
+
+// ------------------------------------------------------------------ table
+const pct = (x, d = 1) => `${(x * 100).toFixed(d)}%`;
+const rounds = config.rounds ?? Math.max(...Object.values(summary).map((m) => m.runs));
+const cols = [
+  ['mode', (m, name) => name],
+  [`conn/s (median of ${rounds})`, (m) => m.connPerSecMedian.toFixed(0)],
+  ['slowdown', (m, name) => (name === 'baseline' ? '-' : pct(m.slowdown))],
+  [
+    'captured/expected',
+    (m, name) => (name === 'baseline' ? '-' : `${m.captured}/${m.expected} (${pct(m.capturedFraction, 3)})`),
+  ],
+  ['loss(reported)', (m, name) => (name === 'baseline' ? '-' : String(m.lossReported))],
+  ['agent CPU s/100k conn', (m, name) => (name === 'baseline' ? '-' : m.cpuSecPer100kConnMedian.toFixed(2))],
+  ['ready ms', (m, name) => (name === 'baseline' ? '-' : `${m.readyMsMedian.toFixed(0)} (max ${m.readyMsMax.toFixed(0)})`)],
+];
+const rows = [cols.map(([h]) => h)];
+for (const mode of MODES) if (summary[mode]) rows.push(cols.map(([, f]) => f(summary[mode], mode)));
+const widths = cols.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+
+const out = [];
+out.push(
+  `churn: ${config.clients ?? '?'} clients, ${config.servers ?? '?'} server threads, ${config.duration ?? '?'} s per run, ` +
+    `${rounds} rounds, ${config.nproc ?? '?'} CPUs, kernel ${config.kernel ?? '?'}, agent ${config.agentRev ?? '?'}`,
+);
+out.push(...lines);
+if (ratio !== undefined) out.push(`bpfagent slowdown / tcplife slowdown = ${ratio.toFixed(2)}`);
+for (const mode of ['bpfagent', 'tcplife']) {
+  const m = summary[mode];
+  if (!m) continue;
+  const notes = [];
+  if (m.slowdownByRound)
+    notes.push(
+      `slowdown by round ${m.slowdownByRound.map((x) => pct(x)).join(', ')} (median ${pct(m.slowdownByRoundMedian)})`,
+    );
+  if (m.missingUnreported > 0) notes.push(`${m.missingUnreported} records missing and not reported as lost`);
+  if (m.worstRunCapturedFraction < m.capturedFraction)
+    notes.push(`worst run captured ${pct(m.worstRunCapturedFraction, 3)}`);
+  if (m.notClosed) notes.push(`${m.notClosed} records with an outcome other than "closed"`);
+  if (m.wrongBytes) notes.push(`${m.wrongBytes} records with wrong byte counts`);
+  if (m.parseErrors) notes.push(`${m.parseErrors} output lines that are not JSON`);
+  if (m.exitCodes.some((c) => c !== 0)) notes.push(`exit codes ${m.exitCodes.join(',')}`);
+  if (m.selfReportedStartupMs) notes.push(`self-reported startupMs ${m.selfReportedStartupMs.join(', ')}`);
+  notes.push(`CPU cores while loaded ${m.cpuCoresDuringLoad.map((c) => c.toFixed(2)).join(', ')}`);
+  out.push(`${mode}: ${notes.join('; ')}`);
+}
+out.push(
+  'other CPU while loaded (cores, by round): ' +
+    MODES.filter((m) => summary[m])
+      .map((m) => `${m} ${summary[m].otherCores.map((c) => c.toFixed(2)).join(', ')}`)
+      .join('; '),
+);
+if (discarded.length)
+  out.push(
+    `rerun because other work used > ${OTHER_CORES_WARN} cores: ` +
+      discarded.map((r) => `${r.mode} round ${r.round} (${otherCores(r).toFixed(2)})`).join(', '),
+  );
+const busy = runs.filter((r) => otherCores(r) > OTHER_CORES_WARN);
+if (busy.length)
+  out.push(
+    `WARNING: ${busy.length} run(s) shared the CPUs with other work (> ${OTHER_CORES_WARN} cores): ` +
+      busy.map((r) => `${r.mode} round ${r.round}`).join(', ') +
+      '; their conn/s are low for reasons other than the tracer',
+  );
+const loadErrors = Object.values(summary).reduce((a, m) => a + m.loadErrors, 0);
+if (loadErrors) out.push(`load generator: ${loadErrors} failed connections (not in expected counts)`);
+out.push(`raw results: ${outPath}`);
+console.log(out.join('\n'));
+
+writeFileSync(outPath, JSON.stringify({ config, summary, slowdownRatio: ratio, runs, discarded }, null, 2) + '\n');

@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Connection-churn benchmark: loopback TCP churn with no tracing, under
+# `bpfagent trace --json`, and under libbpf-tools `tcplife`, alternating, then a
+# table of throughput, slowdown, capture, tracer CPU and start-up time.
+#
+#   bash bench/run.sh [--duration SECONDS] [--rounds N] [--clients N]
+#                     [--servers N] [--settle SECONDS] [--port N]
+#                     [--agent-dir DIR] [--retries N]
+#
+# --agent-dir runs the agent of another built checkout (default: this one),
+# e.g. a snapshot of a commit while the work tree is being edited.
+# --retries: a run during which other work used more than 0.1 core is run
+# again, up to N times (default 2; 0 keeps every run).
+#
+# Needs root, a built agent (npx tsc -p . and npm install), gcc, and
+# /usr/sbin/tcplife (Debian package libbpf-tools). See bench/README.md.
+set -euo pipefail
+
+DURATION=8     # seconds of load per run
+ROUNDS=3       # each round runs every mode once
+CLIENTS=4      # client threads in churn
+SERVERS=$(nproc) # server threads (one epoll loop + SO_REUSEPORT listener each)
+SETTLE=1       # seconds between the end of the load and stopping the tracer
+PORT=18080     # churn server port, inside the benchmark's own network namespace
+REQ_BYTES=100  # each connection: the client sends this much...
+REP_BYTES=200  # ...the server answers this much, then closes
+TCPLIFE=${TCPLIFE:-/usr/sbin/tcplife}
+AGENT_DIR=
+RETRIES=2      # reruns of a run disturbed by other work on the machine
+BUSY_MILLICORES=100 # "disturbed": other work used more than 0.1 core
+
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while (($#)); do
+  case $1 in
+    --duration) DURATION=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --clients) CLIENTS=$2; shift 2 ;;
+    --servers) SERVERS=$2; shift 2 ;;
+    --settle) SETTLE=$2; shift 2 ;;
+    --port) PORT=$2; shift 2 ;;
+    --agent-dir) AGENT_DIR=$2; shift 2 ;;
+    --retries) RETRIES=$2; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "bench: unknown argument '$1'" >&2; usage 2 >&2 ;;
+  esac
+done
+for v in ROUNDS CLIENTS SERVERS PORT; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "bench: --${v,,} must be a positive whole number" >&2; exit 2; }
+done
+[[ $RETRIES =~ ^[0-9]+$ ]] || { echo "bench: --retries must be a whole number" >&2; exit 2; }
+[[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ && $SETTLE =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "bench: --duration/--settle must be seconds" >&2; exit 2; }
+((PORT < 20000)) || { echo "bench: --port must be below 20000 (the ephemeral range used is 20000-65535)" >&2; exit 2; }
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RESULTS=$ROOT/bench/results
+AGENT_DIR=$(cd "${AGENT_DIR:-$ROOT}" && pwd)
+cd "$ROOT"
+
+# ------------------------------------------------------------------ checks
+[[ $(id -u) == 0 ]] || { echo "bench: run as root (BPF tracing and network namespaces)" >&2; exit 1; }
+[[ -f $AGENT_DIR/dist/src/cli/main.js ]] || { echo "bench: agent not built in $AGENT_DIR: run 'npx tsc -p .' first" >&2; exit 1; }
+[[ -f $AGENT_DIR/build-bpf/tcp.bpf.o ]] || { echo "bench: BPF object missing in $AGENT_DIR: run 'npm install' (or scripts/build-bpf.sh)" >&2; exit 1; }
+[[ -x $TCPLIFE ]] || { echo "bench: $TCPLIFE not found: apt-get install libbpf-tools" >&2; exit 1; }
+command -v gcc >/dev/null || { echo "bench: gcc not found" >&2; exit 1; }
+mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
+
+mkdir -p "$RESULTS"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RUNDIR=$RESULTS/$STAMP # per-run logs; the summary goes to $RESULTS/churn-$STAMP.json
+mkdir -p "$RUNDIR"
+RUNS=$RUNDIR/runs.jsonl
+: >"$RUNS"
+
+CHURN=$RESULTS/churn
+gcc -O2 -Wall -pthread -o "$CHURN" bench/churn.c
+
+# ------------------------------------------------------------------ setup
+NS=bpfbench-$$
+SHM=/dev/shm/bpfbench-$$
+TRACER_PID=
+cleanup() {
+  if [[ -n $TRACER_PID ]] && kill -0 "$TRACER_PID" 2>/dev/null; then
+    kill -INT "$TRACER_PID" 2>/dev/null || true
+    wait "$TRACER_PID" 2>/dev/null || true
+  fi
+  rm -f "$SHM".*
+  ip netns del "$NS" 2>/dev/null || true
+  exec 9>&- 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A fresh network namespace: only the load's connections live there, with
+# default sysctls, and nothing of the host's is touched. Both tracers see every
+# namespace; records are counted by namespace (bpfagent) and port.
+ip netns add "$NS"
+ip netns exec "$NS" ip link set lo up
+# ephemeral ports clear of the server port, and as many as possible
+ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="20000 65535"
+NETNS_INO=$(stat -L -c %i "/run/netns/$NS")
+
+# A builtin sleep with ms resolution (no fork while polling): read from a FIFO
+# nobody writes to.
+mkfifo "$SHM.sleep"
+exec 9<>"$SHM.sleep"
+rm -f "$SHM.sleep"
+snooze() { read -r -t "$1" -u 9 _ || true; }
+now_ns() { local t=$EPOCHREALTIME; echo $((${t/./} * 1000)); }
+
+# utime+stime of a process, in clock ticks
+TICK=$(getconf CLK_TCK)
+cpu_ticks() {
+  local -a f
+  read -r -a f <"/proc/$1/stat"
+  # fields 14 and 15 (1-based); comm of node/tcplife has no spaces
+  echo $((f[13] + f[14]))
+}
+
+# is signal $2 caught by the program $3 running as process $1 (SigCgt in
+# /proc/PID/status)? Checking the name skips the forked shell before its exec,
+# which still has this script's traps.
+catches_signal() {
+  local k v comm
+  read -r comm <"/proc/$1/comm" || return 1
+  [[ $comm == "$3" ]] || return 1
+  while read -r k v; do
+    if [[ $k == SigCgt: ]]; then
+      (((16#$v >> ($2 - 1)) & 1)) && return 0 || return 1
+    fi
+  done <"/proc/$1/status"
+  return 1
+}
+
+file_has() { # file_has FILE SUBSTRING, without forking
+  local line
+  [[ -f $1 ]] || return 1
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ $line == *"$2"* ]] && return 0
+  done <"$1"
+  return 1
+}
+
+churn() {
+  ip netns exec "$NS" "$CHURN" -d "$DURATION" -c "$CLIENTS" -s "$SERVERS" -p "$PORT" -q "$REQ_BYTES" -r "$REP_BYTES"
+}
+
+# Busy CPU of the whole host in clock ticks from /proc/stat (everything but
+# idle, iowait and steal). With the load's and the tracer's own CPU it shows
+# how much else ran during a run (builds or tests of others on a shared machine).
+host_busy_ticks() {
+  local cpu user nice system idle iowait irq softirq rest
+  read -r cpu user nice system idle iowait irq softirq rest </proc/stat
+  echo $((user + nice + system + irq + softirq))
+}
+
+# Runs the load; sets LOAD (churn's JSON line) and HOST (JSON: host CPU seconds
+# while it ran, and the tracer's, so the report can compute "other" CPU).
+run_load() { # [tracer_pid]
+  local h0 h1 t0=0 t1=0
+  [[ -n ${1:-} ]] && t0=$(cpu_ticks "$1")
+  h0=$(host_busy_ticks)
+  LOAD=$(churn)
+  h1=$(host_busy_ticks)
+  [[ -n ${1:-} ]] && t1=$(cpu_ticks "$1")
+  HOST=$(printf '{"busyCpuS":%s,"tracerCpuS":%s}' "$(((h1 - h0) * 1000 / TICK))e-3" "$(((t1 - t0) * 1000 / TICK))e-3")
+  # CPU of everything else, in thousandths of a core (report.mjs computes the same)
+  local user=0 sys=0 secs=1
+  [[ $LOAD =~ \"cpuUser\":([0-9.]+) ]] && user=${BASH_REMATCH[1]}
+  [[ $LOAD =~ \"cpuSys\":([0-9.]+) ]] && sys=${BASH_REMATCH[1]}
+  [[ $LOAD =~ \"seconds\":([0-9.]+) ]] && secs=${BASH_REMATCH[1]}
+  local other_ms=$(((h1 - h0 - t1 + t0) * 1000 / TICK - $(ms "$user") - $(ms "$sys")))
+  OTHER_MILLICORES=$((other_ms < 0 ? 0 : other_ms * 1000 / $(ms "$secs")))
+}
+
+ms() { # seconds with up to 3 decimals -> whole milliseconds
+  local i=${1%%.*} f=000
+  [[ $1 == *.* ]] && f=${1#*.}000
+  echo $((10#$i * 1000 + 10#${f:0:3}))
+}
+
+log() { printf '%s\n' "$*" >&2; }
+
+# ------------------------------------------------------------------ modes
+# Each sets RUN_JSON (one JSON object) and, through run_load, OTHER_MILLICORES.
+
+run_baseline() { # round attempt
+  run_load
+  RUN_JSON=$(printf '{"mode":"baseline","round":%d,"load":%s,"host":%s}' "$1" "$LOAD" "$HOST")
+  log "  baseline  $LOAD other=${OTHER_MILLICORES}m"
+}
+
+run_bpfagent() { # round attempt
+  local r=$1 err=$RUNDIR/bpfagent-r$1-try$2.stderr out=$SHM.agent.jsonl
+  local t0 t1 deadline cpu0 cpu1 load rc=0
+  # Records go to a file on tmpfs: costs the agent about what /dev/null would
+  # (a memory copy), and lets us count exactly which connections were captured.
+  rm -f "$err" # a stale "ready" line must not be taken for this run's
+  t0=$(now_ns)
+  node "$AGENT_DIR/bin/bpfagent.js" trace --json >"$out" 2>"$err" &
+  TRACER_PID=$!
+  deadline=$((t0 + 20000000000))
+  until file_has "$err" '"msg":"ready'; do
+    kill -0 "$TRACER_PID" 2>/dev/null || { log "bench: bpfagent exited before ready:"; cat "$err" >&2; exit 1; }
+    (($(now_ns) < deadline)) || { log "bench: bpfagent not ready after 20 s"; cat "$err" >&2; exit 1; }
+    snooze 0.001
+  done
+  t1=$(now_ns)
+  cpu0=$(cpu_ticks "$TRACER_PID")
+  run_load "$TRACER_PID"
+  load=$LOAD
+  snooze "$SETTLE"
+  cpu1=$(cpu_ticks "$TRACER_PID")
+  kill -INT "$TRACER_PID"
+  wait "$TRACER_PID" || rc=$?
+  TRACER_PID=
+  local summary ready
+  summary=$(grep -m1 '"msg":"summary:' "$err" || echo null)
+  ready=$(grep -m1 '"msg":"ready' "$err")
+  # records of this namespace's connections to/from the churn port, by side,
+  # with a check of their outcome and byte counts
+  local counts
+  counts=$(node bench/count-records.mjs "$out" "$NETNS_INO" "$PORT" "$REQ_BYTES" "$REP_BYTES")
+  rm -f "$out"
+  RUN_JSON=$(printf '{"mode":"bpfagent","round":%d,"load":%s,"host":%s,"readyMs":%.1f,"ready":%s,"cpuTicksLoad":%d,"cpuTicksStartup":%d,"clkTck":%d,"exitCode":%d,"counts":%s,"summary":%s}' \
+    "$r" "$load" "$HOST" "$(((t1 - t0) / 1000))e-3" "$ready" $((cpu1 - cpu0)) "$cpu0" "$TICK" "$rc" "$counts" "$summary")
+  log "  bpfagent  $load ready=$(((t1 - t0) / 1000000))ms cpu=$((cpu1 - cpu0))ticks records=$counts exit=$rc other=${OTHER_MILLICORES}m"
+}
+
+run_tcplife() { # round attempt
+  local r=$1 err=$RUNDIR/tcplife-r$1-try$2.stderr out=$SHM.tcplife.txt
+  local t0 t1 deadline cpu0 cpu1 load rc=0
+  t0=$(now_ns)
+  "$TCPLIFE" >"$out" 2>"$err" &
+  TRACER_PID=$!
+  deadline=$((t0 + 20000000000))
+  # tcplife's stdout is block-buffered into the file, so its header shows up
+  # late; it installs its SIGINT handler right after attaching and opening its
+  # perf buffer, just before printing the header: that is its "ready".
+  until catches_signal "$TRACER_PID" 2 "${TCPLIFE##*/}"; do
+    kill -0 "$TRACER_PID" 2>/dev/null || { log "bench: tcplife exited before ready:"; cat "$err" >&2; exit 1; }
+    (($(now_ns) < deadline)) || { log "bench: tcplife not ready after 20 s"; exit 1; }
+    snooze 0.001
+  done
+  t1=$(now_ns)
+  cpu0=$(cpu_ticks "$TRACER_PID")
+  run_load "$TRACER_PID"
+  load=$LOAD
+  snooze "$SETTLE"
+  cpu1=$(cpu_ticks "$TRACER_PID")
+  kill -INT "$TRACER_PID"
+  wait "$TRACER_PID" || rc=$?
+  TRACER_PID=
+  # columns: PID COMM LADDR LPORT RADDR RPORT TX_KB RX_KB MS (COMM has no spaces
+  # for churn). The server's side has LPORT=PORT, the client's RPORT=PORT.
+  local counts all outbound inbound lost
+  counts=$(awk -v p="$PORT" 'NR > 1 { n++; if ($6 == p) o++; else if ($4 == p) i++ } END { printf "%d %d %d", n, o, i }' "$out")
+  read -r all outbound inbound <<<"$counts"
+  # "lost N events on CPU #C" on stderr
+  lost=$(awk '/lost [0-9]+ events/ { for (i = 1; i < NF; i++) if ($i == "lost") s += $(i + 1) } END { print s + 0 }' "$err")
+  rm -f "$out"
+  RUN_JSON=$(printf '{"mode":"tcplife","round":%d,"load":%s,"host":%s,"readyMs":%.1f,"cpuTicksLoad":%d,"cpuTicksStartup":%d,"clkTck":%d,"exitCode":%d,"counts":{"lines":%d,"outbound":%d,"inbound":%d},"lostReported":%d}' \
+    "$r" "$load" "$HOST" "$(((t1 - t0) / 1000))e-3" $((cpu1 - cpu0)) "$cpu0" "$TICK" "$rc" "$all" "$outbound" "$inbound" "$lost")
+  log "  tcplife   $load ready=$(((t1 - t0) / 1000000))ms cpu=$((cpu1 - cpu0))ticks captured=$outbound+$inbound lost=$lost exit=$rc other=${OTHER_MILLICORES}m"
+}
+
+# ------------------------------------------------------------------ run
+AGENT_REV=$(git -C "$AGENT_DIR" describe --always --dirty 2>/dev/null || echo unknown)
+log "bench: $ROUNDS rounds x 3 modes x ${DURATION}s, $CLIENTS clients, $SERVERS server threads, port $PORT, netns $NS; logs in ${RUNDIR#"$ROOT"/}"
+log "bench: agent $AGENT_DIR ($AGENT_REV)"
+log "bench: warm-up (not counted)"
+ip netns exec "$NS" "$CHURN" -d 1 -c "$CLIENTS" -s "$SERVERS" -p "$PORT" >/dev/null
+
+MODES=(baseline bpfagent tcplife)
+for ((r = 1; r <= ROUNDS; r++)); do
+  log "bench: round $r/$ROUNDS"
+  # rotate the order each round so that drift (other work on the machine,
+  # TIME_WAIT build-up) does not always fall on the same mode
+  for ((i = 0; i < 3; i++)); do
+    mode=${MODES[(i + r - 1) % 3]}
+    for ((attempt = 0; ; attempt++)); do
+      "run_$mode" "$r" "$((attempt + 1))"
+      snooze 1
+      ((OTHER_MILLICORES > BUSY_MILLICORES && attempt < RETRIES)) || break
+      # something else used the CPUs during this run: its conn/s says little
+      # about the tracer, so run it again (kept aside in discarded.jsonl)
+      log "  ($mode round $r: other work used $((OTHER_MILLICORES / 1000)).$(printf %03d $((OTHER_MILLICORES % 1000))) cores; running it again)"
+      printf '%s\n' "$RUN_JSON" >>"$RUNDIR/discarded.jsonl"
+    done
+    printf '%s\n' "$RUN_JSON" >>"$RUNS"
+  done
+done
+
+node bench/report.mjs "$RUNS" "$RESULTS/churn-$STAMP.json" \
+  "{\"duration\":$DURATION,\"rounds\":$ROUNDS,\"clients\":$CLIENTS,\"servers\":$SERVERS,\"port\":$PORT,\"settle\":$SETTLE,\"retries\":$RETRIES,\"nproc\":$(nproc),\"kernel\":\"$(uname -r)\",\"stamp\":\"$STAMP\",\"agentDir\":\"$AGENT_DIR\",\"agentRev\":\"$AGENT_REV\"}" | tee "$RESULTS/churn-$STAMP.txt"
