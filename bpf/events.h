@@ -36,8 +36,8 @@ enum bpfagent_outcome {
 enum bpfagent_owner_source {
 	BPFAGENT_OWNER_NONE = 0,
 	BPFAGENT_OWNER_CONNECT = 1,  /* current task at connect() */
-	BPFAGENT_OWNER_ACCEPT = 2,   /* current task at accept() returning it */
-	BPFAGENT_OWNER_LISTENER = 3, /* process that called listen(); not accepted yet */
+	BPFAGENT_OWNER_CLOSE = 2,    /* current task at close()/shutdown() of an accepted socket */
+	BPFAGENT_OWNER_LISTENER = 3, /* process that called listen(); its own process never closed it */
 };
 
 /*

@@ -346,6 +346,22 @@ static __always_inline void capture_dns(struct __sk_buff *skb, struct pkt *p, __
 				      : BPF_RB_NO_WAKEUP);
 }
 
+/*
+ * Most packets are TCP, which tcp.bpf.c traces; let them go after a look at
+ * the socket, before any header is parsed. Only DNS over TCP stays.
+ */
+static __always_inline bool uninteresting_tcp(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+
+	if (!sk)
+		return true;
+	if (sk->src_port == DNS_PORT || sk->dst_port == bpf_htons(DNS_PORT))
+		return false;
+	sk = bpf_sk_fullsock(sk);
+	return !sk || sk->protocol == IPPROTO_TCP;
+}
+
 static __always_inline int on_packet(struct __sk_buff *skb, bool egress)
 {
 	struct pkt p = {};
@@ -354,7 +370,7 @@ static __always_inline int on_packet(struct __sk_buff *skb, bool egress)
 	struct owner *o;
 	__u32 netns;
 
-	if (!parse(skb, egress, &p))
+	if (uninteresting_tcp(skb) || !parse(skb, egress, &p))
 		return 1;
 	if (p.protocol == IPPROTO_TCP && p.lport != DNS_PORT && p.rport != DNS_PORT)
 		return 1; /* TCP is traced by tcp.bpf.c; only DNS over TCP is of interest here */

@@ -6,21 +6,31 @@
  *   sock:inet_sock_set_state   every state change (open, established, close)
  *   tcp:tcp_send_reset          RST sent on a socket we track
  *   tcp:tcp_receive_reset       RST received on a socket we track
- *   syscalls:sys_exit_accept4   the accepting process of a passive socket
- *   syscalls:sys_exit_accept
  *
- * The state tracepoint exists in three flavours (tp_btf, raw_tp, classic
+ * The tracepoints exist in three flavours (tp_btf, raw_tp, classic
  * tracepoint); user space keeps one flavour per load (set_autoload) after
- * probing the kernel. All flavours share the handlers below, which read
- * kernel memory with CO-RE reads so they are valid in every flavour.
+ * probing the kernel. All flavours share the handlers below. The tp_btf
+ * flavour reads kernel memory directly (typed BTF pointers); the others
+ * through bpf_probe_read_kernel (BPF_CORE_READ). `direct` selects, and is a
+ * constant in each program, so the other branch is compiled away.
  *
  * Attribution: state changes on the passive side run in softirq, where the
  * current task is whoever happened to run (this is how tcplife attributes a
  * loopback server to its client). So the owner of a socket is only ever taken
- * in process context: at connect() (CLOSE->SYN_SENT runs in the caller), and
- * at accept() return, where the new fd is resolved to its struct sock. Until
- * accepted, a passive socket is attributed to the process that called
- * listen() on its port.
+ * in process context:
+ *  - client: CLOSE -> SYN_SENT runs in connect(), in the caller;
+ *  - server: -> FIN_WAIT1 and -> LAST_ACK are only ever set by
+ *    tcp_close_state(), called from close()/shutdown() (or from the exit of
+ *    the process holding the fd), in the process that owns the socket; an
+ *    abort straight to CLOSE with no RST received and no socket error is the
+ *    owner's own close() (SO_LINGER 0, unread data) too.
+ * Until then, a passive socket is attributed to the process that called
+ * listen() on its port. (The syscalls:sys_exit_accept tracepoints would give
+ * the accepting process, but enabling any syscall tracepoint sends every
+ * syscall of every task through the slow tracing path.)
+ *
+ * Cost: one hash update and one lookup+delete per socket; transitions that
+ * change nothing we report return before reading anything.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -45,10 +55,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Referenced so the struct is emitted in BTF for the layout test. */
 const struct tcp_close_event *unused_tcp_close_event __attribute__((unused));
 
-#define SOCK_F_ESTABLISHED 0x1
-#define SOCK_F_RST_SENT 0x2
-#define SOCK_F_RST_RECEIVED 0x4
-#define SOCK_F_FIN_SENT 0x8
+#define SOCK_F_RST_SENT 0x1
+#define SOCK_F_RST_RECEIVED 0x2
 
 struct owner {
 	__u64 cgroup_id;
@@ -85,7 +93,7 @@ struct {
 	__type(value, struct sock_info);
 } socks SEC(".maps");
 
-/* Who listens on (netns, port, family): fallback owner before accept(). */
+/* Who listens on (netns, port, family): fallback owner of passive sockets. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -99,6 +107,9 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+/* A field of a kernel struct: a plain load on BTF pointers, a probe read otherwise. */
+#define RD(direct, ptr, field) ((direct) ? (ptr)->field : BPF_CORE_READ(ptr, field))
 
 static __always_inline void count(__u32 slot)
 {
@@ -116,8 +127,10 @@ static __always_inline void current_owner(struct owner *o, __u8 source)
 	bpf_get_current_comm(o->comm, sizeof(o->comm));
 }
 
-static __always_inline __u32 sock_netns(const struct sock *sk)
+static __always_inline __u32 sock_netns(const struct sock *sk, const bool direct)
 {
+	if (direct)
+		return sk->__sk_common.skc_net.net->ns.inum;
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
@@ -125,39 +138,48 @@ static __always_inline __u32 sock_netns(const struct sock *sk)
  * Local port. inet_sport, not skc_num: inet_sk_state_store(), which fires the
  * tracepoint, runs after inet_put_port() has zeroed inet_num on close.
  */
-static __always_inline __u16 local_port(const struct sock *sk)
+static __always_inline __u16 local_port(const struct sock *sk, const struct tcp_sock *tp, const bool direct)
 {
-	__u16 port = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	__u16 port = bpf_ntohs(RD(direct, tp, inet_conn.icsk_inet.inet_sport));
 
-	return port ? port : BPF_CORE_READ(sk, __sk_common.skc_num);
+	return port ? port : RD(direct, sk, __sk_common.skc_num);
 }
 
-static __always_inline void fill_listen_key(struct listen_key *k, const struct sock *sk)
+static __always_inline void fill_listen_key(struct listen_key *k, const struct sock *sk, const struct tcp_sock *tp,
+					    const bool direct)
 {
-	k->netns = sock_netns(sk);
-	k->port = local_port(sk);
-	k->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	k->netns = sock_netns(sk, direct);
+	k->port = local_port(sk, tp, direct);
+	k->family = RD(direct, sk, __sk_common.skc_family);
 }
 
-static __always_inline bool is_tcp(const struct sock *sk)
+/*
+ * The socket as a tcp_sock, or NULL when it is not an IPv4/IPv6 TCP socket.
+ * On BTF pointers bpf_skc_to_tcp_sock() checks and converts in one call (the
+ * verifier will not let a struct sock pointer be cast); otherwise a cast.
+ */
+static __always_inline const struct tcp_sock *as_tcp(const struct sock *sk, const bool direct)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family;
 
+	if (direct)
+		return bpf_skc_to_tcp_sock((void *)sk);
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
-		return false;
+		return NULL;
 	/* sk_protocol was a bitfield before 5.6; this read works for both. */
-	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP;
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+		return NULL;
+	return (const struct tcp_sock *)sk;
 }
 
-static __always_inline void track(const struct sock *sk, __u8 direction, __u8 flags,
-				  const struct owner *owner)
+static __always_inline void track(const struct sock *sk, __u8 direction, const struct owner *owner)
 {
 	__u64 key = (__u64)sk;
 	struct sock_info info = {};
 
 	info.start_ns = bpf_ktime_get_ns();
 	info.direction = direction;
-	info.flags = flags;
 	if (owner)
 		info.owner = *owner;
 	if (bpf_map_update_elem(&socks, &key, &info, BPF_ANY) != 0)
@@ -167,14 +189,14 @@ static __always_inline void track(const struct sock *sk, __u8 direction, __u8 fl
 /*
  * How a connection ended, from what was seen and the state it closed from.
  * An orderly close reaches TCP_CLOSE from LAST_ACK (passive closer) or from
- * FIN_WAIT2/CLOSING/TIME_WAIT (active closer, via tcp_time_wait). Straight
- * from ESTABLISHED, CLOSE_WAIT or FIN_WAIT1 it is an abort: close() with
- * SO_LINGER 0 or unread data sets TCP_CLOSE *before* tcp_send_active_reset(),
- * so the RST-sent tracepoint comes too late to be seen here.
+ * FIN_WAIT2/CLOSING (active closer, via tcp_time_wait). Straight from
+ * ESTABLISHED, CLOSE_WAIT or FIN_WAIT1 it is an abort: close() with SO_LINGER 0
+ * or unread data sets TCP_CLOSE *before* tcp_send_active_reset(), so the
+ * RST-sent tracepoint comes too late to be seen here.
  */
 static __always_inline __u8 outcome_of(const struct sock_info *info, int sk_err, int oldstate)
 {
-	if (!(info->flags & SOCK_F_ESTABLISHED)) {
+	if (oldstate == TCP_SYN_SENT) {
 		/* connect() never completed */
 		if ((info->flags & SOCK_F_RST_RECEIVED) || sk_err == ECONNREFUSED)
 			return BPFAGENT_OUTCOME_REFUSED;
@@ -193,66 +215,79 @@ static __always_inline __u8 outcome_of(const struct sock_info *info, int sk_err,
 
 /*
  * Payload bytes, exact: bytes_acked and bytes_received count sequence space,
- * which includes our SYN (acked on the connecting side only; a passive
- * child starts past it), our FIN once acked, and the peer's FIN once
- * received (tcp_fin() sets SOCK_DONE).
+ * which includes our SYN (acked on the connecting side only; a passive child
+ * starts past it), our FIN once acked, and the peer's FIN once received
+ * (tcp_fin() sets SOCK_DONE). Our FIN was sent and acked when the socket
+ * closes from FIN_WAIT2 or CLOSING, or from LAST_ACK with nothing unacked
+ * (write_seq counts the FIN); from LAST_ACK otherwise it timed out or was reset.
  */
-static __always_inline void payload_bytes(const struct sock *sk, const struct sock_info *info,
-					  __u64 *sent, __u64 *received)
+static __always_inline void payload_bytes(const struct sock *sk, const struct tcp_sock *tp,
+					  const struct sock_info *info, int oldstate, __u64 *sent, __u64 *received,
+					  const bool direct)
 {
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
-	__u64 rcvd = BPF_CORE_READ(tp, bytes_received);
-	unsigned long sk_flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	__u64 acked = RD(direct, tp, bytes_acked);
+	__u64 rcvd = RD(direct, tp, bytes_received);
+	unsigned long sk_flags = RD(direct, sk, __sk_common.skc_flags);
 	__u64 overhead = 0;
 
-	if (info->direction == BPFAGENT_DIR_OUTBOUND && (info->flags & SOCK_F_ESTABLISHED))
+	if (info->direction == BPFAGENT_DIR_OUTBOUND && oldstate != TCP_SYN_SENT)
 		overhead++; /* our SYN */
-	if ((info->flags & SOCK_F_FIN_SENT) &&
-	    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
-		overhead++; /* our FIN, acked: write_seq counts it */
+	if ((oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK) &&
+	    RD(direct, tp, snd_una) == RD(direct, tp, write_seq))
+		overhead++; /* our FIN, acked */
 	*sent = acked > overhead ? acked - overhead : 0;
 	if ((sk_flags >> bpf_core_enum_value(enum sock_flags, SOCK_DONE)) & 1)
 		rcvd = rcvd ? rcvd - 1 : 0; /* the peer's FIN */
 	*received = rcvd;
 }
 
-static __always_inline void emit_close(const struct sock *sk, struct sock_info *info, int oldstate)
+static __always_inline void read_addrs(struct tcp_close_event *e, const struct sock *sk, const bool direct)
 {
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	if (e->family == AF_INET) {
+		__builtin_memset(e->laddr, 0, sizeof(e->laddr));
+		__builtin_memset(e->raddr, 0, sizeof(e->raddr));
+		if (direct) {
+			*(__u32 *)e->laddr = sk->__sk_common.skc_rcv_saddr;
+			*(__u32 *)e->raddr = sk->__sk_common.skc_daddr;
+		} else {
+			bpf_core_read(e->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+			bpf_core_read(e->raddr, 4, &sk->__sk_common.skc_daddr);
+		}
+	} else if (direct) {
+		__builtin_memcpy(e->laddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(e->raddr, &sk->__sk_common.skc_v6_daddr, 16);
+	} else {
+		bpf_core_read(e->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(e->raddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline void emit_close(const struct sock *sk, const struct tcp_sock *tp, struct sock_info *info,
+				       int oldstate, int sk_err, const bool direct)
+{
 	struct tcp_close_event *e;
 	__u64 queued;
-	int sk_err;
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(BPFAGENT_LOSS_RINGBUF_FULL);
 		return;
 	}
-	sk_err = BPF_CORE_READ(sk, sk_err);
 	e->kind = BPFAGENT_EVENT_TCP_CLOSE;
-	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->family = RD(direct, sk, __sk_common.skc_family);
 	e->direction = info->direction;
 	e->outcome = outcome_of(info, sk_err, oldstate);
 	e->pid = info->owner.pid;
 	e->start_ns = info->start_ns;
 	e->end_ns = bpf_ktime_get_ns();
 	e->cgroup_id = info->owner.cgroup_id;
-	payload_bytes(sk, info, &e->bytes_sent, &e->bytes_received);
-	e->retransmits = BPF_CORE_READ(tp, total_retrans);
-	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
-	e->netns = sock_netns(sk);
-	e->lport = local_port(sk);
-	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	__builtin_memset(e->laddr, 0, sizeof(e->laddr));
-	__builtin_memset(e->raddr, 0, sizeof(e->raddr));
-	if (e->family == AF_INET) {
-		bpf_core_read(e->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(e->raddr, 4, &sk->__sk_common.skc_daddr);
-	} else {
-		bpf_core_read(e->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(e->raddr, 16, &sk->__sk_common.skc_v6_daddr);
-	}
+	payload_bytes(sk, tp, info, oldstate, &e->bytes_sent, &e->bytes_received, direct);
+	e->retransmits = RD(direct, tp, total_retrans);
+	e->srtt_us = RD(direct, tp, srtt_us) >> 3;
+	e->netns = sock_netns(sk, direct);
+	e->lport = local_port(sk, tp, direct);
+	e->rport = bpf_ntohs(RD(direct, sk, __sk_common.skc_dport));
+	read_addrs(e, sk, direct);
 	e->owner_source = info->owner.source;
 	e->sk_err = sk_err;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
@@ -264,59 +299,72 @@ static __always_inline void emit_close(const struct sock *sk, struct sock_info *
 	bpf_ringbuf_submit(e, queued >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline int on_state_change(const struct sock *sk, int oldstate, int newstate)
+/* A passive socket's owner, now that we run in its process (see the top). */
+static __always_inline void claim_passive(struct sock_info *info)
+{
+	if (info->direction == BPFAGENT_DIR_INBOUND)
+		current_owner(&info->owner, BPFAGENT_OWNER_CLOSE);
+}
+
+static __always_inline int on_state_change(const struct sock *sk, int oldstate, int newstate, const bool direct)
 {
 	__u64 key = (__u64)sk;
+	const struct tcp_sock *tp;
 	struct sock_info *info;
-
-	if (!is_tcp(sk))
-		return 0;
+	int sk_err;
 
 	switch (newstate) {
 	case TCP_SYN_SENT: {
 		/* connect(): process context, current is the caller */
 		struct owner o = {};
 
+		if (!as_tcp(sk, direct))
+			return 0;
 		current_owner(&o, BPFAGENT_OWNER_CONNECT);
-		track(sk, BPFAGENT_DIR_OUTBOUND, 0, &o);
+		track(sk, BPFAGENT_DIR_OUTBOUND, &o);
 		return 0;
 	}
 	case TCP_LISTEN: {
 		struct listen_key lk = {};
 		struct owner o = {};
 
-		fill_listen_key(&lk, sk);
+		tp = as_tcp(sk, direct);
+		if (!tp)
+			return 0;
+		fill_listen_key(&lk, sk, tp, direct);
 		current_owner(&o, BPFAGENT_OWNER_LISTENER);
 		if (bpf_map_update_elem(&listeners, &lk, &o, BPF_ANY) != 0)
 			count(BPFAGENT_LOSS_LISTEN_MAP_FULL);
 		return 0;
 	}
-	case TCP_ESTABLISHED:
-		if (oldstate == TCP_SYN_RECV) {
-			/* passive open, softirq: owner is the listener until accept() */
-			struct listen_key lk = {};
+	case TCP_ESTABLISHED: {
+		/* passive open, softirq: owner is the listener until its process closes it */
+		struct listen_key lk = {};
 
-			fill_listen_key(&lk, sk);
-			track(sk, BPFAGENT_DIR_INBOUND, SOCK_F_ESTABLISHED,
-			      bpf_map_lookup_elem(&listeners, &lk));
+		if (oldstate != TCP_SYN_RECV)
 			return 0;
-		}
-		info = bpf_map_lookup_elem(&socks, &key);
-		if (info)
-			info->flags |= SOCK_F_ESTABLISHED;
+		tp = as_tcp(sk, direct);
+		if (!tp)
+			return 0;
+		fill_listen_key(&lk, sk, tp, direct);
+		track(sk, BPFAGENT_DIR_INBOUND, bpf_map_lookup_elem(&listeners, &lk));
 		return 0;
+	}
 	case TCP_FIN_WAIT1:
 	case TCP_LAST_ACK:
-		/* tcp_close_state(): we are about to send our FIN */
+		/* tcp_close_state(): close() or shutdown() in the owning process */
 		info = bpf_map_lookup_elem(&socks, &key);
 		if (info)
-			info->flags |= SOCK_F_FIN_SENT;
+			claim_passive(info);
 		return 0;
 	case TCP_CLOSE:
+		tp = as_tcp(sk, direct);
+		if (!tp)
+			return 0;
 		if (oldstate == TCP_LISTEN) {
 			struct listen_key lk = {};
 
-			fill_listen_key(&lk, sk);
+			fill_listen_key(&lk, sk, tp, direct);
 			bpf_map_delete_elem(&listeners, &lk);
 			return 0;
 		}
@@ -326,7 +374,12 @@ static __always_inline int on_state_change(const struct sock *sk, int oldstate, 
 				count(BPFAGENT_STAT_UNTRACKED_CLOSE);
 			return 0;
 		}
-		emit_close(sk, info, oldstate);
+		sk_err = RD(direct, sk, sk_err);
+		/* an abort with no RST received and no error: the owner's own close() */
+		if ((oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT) && !sk_err &&
+		    !(info->flags & SOCK_F_RST_RECEIVED))
+			claim_passive(info);
+		emit_close(sk, tp, info, oldstate, sk_err, direct);
 		bpf_map_delete_elem(&socks, &key);
 		return 0;
 	}
@@ -346,39 +399,12 @@ static __always_inline int on_reset(const struct sock *sk, __u8 flag)
 	return 0;
 }
 
-/* accept()/accept4() returned fd: resolve it to its sock and record the owner. */
-static __always_inline int on_accept_exit(long fd)
-{
-	struct task_struct *task;
-	struct file **fds;
-	struct file *file = NULL;
-	struct socket *sock;
-	struct sock_info *info;
-	__u64 key;
-
-	if (fd < 0)
-		return 0;
-	task = (struct task_struct *)bpf_get_current_task();
-	fds = BPF_CORE_READ(task, files, fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) != 0 || !file)
-		return 0;
-	sock = BPF_CORE_READ(file, private_data);
-	if (!sock)
-		return 0;
-	key = (__u64)BPF_CORE_READ(sock, sk);
-	/* Only sockets in our map are touched, so a stale fd can do no harm. */
-	info = bpf_map_lookup_elem(&socks, &key);
-	if (info && info->direction == BPFAGENT_DIR_INBOUND)
-		current_owner(&info->owner, BPFAGENT_OWNER_ACCEPT);
-	return 0;
-}
-
-/* --- flavour 1: BTF-enabled tracepoints (5.5+) --- */
+/* --- flavour 1: BTF-enabled tracepoints (5.5+): direct reads --- */
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(btf_state, const struct sock *sk, int oldstate, int newstate)
 {
-	return on_state_change(sk, oldstate, newstate);
+	return on_state_change(sk, oldstate, newstate, true);
 }
 
 SEC("tp_btf/tcp_send_reset")
@@ -398,7 +424,7 @@ int BPF_PROG(btf_receive_reset, const struct sock *sk)
 SEC("raw_tp/inet_sock_set_state")
 int BPF_PROG(raw_state, const struct sock *sk, int oldstate, int newstate)
 {
-	return on_state_change(sk, oldstate, newstate);
+	return on_state_change(sk, oldstate, newstate, false);
 }
 
 SEC("raw_tp/tcp_send_reset")
@@ -418,8 +444,8 @@ int BPF_PROG(raw_receive_reset, const struct sock *sk)
 SEC("tracepoint/sock/inet_sock_set_state")
 int tp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
-	return on_state_change((const struct sock *)BPF_CORE_READ(ctx, skaddr),
-			       BPF_CORE_READ(ctx, oldstate), BPF_CORE_READ(ctx, newstate));
+	return on_state_change((const struct sock *)BPF_CORE_READ(ctx, skaddr), BPF_CORE_READ(ctx, oldstate),
+			       BPF_CORE_READ(ctx, newstate), false);
 }
 
 SEC("tracepoint/tcp/tcp_send_reset")
@@ -432,25 +458,4 @@ SEC("tracepoint/tcp/tcp_receive_reset")
 int tp_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
 {
 	return on_reset((const struct sock *)BPF_CORE_READ(ctx, skaddr), SOCK_F_RST_RECEIVED);
-}
-
-/* --- accept attribution: syscall tracepoints, used with every flavour --- */
-
-/* Layout of syscalls:sys_exit_* records (not in vmlinux.h). */
-struct syscall_exit_args {
-	__u64 common;
-	int nr;
-	long ret;
-};
-
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int accept4_exit(struct syscall_exit_args *ctx)
-{
-	return on_accept_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept")
-int accept_exit(struct syscall_exit_args *ctx)
-{
-	return on_accept_exit(ctx->ret);
 }

@@ -24,8 +24,6 @@ export interface KernelFeatures {
   tpBtf: Feature;
   rawTp: Feature;
   tracepoint: Feature;
-  /** syscalls:sys_exit_accept{,4}: process-context attribution of accepted sockets */
-  acceptTracepoints: Feature;
 }
 
 export const TRACEFS_CANDIDATES = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
@@ -76,11 +74,7 @@ export function probeKernelFeatures(native: BpfNative, btfPath: string, tracefs:
       : stateFormat && existsSync(stateFormat)
         ? { available: true }
         : { available: false, reason: 'tracepoint sock/inet_sock_set_state missing (requires Linux >= 4.16)' };
-  const acceptTracepoints: Feature =
-    tracefs && existsSync(`${tracefs}/events/syscalls/sys_exit_accept4/format`)
-      ? { available: true }
-      : { available: false, reason: 'syscall tracepoints missing (CONFIG_FTRACE_SYSCALLS)' };
-  return { btf, ringbuf, tpBtf, rawTp, tracepoint, acceptTracepoints };
+  return { btf, ringbuf, tpBtf, rawTp, tracepoint };
 }
 
 /** Throw when a feature that every attach mode needs is absent. */

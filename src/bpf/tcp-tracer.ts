@@ -18,7 +18,6 @@ const MODE_PROGRAMS: Record<AttachMode, readonly string[]> = {
   raw_tp: ['raw_state', 'raw_send_reset', 'raw_receive_reset'],
   tracepoint: ['tp_state', 'tp_send_reset', 'tp_receive_reset'],
 };
-const ACCEPT_PROGRAMS = ['accept4_exit', 'accept_exit'] as const;
 
 export interface TcpTracerOptions {
   objectPath: string;
@@ -72,7 +71,7 @@ export class TcpTracer {
         opts.onFallback?.(mode, feature.reason ?? 'unavailable');
         continue;
       }
-      const programs = [...MODE_PROGRAMS[mode], ...(features.acceptTracepoints.available ? ACCEPT_PROGRAMS : [])];
+      const programs = MODE_PROGRAMS[mode];
       let obj: ObjectHandle;
       try {
         obj = native.open(opts.objectPath, opts.btfPath);

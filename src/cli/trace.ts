@@ -64,8 +64,6 @@ export async function runTrace(opts: TraceOptions, log: Logger): Promise<number>
   const tracefs = ensureTracefs(native);
   const features = probeKernelFeatures(native, opts.btf ?? DEFAULT_BTF, tracefs);
   requireBaseFeatures(features);
-  if (!features.acceptTracepoints.available)
-    log.warn(`${features.acceptTracepoints.reason}: accepted connections are attributed to the listening process`);
 
   const clock = new MonotonicClock();
   const stats: DecodeStats = { records: 0, dnsPackets: 0, decodeErrors: 0 };

@@ -53,7 +53,7 @@ export type CounterName = (typeof COUNTER_NAMES)[number];
 /** enum values of bpf/events.h, also checked against BTF. */
 export const DIRECTION = { 1: 'outbound', 2: 'inbound' } as const;
 export const OUTCOME = { 1: 'closed', 2: 'reset', 3: 'refused', 4: 'timeout' } as const;
-export const OWNER_SOURCE = { 0: 'none', 1: 'connect', 2: 'accept', 3: 'listener' } as const;
+export const OWNER_SOURCE = { 0: 'none', 1: 'connect', 2: 'close', 3: 'listener' } as const;
 
 /** struct udp_flow_key: key of the in-kernel UDP flow tables. */
 export const UDP_FLOW_KEY = {

@@ -46,7 +46,11 @@ export class Peer {
    * because inside the namespace /sys is remounted and the cgroup tree is gone.
    */
   constructor(comm: string, args: string[], where: { netns?: string; cgroup?: string; script?: string } = {}) {
-    let cmd = [nodeAs(comm), where.script ? helperScript(where.script) : PEER_JS, ...args];
+    // script 'python3' runs python with `args` (comm then is python3's own unless it renames itself)
+    let cmd =
+      where.script === 'python3'
+        ? ['python3', ...args]
+        : [nodeAs(comm), where.script ? helperScript(where.script) : PEER_JS, ...args];
     if (where.netns) cmd = ['ip', 'netns', 'exec', where.netns, ...cmd];
     if (where.cgroup) cmd = ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', where.cgroup, ...cmd];
     this.child = spawn(cmd[0]!, cmd.slice(1));

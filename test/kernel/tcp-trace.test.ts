@@ -156,6 +156,36 @@ describe('bpfagent trace: TCP between real hosts', { skip: KERNEL_SKIP }, () => 
     assert.ok(arrival - x.clientDoneAt < 1000, `record arrived ${arrival - x.clientDoneAt} ms after the connection ended`);
   });
 
+  test('pre-fork server: the worker that handled the connection, not the process that listens', async () => {
+    const p = port();
+    // the parent listens, a forked worker (its own pid and comm) accepts, answers and closes
+    const prefork = `
+import os, socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("${net.b.ipv4}", ${p})); s.listen()
+pid = os.fork()
+if pid == 0:
+    open("/proc/self/comm", "w").write("tworker")
+    c, _ = s.accept(); n = 0
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        n += len(d)
+    c.sendall(b"w" * 321); c.close(); os._exit(0)
+print('{"event":"listening","worker":%d}' % pid, flush=True)
+os.waitpid(pid, 0)
+print('{"event":"done"}', flush=True)
+`;
+    const parent = new Peer('tlisten', ['-c', prefork], { netns: net.b.ns, script: 'python3' });
+    const { worker } = await parent.waitFor('listening');
+    const client = new Peer('tcli-pre', ['client', '--host', net.b.ipv4, '--port', String(p), '--send', '1234'], { netns: net.a.ns });
+    const { localPort } = await client.waitFor('connected');
+    await parent.waitFor('done');
+    const [s] = await agent.waitFor((r) => r.direction === 'inbound' && r.local.port === p && r.remote.port === localPort);
+    assert.notEqual(worker, parent.pid);
+    assert.deepEqual([s!.local.pid, s!.local.comm, s!.bytesReceived, s!.bytesSent], [worker, 'tworker', 1234, 321]);
+  });
+
   test('IPv4 through an IPv6 socket (v4-mapped) is reported as IPv4', async () => {
     const x = await exchange({
       serverHost: '::ffff:127.0.0.1', serverComm: 'tsrv-map', clientComm: 'tcli-map', clientSends: 11, serverSends: 13,
