@@ -37,9 +37,27 @@ export function isV4Mapped(b: Buffer, off: number): boolean {
   return b[off + 10] === 0xff && b[off + 11] === 0xff;
 }
 
+/*
+ * IPv4 text by address: the same few addresses recur in nearly every record,
+ * and building the string is most of the cost. Bounded; cleared when full.
+ */
+const v4Text = new Map<number, string>();
+const V4_CACHE_MAX = 4096;
+
+function ipv4Cached(b: Buffer, off: number): string {
+  const key = b.readUInt32LE(off);
+  let text = v4Text.get(key);
+  if (text === undefined) {
+    if (v4Text.size >= V4_CACHE_MAX) v4Text.clear();
+    text = ipv4(b, off);
+    v4Text.set(key, text);
+  }
+  return text;
+}
+
 /** Address text; v4-mapped IPv6 is shown as IPv4. */
 export function formatAddr(family: number, b: Buffer, off: number): string {
-  if (family === AF_INET) return ipv4(b, off);
-  if (isV4Mapped(b, off)) return ipv4(b, off + 12);
+  if (family === AF_INET) return ipv4Cached(b, off);
+  if (isV4Mapped(b, off)) return ipv4Cached(b, off + 12);
   return ipv6(b, off);
 }

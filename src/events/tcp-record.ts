@@ -39,7 +39,7 @@ export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock): T
   const startNs = u64(b, off + F.start_ns.offset);
   const endNs = u64(b, off + F.end_ns.offset);
   return {
-    ts: new Date(endMs).toISOString(),
+    ts: clock.iso(endMs),
     proto: 'tcp',
     family,
     direction,
