@@ -302,8 +302,17 @@ static __always_inline void emit_close(const struct sock *sk, const struct tcp_s
 /* A passive socket's owner, now that we run in its process (see the top). */
 static __always_inline void claim_passive(struct sock_info *info)
 {
-	if (info->direction == BPFAGENT_DIR_INBOUND)
-		current_owner(&info->owner, BPFAGENT_OWNER_CLOSE);
+	__u32 pid;
+
+	if (info->direction != BPFAGENT_DIR_INBOUND)
+		return;
+	pid = bpf_get_current_pid_tgid() >> 32;
+	if (pid == info->owner.pid) {
+		/* the listener itself handled it (the common case): comm and cgroup are known */
+		info->owner.source = BPFAGENT_OWNER_CLOSE;
+		return;
+	}
+	current_owner(&info->owner, BPFAGENT_OWNER_CLOSE);
 }
 
 static __always_inline int on_state_change(const struct sock *sk, int oldstate, int newstate, const bool direct)
