@@ -4,7 +4,7 @@
  * which the test compares with the agent's records.
  *
  *   peer.js server --host H --port P [--send N] [--reset-after N] [--count K]
- *   peer.js client --host H --port P [--send N] [--abort-after MS] [--linger0]
+ *   peer.js client --host H --port P [--send N] [--abort-after MS] [--linger0] [--delay-send MS]
  *
  * Server: accepts K connections (default 1); for each reads until the peer's
  * FIN, then sends N bytes and closes (or, with --reset-after, resets once it
@@ -24,6 +24,7 @@ const { positionals, values } = parseArgs({
     count: { type: 'string', default: '1' },
     'abort-after': { type: 'string' },
     linger0: { type: 'boolean' },
+    'delay-send': { type: 'string', default: '0' },
   },
 });
 
@@ -82,7 +83,7 @@ if (positionals[0] === 'server') {
       sock.write(payload(sendBytes), () => sock.resetAndDestroy());
       return;
     }
-    sock.end(payload(sendBytes));
+    setTimeout(() => sock.end(payload(sendBytes)), Number(values['delay-send']));
   });
   sock.on('data', (d: Buffer) => (received += d.length));
   sock.on('error', (e) =>
