@@ -7,6 +7,7 @@
 import type { BpfNative, LinkHandle, ObjectHandle } from './native.js';
 import { isNativeError } from './native.js';
 import { NET_COUNTER_NAMES, type NetCounterName } from '../events/layout.js';
+import { readPerCpuCounters } from './percpu-counters.js';
 import { EnvironmentError } from '../util/errors.js';
 import type { MapDump } from './native.js';
 
@@ -71,17 +72,7 @@ export class NetTracer {
   }
 
   counters(): Record<NetCounterName, number> {
-    const dump = this.native.mapDump(this.obj, 'net_counters', false);
-    const perSlot = dump.count ? dump.values.length / dump.count : 0;
-    const out = Object.fromEntries(NET_COUNTER_NAMES.map((n) => [n, 0])) as Record<NetCounterName, number>;
-    for (let i = 0; i < dump.count; i++) {
-      const name = NET_COUNTER_NAMES[dump.keys.readUInt32LE(i * 4)];
-      if (!name) continue;
-      let sum = 0n;
-      for (let off = i * perSlot; off < (i + 1) * perSlot; off += 8) sum += dump.values.readBigUInt64LE(off);
-      out[name] = Number(sum);
-    }
-    return out;
+    return readPerCpuCounters(this.native, this.obj, 'net_counters', NET_COUNTER_NAMES);
   }
 
   /**

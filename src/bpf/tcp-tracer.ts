@@ -8,6 +8,7 @@ import { isNativeError } from './native.js';
 import type { KernelFeatures } from './features.js';
 import { EnvironmentError } from '../util/errors.js';
 import { COUNTER_NAMES, type CounterName } from '../events/layout.js';
+import { readPerCpuCounters } from './percpu-counters.js';
 
 export const ATTACH_MODES = ['tp_btf', 'raw_tp', 'tracepoint'] as const;
 export type AttachMode = (typeof ATTACH_MODES)[number];
@@ -121,18 +122,7 @@ export class TcpTracer {
 
   /** Kernel-side counters summed over CPUs. */
   counters(): Record<CounterName, number> {
-    const dump = this.native.mapDump(this.obj, 'counters', false);
-    const perSlot = dump.count ? dump.values.length / dump.count : 0;
-    const out = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as Record<CounterName, number>;
-    for (let i = 0; i < dump.count; i++) {
-      const slot = dump.keys.readUInt32LE(i * 4);
-      const name = COUNTER_NAMES[slot];
-      if (!name) continue;
-      let sum = 0n;
-      for (let off = i * perSlot; off < (i + 1) * perSlot; off += 8) sum += dump.values.readBigUInt64LE(off);
-      out[name] = Number(sum);
-    }
-    return out;
+    return readPerCpuCounters(this.native, this.obj, 'counters', COUNTER_NAMES);
   }
 
   /** Detach the TCP probes; the ring buffer stays readable. */
