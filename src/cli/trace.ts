@@ -11,7 +11,7 @@ import { ensureTracefs, probeKernelFeatures, requireBaseFeatures } from '../bpf/
 import { loadNative, PROJECT_ROOT, type BpfNative } from '../bpf/native.js';
 import { NetTracer, type UdpDrain } from '../bpf/net-tracer.js';
 import { TcpTracer } from '../bpf/tcp-tracer.js';
-import { decodeBatch, type DecodeStats, type RecordSink } from '../events/tcp-record.js';
+import { decodeBatch, type DecodeStats, type RecordSink } from '../events/batch.js';
 import { decodeUdpFlows } from '../events/udp-flow.js';
 import { DnsNameCache } from '../enrich/dns-cache.js';
 import { DnsTracker } from '../enrich/dns-tracker.js';

@@ -9,7 +9,7 @@ import dnsPacket from 'dns-packet';
 import { parseDnsMessage } from '../../src/enrich/dns-message.js';
 import { DnsTracker } from '../../src/enrich/dns-tracker.js';
 import { DnsNameCache } from '../../src/enrich/dns-cache.js';
-import { decodeBatch, type DecodeStats } from '../../src/events/tcp-record.js';
+import { decodeBatch, type DecodeStats } from '../../src/events/batch.js';
 import { DNS_EVENT, EVENT_KIND } from '../../src/events/layout.js';
 import type { DnsPacket } from '../../src/events/dns-event.js';
 import type { DnsRecord } from '../../src/events/records.js';

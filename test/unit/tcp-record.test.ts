@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeBatch, decodeTcpClose, type DecodeStats, type TcpRecord } from '../../src/events/tcp-record.js';
+import { decodeTcpClose, type TcpRecord } from '../../src/events/tcp-record.js';
+import { decodeBatch, type DecodeStats } from '../../src/events/batch.js';
 import { TCP_CLOSE_EVENT } from '../../src/events/layout.js';
 import { MonotonicClock } from '../../src/util/clock.js';
 

@@ -1,0 +1,66 @@
+/**
+ * Walks the ring buffer batches the native reader hands over and dispatches
+ * each record on its kind byte. Every record is length- and kind-checked;
+ * whatever cannot be decoded is counted, never thrown.
+ */
+import { DNS_EVENT, EVENT_KIND, TCP_CLOSE_EVENT } from './layout.js';
+import { decodeDnsEvent, type DnsPacket } from './dns-event.js';
+import { decodeTcpClose, tcpCloseEndMs } from './tcp-record.js';
+import type { TcpRecord } from './records.js';
+import type { MonotonicClock } from '../util/clock.js';
+
+export interface DecodeStats {
+  /** TCP records decoded */
+  records: number;
+  /** DNS packets decoded */
+  dnsPackets: number;
+  /** frames shorter than their struct or of an unknown kind */
+  decodeErrors: number;
+}
+
+/** Where decoded ring buffer records go, by kind. */
+export interface RecordSink {
+  /** `endMs`: the record's end time as epoch ms (its `ts`) */
+  tcp(record: TcpRecord, endMs: number): void;
+  dns?(packet: DnsPacket): void;
+}
+
+/**
+ * Walk a native batch of `[u32 length][record]` frames, dispatching on the
+ * kind byte. Frames too short for their struct, of unknown kinds, or with
+ * values outside their enums are counted in `stats.decodeErrors`.
+ */
+export function decodeBatch(batch: Buffer, clock: MonotonicClock, stats: DecodeStats, sink: RecordSink): void {
+  let off = 0;
+  while (off + 4 <= batch.length) {
+    const len = batch.readUInt32LE(off);
+    const start = off + 4;
+    off = start + len;
+    if (off > batch.length) {
+      stats.decodeErrors++; // truncated batch: nothing after this can be framed
+      return;
+    }
+    if (len < 1) {
+      stats.decodeErrors++; // empty frame: skip it, the next one is still framed
+      continue;
+    }
+    const kind = batch[start];
+    if (kind === EVENT_KIND.TCP_CLOSE && len >= TCP_CLOSE_EVENT.size) {
+      const rec = decodeTcpClose(batch, start, clock);
+      if (rec) {
+        stats.records++;
+        sink.tcp(rec, tcpCloseEndMs(batch, start, clock));
+        continue;
+      }
+    } else if (kind === EVENT_KIND.DNS && len >= DNS_EVENT.size) {
+      const pkt = decodeDnsEvent(batch, start, clock);
+      if (pkt) {
+        stats.dnsPackets++;
+        sink.dns?.(pkt);
+        continue;
+      }
+    }
+    stats.decodeErrors++;
+  }
+  if (off < batch.length) stats.decodeErrors++; // trailing bytes too short for a frame header
+}
