@@ -76,6 +76,18 @@ struct tcp_close_event {
 	__u8 sk_err;          /* socket error at close (errno), 0 if none */
 	__u8 pad[6];
 	char comm[BPFAGENT_COMM_LEN];
+	/* where the connection really went when a DNAT rewrote raddr:rport */
+	__u8 dnat_addr[16];
+	__u16 dnat_port;      /* host byte order */
+	__u8 dnat;            /* 1 when dnat_addr/dnat_port are set */
+	__u8 pad2[5];
+};
+
+/* Value of the shared tcp_dnat map (key: struct sock address). */
+struct tcp_dnat_target {
+	__u8 addr[16];
+	__u16 port; /* host byte order */
+	__u8 pad[6];
 };
 
 /* ---------- net.bpf.c: UDP flows and DNS packets ---------- */

@@ -101,6 +101,18 @@ struct {
 	__type(value, struct owner);
 } listeners SEC(".maps");
 
+/*
+ * Real destinations of DNAT-ed connections, written by net.bpf.c when it sees
+ * a SYN leave with another destination than its socket dialled (see there);
+ * shared with that object. LRU: an entry whose close is never seen ages out.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct tcp_dnat_target);
+} tcp_dnat SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, BPFAGENT_COUNTER_MAX);
@@ -262,6 +274,25 @@ static __always_inline void read_addrs(struct tcp_close_event *e, const struct s
 	}
 }
 
+static __always_inline void fill_dnat(struct tcp_close_event *e, __u64 key, const struct sock_info *info)
+{
+	struct tcp_dnat_target *t = NULL;
+
+	if (info->direction == BPFAGENT_DIR_OUTBOUND)
+		t = bpf_map_lookup_elem(&tcp_dnat, &key);
+	__builtin_memset(e->pad2, 0, sizeof(e->pad2));
+	if (!t) {
+		__builtin_memset(e->dnat_addr, 0, sizeof(e->dnat_addr));
+		e->dnat_port = 0;
+		e->dnat = 0;
+		return;
+	}
+	__builtin_memcpy(e->dnat_addr, t->addr, sizeof(e->dnat_addr));
+	e->dnat_port = t->port;
+	e->dnat = 1;
+	bpf_map_delete_elem(&tcp_dnat, &key);
+}
+
 static __always_inline void emit_close(const struct sock *sk, const struct tcp_sock *tp, struct sock_info *info,
 				       int oldstate, int sk_err, const bool direct)
 {
@@ -292,6 +323,7 @@ static __always_inline void emit_close(const struct sock *sk, const struct tcp_s
 	e->sk_err = sk_err;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	__builtin_memcpy(e->comm, info->owner.comm, sizeof(e->comm));
+	fill_dnat(e, (__u64)sk, info);
 	count(BPFAGENT_STAT_EVENTS);
 
 	/* Wake the reader only once enough is queued; it also polls on a timer. */

@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 pkgs=(clang-16 llvm-16 libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool make g++ python3)
 if [ "${1:-}" = "--test" ]; then
   # iproute2: test hosts in network namespaces; util-linux: setpriv (dropping
-  # capabilities); libbpf-tools: the peer tools benchmarked against.
-  pkgs+=(iproute2 util-linux libbpf-tools gcc)
+  # capabilities); libbpf-tools: the peer tools benchmarked against;
+  # nftables: DNAT rules as kube-proxy sets them.
+  pkgs+=(iproute2 util-linux libbpf-tools gcc nftables)
 fi
 
 missing=()

@@ -14,7 +14,7 @@ export const EVENT_KIND = { TCP_CLOSE: 1, DNS: 2 } as const;
 
 export const TCP_CLOSE_EVENT = {
   name: 'tcp_close_event',
-  size: 120,
+  size: 144,
   fields: {
     kind: { offset: 0, size: 1 },
     family: { offset: 1, size: 1 },
@@ -37,6 +37,10 @@ export const TCP_CLOSE_EVENT = {
     sk_err: { offset: 97, size: 1 },
     pad: { offset: 98, size: 6 },
     comm: { offset: 104, size: 16 },
+    dnat_addr: { offset: 120, size: 16 },
+    dnat_port: { offset: 136, size: 2 },
+    dnat: { offset: 138, size: 1 },
+    pad2: { offset: 139, size: 5 },
   },
 } as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
 

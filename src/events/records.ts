@@ -11,6 +11,8 @@ export interface Endpoint {
 export interface RemoteEndpoint extends Endpoint {
   /** DNS name a local client looked up for this address, when one was seen */
   name?: string;
+  /** where the connection really went, when a DNAT rule (e.g. kube-proxy for a ClusterIP) rewrote addr:port */
+  reached?: Endpoint;
 }
 
 export interface LocalEndpoint extends Endpoint {

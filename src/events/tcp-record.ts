@@ -38,10 +38,13 @@ export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock): T
       cgroupId: u64(b, off + F.cgroup_id.offset),
       netns: b.readUInt32LE(off + F.netns.offset),
     },
-    remote: {
-      addr: formatAddr(rawFamily, b, off + F.raddr.offset),
-      port: b.readUInt16LE(off + F.rport.offset),
-    },
+    remote: b[off + F.dnat.offset]
+      ? {
+          addr: formatAddr(rawFamily, b, off + F.raddr.offset),
+          port: b.readUInt16LE(off + F.rport.offset),
+          reached: { addr: formatAddr(rawFamily, b, off + F.dnat_addr.offset), port: b.readUInt16LE(off + F.dnat_port.offset) },
+        }
+      : { addr: formatAddr(rawFamily, b, off + F.raddr.offset), port: b.readUInt16LE(off + F.rport.offset) },
     bytesSent: u64(b, off + F.bytes_sent.offset),
     bytesReceived: u64(b, off + F.bytes_received.offset),
     retransmits: b.readUInt32LE(off + F.retransmits.offset),

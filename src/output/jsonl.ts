@@ -7,9 +7,10 @@ function local(l: LocalEndpoint): string {
 }
 
 function remote(r: RemoteEndpoint): string {
-  return r.name === undefined
-    ? `{"addr":"${r.addr}","port":${r.port}}`
-    : `{"addr":"${r.addr}","port":${r.port},"name":${str(r.name)}}`;
+  let out = `{"addr":"${r.addr}","port":${r.port}`;
+  if (r.name !== undefined) out += `,"name":${str(r.name)}`;
+  if (r.reached !== undefined) out += `,"reached":{"addr":"${r.reached.addr}","port":${r.reached.port}}`;
+  return out + '}';
 }
 
 /**

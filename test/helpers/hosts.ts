@@ -6,8 +6,8 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmdirSync, statSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 
-export function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+export function sh(cmd: string, args: string[], input?: string): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
 }
 
 export interface Host {
@@ -52,8 +52,8 @@ export class TestNetwork {
   }
 
   /** Run a command inside a host's namespace and return its output. */
-  exec(host: Host, cmd: string[]): string {
-    return sh('ip', ['netns', 'exec', host.ns, ...cmd]);
+  exec(host: Host, cmd: string[], input?: string): string {
+    return sh('ip', ['netns', 'exec', host.ns, ...cmd], input);
   }
 
   destroy(): void {

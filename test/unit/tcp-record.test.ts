@@ -33,6 +33,8 @@ interface EventFields {
   ownerSource: number;
   skErr: number;
   comm: Buffer;
+  /** where a DNAT sent the connection, if one did */
+  dnat?: { addr: number[]; port: number };
 }
 
 const END_NS = MONO_NS + 1_500_250_000n; // 1.50025 s after the clock was taken
@@ -88,6 +90,12 @@ function event(over: Partial<EventFields> = {}, extra = 0): Buffer {
   b.fill(0, F.pad.offset, F.pad.offset + F.pad.size);
   assert.equal(e.comm.length, F.comm.size);
   e.comm.copy(b, F.comm.offset);
+  b.fill(0, F.dnat_addr.offset, F.pad2.offset + F.pad2.size);
+  if (e.dnat) {
+    Buffer.from(e.dnat.addr).copy(b, F.dnat_addr.offset);
+    b.writeUInt16LE(e.dnat.port, F.dnat_port.offset);
+    b.writeUInt8(1, F.dnat.offset);
+  }
   return b;
 }
 
@@ -316,5 +324,17 @@ describe('decodeBatch: malformed input is counted, never thrown', () => {
     decodeBatch(frame(event()), c, stats, { tcp: () => {} });
     decodeBatch(frame(event({ kind: 9 })), c, stats, { tcp: () => {} });
     assert.deepEqual(stats, { records: 6, dnsPackets: 0, decodeErrors: 3 });
+  });
+});
+
+describe('decodeTcpClose: DNAT', () => {
+  test('a connection a DNAT rule sent elsewhere: remote is what was dialled, reached is where it went', () => {
+    const r = decodeTcpClose(event({ raddr: [10, 96, 0, 10], rport: 80, dnat: { addr: [10, 244, 1, 7], port: 8080 } }), 0, clock());
+    assert.deepEqual(r?.remote, { addr: '10.96.0.10', port: 80, reached: { addr: '10.244.1.7', port: 8080 } });
+  });
+
+  test('without DNAT there is no reached', () => {
+    const r = decodeTcpClose(event(), 0, clock());
+    assert.deepEqual(r?.remote, { addr: '93.184.216.34', port: 443 });
   });
 });
