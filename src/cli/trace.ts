@@ -93,10 +93,6 @@ export async function runTrace(opts: TraceOptions, log: Logger): Promise<number>
   });
   const net = startNetTracer(native, tcp, opts, log);
   writer.header();
-  log.info(
-    { attach: tcp.mode, programs: tcp.programs, udp: !!net, dns: !!net, startupMs: Math.round(performance.now()) },
-    `ready: probes attached (TCP via ${tcp.mode}${net ? '; UDP and DNS via cgroup programs' : ''})`,
-  );
 
   let udpRecords = 0;
   let lastCollect = Date.now();
@@ -178,5 +174,10 @@ export async function runTrace(opts: TraceOptions, log: Logger): Promise<number>
       writer.markBroken();
       void stop(`stdout ${e.code ?? e.message}`);
     });
+    // only now: whoever waits for "ready" may signal us at once
+    log.info(
+      { attach: tcp.mode, programs: tcp.programs, udp: !!net, dns: !!net, startupMs: Math.round(performance.now()) },
+      `ready: probes attached (TCP via ${tcp.mode}${net ? '; UDP and DNS via cgroup programs' : ''})`,
+    );
   });
 }
