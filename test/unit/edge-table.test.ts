@@ -1,0 +1,104 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EdgeTable, udpClientIsLocal } from '../../src/flows/edge-table.js';
+import { RTT_BOUNDS_US } from '../../src/flows/histogram.js';
+import type { TcpRecord, UdpRecord } from '../../src/events/records.js';
+
+let nextPort = 40000;
+function tcp(over: Partial<TcpRecord> & { comm?: string; remoteAddr?: string; serverPort?: number; name?: string } = {}): TcpRecord {
+  const { comm = 'curl', remoteAddr = '10.0.0.2', serverPort = 443, name, ...rest } = over;
+  const outbound = (rest.direction ?? 'outbound') === 'outbound';
+  const ephemeral = nextPort++;
+  return {
+    ts: '2026-01-01T00:00:00.000Z', proto: 'tcp', family: 4, direction: 'outbound', outcome: 'closed',
+    local: { addr: '10.0.0.1', port: outbound ? ephemeral : serverPort, pid: 7, comm, cgroupId: 1, netns: 1 },
+    remote: { addr: remoteAddr, port: outbound ? serverPort : ephemeral, ...(name ? { name } : {}) },
+    bytesSent: 0, bytesReceived: 0, retransmits: 0, srttUs: 0, durationMs: 1,
+    ...rest,
+  };
+}
+
+describe('EdgeTable', () => {
+  test('a known pattern: counts, failures, bytes, retransmits and the RTT histogram are exact', () => {
+    const t = new EdgeTable();
+    t.add(tcp({ bytesSent: 100, bytesReceived: 1000, srttUs: 80, retransmits: 1 }));
+    t.add(tcp({ bytesSent: 200, bytesReceived: 2000, srttUs: 300 }));
+    t.add(tcp({ bytesSent: 300, bytesReceived: 3000, srttUs: 2_000_000, outcome: 'reset' }));
+    t.add(tcp({ outcome: 'refused' }));
+    t.add(tcp({ outcome: 'timeout' }));
+    t.add(tcp({ outcome: 'timeout' }));
+    const edges = t.drain();
+    assert.equal(edges.length, 1, 'ephemeral client ports never split an edge');
+    const e = edges[0]!;
+    assert.deepEqual(
+      { proto: e.proto, observedBy: e.observedBy, source: e.source, destination: e.destination, port: e.port },
+      { proto: 'tcp', observedBy: 'client', source: { id: 'process:curl', process: 'curl' }, destination: { id: '10.0.0.2', addr: '10.0.0.2' }, port: 443 },
+    );
+    assert.deepEqual([e.connections, e.failed, e.bytesSent, e.bytesReceived, e.retransmits], [6, { refused: 1, timeout: 2, reset: 1 }, 600, 6000, 1]);
+    const h = e.rttUs.toJSON();
+    assert.deepEqual(h.bounds, RTT_BOUNDS_US);
+    // 80 µs <= 100; 300 µs <= 500; 2 s only in +Inf; failed attempts without an RTT are not observed
+    const expected = RTT_BOUNDS_US.map((b) => (80 <= b ? 1 : 0) + (300 <= b ? 1 : 0));
+    assert.deepEqual(h.counts, [...expected, 3]);
+    assert.deepEqual([h.count, h.sum], [3, 2_000_380]);
+    assert.equal(t.drain().length, 0, 'drain empties the table');
+  });
+
+  test('the server side keys the edge by its listening port, caller as source, bytes in the caller -> callee direction', () => {
+    const t = new EdgeTable();
+    t.add(tcp({ direction: 'inbound', comm: 'nginx', remoteAddr: '10.0.0.9', serverPort: 8080, bytesSent: 5000, bytesReceived: 50 }));
+    t.add(tcp({ direction: 'inbound', comm: 'nginx', remoteAddr: '10.0.0.9', serverPort: 8080, bytesSent: 7000, bytesReceived: 70 }));
+    const [e] = t.drain();
+    assert.deepEqual(
+      [e!.observedBy, e!.source.id, e!.destination.id, e!.port, e!.connections, e!.bytesSent, e!.bytesReceived],
+      ['server', '10.0.0.9', 'process:nginx', 8080, 2, 120, 12000],
+    );
+  });
+
+  test('DNS names and DNAT backends: the name is the destination, the port is the one reached', () => {
+    const t = new EdgeTable();
+    t.add(tcp({ name: 'api.example.com', remote: { addr: '10.96.0.10', port: 80, name: 'api.example.com', reached: { addr: '10.244.0.5', port: 8080 } } }));
+    const [e] = t.drain();
+    assert.deepEqual([e!.destination.id, e!.destination.name, e!.port], ['dns:api.example.com', 'api.example.com', 8080]);
+  });
+
+  test('different destinations, ports, protocols and sides are different edges', () => {
+    const t = new EdgeTable();
+    t.add(tcp({ serverPort: 443 }));
+    t.add(tcp({ serverPort: 80 }));
+    t.add(tcp({ remoteAddr: '10.0.0.3' }));
+    t.add(tcp({ direction: 'inbound' }));
+    assert.equal(t.drain().length, 4);
+  });
+
+  test('bounded: past maxEdges new edges fold into one overflow edge, counted', () => {
+    const t = new EdgeTable(undefined, 3);
+    for (let i = 0; i < 10; i++) t.add(tcp({ remoteAddr: `10.1.0.${i}`, bytesSent: 1 }));
+    const edges = t.drain();
+    assert.equal(edges.length, 4);
+    const overflow = edges.find((e) => e.source.id === '(overflow)')!;
+    assert.deepEqual([overflow.connections, overflow.bytesSent, overflow.port], [7, 7, 0]);
+    assert.equal(t.overflowed, 7);
+  });
+
+  test('UDP: packets and bytes, the client guessed from the ephemeral port', () => {
+    const udp = (localPort: number, remotePort: number): UdpRecord => ({
+      ts: '2026-01-01T00:00:00.000Z', proto: 'udp', family: 4,
+      local: { addr: '10.0.0.1', port: localPort, pid: 7, comm: 'statsd', cgroupId: 1, netns: 1 },
+      remote: { addr: '10.0.0.2', port: remotePort },
+      packetsSent: 3, packetsReceived: 1, bytesSent: 300, bytesReceived: 10, intervalMs: 1000,
+    });
+    assert.equal(udpClientIsLocal(udp(45000, 8125)), true);
+    assert.equal(udpClientIsLocal(udp(53, 45000)), false);
+    assert.equal(udpClientIsLocal(udp(5000, 8125)), false);
+    const t = new EdgeTable();
+    t.add(udp(45000, 8125));
+    t.add(udp(45001, 8125));
+    t.add(udp(8125, 45002)); // the server's view of a third client
+    const edges = t.drain();
+    const client = edges.find((e) => e.observedBy === 'client')!;
+    const server = edges.find((e) => e.observedBy === 'server')!;
+    assert.deepEqual([client.port, client.packetsSent, client.packetsReceived, client.bytesSent, client.connections], [8125, 6, 2, 600, 0]);
+    assert.deepEqual([server.port, server.packetsSent, server.packetsReceived, server.bytesSent, server.bytesReceived], [8125, 1, 3, 10, 300]);
+  });
+});
