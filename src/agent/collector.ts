@@ -1,0 +1,248 @@
+/**
+ * The probes-to-records pipeline every command shares: check privileges and
+ * kernel features, load and attach the TCP and UDP/DNS probes, decode what
+ * they report, pair DNS lookups, name remote addresses, and hand each record
+ * to `onRecords` in batches. UDP flows come once per interval.
+ *
+ * stop() detaches every probe first and drains afterwards, so the summary it
+ * returns accounts for everything that happened while attached.
+ */
+import { performance } from 'node:perf_hooks';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { findCgroup2Root } from '../bpf/cgroup-root.js';
+import { ensureTracefs, probeKernelFeatures, requireBaseFeatures } from '../bpf/features.js';
+import { loadNative, PROJECT_ROOT, type BpfNative } from '../bpf/native.js';
+import { NetTracer, type UdpDrain } from '../bpf/net-tracer.js';
+import { TcpTracer, type AttachMode } from '../bpf/tcp-tracer.js';
+import { decodeBatch, type DecodeStats, type RecordSink } from '../events/batch.js';
+import type { AgentRecord } from '../events/records.js';
+import { decodeUdpFlows } from '../events/udp-flow.js';
+import { DnsNameCache } from '../enrich/dns-cache.js';
+import { DnsTracker } from '../enrich/dns-tracker.js';
+import { nameRemote } from '../enrich/remote-names.js';
+import { effectiveCapabilities, missingTracingCapabilities } from '../util/capabilities.js';
+import { MonotonicClock } from '../util/clock.js';
+import { EnvironmentError } from '../util/errors.js';
+
+export const DEFAULT_BTF = '/sys/kernel/btf/vmlinux';
+export const TCP_OBJECT = path.join(PROJECT_ROOT, 'build-bpf/tcp.bpf.o');
+export const NET_OBJECT = path.join(PROJECT_ROOT, 'build-bpf/net.bpf.o');
+
+export interface CollectorOptions {
+  attach: AttachMode | 'auto';
+  btf: string | null;
+  maxConnections: number;
+  ringbufBytes: number;
+  pollMs: number;
+  intervalMs: number;
+  maxUdpFlows: number;
+  debug: boolean;
+}
+
+/** What stop() reports: every count of records made and of records lost. */
+export type CollectorSummary = Record<string, number>;
+
+/** Fail early, in one line, when privileges are short. */
+export function checkPrivileges(): void {
+  const missing = missingTracingCapabilities(effectiveCapabilities());
+  if (missing.length)
+    throw new EnvironmentError(
+      `missing capabilities ${missing.join(', ')}: run as root, or grant them (setcap cap_bpf,cap_perfmon+ep on the node binary)`,
+    );
+}
+
+/** UDP and DNS are an addition: without cgroup v2 or a recent kernel, TCP tracing goes on alone. */
+function startNetTracer(native: BpfNative, tcp: TcpTracer, opts: CollectorOptions, log: Logger): NetTracer | undefined {
+  const cgroupRoot = findCgroup2Root();
+  if (!cgroupRoot) {
+    log.warn('cgroup v2 is not mounted (mount -t cgroup2 none /sys/fs/cgroup/unified): UDP flows and DNS are off');
+    return undefined;
+  }
+  try {
+    return NetTracer.start(native, {
+      objectPath: NET_OBJECT,
+      btfPath: opts.btf,
+      cgroupRoot,
+      maxUdpFlows: opts.maxUdpFlows,
+      ring: { obj: tcp.obj, map: 'events', bytes: opts.ringbufBytes },
+    });
+  } catch (e) {
+    if (!(e instanceof EnvironmentError)) throw e;
+    log.warn(`${e.message}: UDP flows and DNS are off`);
+    return undefined;
+  }
+}
+
+export class Collector {
+  private readonly stats: DecodeStats = { records: 0, dnsPackets: 0, decodeErrors: 0 };
+  private readonly names = new DnsNameCache();
+  private readonly dns: DnsTracker;
+  private pending: AgentRecord[] = [];
+  private udpRecords = 0;
+  private lastCollect = Date.now();
+  private collecting: Promise<void> = Promise.resolve();
+  private tick: NodeJS.Timeout | undefined;
+  private tcp!: TcpTracer;
+  private net: NetTracer | undefined;
+  /** attach mode in use, UDP/DNS on or off: for the ready line */
+  readonly info: Record<string, unknown> = {};
+
+  /**
+   * @param onRecords gets each batch of records; `intervalEnd` marks the batch
+   *   that closes a UDP interval (after it, an interval's flows are complete).
+   */
+  constructor(
+    private readonly opts: CollectorOptions,
+    private readonly log: Logger,
+    private readonly onRecords: (records: AgentRecord[], intervalEnd: boolean) => void,
+  ) {
+    this.dns = new DnsTracker(this.names, (r) => this.pending.push(r));
+  }
+
+  start(): void {
+    checkPrivileges();
+    const native = loadNative();
+    native.setDebug(this.opts.debug);
+    const tracefs = ensureTracefs(native);
+    const features = probeKernelFeatures(native, this.opts.btf ?? DEFAULT_BTF, tracefs);
+    requireBaseFeatures(features);
+
+    const clock = new MonotonicClock();
+    const sink: RecordSink = {
+      tcp: (r, endMs) => {
+        nameRemote(r, endMs, this.names);
+        this.pending.push(r);
+      },
+      dns: (p) => this.dns.handle(p),
+    };
+    this.tcp = TcpTracer.start(native, features, {
+      objectPath: TCP_OBJECT,
+      btfPath: this.opts.btf,
+      mode: this.opts.attach,
+      maxConnections: this.opts.maxConnections,
+      ringbufBytes: this.opts.ringbufBytes,
+      pollMs: this.opts.pollMs,
+      onBatch: (batch) => {
+        decodeBatch(batch, clock, this.stats, sink);
+        this.flush(false);
+      },
+      onFallback: (mode, reason) => this.log.info({ mode, reason }, `attach mode ${mode} passed over`),
+    });
+    this.net = startNetTracer(native, this.tcp, this.opts, this.log);
+    this.tick = setInterval(() => {
+      this.collecting = this.collecting.then(() => this.endInterval());
+    }, this.opts.intervalMs);
+    Object.assign(this.info, {
+      attach: this.tcp.mode,
+      programs: this.tcp.programs,
+      udp: !!this.net,
+      dns: !!this.net,
+      startupMs: Math.round(performance.now()),
+    });
+  }
+
+  get description(): string {
+    return `TCP via ${this.tcp.mode}${this.net ? '; UDP and DNS via cgroup programs' : ''}`;
+  }
+
+  private flush(intervalEnd: boolean): void {
+    if (!this.pending.length && !intervalEnd) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.onRecords(batch, intervalEnd);
+  }
+
+  private emitUdp(drains: UdpDrain[]): void {
+    const now = Date.now();
+    for (const d of drains) {
+      for (const r of decodeUdpFlows(d.dump, now, now - this.lastCollect)) {
+        nameRemote(r, now, this.names);
+        this.pending.push(r);
+        this.udpRecords++;
+      }
+    }
+    this.lastCollect = now;
+  }
+
+  private async endInterval(): Promise<void> {
+    if (this.net) this.emitUdp([await this.net.collectUdp()]);
+    const now = Date.now();
+    this.dns.sweep(now);
+    this.names.sweep(now);
+    this.flush(true);
+  }
+
+  /** Detach, drain, deliver the last records, free everything; returns the summary. */
+  async stop(): Promise<CollectorSummary> {
+    clearInterval(this.tick);
+    await this.collecting;
+    // every producer off first, then drain: what follows is complete
+    this.tcp.detach();
+    this.net?.detach();
+    await this.tcp.drain();
+    if (this.net) this.emitUdp(this.net.drainAll());
+    this.dns.flush(Date.now());
+    this.flush(true);
+    const counters = this.tcp.counters();
+    const net = this.net?.counters();
+    const udpEvicted = this.net?.evictedTotal ?? 0;
+    this.tcp.close();
+    this.net?.close();
+    return {
+      records: this.stats.records,
+      decodeErrors: this.stats.decodeErrors,
+      ...counters,
+      udpRecords: this.udpRecords,
+      udpEvicted,
+      dnsPackets: this.stats.dnsPackets,
+      dnsLookups: this.dns.stats.lookups,
+      dnsMalformed: this.dns.stats.malformed,
+      dnsUnmatchedAnswers: this.dns.stats.unmatchedAnswers,
+      dnsPendingDropped: this.dns.stats.pendingDropped,
+      lossDnsRingbufFull: net?.lossDnsRingbufFull ?? 0,
+      dnsTruncated: net?.dnsTruncated ?? 0,
+      dnsEventsSubmitted: net?.dnsEventsSubmitted ?? 0,
+      nameCacheSize: this.names.size,
+      nameCacheEvictions: this.names.evictions,
+    };
+  }
+}
+
+/** The summary as one sentence for the stderr log. */
+export function describeSummary(s: CollectorSummary): string {
+  const n = (k: string): number => s[k] ?? 0;
+  const lost = n('lossRingbufFull') + n('lossSockMapFull') + n('decodeErrors') + n('udpEvicted') + n('lossDnsRingbufFull');
+  return (
+    `summary: ${n('records')} TCP records, ${n('udpRecords')} UDP records, ${n('dnsLookups')} DNS lookups; ` +
+    `lost ${lost} (ring buffer full ${n('lossRingbufFull')}, connection map full ${n('lossSockMapFull')}, ` +
+    `UDP flows evicted ${n('udpEvicted')}, DNS ring buffer full ${n('lossDnsRingbufFull')}, ` +
+    `undecodable ${n('decodeErrors')}); ${n('dnsMalformed')} malformed DNS packets skipped; ` +
+    `${n('untrackedClose')} connections opened before start not reported`
+  );
+}
+
+/**
+ * Run until SIGINT/SIGTERM (or `stopOn` resolves): start the collector, log
+ * ready once the signal handlers are in place, stop, log the summary.
+ */
+export function runUntilSignalled(collector: Collector, log: Logger, onStopped: () => void, stopOn?: Promise<string>): Promise<number> {
+  collector.start();
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (why: string): Promise<void> => {
+      if (stopping) return;
+      stopping = true;
+      log.info(`stopping (${why})`);
+      const summary = await collector.stop();
+      onStopped();
+      log.info(summary, describeSummary(summary));
+      resolve(0);
+    };
+    process.once('SIGINT', () => void stop('SIGINT'));
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    void stopOn?.then((why) => stop(why));
+    // only now: whoever waits for "ready" may signal us at once
+    log.info(collector.info, `ready: probes attached (${collector.description})`);
+  });
+}
