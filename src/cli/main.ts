@@ -7,7 +7,8 @@ import { parseTraceArgs, TRACE_HELP } from './trace-options.js';
 const HELP = `Usage: bpfagent <command> [options]
 
 Commands:
-  trace     print every finished TCP connection on this host (see 'bpfagent trace --help')
+  trace     print every TCP connection, UDP flow and DNS lookup on this host
+  flows     print them aggregated into edges (who calls whom), each interval
   help      show this help
 
 Run 'bpfagent <command> --help' for a command's options.
@@ -25,6 +26,15 @@ async function main(argv: string[]): Promise<number> {
       const { runTrace } = await import('./trace.js');
       return runTrace(opts, createLogger());
     }
+    case 'flows': {
+      const opts = parseTraceArgs(rest, 'flows');
+      const { runFlows, FLOWS_HELP } = await import('./flows.js');
+      if (opts === 'help') {
+        process.stdout.write(FLOWS_HELP);
+        return 0;
+      }
+      return runFlows(opts, createLogger());
+    }
     case undefined:
     case 'help':
     case '--help':
@@ -32,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP);
       return 0;
     default:
-      throw new UsageError(`unknown command '${command}'; commands: trace, help`);
+      throw new UsageError(`unknown command '${command}'; commands: trace, flows, help`);
   }
 }
 

@@ -54,8 +54,10 @@ const DEFAULTS: TraceOptions = {
   debug: false,
 };
 
+let command = 'trace';
+
 function bad(option: string, value: string, expected: string): UsageError {
-  return new UsageError(`trace: invalid ${option} '${value}': expected ${expected}`);
+  return new UsageError(`${command}: invalid ${option} '${value}': expected ${expected}`);
 }
 
 /**
@@ -81,8 +83,9 @@ function count(option: string, s: string): number {
   return n;
 }
 
-/** Parse `bpfagent trace` arguments; 'help' when help was asked for. */
-export function parseTraceArgs(argv: string[]): TraceOptions | 'help' {
+/** Parse `bpfagent trace` (or `flows`, which takes the same options) arguments; 'help' when help was asked for. */
+export function parseTraceArgs(argv: string[], commandName = 'trace'): TraceOptions | 'help' {
+  command = commandName;
   let parsed;
   try {
     parsed = parseArgs({
@@ -103,7 +106,7 @@ export function parseTraceArgs(argv: string[]): TraceOptions | 'help' {
       },
     });
   } catch (e) {
-    throw new UsageError(`trace: ${describeParseError(e as Error, argv)}; see 'bpfagent trace --help'`);
+    throw new UsageError(`${command}: ${describeParseError(e as Error, argv)}; see 'bpfagent ${command} --help'`);
   }
   const v = parsed.values;
   if (v.help) return 'help';

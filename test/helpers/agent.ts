@@ -21,8 +21,9 @@ export class TraceAgent {
   private readonly exited: Promise<number | null>;
   private waiters: Array<() => void> = [];
 
-  constructor(args: string[] = []) {
-    this.child = spawn(process.execPath, [AGENT_JS, 'trace', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `command`: 'trace' (records) or 'flows' (edge lines, read them from `records` as EdgeLine) */
+  constructor(args: string[] = [], command: 'trace' | 'flows' = 'trace') {
+    this.child = spawn(process.execPath, [AGENT_JS, command, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       this.records.push(JSON.parse(line) as AgentRecord);
       this.arrivals.push(Date.now());
