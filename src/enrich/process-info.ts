@@ -1,0 +1,226 @@
+import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+
+/**
+ * Process metadata from /proc, cached by pid and safe against pid reuse.
+ *
+ * Records carry the tgid and the comm of the *thread* that ran (bpf_get_current_comm),
+ * so a comm that differs from the process's own is not proof of reuse: the
+ * start time in /proc/PID/stat is. A differing comm only triggers that check;
+ * once the check passes the comm is remembered as one of the process's thread
+ * names, so a busy multi-threaded process does not re-read /proc on every record.
+ */
+
+export interface ProcessInfo {
+  pid: number;
+  /** executable path ('' when unreadable: kernel thread, or no ptrace access) */
+  exe: string;
+  /** arguments joined by spaces, at most CMDLINE_MAX characters */
+  cmdline: string;
+  ppid: number;
+  /** start time, clock ticks since boot (field 22 of /proc/PID/stat): with the pid, names the process uniquely */
+  startTicks: number;
+  /** the process's (main thread's) command name */
+  comm: string;
+}
+
+export const CMDLINE_MAX = 256;
+/** The kernel keeps 15 characters of a command name (TASK_COMM_LEN 16 with the NUL). */
+const COMM_LEN = 15;
+/** Thread names remembered per process; past this, a new one costs one stat read. */
+const MAX_ALIASES = 16;
+
+interface Stat {
+  comm: string;
+  ppid: number;
+  startTicks: number;
+}
+
+/**
+ * Parse /proc/PID/stat. The comm sits in parentheses and may itself contain
+ * spaces and ')', so the fields are those after the LAST ')'.
+ */
+export function parseProcStat(text: string): Stat | undefined {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) return undefined;
+  // after ')': field 3 (state) is [0], field 4 (ppid) [1], field 22 (starttime) [19]
+  const rest = text.slice(close + 2).split(' ');
+  const ppid = Number(rest[1]);
+  const startTicks = Number(rest[19]);
+  if (!Number.isInteger(ppid) || !Number.isInteger(startTicks)) return undefined;
+  return { comm: text.slice(open + 1, close), ppid, startTicks };
+}
+
+function readStat(procRoot: string, pid: number): Stat | undefined {
+  try {
+    return parseProcStat(readFileSync(`${procRoot}/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined; // gone (ENOENT/ESRCH) or unreadable
+  }
+}
+
+function readExe(procRoot: string, pid: number): string {
+  try {
+    return readlinkSync(`${procRoot}/${pid}/exe`).replace(/ \(deleted\)$/, '');
+  } catch {
+    return ''; // kernel thread (no exe), EACCES without ptrace rights, or gone
+  }
+}
+
+// enough bytes for CMDLINE_MAX characters of any UTF-8, plus one to see there is more
+const CMDLINE_BYTES = CMDLINE_MAX * 4 + 1;
+
+/** NUL-separated arguments to one line, bounded: a long cmdline (up to ARG_MAX) is never read whole. */
+function readCmdline(procRoot: string, pid: number): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(`${procRoot}/${pid}/cmdline`, 'r');
+    const buf = Buffer.alloc(CMDLINE_BYTES);
+    let n = 0;
+    while (n < buf.length) {
+      const r = readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+    }
+    return formatCmdline(buf.subarray(0, n), n === buf.length);
+  } catch {
+    return '';
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** `more`: the bytes given are only the start of the command line. */
+export function formatCmdline(bytes: Uint8Array, more = false): string {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    .toString('utf8')
+    .replace(/\0+$/, '')
+    .replace(/\0/g, ' ');
+  const chars = [...text]; // by code point, so a cut never splits a surrogate pair
+  if (!more && chars.length <= CMDLINE_MAX) return text;
+  return chars.slice(0, CMDLINE_MAX - 1).join('') + '…';
+}
+
+interface Entry {
+  info: ProcessInfo;
+  checkedMs: number;
+  /** thread comms seen for this process and found consistent with it */
+  aliases: string[];
+}
+
+export interface ProcessInfoStats {
+  /** answered from the cache (a remembered exit included) */
+  hits: number;
+  /** read whole from /proc */
+  misses: number;
+  /** reads that found the process gone */
+  gone: number;
+  /** cached entries found to belong to an earlier process with the same pid */
+  reused: number;
+  evictions: number;
+}
+
+export class ProcessInfoCache {
+  private readonly procRoot: string;
+  private readonly maxEntries: number;
+  private readonly revalidateMs: number;
+  private readonly now: () => number;
+  private readonly entries = new Map<number, Entry>();
+  /** pid -> until when it is known to have gone */
+  private readonly goneUntil = new Map<number, number>();
+  readonly stats: ProcessInfoStats = { hits: 0, misses: 0, gone: 0, reused: 0, evictions: 0 };
+
+  constructor(opts: { procRoot?: string; maxEntries?: number; revalidateMs?: number; now?: () => number } = {}) {
+    this.procRoot = opts.procRoot ?? '/proc';
+    this.maxEntries = Math.max(1, opts.maxEntries ?? 16384);
+    this.revalidateMs = opts.revalidateMs ?? 1000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** metadata of the process `pid` whose command name is `comm` (as the kernel reported it); undefined when it has gone */
+  get(pid: number, comm?: string): ProcessInfo | undefined {
+    const now = this.now();
+    const e = this.entries.get(pid);
+    if (e) {
+      const sameComm = comm === undefined || sameName(comm, e.info.comm) || e.aliases.includes(comm.slice(0, COMM_LEN));
+      if (sameComm && now - e.checkedMs < this.revalidateMs) {
+        this.touch(pid, e);
+        this.stats.hits++;
+        return e.info;
+      }
+      // due for a check, or a comm never seen for it: the start time tells the same process from a new one
+      const st = readStat(this.procRoot, pid);
+      if (st && st.startTicks === e.info.startTicks && sameName(st.comm, e.info.comm)) {
+        e.checkedMs = now;
+        if (!sameComm && e.aliases.length < MAX_ALIASES) e.aliases.push(comm!.slice(0, COMM_LEN));
+        this.touch(pid, e);
+        this.stats.hits++;
+        return e.info;
+      }
+      this.entries.delete(pid);
+      if (st && st.startTicks !== e.info.startTicks) this.stats.reused++;
+      // else gone, or the same process after an exec: read it afresh
+    } else {
+      const until = this.goneUntil.get(pid);
+      if (until !== undefined) {
+        if (now < until) {
+          this.stats.hits++;
+          return undefined;
+        }
+        this.goneUntil.delete(pid);
+      }
+    }
+    return this.load(pid, now);
+  }
+
+  private load(pid: number, now: number): ProcessInfo | undefined {
+    this.stats.misses++;
+    const info = readProcess(this.procRoot, pid);
+    if (!info) {
+      this.stats.gone++;
+      this.goneUntil.delete(pid);
+      this.goneUntil.set(pid, now + this.revalidateMs);
+      if (this.goneUntil.size > this.maxEntries) this.goneUntil.delete(this.goneUntil.keys().next().value as number);
+      return undefined;
+    }
+    this.goneUntil.delete(pid);
+    this.entries.set(pid, { info, checkedMs: now, aliases: [] });
+    while (this.entries.size > this.maxEntries) {
+      this.entries.delete(this.entries.keys().next().value as number);
+      this.stats.evictions++;
+    }
+    return info;
+  }
+
+  /** most recently used last: Map order is the LRU order */
+  private touch(pid: number, e: Entry): void {
+    this.entries.delete(pid);
+    this.entries.set(pid, e);
+  }
+}
+
+function sameName(a: string, b: string): boolean {
+  return a.slice(0, COMM_LEN) === b.slice(0, COMM_LEN);
+}
+
+/**
+ * One process, read from /proc. The stat is read again last: if the process
+ * exited or its pid was reused while its files were being read, the reads
+ * may mix two processes, so they are retried once.
+ */
+function readProcess(procRoot: string, pid: number): ProcessInfo | undefined {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const st = readStat(procRoot, pid);
+    if (!st) return undefined;
+    const exe = readExe(procRoot, pid);
+    const cmdline = readCmdline(procRoot, pid);
+    const again = readStat(procRoot, pid);
+    if (!again) return undefined;
+    if (again.startTicks === st.startTicks) return { pid, exe, cmdline, ppid: st.ppid, startTicks: st.startTicks, comm: st.comm };
+  }
+  return undefined;
+}
