@@ -1,0 +1,75 @@
+/**
+ * What Kubernetes says about one end of a flow, and the few fields kept per
+ * watched object (the informers cache these slim records, never whole objects).
+ */
+
+/** Kubernetes metadata for an address or a pod. */
+export interface K8sRef {
+  /** the pod's or service's namespace; '' for a node address (nodes are cluster-scoped) */
+  namespace: string;
+  pod?: string;
+  /** the pod's workload: its Deployment, StatefulSet, DaemonSet, CronJob, Job, ...; a bare pod's own name */
+  workload?: string;
+  /** Deployment, StatefulSet, DaemonSet, CronJob, Job, ReplicaSet, ... or 'Pod' for a bare (or static) pod */
+  workloadKind?: string;
+  /** a ClusterIP's service; for a pod, the service whose endpoints hold it (the first by name when several do) */
+  service?: string;
+  node?: string;
+  /** the node's topology.kubernetes.io/zone label */
+  zone?: string;
+  /** present (true) only for pods on the host network: their address is the node's */
+  hostNetwork?: boolean;
+}
+
+/** The metadata an informer needs to key, version and diff an object. */
+export interface SlimMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+}
+
+export interface OwnerRef {
+  kind: string;
+  name: string;
+}
+
+export interface PodInfo {
+  metadata: SlimMeta;
+  /** creation time (ms): when two live pods claim one IP, the newer holds it */
+  createdMs: number;
+  nodeName?: string;
+  hostNetwork: boolean;
+  /** status.podIPs (v4 and v6); empty for a finished pod, whose IP the node may hand out again */
+  ips: string[];
+  /** the controller owner reference */
+  owner?: OwnerRef;
+}
+
+export interface ServiceInfo {
+  metadata: SlimMeta;
+  /** spec.clusterIPs without 'None' (headless) */
+  clusterIPs: string[];
+}
+
+export interface EndpointSliceInfo {
+  metadata: SlimMeta;
+  /** label kubernetes.io/service-name */
+  service?: string;
+  addresses: string[];
+  /** targetRef uids of Pod endpoints */
+  podUids: string[];
+}
+
+export interface NodeInfo {
+  metadata: SlimMeta;
+  zone?: string;
+  /** InternalIP and ExternalIP addresses */
+  addresses: string[];
+}
+
+/** A ReplicaSet or a Job: only who owns it (a Deployment, a CronJob). */
+export interface ControllerInfo {
+  metadata: SlimMeta;
+  owner?: OwnerRef;
+}
