@@ -52,6 +52,7 @@ export interface LoggedRequest {
   limit?: number;
   continue?: string;
   allowWatchBookmarks: boolean;
+  timeoutSeconds?: number;
   /** what the server answered: 'list', 'watch', 'gone' (410 by event or status) or an HTTP status */
   outcome: string;
 }
@@ -92,6 +93,8 @@ export class FakeKubeApi {
   /** answer the next N list requests with HTTP `failStatus` */
   failNextLists = 0;
   failStatus = 500;
+  /** leave watches open past their timeoutSeconds (a dead connection, as the client sees it) */
+  ignoreWatchTimeouts = false;
 
   private constructor(private readonly server: http.Server, readonly url: string) {}
 
@@ -222,6 +225,7 @@ export class FakeKubeApi {
       ...(q.has('resourceVersion') ? { resourceVersion: q.get('resourceVersion')! } : {}),
       ...(q.has('limit') ? { limit: Number(q.get('limit')) } : {}),
       ...(q.has('continue') ? { continue: q.get('continue')! } : {}),
+      ...(q.has('timeoutSeconds') ? { timeoutSeconds: Number(q.get('timeoutSeconds')) } : {}),
     };
     this.requests.push(logged);
     if (!resource || req.method !== 'GET') {
@@ -291,7 +295,12 @@ export class FakeKubeApi {
     }
     const w: OpenWatch = { kind: r.kind, res, socket, bookmarks: logged.allowWatchBookmarks };
     this.watches.add(w);
-    res.on('close', () => this.watches.delete(w));
+    // the server ends a watch cleanly after timeoutSeconds
+    const timer = logged.timeoutSeconds && !this.ignoreWatchTimeouts ? setTimeout(() => res.end(), logged.timeoutSeconds * 1000) : undefined;
+    res.on('close', () => {
+      clearTimeout(timer);
+      this.watches.delete(w);
+    });
   }
 }
 

@@ -109,6 +109,8 @@ describe('KubeMetadata against a Kubernetes API speaking list and watch', () => 
   const connect = async (opts: Partial<KubeMetadataOptions> = {}) => {
     km = new KubeMetadata(kubeConfigFor(api), { ...FAST, ...opts });
     await km.start();
+    // start() resolves once everything is listed; the watches follow at once
+    await until('six watches', () => api.openWatches === 6);
     return km;
   };
   const podWatches = () => api.requests.filter((r) => r.kind === 'Pod' && r.watch);
@@ -161,7 +163,6 @@ describe('KubeMetadata against a Kubernetes API speaking list and watch', () => 
     assert.deepEqual([s.lists, s.relists, s.watchErrors], [6, 0, 0]);
     // 6 pods in pages of 3: a second request with the continue token
     assert.deepEqual(podLists().map((r) => [r.limit, r.continue !== undefined]), [[3, false], [3, true]]);
-    await until('the pod watch', () => podWatches().length > 0);
     const [w] = podWatches();
     assert.equal(w?.resourceVersion, api.resourceVersion, 'the watch starts at the list\'s resourceVersion');
     assert.equal(w?.allowWatchBookmarks, true, 'watches ask for bookmarks');
@@ -276,6 +277,25 @@ describe('KubeMetadata against a Kubernetes API speaking list and watch', () => 
     assert.equal(podWatches()[n]!.resourceVersion, bookmarkRv);
     api.add('Pod', pod('after-bookmark', { ns: 'default', ips: ['10.244.1.88'] }));
     await until('a pod after the bookmark', () => k.byAddress('10.244.1.88') !== undefined);
+  });
+
+  test('watches end after timeoutSeconds and resume; one the server leaves hanging is abandoned', async () => {
+    seed(api);
+    const k = await connect({ watchTimeoutSeconds: 1 });
+    await until('the pod watch', () => podWatches().length === 1);
+    assert.equal(podWatches()[0]!.timeoutSeconds, 1);
+    const rv = podWatches()[0]!.resourceVersion;
+    await until('the server ended it and the client resumed', () => podWatches().length === 2, 2500);
+    assert.equal(podWatches()[1]!.resourceVersion, rv);
+    assert.equal(k.stats.watchErrors, 0, 'a clean end is no error');
+
+    api.ignoreWatchTimeouts = true;
+    const added = api.add('Pod', pod('p1', { ns: 'default', ips: ['10.244.1.31'] }));
+    await until('p1', () => k.byAddress('10.244.1.31') !== undefined);
+    await until('the watchdog gave up on the silent watch and resumed', () => podWatches().length === 4, 3500);
+    assert.equal(podWatches()[3]!.resourceVersion, added.metadata.resourceVersion);
+    assert.ok(k.stats.watchErrors > 0);
+    assert.equal(k.stats.relists, 0);
   });
 
   test('failed lists are retried with back-off', async () => {

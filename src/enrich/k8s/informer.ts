@@ -7,6 +7,9 @@
  *   expires;
  * - watches ask for BOOKMARK events, which move the resume point forward
  *   without objects changing;
+ * - watches ask the server to end them after 5-10 minutes (as client-go does)
+ *   and are abandoned if they outlive that by half: a silently dead
+ *   connection costs minutes, not hours;
  * - objects are cut down to the fields the agent needs before the library
  *   caches them;
  * - the library stops on any other error and waits to be started again: this
@@ -27,7 +30,7 @@ export interface ListPage {
   items: unknown[];
 }
 
-export interface InformerOptions<T> {
+export interface InformerOptions<T = unknown> {
   kc: KubeConfig;
   /** plural resource name, for logs and errors: 'pods' */
   resource: string;
@@ -41,6 +44,8 @@ export interface InformerOptions<T> {
   pageSize: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** timeoutSeconds of each watch; default a random 300-600 */
+  watchTimeoutSeconds?: number;
 }
 
 export interface InformerStats {
@@ -60,6 +65,10 @@ export interface InformerStats {
 /** A watch that closes this soon without a single event counts as a failure (no hot reconnect loop). */
 const EMPTY_WATCH_MIN_MS = 1000;
 
+function watchTimeoutSeconds(o: InformerOptions<unknown>): number {
+  return o.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300);
+}
+
 export class ResilientInformer<T extends KubernetesObject> {
   readonly stats: InformerStats = { lists: 0, relists: 0, watchErrors: 0, restarts: 0, bookmarks: 0, events: 0 };
   /** the last error, for start-up failures */
@@ -77,7 +86,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       this.settleSync = (err) => (err ? reject(err) : resolve());
     });
     this.synced.catch(() => {}); // rejection is for start(); never unhandled
-    this.lw = new ListWatch<T>(o.path, new SlimWatch(o.kc, this, o.slim), () => this.list(), false);
+    this.lw = new ListWatch<T>(o.path, new SlimWatch(o.kc, this, o.slim, () => watchTimeoutSeconds(o as InformerOptions)), () => this.list(), false);
     this.lw.on('add', (obj) => o.handlers.upsert(obj));
     this.lw.on('update', (obj) => o.handlers.upsert(obj));
     this.lw.on('delete', (obj) => o.handlers.remove(obj));
@@ -190,11 +199,12 @@ class SlimWatch<T extends KubernetesObject> extends Watch {
     kc: KubeConfig,
     private readonly informer: ResilientInformer<T>,
     private readonly slim: (raw: unknown) => T | undefined,
+    private readonly timeoutSeconds: () => number,
   ) {
     super(kc);
   }
 
-  override watch(
+  override async watch(
     path: string,
     queryParams: Record<string, string | number | boolean | undefined>,
     callback: (phase: string, apiObj: any, watchObj?: any) => void,
@@ -202,10 +212,13 @@ class SlimWatch<T extends KubernetesObject> extends Watch {
   ): Promise<AbortController> {
     this.informer.watchStarting();
     const started = Date.now();
+    const timeoutSeconds = this.timeoutSeconds();
     let events = 0;
-    return super.watch(
+    let finished = false;
+    let watchdog: NodeJS.Timeout | undefined;
+    const controller = await super.watch(
       path,
-      { ...queryParams, allowWatchBookmarks: true },
+      { ...queryParams, allowWatchBookmarks: true, timeoutSeconds },
       (phase, obj, raw) => {
         events++;
         this.informer.watchEvent(phase, obj);
@@ -217,12 +230,17 @@ class SlimWatch<T extends KubernetesObject> extends Watch {
         callback(phase, obj, raw);
       },
       (err) => {
-        if (!err && events === 0 && Date.now() - started < EMPTY_WATCH_MIN_MS) {
+        finished = true;
+        clearTimeout(watchdog);
+        if (!err && events === 0 && Date.now() - started < Math.min(EMPTY_WATCH_MIN_MS, timeoutSeconds * 500)) {
           done(new Error('the watch closed at once without events'));
           return;
         }
         done(err);
       },
     );
+    // the server should have ended it: the connection is dead (the abort reaches done() as an error)
+    if (!finished) watchdog = setTimeout(() => controller.abort(), timeoutSeconds * 1500);
+    return controller;
   }
 }

@@ -21,6 +21,8 @@ export interface KubeMetadataOptions {
   backoffMaxMs?: number;
   /** list page size (`limit`; default 500) */
   pageSize?: number;
+  /** each watch's timeoutSeconds (default a random 300-600); one not ended by then plus half is abandoned and resumed */
+  watchTimeoutSeconds?: number;
 }
 
 export interface KubeMetadataStats {
@@ -75,6 +77,7 @@ export class KubeMetadata {
       pageSize: opts.pageSize ?? 500,
       backoffBaseMs: opts.backoffBaseMs ?? 1000,
       backoffMaxMs: opts.backoffMaxMs ?? 30_000,
+      ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
     };
     const informer = <T extends KubernetesObject>(
       resource: string,
