@@ -93,6 +93,8 @@ export class FakeKubeApi {
   /** answer the next N list requests with HTTP `failStatus` */
   failNextLists = 0;
   failStatus = 500;
+  /** expire the history right after serving the next page that has a continue token (its token is then too old) */
+  expireAfterNextPage = false;
   /** leave watches open past their timeoutSeconds (a dead connection, as the client sees it) */
   ignoreWatchTimeouts = false;
 
@@ -267,6 +269,11 @@ export class FakeKubeApi {
       this.snapshots.set(id, snap);
       metadata.continue = `${id}:${next}`;
       metadata.remainingItemCount = snap.items.length - next;
+      if (this.expireAfterNextPage) {
+        this.expireAfterNextPage = false;
+        this.rv++; // a write elsewhere, then compaction: the snapshot is older than the history
+        this.expireHistory();
+      }
     }
     logged.outcome = 'list';
     res.writeHead(200, { 'Content-Type': 'application/json' });

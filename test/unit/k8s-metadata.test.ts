@@ -168,6 +168,15 @@ describe('KubeMetadata against a Kubernetes API speaking list and watch', () => 
     assert.equal(w?.allowWatchBookmarks, true, 'watches ask for bookmarks');
   });
 
+  test('a continue token that expires mid-list: the list starts over', async () => {
+    seed(api);
+    api.expireAfterNextPage = true;
+    const k = await connect();
+    assert.equal(k.stats.pods, 6);
+    assert.deepEqual(podLists().map((r) => [r.continue !== undefined, r.outcome]), [[false, 'list'], [true, 'gone'], [false, 'list'], [true, 'list']]);
+    assert.deepEqual([k.stats.relists, k.stats.watchErrors], [0, 0]);
+  });
+
   test('live updates arrive over the watch, without a relist', async () => {
     seed(api);
     const k = await connect();
