@@ -30,7 +30,7 @@ export interface ListPage {
   items: unknown[];
 }
 
-export interface InformerOptions<T = unknown> {
+export interface InformerOptions<T> {
   kc: KubeConfig;
   /** plural resource name, for logs and errors: 'pods' */
   resource: string;
@@ -65,7 +65,7 @@ export interface InformerStats {
 /** A watch that closes this soon without a single event counts as a failure (no hot reconnect loop). */
 const EMPTY_WATCH_MIN_MS = 1000;
 
-function watchTimeoutSeconds(o: InformerOptions<unknown>): number {
+function watchTimeoutSeconds(o: { watchTimeoutSeconds?: number }): number {
   return o.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300);
 }
 
@@ -86,7 +86,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       this.settleSync = (err) => (err ? reject(err) : resolve());
     });
     this.synced.catch(() => {}); // rejection is for start(); never unhandled
-    this.lw = new ListWatch<T>(o.path, new SlimWatch(o.kc, this, o.slim, () => watchTimeoutSeconds(o as InformerOptions)), () => this.list(), false);
+    this.lw = new ListWatch<T>(o.path, new SlimWatch(o.kc, this, o.slim, () => watchTimeoutSeconds(o)), () => this.list(), false);
     this.lw.on('add', (obj) => o.handlers.upsert(obj));
     this.lw.on('update', (obj) => o.handlers.upsert(obj));
     this.lw.on('delete', (obj) => o.handlers.remove(obj));

@@ -41,6 +41,8 @@ export interface KubeMetadataStats {
   events: number;
 }
 
+const RESOURCES = 'pods, services, nodes, endpointslices.discovery.k8s.io, replicasets.apps and jobs.batch';
+
 export class KubeMetadata {
   /** the API server's URL */
   readonly server: string;
@@ -169,7 +171,9 @@ export class KubeMetadata {
   private startFailure(err: unknown): string {
     const pending = this.informers.filter((i) => !i.hasSynced);
     const cause = pending.find((i) => i.lastError !== undefined);
-    if (err instanceof Error && err.message !== 'timeout') return `kubernetes: API server ${this.server} refused to list ${err.message}`;
+    if (err instanceof Error && err.message !== 'timeout') {
+      return `kubernetes: API server ${this.server} refused to list ${err.message} (the agent needs get, list and watch on ${RESOURCES})`;
+    }
     const what = pending.map((i) => i.resource).join(', ');
     const why = cause ? `: ${describeKubeError(cause.lastError)}` : ': no answer';
     return `kubernetes: could not list ${what} from the API server ${this.server} within ${Math.round(this.syncTimeoutMs / 100) / 10}s${why}`;
