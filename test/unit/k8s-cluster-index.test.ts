@@ -86,7 +86,7 @@ describe('ClusterIndex', () => {
     const ix = new ClusterIndex();
     ix.upsertNode({ metadata: { name: 'n1' }, zone: 'z1', addresses: ['192.168.0.1'] });
     ix.upsertPod(pod('agent', '0f1e2d3c-aaaa-bbbb-cccc-1234567890ab', ['192.168.0.1'], { hostNetwork: true }));
-    assert.deepEqual(ix.byAddress('192.168.0.1'), { namespace: '', node: 'n1', zone: 'z1' });
+    assert.deepEqual(ix.byAddress('192.168.0.1'), { node: 'n1', zone: 'z1' });
     assert.equal(ix.byPodUid('0F1E2D3C_AAAA_BBBB_CCCC_1234567890AB')?.pod, 'agent');
     assert.equal(normalizePodUid('0f1e2d3c_aaaa_bbbb_cccc_1234567890ab'), '0f1e2d3c-aaaa-bbbb-cccc-1234567890ab');
     assert.equal(ix.byPodUid('0f1e2d3c-aaaa-bbbb-cccc-1234567890ab')?.zone, 'z1');

@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import { execFileSync } from 'node:child_process';
 import pino from 'pino';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeMetadata, type KubeMetadataOptions } from '../../src/enrich/k8s/index.js';
@@ -144,9 +145,9 @@ describe('KubeMetadata against a Kubernetes API speaking list and watch', () => 
     assert.deepEqual(k.byAddress('fd00:96::10'), { namespace: 'shop', service: 'web' });
     assert.deepEqual(k.byAddress('10.96.0.11'), { namespace: 'shop', service: 'db' });
     // node addresses: the host-network pod's IP is its node's
-    assert.deepEqual(k.byAddress('192.168.1.10'), { namespace: '', node: 'node-a', zone: 'zone-a' });
-    assert.deepEqual(k.byAddress('203.0.113.10'), { namespace: '', node: 'node-a', zone: 'zone-a' });
-    assert.deepEqual(k.byAddress('192.168.1.11'), { namespace: '', node: 'node-b', zone: 'zone-b' }, 'legacy zone label');
+    assert.deepEqual(k.byAddress('192.168.1.10'), { node: 'node-a', zone: 'zone-a' });
+    assert.deepEqual(k.byAddress('203.0.113.10'), { node: 'node-a', zone: 'zone-a' });
+    assert.deepEqual(k.byAddress('192.168.1.11'), { node: 'node-b', zone: 'zone-b' }, 'legacy zone label');
     assert.equal(k.isNodeAddress('192.168.1.11'), true);
     assert.equal(k.isNodeAddress('10.244.1.5'), false);
     assert.equal(k.byAddress('10.1.2.3'), undefined);
@@ -321,25 +322,26 @@ describe('KubeMetadata against a Kubernetes API speaking list and watch', () => 
     api.failStatus = 403;
     const t0 = Date.now();
     await assert.rejects(connect({ syncTimeoutMs: 5000 }), (err: Error) => {
-      assert.match(err.message, new RegExp(`kubernetes: API server ${api.url} refused to list \\w+: HTTP 403 Forbidden`));
+      assert.match(err.message, new RegExp(`^kubernetes: the API server ${api.url} refused to list \\w+: HTTP 403 Forbidden: .* \\(the agent needs get, list and watch on pods, `));
       return true;
     });
     assert.ok(Date.now() - t0 < 2000, 'no waiting for the timeout');
-    km = undefined;
   });
 
   test('an API server that is down: start() rejects after syncTimeoutMs, naming the server and the cause', async () => {
     const port = await closedPort();
     const kc = new KubeConfig();
     kc.loadFromClusterAndUser({ name: 'down', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }, { name: 'u' });
-    const k = new KubeMetadata(kc, { ...FAST, syncTimeoutMs: 300 });
+    const k = (km = new KubeMetadata(kc, { ...FAST, syncTimeoutMs: 300 }));
     const t0 = Date.now();
     await assert.rejects(k.start(), (err: Error) => {
-      assert.match(err.message, new RegExp(`^kubernetes: could not list pods, services, nodes, endpointslices, replicasets, jobs from the API server http://127.0.0.1:${port} within 0.3s: .*ECONNREFUSED`));
+      assert.match(err.message, new RegExp(`^kubernetes: could not list pods, services, nodes, endpointslices, replicasets, jobs from the API server http://127.0.0.1:${port} within 0.3s: .*ECONNREFUSED.*; still trying$`));
       return true;
     });
     assert.ok(Date.now() - t0 < 2000);
-    assert.ok(k.stats.restarts > 0, 'it retried meanwhile');
+    const restarts = k.stats.restarts;
+    assert.ok(restarts > 0, 'it retried meanwhile');
+    await until('more retries after start() gave up waiting', () => k.stats.restarts > restarts);
   });
 });
 
@@ -371,17 +373,30 @@ describe('KubeMetadata.fromEnvironment', () => {
     assert.equal(km?.server, 'https://[fd00::1]:6443');
   });
 
+  test('without credentials the client library is never loaded (it takes most of a second)', () => {
+    const index = new URL('../../src/enrich/k8s/index.js', import.meta.url).href;
+    const script = `
+      import { createRequire } from 'node:module';
+      const { KubeMetadata } = await import(${JSON.stringify(index)});
+      KubeMetadata.fromEnvironment({ log: { debug() {} }, env: {} });
+      const cached = Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes('node_modules'));
+      process.stdout.write(JSON.stringify(cached));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(out), []);
+  });
+
   test('--kubeconfig wins over KUBECONFIG, which wins over in-cluster', async () => {
     const api = await FakeKubeApi.start();
     try {
       const file = api.writeKubeconfig(tmp());
       const env = { KUBECONFIG: `/nonexistent/a${':'}${file}`, KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' };
-      assert.equal(KubeMetadata.fromEnvironment({ log, kubeconfig: file, env })?.server, api.url);
+      assert.ok(KubeMetadata.fromEnvironment({ log, kubeconfig: file, env }), 'the flag, though KUBECONFIG names a missing file');
       assert.throws(() => KubeMetadata.fromEnvironment({ log, env }), /kubeconfig '\/nonexistent\/a' \(KUBECONFIG\)/);
       const km = KubeMetadata.fromEnvironment({ ...FAST, env: { KUBECONFIG: file } })!;
-      assert.equal(km.server, api.url);
+      assert.equal(km.server, undefined, 'known once start() has read the file');
       api.add('Node', node('n1', {}, '192.168.9.9'));
       await km.start();
+      assert.equal(km.server, api.url);
       assert.equal(km.byAddress('192.168.9.9')?.node, 'n1');
       await km.stop();
     } finally {
@@ -389,7 +404,7 @@ describe('KubeMetadata.fromEnvironment', () => {
     }
   });
 
-  test('a bad kubeconfig: a UsageError naming the file', () => {
+  test('a bad kubeconfig: a UsageError naming the file (a missing one at once, an unparsable one from start())', async () => {
     assert.throws(
       () => KubeMetadata.fromEnvironment({ log, kubeconfig: '/nonexistent/kubeconfig', env: {} }),
       (err: Error) => err instanceof UsageError && /^kubernetes: cannot load kubeconfig '\/nonexistent\/kubeconfig' \(--kubeconfig\): ENOENT/.test(err.message),
@@ -397,10 +412,10 @@ describe('KubeMetadata.fromEnvironment', () => {
     const dir = tmp();
     const garbage = join(dir, 'garbage');
     writeFileSync(garbage, 'clusters: [\n');
-    assert.throws(() => KubeMetadata.fromEnvironment({ log, kubeconfig: garbage, env: {} }), (err: Error) => err instanceof UsageError && err.message.includes(`'${garbage}'`));
+    await assert.rejects(KubeMetadata.fromEnvironment({ log, kubeconfig: garbage, env: {} })!.start(), (err: Error) => err instanceof UsageError && err.message.startsWith(`kubernetes: cannot load kubeconfig '${garbage}' (--kubeconfig): `));
     const empty = join(dir, 'empty');
     writeFileSync(empty, 'apiVersion: v1\nkind: Config\n');
-    assert.throws(() => KubeMetadata.fromEnvironment({ log, kubeconfig: empty, env: {} }), /has no current context with a cluster/);
+    await assert.rejects(KubeMetadata.fromEnvironment({ log, env: { KUBECONFIG: empty } })!.start(), /^UsageError: kubernetes: kubeconfig '.*empty' \(KUBECONFIG\) has no current context with a cluster/);
   });
 });
 

@@ -215,7 +215,7 @@ export class ClusterIndex {
   }
 
   private nodeRef(n: NodeInfo): K8sRef {
-    return n.zone ? { namespace: '', node: n.metadata.name, zone: n.zone } : { namespace: '', node: n.metadata.name };
+    return n.zone ? { node: n.metadata.name, zone: n.zone } : { node: n.metadata.name };
   }
 
   /** Owner references walked up: ReplicaSet -> Deployment, Job -> CronJob; others are the workload themselves. */

@@ -2,19 +2,21 @@
  * Kubernetes metadata for both ends of a flow: watches Pods, Services,
  * EndpointSlices, Nodes, ReplicaSets and Jobs cluster-wide and answers
  * address, pod-UID and node lookups from memory (cluster-index.ts).
+ *
+ * The client library is imported by start(), not here: it costs most of a
+ * second, which an agent without Kubernetes should not pay.
  */
-import { AppsV1Api, BatchV1Api, CoreV1Api, DiscoveryV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ClusterIndex } from './cluster-index.js';
-import { describeKubeError } from './errors.js';
-import { ResilientInformer, type InformerHandlers, type InformerStats, type ListPage } from './informer.js';
-import { chooseKubeConfig } from './kubeconfig.js';
-import { slimController, slimEndpointSlice, slimNode, slimPod, slimService } from './slim.js';
+import { describeCredentials, findCredentials, type KubeCredentials } from './credentials.js';
+import { describeKubeError, statusOf } from './errors.js';
+import type { InformerStats, ResilientInformer } from './informer.js';
 import type { K8sRef } from './types.js';
 
 export interface KubeMetadataOptions {
   log: Logger;
-  /** how long start() waits for every resource to list before it gives up (default 30 s) */
+  /** how long start() waits for every resource to list before it rejects (default 30 s; the watches go on) */
   syncTimeoutMs?: number;
   /** first retry delay after an error, doubling up to backoffMaxMs (defaults 1 s, 30 s) */
   backoffBaseMs?: number;
@@ -41,13 +43,13 @@ export interface KubeMetadataStats {
   events: number;
 }
 
-const RESOURCES = 'pods, services, nodes, endpointslices.discovery.k8s.io, replicasets.apps and jobs.batch';
+const RBAC = 'get, list and watch on pods, services, nodes, endpointslices.discovery.k8s.io, replicasets.apps and jobs.batch';
 
 export class KubeMetadata {
-  /** the API server's URL */
-  readonly server: string;
   private readonly index = new ClusterIndex();
-  private readonly informers: ResilientInformer<KubernetesObject>[];
+  private informers: ResilientInformer<KubernetesObject>[] = [];
+  private serverUrl: string | undefined;
+  private stopped = false;
   private readonly log: Logger;
   private readonly syncTimeoutMs: number;
 
@@ -55,67 +57,54 @@ export class KubeMetadata {
    * From --kubeconfig, else KUBECONFIG, else the in-cluster service account
    * (KUBERNETES_SERVICE_HOST/PORT and its token file); undefined when there is
    * none of them. Throws a UsageError naming the file when a kubeconfig given
-   * cannot be read or has no current cluster.
+   * cannot be read (one that cannot be parsed is reported by start(), the
+   * same way).
    */
-  static fromEnvironment(opts: KubeMetadataOptions & { kubeconfig?: string; env?: NodeJS.ProcessEnv; fsRoot?: string }): KubeMetadata | undefined {
-    const choice = chooseKubeConfig({ env: opts.env ?? process.env, ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}), ...(opts.fsRoot !== undefined ? { fsRoot: opts.fsRoot } : {}) });
-    if (!choice) return undefined;
-    opts.log.debug({ source: choice.source, server: choice.kc.getCurrentCluster()?.server }, 'kubernetes: credentials');
-    return new KubeMetadata(choice.kc, opts);
+  static fromEnvironment(opts: KubeMetadataOptions & { kubeconfig?: string | undefined; env?: NodeJS.ProcessEnv; fsRoot?: string }): KubeMetadata | undefined {
+    const credentials = findCredentials({ kubeconfig: opts.kubeconfig, env: opts.env ?? process.env, fsRoot: opts.fsRoot });
+    if (!credentials) return undefined;
+    opts.log.debug({ credentials: describeCredentials(credentials) }, 'kubernetes: credentials');
+    return new KubeMetadata(credentials, opts);
   }
 
-  constructor(kc: KubeConfig, opts: KubeMetadataOptions) {
-    this.server = kc.getCurrentCluster()?.server ?? '(no cluster)';
+  /** From credentials found (fromEnvironment), or a KubeConfig already loaded. */
+  constructor(
+    private readonly source: KubeCredentials | KubeConfig,
+    private readonly opts: KubeMetadataOptions,
+  ) {
     this.log = opts.log;
     this.syncTimeoutMs = opts.syncTimeoutMs ?? 30_000;
-    const core = kc.makeApiClient(CoreV1Api);
-    const discovery = kc.makeApiClient(DiscoveryV1Api);
-    const apps = kc.makeApiClient(AppsV1Api);
-    const batch = kc.makeApiClient(BatchV1Api);
-    const ix = this.index;
-    const common = {
-      kc,
-      log: opts.log,
-      pageSize: opts.pageSize ?? 500,
-      backoffBaseMs: opts.backoffBaseMs ?? 1000,
-      backoffMaxMs: opts.backoffMaxMs ?? 30_000,
-      ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
-    };
-    const informer = <T extends KubernetesObject>(
-      resource: string,
-      path: string,
-      listPage: (p: { limit: number; _continue?: string }) => Promise<ListPage>,
-      slim: (raw: never) => T | undefined,
-      handlers: InformerHandlers<T>,
-    ) => new ResilientInformer<T>({ ...common, resource, path, listPage, slim: slim as (raw: unknown) => T | undefined, handlers }) as unknown as ResilientInformer<KubernetesObject>;
+    if (isKubeConfig(source)) this.serverUrl = source.getCurrentCluster()?.server;
+    else if (source.kind === 'in-cluster') this.serverUrl = source.server;
+  }
 
-    this.informers = [
-      informer('pods', '/api/v1/pods', (p) => core.listPodForAllNamespaces(p), slimPod, { upsert: (o) => ix.upsertPod(o), remove: (o) => ix.removePod(o) }),
-      informer('services', '/api/v1/services', (p) => core.listServiceForAllNamespaces(p), slimService, { upsert: (o) => ix.upsertService(o), remove: (o) => ix.removeService(o) }),
-      informer('nodes', '/api/v1/nodes', (p) => core.listNode(p), slimNode, { upsert: (o) => ix.upsertNode(o), remove: (o) => ix.removeNode(o) }),
-      informer('endpointslices', '/apis/discovery.k8s.io/v1/endpointslices', (p) => discovery.listEndpointSliceForAllNamespaces(p), slimEndpointSlice, {
-        upsert: (o) => ix.upsertEndpointSlice(o),
-        remove: (o) => ix.removeEndpointSlice(o),
-      }),
-      informer('replicasets', '/apis/apps/v1/replicasets', (p) => apps.listReplicaSetForAllNamespaces(p), slimController, {
-        upsert: (o) => ix.upsertController('ReplicaSet', o),
-        remove: (o) => ix.removeController('ReplicaSet', o),
-      }),
-      informer('jobs', '/apis/batch/v1/jobs', (p) => batch.listJobForAllNamespaces(p), slimController, {
-        upsert: (o) => ix.upsertController('Job', o),
-        remove: (o) => ix.removeController('Job', o),
-      }),
-    ];
+  /** The API server's URL; for a kubeconfig, known once start() has read it. */
+  get server(): string | undefined {
+    return this.serverUrl;
   }
 
   /**
    * Starts every watch; resolves once each resource has been listed. Rejects
-   * (and stops) with an error naming the API server and the cause when the
-   * server refuses the credentials (401/403) or the lists do not all complete
-   * within syncTimeoutMs; until then failures are retried with back-off.
+   * with an error naming the API server and the cause when the server refuses
+   * the credentials (401/403) or the lists do not all complete within
+   * syncTimeoutMs; the watches keep retrying with back-off (until stop()), so
+   * the metadata can still arrive later. A kubeconfig that cannot be parsed
+   * rejects with a UsageError naming the file.
    */
   async start(): Promise<void> {
     const started = Date.now();
+    const [{ loadKubeConfig }, { watchCluster }] = await Promise.all([import('./load-kubeconfig.js'), import('./cluster-watch.js')]);
+    const kc = isKubeConfig(this.source) ? this.source : loadKubeConfig(this.source);
+    this.serverUrl = kc.getCurrentCluster()?.server;
+    if (this.stopped) return;
+    const o = this.opts;
+    this.informers = watchCluster(kc, this.index, {
+      log: o.log,
+      pageSize: o.pageSize ?? 500,
+      backoffBaseMs: o.backoffBaseMs ?? 1000,
+      backoffMaxMs: o.backoffMaxMs ?? 30_000,
+      ...(o.watchTimeoutSeconds ? { watchTimeoutSeconds: o.watchTimeoutSeconds } : {}),
+    });
     for (const inf of this.informers) inf.start();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -124,7 +113,6 @@ export class KubeMetadata {
     try {
       await Promise.race([Promise.all(this.informers.map((i) => i.whenSynced())), timeout]);
     } catch (err) {
-      await this.stop();
       throw new Error(this.startFailure(err), { cause: err });
     } finally {
       clearTimeout(timer);
@@ -133,6 +121,7 @@ export class KubeMetadata {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await Promise.all(this.informers.map((i) => i.stop()));
   }
 
@@ -169,13 +158,18 @@ export class KubeMetadata {
   }
 
   private startFailure(err: unknown): string {
+    const server = `the API server ${this.server}`;
+    if (err instanceof Error && err.message !== 'timeout') {
+      const refused = this.informers.find((i) => [401, 403].includes(statusOf(i.lastError) ?? 0));
+      return `kubernetes: ${server} refused to list ${err.message}${statusOf(refused?.lastError) === 403 ? ` (the agent needs ${RBAC})` : ''}`;
+    }
     const pending = this.informers.filter((i) => !i.hasSynced);
     const cause = pending.find((i) => i.lastError !== undefined);
-    if (err instanceof Error && err.message !== 'timeout') {
-      return `kubernetes: API server ${this.server} refused to list ${err.message} (the agent needs get, list and watch on ${RESOURCES})`;
-    }
-    const what = pending.map((i) => i.resource).join(', ');
     const why = cause ? `: ${describeKubeError(cause.lastError)}` : ': no answer';
-    return `kubernetes: could not list ${what} from the API server ${this.server} within ${Math.round(this.syncTimeoutMs / 100) / 10}s${why}`;
+    return `kubernetes: could not list ${pending.map((i) => i.resource).join(', ')} from ${server} within ${this.syncTimeoutMs / 1000}s${why}; still trying`;
   }
+}
+
+function isKubeConfig(x: KubeCredentials | KubeConfig): x is KubeConfig {
+  return typeof (x as KubeConfig).getCurrentCluster === 'function';
 }

@@ -5,8 +5,8 @@
 
 /** Kubernetes metadata for an address or a pod. */
 export interface K8sRef {
-  /** the pod's or service's namespace; '' for a node address (nodes are cluster-scoped) */
-  namespace: string;
+  /** the pod's or service's namespace; absent for a node address (nodes are cluster-scoped) */
+  namespace?: string;
   pod?: string;
   /** the pod's workload: its Deployment, StatefulSet, DaemonSet, CronJob, Job, ...; a bare pod's own name */
   workload?: string;
