@@ -308,6 +308,26 @@ describe('KubeMetadata against a Kubernetes API speaking list and watch', () => 
     assert.equal(k.stats.relists, 0);
   });
 
+  test('credentials failing just before a watch (a token file being rotated) are a watch error, not a crash', async () => {
+    seed(api);
+    // Watch asks the KubeConfig for its fetch options outside its own try/catch
+    class FlakyKubeConfig extends KubeConfig {
+      failures = 2;
+      override async applyToFetchOptions(opts: Parameters<KubeConfig['applyToFetchOptions']>[0]) {
+        if (this.failures-- > 0) throw new Error('EACCES: permission denied, open token');
+        return super.applyToFetchOptions(opts);
+      }
+    }
+    const kc = new FlakyKubeConfig();
+    kc.loadFromClusterAndUser({ name: 'fake', server: api.url, skipTLSVerify: true }, { name: 'fake' });
+    const k = (km = new KubeMetadata(kc, FAST));
+    await k.start();
+    await until('six watches', () => api.openWatches === 6);
+    assert.equal(k.stats.watchErrors, 2);
+    api.add('Pod', pod('p2', { ns: 'default', ips: ['10.244.1.32'] }));
+    await until('p2', () => k.byAddress('10.244.1.32') !== undefined);
+  });
+
   test('failed lists are retried with back-off', async () => {
     seed(api);
     api.failNextLists = 4;

@@ -216,30 +216,35 @@ class SlimWatch<T extends KubernetesObject> extends Watch {
     let events = 0;
     let finished = false;
     let watchdog: NodeJS.Timeout | undefined;
-    const controller = await super.watch(
-      path,
-      { ...queryParams, allowWatchBookmarks: true, timeoutSeconds },
-      (phase, obj, raw) => {
-        events++;
-        this.informer.watchEvent(phase, obj);
-        if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') {
-          const slim = this.slim(obj);
-          if (slim) callback(phase, slim, raw);
-          return;
-        }
-        callback(phase, obj, raw);
-      },
-      (err) => {
-        finished = true;
-        clearTimeout(watchdog);
-        if (!err && events === 0 && Date.now() - started < Math.min(EMPTY_WATCH_MIN_MS, timeoutSeconds * 500)) {
-          done(new Error('the watch closed at once without events'));
-          return;
-        }
-        done(err);
-      },
-    );
-    // the server should have ended it: the connection is dead (the abort reaches done() as an error)
+    const onEvent = (phase: string, obj: unknown, raw: unknown) => {
+      events++;
+      this.informer.watchEvent(phase, obj);
+      if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') {
+        const slim = this.slim(obj);
+        if (slim) callback(phase, slim, raw);
+        return;
+      }
+      callback(phase, obj, raw);
+    };
+    const onDone = (err: unknown) => {
+      finished = true;
+      clearTimeout(watchdog);
+      if (!err && events === 0 && Date.now() - started < Math.min(EMPTY_WATCH_MIN_MS, timeoutSeconds * 500)) {
+        done(new Error('the watch closed at once without events'));
+        return;
+      }
+      done(err);
+    };
+    let controller: AbortController;
+    try {
+      controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, onEvent, onDone);
+    } catch (err) {
+      // credentials failing before the request (an unreadable token file, an exec plugin) would otherwise be an
+      // unhandled rejection inside the library: report them as a failed watch
+      onDone(err);
+      return new AbortController();
+    }
+    // the server should have ended it by now: the connection is dead (the abort reaches done() as an error)
     if (!finished) watchdog = setTimeout(() => controller.abort(), timeoutSeconds * 1500);
     return controller;
   }

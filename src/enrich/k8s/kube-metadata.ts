@@ -50,6 +50,7 @@ export class KubeMetadata {
   private informers: ResilientInformer<KubernetesObject>[] = [];
   private serverUrl: string | undefined;
   private stopped = false;
+  private starting: Promise<void> | undefined;
   private readonly log: Logger;
   private readonly syncTimeoutMs: number;
 
@@ -91,7 +92,12 @@ export class KubeMetadata {
    * the metadata can still arrive later. A kubeconfig that cannot be parsed
    * rejects with a UsageError naming the file.
    */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting ??= this.run();
+    return this.starting;
+  }
+
+  private async run(): Promise<void> {
     const started = Date.now();
     const [{ loadKubeConfig }, { watchCluster }] = await Promise.all([import('./load-kubeconfig.js'), import('./cluster-watch.js')]);
     const kc = isKubeConfig(this.source) ? this.source : loadKubeConfig(this.source);
