@@ -20,6 +20,7 @@ import type { AgentRecord } from '../events/records.js';
 import { decodeUdpFlows } from '../events/udp-flow.js';
 import { DnsNameCache } from '../enrich/dns-cache.js';
 import { DnsTracker } from '../enrich/dns-tracker.js';
+import type { Enricher } from '../enrich/enricher.js';
 import { nameRemote } from '../enrich/remote-names.js';
 import { effectiveCapabilities, missingTracingCapabilities } from '../util/capabilities.js';
 import { MonotonicClock } from '../util/clock.js';
@@ -96,8 +97,12 @@ export class Collector {
     private readonly opts: CollectorOptions,
     private readonly log: Logger,
     private readonly onRecords: (records: AgentRecord[], intervalEnd: boolean) => void,
+    private readonly enricher?: Enricher,
   ) {
-    this.dns = new DnsTracker(this.names, (r) => this.pending.push(r));
+    this.dns = new DnsTracker(this.names, (r) => {
+      this.enricher?.enrich(r);
+      this.pending.push(r);
+    });
   }
 
   start(): void {
@@ -112,6 +117,7 @@ export class Collector {
     const sink: RecordSink = {
       tcp: (r, endMs) => {
         nameRemote(r, endMs, this.names);
+        this.enricher?.enrich(r);
         this.pending.push(r);
       },
       dns: (p) => this.dns.handle(p),
@@ -158,6 +164,7 @@ export class Collector {
     for (const d of drains) {
       for (const r of decodeUdpFlows(d.dump, now, now - this.lastCollect)) {
         nameRemote(r, now, this.names);
+        this.enricher?.enrich(r);
         this.pending.push(r);
         this.udpRecords++;
       }
@@ -226,7 +233,13 @@ export function describeSummary(s: CollectorSummary): string {
  * Run until SIGINT/SIGTERM (or `stopOn` resolves): start the collector, log
  * ready once the signal handlers are in place, stop, log the summary.
  */
-export function runUntilSignalled(collector: Collector, log: Logger, onStopped: () => void, stopOn?: Promise<string>): Promise<number> {
+export function runUntilSignalled(
+  collector: Collector,
+  log: Logger,
+  onStopped: () => void,
+  stopOn?: Promise<string>,
+  enrichment?: { stats(): Record<string, number>; stop(): Promise<void> },
+): Promise<number> {
   collector.start();
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -236,7 +249,8 @@ export function runUntilSignalled(collector: Collector, log: Logger, onStopped: 
       log.info(`stopping (${why})`);
       const summary = await collector.stop();
       onStopped();
-      log.info(summary, describeSummary(summary));
+      await enrichment?.stop();
+      log.info({ ...summary, ...enrichment?.stats() }, describeSummary(summary));
       resolve(0);
     };
     process.once('SIGINT', () => void stop('SIGINT'));

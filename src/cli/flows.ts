@@ -3,7 +3,8 @@
  * callee, server port, protocol, observing side), printed once per interval.
  */
 import type { Logger } from 'pino';
-import { Collector, runUntilSignalled } from '../agent/collector.js';
+import { checkPrivileges, Collector, runUntilSignalled } from '../agent/collector.js';
+import { startEnrichment } from '../agent/enrichment.js';
 import { EdgeTable, type Edge } from '../flows/edge-table.js';
 import type { TraceOptions } from './trace-options.js';
 
@@ -50,6 +51,8 @@ function text(e: EdgeLine): string {
 }
 
 export async function runFlows(opts: TraceOptions, log: Logger): Promise<number> {
+  checkPrivileges();
+  const enrichment = await startEnrichment(opts, log);
   const table = new EdgeTable();
   let intervalStart = Date.now();
   const collector = new Collector(opts, log, (records, intervalEnd) => {
@@ -60,8 +63,14 @@ export async function runFlows(opts: TraceOptions, log: Logger): Promise<number>
     const lines = table.drain().map((e) => line(e, ts, now - intervalStart));
     intervalStart = now;
     if (lines.length) process.stdout.write(lines.map((l) => (opts.json ? JSON.stringify(l) + '\n' : text(l))).join(''));
-  });
-  return runUntilSignalled(collector, log, () => {
-    if (table.overflowed) log.warn({ edgesOverflowed: table.overflowed }, `${table.overflowed} records went to the overflow edge`);
-  });
+  }, enrichment.enricher);
+  return runUntilSignalled(
+    collector,
+    log,
+    () => {
+      if (table.overflowed) log.warn({ edgesOverflowed: table.overflowed }, `${table.overflowed} records went to the overflow edge`);
+    },
+    undefined,
+    enrichment,
+  );
 }

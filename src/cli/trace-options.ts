@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ATTACH_MODES, type AttachMode } from '../bpf/tcp-tracer.js';
+import { parseCidrs } from '../enrich/locality.js';
 import { UsageError } from '../util/errors.js';
 import { parseDurationMs, parseSizeBytes } from '../util/units.js';
 
@@ -14,6 +15,12 @@ export interface TraceOptions {
   intervalMs: number;
   maxUdpFlows: number;
   debug: boolean;
+  /** Kubernetes credentials: a kubeconfig file; otherwise KUBECONFIG or in-cluster, else Kubernetes is off */
+  kubeconfig: string | undefined;
+  /** this node's name in Kubernetes (default: $NODE_NAME, else the host name) */
+  nodeName: string | undefined;
+  /** pod and service ranges: addresses in them are never "external" */
+  clusterCidrs: string[];
 }
 
 export const TRACE_HELP = `Usage: bpfagent trace [options]
@@ -35,6 +42,11 @@ Options:
   --interval DUR          UDP flows are reported each interval in which they had traffic,
                           with that interval's counts, e.g. 500ms, 1s, 10s     (default: 10s)
   --max-udp-flows N       UDP flows tracked per interval; evictions are counted (default: 65536)
+  --kubeconfig FILE       Kubernetes credentials; default: $KUBECONFIG, else in-cluster
+                          (service account), else Kubernetes metadata is off
+  --node-name NAME        this node's Kubernetes name          (default: $NODE_NAME or host name)
+  --cluster-cidr CIDRS    pod and service ranges, comma-separated, e.g. 10.244.0.0/16,10.96.0.0/12:
+                          addresses there count as "cluster", never "external"
   --debug                 print libbpf's messages on stderr
   -h, --help              show this help
 
@@ -52,6 +64,9 @@ const DEFAULTS: TraceOptions = {
   intervalMs: 10_000,
   maxUdpFlows: 65536,
   debug: false,
+  kubeconfig: undefined,
+  nodeName: undefined,
+  clusterCidrs: [],
 };
 
 let command = 'trace';
@@ -102,6 +117,9 @@ export function parseTraceArgs(argv: string[], commandName = 'trace'): TraceOpti
         interval: { type: 'string' },
         'max-udp-flows': { type: 'string' },
         debug: { type: 'boolean' },
+        kubeconfig: { type: 'string' },
+        'node-name': { type: 'string' },
+        'cluster-cidr': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -110,7 +128,7 @@ export function parseTraceArgs(argv: string[], commandName = 'trace'): TraceOpti
   }
   const v = parsed.values;
   if (v.help) return 'help';
-  const opts: TraceOptions = { ...DEFAULTS, json: v.json ?? false, debug: v.debug ?? false };
+  const opts: TraceOptions = { ...DEFAULTS, json: v.json ?? false, debug: v.debug ?? false, clusterCidrs: [] };
 
   if (v.attach !== undefined) {
     if (v.attach !== 'auto' && !(ATTACH_MODES as readonly string[]).includes(v.attach))
@@ -135,6 +153,23 @@ export function parseTraceArgs(argv: string[], commandName = 'trace'): TraceOpti
     if (n === undefined || n < 4096 || n > 1024 ** 3 || (n & (n - 1)) !== 0)
       throw bad('--ringbuf-size', s, 'a power of two from 4k to 1G, such as 8M');
     opts.ringbufBytes = n;
+  }
+  if (v.kubeconfig !== undefined) {
+    if (!v.kubeconfig) throw bad('--kubeconfig', v.kubeconfig, 'a kubeconfig file path');
+    opts.kubeconfig = v.kubeconfig;
+  }
+  if (v['node-name'] !== undefined) {
+    if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(v['node-name'])) throw bad('--node-name', v['node-name'], 'a Kubernetes node name (lowercase letters, digits, - and .)');
+    opts.nodeName = v['node-name'];
+  }
+  for (const list of v['cluster-cidr'] ?? []) {
+    const cidrs = list.split(',').map((c) => c.trim()).filter(Boolean);
+    try {
+      parseCidrs(cidrs);
+    } catch (e) {
+      throw bad('--cluster-cidr', list, `CIDRs separated by commas: ${(e as Error).message}`);
+    }
+    opts.clusterCidrs.push(...cidrs);
   }
   if (v['poll-interval'] !== undefined) {
     const s = v['poll-interval'];

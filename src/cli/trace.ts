@@ -3,16 +3,24 @@
  * interval, and per DNS lookup. stdout carries records only; logs go to stderr.
  */
 import type { Logger } from 'pino';
-import { Collector, runUntilSignalled } from '../agent/collector.js';
+import { checkPrivileges, Collector, runUntilSignalled } from '../agent/collector.js';
+import { startEnrichment } from '../agent/enrichment.js';
 import { RecordWriter } from '../output/writer.js';
 import type { TraceOptions } from './trace-options.js';
 
 export async function runTrace(opts: TraceOptions, log: Logger): Promise<number> {
+  checkPrivileges();
+  const enrichment = await startEnrichment(opts, log);
   const writer = new RecordWriter(process.stdout, opts.json);
-  const collector = new Collector(opts, log, (records) => {
-    for (const r of records) writer.add(r);
-    writer.flush();
-  });
+  const collector = new Collector(
+    opts,
+    log,
+    (records) => {
+      for (const r of records) writer.add(r);
+      writer.flush();
+    },
+    enrichment.enricher,
+  );
   // the reader went away (EPIPE): stop quietly instead of crashing
   const stdoutGone = new Promise<string>((resolve) =>
     process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -20,7 +28,7 @@ export async function runTrace(opts: TraceOptions, log: Logger): Promise<number>
       resolve(`stdout ${e.code ?? e.message}`);
     }),
   );
-  const run = runUntilSignalled(collector, log, () => writer.flush(), stdoutGone);
+  const run = runUntilSignalled(collector, log, () => writer.flush(), stdoutGone, enrichment);
   writer.header();
   return run;
 }

@@ -8,11 +8,34 @@ export interface Endpoint {
   port: number;
 }
 
+/** What Kubernetes knows of one end: the pod (and its workload, service, node, zone), a Service, or a node. */
+export interface K8sInfo {
+  namespace?: string;
+  pod?: string;
+  /** the pod's top owner: Deployment, StatefulSet, DaemonSet, CronJob, Job, ... or the pod itself */
+  workload?: string;
+  workloadKind?: string;
+  service?: string;
+  node?: string;
+  zone?: string;
+  /** the pod shares its node's network namespace (known by its cgroup, not its address) */
+  hostNetwork?: boolean;
+}
+
+/**
+ * Where the remote end is, seen from this host: on this host, in this zone, in
+ * another zone, inside the cluster but of unknown zone, or outside every known
+ * pod, service, node and cluster CIDR.
+ */
+export type Locality = 'same-host' | 'same-zone' | 'cross-zone' | 'cluster' | 'external';
+
 export interface RemoteEndpoint extends Endpoint {
   /** DNS name a local client looked up for this address, when one was seen */
   name?: string;
   /** where the connection really went, when a DNAT rule (e.g. kube-proxy for a ClusterIP) rewrote addr:port */
   reached?: Endpoint;
+  /** the Service dialled and/or the pod (or node) reached */
+  k8s?: K8sInfo;
 }
 
 export interface LocalEndpoint extends Endpoint {
@@ -21,6 +44,13 @@ export interface LocalEndpoint extends Endpoint {
   cgroupId: number;
   /** network namespace inode */
   netns: number;
+  /** the process's executable, when it was still running to be asked */
+  exe?: string;
+  /** container id (64 hex digits) from the cgroup path */
+  containerId?: string;
+  /** container runtime: docker, containerd, cri-o, podman */
+  containerRuntime?: string;
+  k8s?: K8sInfo;
 }
 
 export interface TcpRecord {
@@ -36,6 +66,7 @@ export interface TcpRecord {
   retransmits: number;
   srttUs: number;
   durationMs: number;
+  locality?: Locality;
 }
 
 /** One UDP flow's traffic during one interval (sum a flow's records for its totals). */
@@ -51,6 +82,7 @@ export interface UdpRecord {
   bytesReceived: number;
   /** length of the interval the counts cover */
   intervalMs: number;
+  locality?: Locality;
 }
 
 export interface DnsAnswer {

@@ -6,7 +6,7 @@
  * callers, not by connections. The table itself is bounded too: once it holds
  * `maxEdges`, further new edges are folded into one overflow edge, and counted.
  */
-import type { AgentRecord, TcpRecord, UdpRecord } from '../events/records.js';
+import type { AgentRecord, K8sInfo, TcpRecord, UdpRecord } from '../events/records.js';
 import { Histogram, RTT_BOUNDS_US } from './histogram.js';
 
 /** One end of an edge, as specific as what is known about it. */
@@ -19,6 +19,7 @@ export interface EdgeEnd {
   service?: string;
   process?: string;
   name?: string;
+  node?: string;
   addr?: string;
 }
 
@@ -44,13 +45,33 @@ export interface Edge {
 /** Turns a record into the two ends of its edge: the caller (source) and the callee (destination). */
 export type EdgeEnds = (r: TcpRecord | UdpRecord, clientIsLocal: boolean) => { source: EdgeEnd; destination: EdgeEnd; locality?: string };
 
-/** Identity of ends when nothing but the record is known: local process, remote DNS name or address. */
+/** A workload's identity: "namespace/workload". */
+function workloadEnd(k: K8sInfo): EdgeEnd | undefined {
+  if (k.workload === undefined) return undefined;
+  const id = `${k.namespace ?? ''}/${k.workload}`;
+  const e: EdgeEnd = { id, namespace: k.namespace, workload: k.workload, workloadKind: k.workloadKind };
+  if (k.service !== undefined) e.service = k.service;
+  return e;
+}
+
+/**
+ * The ends of an edge, as specific as what is known: a Kubernetes workload,
+ * else (remote) a Service dialled, a DNS name, a node, an address; else
+ * (local) the process by command name.
+ */
 export const recordEnds: EdgeEnds = (r, clientIsLocal) => {
-  const local: EdgeEnd = { id: `process:${r.local.comm}`, process: r.local.comm };
-  const remote: EdgeEnd = r.remote.name
-    ? { id: `dns:${r.remote.name}`, name: r.remote.name, addr: r.remote.addr }
-    : { id: r.remote.addr, addr: r.remote.addr };
-  return clientIsLocal ? { source: local, destination: remote } : { source: remote, destination: local };
+  const lk = r.local.k8s;
+  const local: EdgeEnd = (lk && workloadEnd(lk)) ?? { id: `process:${r.local.comm}`, process: r.local.comm };
+  if (lk?.workload !== undefined) local.process = r.local.comm;
+  const rk = r.remote.k8s;
+  const name = r.remote.name;
+  const addr = r.remote.reached?.addr ?? r.remote.addr;
+  let remote: EdgeEnd | undefined = rk && workloadEnd(rk);
+  if (!remote && rk?.service !== undefined) remote = { id: `svc:${rk.namespace ?? ''}/${rk.service}`, namespace: rk.namespace, service: rk.service };
+  if (!remote && name !== undefined) remote = { id: `dns:${name}`, name, addr };
+  if (!remote && rk?.node !== undefined) remote = { id: `node:${rk.node}`, node: rk.node, addr };
+  remote ??= { id: addr, addr };
+  return { ...(clientIsLocal ? { source: local, destination: remote } : { source: remote, destination: local }), locality: r.locality };
 };
 
 /** UDP has no caller and callee: the end on the ephemeral (or, failing that, higher) port is taken as the client. */

@@ -101,4 +101,33 @@ describe('EdgeTable', () => {
     assert.deepEqual([client.port, client.packetsSent, client.packetsReceived, client.bytesSent, client.connections], [8125, 6, 2, 600, 0]);
     assert.deepEqual([server.port, server.packetsSent, server.packetsReceived, server.bytesSent, server.bytesReceived], [8125, 1, 3, 10, 300]);
   });
+
+  test('Kubernetes ends: workloads key the edge, not pods; a Service alone, a node; locality kept', () => {
+    const t = new EdgeTable();
+    const checkout = { namespace: 'payments', pod: 'checkout-1', workload: 'checkout', workloadKind: 'Deployment', node: 'n1', zone: 'a' };
+    const ledgerPod = (pod: string) => ({ namespace: 'payments', pod, workload: 'ledger', workloadKind: 'StatefulSet', service: 'ledger', node: 'n2', zone: 'b' });
+    for (const pod of ['ledger-0', 'ledger-1', 'ledger-0']) {
+      const r = tcp({ remoteAddr: '10.244.2.' + pod.slice(-1), serverPort: 5432, bytesSent: 10, locality: 'cross-zone' });
+      r.local.k8s = checkout;
+      r.remote.k8s = ledgerPod(pod);
+      t.add(r);
+    }
+    const svcOnly = tcp({ remoteAddr: '10.96.0.10', serverPort: 80, locality: 'cluster' });
+    svcOnly.local.k8s = checkout;
+    svcOnly.remote.k8s = { namespace: 'payments', service: 'ledger' };
+    t.add(svcOnly);
+    const node = tcp({ remoteAddr: '192.168.0.3', serverPort: 10250, locality: 'same-zone' });
+    node.remote.k8s = { node: 'n3', zone: 'a' };
+    t.add(node);
+    const edges = t.drain();
+    assert.equal(edges.length, 3, 'two ledger pods are one workload');
+    const toLedger = edges.find((e) => e.destination.id === 'payments/ledger')!;
+    assert.deepEqual(toLedger.source, { id: 'payments/checkout', namespace: 'payments', workload: 'checkout', workloadKind: 'Deployment', process: 'curl' });
+    assert.deepEqual(toLedger.destination, { id: 'payments/ledger', namespace: 'payments', workload: 'ledger', workloadKind: 'StatefulSet', service: 'ledger' });
+    assert.deepEqual([toLedger.connections, toLedger.bytesSent, toLedger.port, toLedger.locality], [3, 30, 5432, 'cross-zone']);
+    const toSvc = edges.find((e) => e.destination.id === 'svc:payments/ledger')!;
+    assert.deepEqual([toSvc.destination.service, toSvc.port, toSvc.locality], ['ledger', 80, 'cluster']);
+    const toNode = edges.find((e) => e.destination.id === 'node:n3')!;
+    assert.deepEqual([toNode.source.id, toNode.destination.node, toNode.destination.addr, toNode.locality], ['process:curl', 'n3', '192.168.0.3', 'same-zone']);
+  });
 });

@@ -72,6 +72,19 @@ describe('formatJsonLines', () => {
   test('no records -> nothing', () => {
     assert.equal(formatJsonLines([]), '');
   });
+
+  test('enriched records: exe, container, Kubernetes on both ends, locality; parse back equal', () => {
+    const k8sLocal = { namespace: 'pay"ments', pod: 'checkout-1', workload: 'checkout', workloadKind: 'Deployment', node: 'n1', zone: 'a' };
+    const r = record(
+      { locality: 'cross-zone' },
+      { exe: '/usr/bin/my "app"', containerId: 'ab'.repeat(32), containerRuntime: 'containerd', k8s: k8sLocal },
+      { name: 'ledger.svc', reached: { addr: '10.244.2.9', port: 8080 }, k8s: { namespace: 'payments', service: 'ledger', pod: 'ledger-0', zone: 'b' } },
+    );
+    const out = formatJsonLines([r]);
+    assert.equal(out.split('\n').length, 2);
+    assert.deepEqual(JSON.parse(out), r);
+    assert.equal((JSON.parse(out) as TcpRecord).locality, 'cross-zone');
+  });
 });
 
 const COLUMNS = ['TIME', 'PID', 'COMM', 'DIR', 'LOCAL', 'REMOTE', 'OUTCOME', 'TX_BYTES', 'RX_BYTES', 'RETR', 'RTT_US', 'MS'];

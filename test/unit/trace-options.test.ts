@@ -13,6 +13,9 @@ const DEFAULTS: TraceOptions = {
   intervalMs: 10_000,
   maxUdpFlows: 65536,
   debug: false,
+  kubeconfig: undefined,
+  nodeName: undefined,
+  clusterCidrs: [],
 };
 
 function parse(...argv: string[]): TraceOptions {
@@ -86,7 +89,7 @@ describe('parseTraceArgs: values', () => {
       parse('--json', '--attach', 'raw_tp', '--btf', '/b', '--max-connections', '100', '--ringbuf-size', '1M', '--poll-interval', '20ms', '--debug',
         '--interval', '2s', '--max-udp-flows', '4096'),
       { json: true, attach: 'raw_tp', btf: '/b', maxConnections: 100, ringbufBytes: 1 << 20, pollMs: 20, debug: true,
-        intervalMs: 2000, maxUdpFlows: 4096 },
+        intervalMs: 2000, maxUdpFlows: 4096, kubeconfig: undefined, nodeName: undefined, clusterCidrs: [] },
     );
   });
 
@@ -181,5 +184,21 @@ describe('UDP options', () => {
   test('--max-udp-flows', () => {
     assert.equal(parse('--max-udp-flows', '1024').maxUdpFlows, 1024);
     assert.throws(() => parseTraceArgs(['--max-udp-flows', '3']), /--max-udp-flows '3'/);
+  });
+});
+
+describe('Kubernetes and locality options', () => {
+  test('--kubeconfig, --node-name, --cluster-cidr (repeatable, comma-separated)', () => {
+    assert.deepEqual(
+      parse('--kubeconfig', '/etc/kube.conf', '--node-name', 'node-1.zone-a', '--cluster-cidr', '10.244.0.0/16, 10.96.0.0/12', '--cluster-cidr', 'fd00:10::/56'),
+      { ...DEFAULTS, kubeconfig: '/etc/kube.conf', nodeName: 'node-1.zone-a', clusterCidrs: ['10.244.0.0/16', '10.96.0.0/12', 'fd00:10::/56'] },
+    );
+  });
+
+  test('bad values name the option, the value and the expected form', () => {
+    rejects(['--cluster-cidr', '10.0.0.0/33'], ['--cluster-cidr', "'10.0.0.0/33'", 'CIDR']);
+    rejects(['--cluster-cidr', '10.244.0.0/16,banana'], ['--cluster-cidr', 'banana']);
+    rejects(['--node-name', 'Node_1'], ['--node-name', 'Node_1', 'node name']);
+    rejects(['--kubeconfig='], ['--kubeconfig', 'kubeconfig file']);
   });
 });

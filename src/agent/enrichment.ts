@@ -1,0 +1,93 @@
+/**
+ * Builds the enricher every command shares from the options: /proc process
+ * metadata, cgroup paths and containers, Kubernetes (when credentials are
+ * found), this host's addresses and the cluster CIDRs.
+ */
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { findCgroup2Root } from '../bpf/cgroup-root.js';
+import { CgroupPaths } from '../enrich/cgroup-path.js';
+import { parseContainerCgroup } from '../enrich/container.js';
+import { Enricher } from '../enrich/enricher.js';
+import { HostAddresses } from '../enrich/host-addresses.js';
+import { KubeMetadata } from '../enrich/k8s/index.js';
+import { inBlockList, parseCidrs } from '../enrich/locality.js';
+import { ProcessInfoCache } from '../enrich/process-info.js';
+
+export interface EnrichmentOptions {
+  kubeconfig: string | undefined;
+  nodeName: string | undefined;
+  clusterCidrs: string[];
+}
+
+export interface Enrichment {
+  readonly enricher: Enricher;
+  readonly kube: KubeMetadata | undefined;
+  /** cache sizes and lookup counts, for the summary and metrics */
+  stats(): Record<string, number>;
+  stop(): Promise<void>;
+}
+
+/** How long start-up waits for the first Kubernetes lists before going on without them (they keep syncing). */
+const KUBE_SYNC_WAIT_MS = 15_000;
+
+export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Promise<Enrichment> {
+  const processes = new ProcessInfoCache();
+  const cgroupRoot = findCgroup2Root();
+  const cgroups = cgroupRoot ? new CgroupPaths(cgroupRoot) : undefined;
+  const hosts = new HostAddresses();
+  const cidrs = parseCidrs(opts.clusterCidrs);
+  const kube = KubeMetadata.fromEnvironment({ kubeconfig: opts.kubeconfig, log });
+  const nodeName = opts.nodeName ?? process.env.NODE_NAME ?? (kube ? os.hostname() : undefined);
+  if (kube) {
+    const started = Date.now();
+    try {
+      await withTimeout(kube.start(), KUBE_SYNC_WAIT_MS);
+      log.info({ nodeName, syncMs: Date.now() - started, ...kube.stats }, 'Kubernetes metadata synced');
+    } catch (e) {
+      log.warn(`Kubernetes metadata not synced yet (${(e as Error).message}): records lack it until it is`);
+    }
+  } else {
+    log.info('Kubernetes metadata off: no --kubeconfig, no KUBECONFIG, not in a cluster');
+  }
+  const enricher = new Enricher({
+    processes,
+    cgroups,
+    parseContainer: parseContainerCgroup,
+    kube,
+    nodeName,
+    isHostAddress: (a) => hosts.has(a),
+    learnHostAddress: (a) => hosts.learn(a),
+    inCluster: (a) => inBlockList(cidrs, a),
+  });
+  return {
+    enricher,
+    kube,
+    stats: () => ({
+      ...enricher.stats,
+      processCacheSize: processes.size,
+      containerCacheSize: enricher.cachedCgroups,
+      hostAddresses: hosts.size,
+    }),
+    stop: async () => {
+      await kube?.stop();
+    },
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+    t.unref();
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
