@@ -13,6 +13,7 @@ import { HostAddresses } from '../enrich/host-addresses.js';
 import { KubeMetadata } from '../enrich/k8s/index.js';
 import { inBlockList, parseCidrs } from '../enrich/locality.js';
 import { ProcessInfoCache } from '../enrich/process-info.js';
+import { UsageError } from '../util/errors.js';
 
 export interface EnrichmentOptions {
   kubeconfig: string | undefined;
@@ -45,6 +46,11 @@ export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Pro
       await withTimeout(kube.start(), KUBE_SYNC_WAIT_MS);
       log.info({ nodeName, syncMs: Date.now() - started, ...kube.stats }, 'Kubernetes metadata synced');
     } catch (e) {
+      // a kubeconfig that cannot be read is a configuration error: stop before tracing starts
+      if (e instanceof UsageError) {
+        await kube.stop();
+        throw e;
+      }
       log.warn(`Kubernetes metadata not synced yet (${(e as Error).message}): records lack it until it is`);
     }
   } else {

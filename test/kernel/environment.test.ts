@@ -5,6 +5,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { AGENT_JS } from '../helpers/processes.js';
 
@@ -40,5 +43,21 @@ describe('environment errors', { skip: KERNEL_SKIP }, () => {
     assert.equal(r.code, 2, r.stderr);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /\/etc\/hostname/);
+  });
+
+  test('a kubeconfig that is missing or not YAML: names the file and the cause, exit 2, nothing traced', () => {
+    const missing = run([process.execPath, AGENT_JS, 'trace', '--json', '--kubeconfig', '/nonexistent/kubeconfig']);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.equal(missing.stdout, '');
+    assert.match(missing.stderr, /^bpfagent: kubernetes: cannot load kubeconfig '\/nonexistent\/kubeconfig' \(--kubeconfig\): ENOENT/);
+    assert.equal(missing.stderr.trim().split('\n').length, 1, 'one line');
+
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-kc-'));
+    writeFileSync(path.join(dir, 'kubeconfig'), 'clusters: [\n');
+    const bad = run([process.execPath, AGENT_JS, 'trace', '--json', '--kubeconfig', path.join(dir, 'kubeconfig')]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.equal(bad.stdout, '');
+    assert.ok(bad.stderr.includes(`cannot load kubeconfig '${path.join(dir, 'kubeconfig')}'`), bad.stderr);
+    assert.ok(!bad.stderr.includes('ready'), 'no probe was attached');
   });
 });

@@ -18,6 +18,7 @@ import { CGROUP2_ROOT, TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { Peer } from '../helpers/processes.js';
 import type { TcpRecord } from '../../src/events/records.js';
+import type { EdgeLine } from '../../src/cli/flows.js';
 
 const hex64 = (): string => (randomUUID() + randomUUID()).replace(/-/g, '');
 
@@ -94,6 +95,7 @@ describe('Kubernetes pods, workloads, services, zones', { skip: KERNEL_SKIP }, (
   let api: FakeKubeApi;
   let net: TestNetwork;
   let agent: TraceAgent;
+  let flows: TraceAgent;
   const cgroups = new PodCgroups();
   const port = 28000 + (process.pid % 100) * 10;
   const clusterIp = '10.96.0.50';
@@ -146,17 +148,21 @@ describe('Kubernetes pods, workloads, services, zones', { skip: KERNEL_SKIP }, (
       ports: [{ port, protocol: 'TCP' }],
     });
     const kubeconfig = api.writeKubeconfig(mkdtempSync(path.join(os.tmpdir(), 'bpfagent-kube-')));
-    agent = new TraceAgent(['--kubeconfig', kubeconfig, '--node-name', 'node-1', '--cluster-cidr', '10.205.0.16/28,10.96.0.0/16']);
-    await agent.ready;
+    const args = ['--kubeconfig', kubeconfig, '--node-name', 'node-1', '--cluster-cidr', '10.205.0.16/28,10.96.0.0/16'];
+    agent = new TraceAgent(args);
+    flows = new TraceAgent([...args, '--interval', '1s'], 'flows');
+    await Promise.all([agent.ready, flows.ready]);
     assert.match(agent.stderr, /Kubernetes metadata synced/);
   });
 
   after(async () => {
     const exit = await agent?.stop();
+    const flowsExit = await flows?.stop();
     await api?.close();
     net?.destroy();
     cgroups.destroy();
     assert.equal(exit?.code, 0, exit?.stderr);
+    assert.equal(flowsExit?.code, 0, flowsExit?.stderr);
   });
 
   /** One connection from checkout (pod A, its container cgroup) to host:p; returns the client's record. */
@@ -237,5 +243,39 @@ describe('Kubernetes pods, workloads, services, zones', { skip: KERNEL_SKIP }, (
     }
     assert.deepEqual(last!.remote.k8s, { namespace: NS, pod: 'audit-7f8c-w4n8t', workload: 'audit', workloadKind: 'Deployment', node: 'node-3', zone: 'zone-a' });
     assert.equal(last!.locality, 'same-zone');
+  });
+
+  test('bpfagent flows: edges keyed by workload, not pod or port; the Service, the locality, exact totals', async () => {
+    const lines = (): EdgeLine[] => flows.records as unknown as EdgeLine[];
+    const total = (pred: (e: EdgeLine) => boolean): { connections: number; bytesSent: number; bytesReceived: number; lines: EdgeLine[] } => {
+      const ls = lines().filter(pred);
+      return { connections: ls.reduce((a, e) => a + e.connections, 0), bytesSent: ls.reduce((a, e) => a + e.bytesSent, 0), bytesReceived: ls.reduce((a, e) => a + e.bytesReceived, 0), lines: ls };
+    };
+    const toLedger = (side: string) => (e: EdgeLine) => e.observedBy === side && e.source.id === 'payments/checkout' && e.destination.id === 'payments/ledger';
+    const client = await flows.until(() => {
+      const t = total(toLedger('client'));
+      return t.connections >= 1 && total(toLedger('server')).connections >= 1 ? t : undefined;
+    }, 'checkout -> ledger edges', 15_000);
+    assert.deepEqual([client.connections, client.bytesSent, client.bytesReceived], [1, 1234, 321]);
+    const e = client.lines[0]!;
+    assert.deepEqual(
+      [e.proto, e.port, e.locality, e.source.workloadKind, e.destination.workloadKind, e.destination.service],
+      ['tcp', port, 'same-host', 'Deployment', 'StatefulSet', 'ledger'],
+      'the port reached behind the ClusterIP keys the edge',
+    );
+    const server = total(toLedger('server'));
+    assert.deepEqual([server.connections, server.bytesSent, server.bytesReceived, server.lines[0]!.port], [1, 1234, 321, port]);
+    // the audit pods (one deleted, one new, same workload) are one destination
+    const toAudit = (x: EdgeLine): boolean => x.observedBy === 'client' && x.source.id === 'payments/checkout' && x.destination.id === 'payments/audit';
+    const audit = await flows.until(() => {
+      const t = total(toAudit);
+      return t.connections >= 2 ? t : undefined;
+    }, 'checkout -> audit edges of both audit pods', 15_000);
+    assert.ok(audit.lines.every((x) => x.bytesSent === 1234 * x.connections && x.bytesReceived === 321 * x.connections));
+    // no edge is keyed by a pod name or a client port
+    for (const x of lines()) {
+      assert.ok(!x.source.id.includes('checkout-6d4f9'), x.source.id);
+      assert.ok(!x.destination.id.includes('audit-7f8c'), x.destination.id);
+    }
   });
 });
