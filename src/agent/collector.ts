@@ -76,7 +76,7 @@ function startNetTracer(native: BpfNative, tcp: TcpTracer, opts: CollectorOption
 }
 
 export class Collector {
-  private readonly stats: DecodeStats = { records: 0, dnsPackets: 0, decodeErrors: 0 };
+  private readonly decoded: DecodeStats = { records: 0, dnsPackets: 0, decodeErrors: 0 };
   private readonly names = new DnsNameCache();
   private readonly dns: DnsTracker;
   private pending: AgentRecord[] = [];
@@ -86,6 +86,7 @@ export class Collector {
   private tick: NodeJS.Timeout | undefined;
   private tcp!: TcpTracer;
   private net: NetTracer | undefined;
+  private closed = false;
   /** attach mode in use, UDP/DNS on or off: for the ready line */
   readonly info: Record<string, unknown> = {};
 
@@ -130,7 +131,7 @@ export class Collector {
       ringbufBytes: this.opts.ringbufBytes,
       pollMs: this.opts.pollMs,
       onBatch: (batch) => {
-        decodeBatch(batch, clock, this.stats, sink);
+        decodeBatch(batch, clock, this.decoded, sink);
         this.flush(false);
       },
       onFallback: (mode, reason) => this.log.info({ mode, reason }, `attach mode ${mode} passed over`),
@@ -191,18 +192,29 @@ export class Collector {
     if (this.net) this.emitUdp(this.net.drainAll());
     this.dns.flush(Date.now());
     this.flush(true);
+    const summary = this.stats();
+    this.closed = true;
+    this.tcp.close();
+    this.net?.close();
+    return summary;
+  }
+
+  /**
+   * Every count of records made and lost so far, kernel counters included
+   * (read live while attached; at stop, after the drain, they are final).
+   */
+  stats(): CollectorSummary {
+    if (this.closed) throw new Error('collector: stats() after stop()');
     const counters = this.tcp.counters();
     const net = this.net?.counters();
     const udpEvicted = this.net?.evictedTotal ?? 0;
-    this.tcp.close();
-    this.net?.close();
     return {
-      records: this.stats.records,
-      decodeErrors: this.stats.decodeErrors,
+      records: this.decoded.records,
+      decodeErrors: this.decoded.decodeErrors,
       ...counters,
       udpRecords: this.udpRecords,
       udpEvicted,
-      dnsPackets: this.stats.dnsPackets,
+      dnsPackets: this.decoded.dnsPackets,
       dnsLookups: this.dns.stats.lookups,
       dnsMalformed: this.dns.stats.malformed,
       dnsUnmatchedAnswers: this.dns.stats.unmatchedAnswers,
