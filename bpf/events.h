@@ -83,7 +83,7 @@ struct tcp_close_event {
 	__u8 pad2[5];
 };
 
-/* Value of the shared tcp_dnat map (key: struct sock address). */
+/* Value of tcp.bpf.c's tcp_dnat map (key: struct sock address): where DNAT sent a connection. */
 struct tcp_dnat_target {
 	__u8 addr[16];
 	__u16 port; /* host byte order */

@@ -85,14 +85,6 @@ struct {
 	__type(value, struct udp_flow_value);
 } udp_flows_1 SEC(".maps");
 
-/* Shared with tcp.bpf.c (user space makes them one map): see check_dnat(). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct tcp_dnat_target);
-} tcp_dnat SEC(".maps");
-
 /* Which udp_flows_N the programs write to; user space flips it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -355,60 +347,13 @@ static __always_inline void capture_dns(struct __sk_buff *skb, struct pkt *p, __
 }
 
 /*
- * The real destination of a connection behind DNAT. For locally generated
- * packets the nat OUTPUT hook (kube-proxy's iptables/nftables/IPVS rules for
- * ClusterIPs, any DNAT rule) runs before cgroup egress, so the SYN leaving
- * carries the translated destination while its socket still holds the one
- * dialled: when they differ, remember the translated one for tcp.bpf.c.
- * Only SYNs get here, so this costs nothing per data packet.
+ * Most packets are TCP, which tcp.bpf.c traces (where DNAT sent a connection
+ * included: its net_dev_start_xmit program sees SYNs after every hop's DNAT,
+ * forwarded ones too, where this egress program saw a socket's own only); let
+ * them go after a look at the socket, before any header is parsed. Only DNS
+ * over TCP stays.
  */
-static __always_inline void check_dnat(struct __sk_buff *skb, struct bpf_sock *bsk)
-{
-	struct tcp_dnat_target t = {};
-	struct tcphdr th;
-	__u32 l4_off;
-	__u64 key;
-
-	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr iph;
-
-		if (bpf_skb_load_bytes(skb, 0, &iph, sizeof(iph)) || iph.protocol != IPPROTO_TCP)
-			return;
-		l4_off = iph.ihl * 4;
-		if (bpf_skb_load_bytes(skb, l4_off, &th, sizeof(th)))
-			return;
-		if (iph.daddr == bsk->dst_ip4 && th.dest == bsk->dst_port)
-			return;
-		__builtin_memcpy(t.addr, &iph.daddr, 4);
-	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6h;
-		__u32 d[4];
-
-		if (bpf_skb_load_bytes(skb, 0, &ip6h, sizeof(ip6h)) || ip6h.nexthdr != IPPROTO_TCP)
-			return;
-		if (bpf_skb_load_bytes(skb, sizeof(ip6h), &th, sizeof(th)))
-			return;
-		__builtin_memcpy(d, &ip6h.daddr, 16);
-		if (d[0] == bsk->dst_ip6[0] && d[1] == bsk->dst_ip6[1] && d[2] == bsk->dst_ip6[2] &&
-		    d[3] == bsk->dst_ip6[3] && th.dest == bsk->dst_port)
-			return;
-		__builtin_memcpy(t.addr, d, 16);
-	} else {
-		return;
-	}
-	if (!th.syn)
-		return;
-	t.port = bpf_ntohs(th.dest);
-	key = (__u64)BPF_CORE_READ((struct sk_buff *)bpf_cast_to_kern_ctx(skb), sk);
-	bpf_map_update_elem(&tcp_dnat, &key, &t, BPF_ANY);
-}
-
-/*
- * Most packets are TCP, which tcp.bpf.c traces; let them go after a look at
- * the socket, before any header is parsed. Only DNS over TCP stays (and SYNs
- * of connecting sockets, checked for DNAT on egress).
- */
-static __always_inline bool uninteresting_tcp(struct __sk_buff *skb, bool egress)
+static __always_inline bool uninteresting_tcp(struct __sk_buff *skb)
 {
 	struct bpf_sock *sk = skb->sk;
 
@@ -417,11 +362,7 @@ static __always_inline bool uninteresting_tcp(struct __sk_buff *skb, bool egress
 	if (sk->src_port == DNS_PORT || sk->dst_port == bpf_htons(DNS_PORT))
 		return false;
 	sk = bpf_sk_fullsock(sk);
-	if (!sk || sk->protocol != IPPROTO_TCP)
-		return !sk;
-	if (egress && sk->state == BPF_TCP_SYN_SENT)
-		check_dnat(skb, sk);
-	return true;
+	return !sk || sk->protocol == IPPROTO_TCP;
 }
 
 static __always_inline int on_packet(struct __sk_buff *skb, bool egress)
@@ -432,7 +373,7 @@ static __always_inline int on_packet(struct __sk_buff *skb, bool egress)
 	struct owner *o;
 	__u32 netns;
 
-	if (uninteresting_tcp(skb, egress) || !parse(skb, egress, &p))
+	if (uninteresting_tcp(skb) || !parse(skb, egress, &p))
 		return 1;
 	if (p.protocol == IPPROTO_TCP && p.lport != DNS_PORT && p.rport != DNS_PORT)
 		return 1; /* TCP is traced by tcp.bpf.c; only DNS over TCP is of interest here */

@@ -6,6 +6,7 @@
  *   sock:inet_sock_set_state   every state change (open, established, close)
  *   tcp:tcp_send_reset          RST sent on a socket we track
  *   tcp:tcp_receive_reset       RST received on a socket we track
+ *   net:net_dev_start_xmit      SYNs leaving a device: the destination after DNAT
  *
  * The tracepoints exist in three flavours (tp_btf, raw_tp, classic
  * tracepoint); user space keeps one flavour per load (set_autoload) after
@@ -41,7 +42,12 @@
 
 #define AF_INET 2
 #define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
+#define IP_OFFSET 0x1FFF
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
 #define ECONNREFUSED 111
 #define ECONNRESET 104
 #define EPIPE 32
@@ -102,9 +108,10 @@ struct {
 } listeners SEC(".maps");
 
 /*
- * Real destinations of DNAT-ed connections, written by net.bpf.c when it sees
- * a SYN leave with another destination than its socket dialled (see there);
- * shared with that object. LRU: an entry whose close is never seen ages out.
+ * Real destinations of DNAT-ed connections (key: struct sock address), read
+ * at close: written by on_xmit() when a socket's own SYN leaves with another
+ * destination than it dialled, and at the end of the handshake from
+ * fwd_syns. LRU: an entry whose close is never seen ages out.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -112,6 +119,34 @@ struct {
 	__type(key, __u64);
 	__type(value, struct tcp_dnat_target);
 } tcp_dnat SEC(".maps");
+
+/* A SYN that left a device with no local socket: forwarded (see on_xmit()). */
+struct syn_key {
+	__u8 family;  /* of the packet: AF_INET or AF_INET6 */
+	__u8 pad;
+	__u16 sport;  /* network byte order */
+	__u8 saddr[16];
+};
+
+struct syn_dest {
+	__u64 ts_ns;  /* CLOCK_MONOTONIC, when it left */
+	__u8 daddr[16];
+	__u16 dport;  /* network byte order */
+	__u8 pad[6];
+};
+
+/*
+ * Destination of the last forwarded SYN of each (family, source address,
+ * source port). Read, and deleted, when the connecting socket of that source
+ * ends its handshake, so an entry lives about one round trip; LRU, so the
+ * SYNs of connections that are not ours (routed through this host) age out.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct syn_key);
+	__type(value, struct syn_dest);
+} fwd_syns SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -293,6 +328,87 @@ static __always_inline void fill_dnat(struct tcp_close_event *e, __u64 key, cons
 	bpf_map_delete_elem(&tcp_dnat, &key);
 }
 
+/* A socket's IPv6 address field, 16 bytes. */
+#define READ_V6(direct, dst, sk, field)                                        \
+	do {                                                                   \
+		if (direct)                                                    \
+			__builtin_memcpy(dst, &(sk)->__sk_common.field, 16);   \
+		else                                                           \
+			bpf_core_read(dst, 16, &(sk)->__sk_common.field);      \
+	} while (0)
+
+static __always_inline bool v4_mapped(const __u32 *a)
+{
+	return !a[0] && !a[1] && a[2] == bpf_htonl(0xffff);
+}
+
+/*
+ * DNAT on a later hop: a SYN of this connection that this host forwarded
+ * (on_xmit() keeps them by source) to another destination than the socket
+ * dialled, such as kube-proxy's PREROUTING rules in the host namespace for a
+ * pod's connection to a ClusterIP. Called when the handshake ends (SYN-ACK
+ * received: it answers the last SYN forwarded, which has left by then) or an
+ * attempt fails, so the fwd_syns entry only has to live one round trip; the
+ * destination then waits in tcp_dnat for close like a local DNAT's, and
+ * overrides it (the later hop decides where the connection really goes).
+ * The entry must be newer than connect(): an older one is another
+ * connection's from the same address and port.
+ */
+static __always_inline void adopt_forwarded(const struct sock *sk, const struct tcp_sock *tp,
+					    const struct sock_info *info, const bool direct)
+{
+	__u64 key = (__u64)sk;
+	struct syn_key k = {};
+	struct tcp_dnat_target t = {};
+	struct syn_dest *d;
+	__u32 dialled[4] = {};
+	__u16 dport;
+	bool mapped = false;
+	const __u32 *got;
+
+	if (RD(direct, sk, __sk_common.skc_family) == AF_INET6) {
+		READ_V6(direct, dialled, sk, skc_v6_daddr);
+		mapped = v4_mapped(dialled);
+		if (!mapped) {
+			k.family = AF_INET6;
+			READ_V6(direct, k.saddr, sk, skc_v6_rcv_saddr);
+		}
+	}
+	if (!k.family) {
+		/* IPv4, or IPv4 carried in an IPv6 socket: the packets are IPv4 */
+		__u32 saddr = RD(direct, sk, __sk_common.skc_rcv_saddr);
+
+		k.family = AF_INET;
+		__builtin_memcpy(k.saddr, &saddr, 4);
+		dialled[0] = RD(direct, sk, __sk_common.skc_daddr);
+		dialled[1] = dialled[2] = dialled[3] = 0;
+	}
+	k.sport = RD(direct, tp, inet_conn.icsk_inet.inet_sport);
+	d = bpf_map_lookup_elem(&fwd_syns, &k);
+	if (!d)
+		return;
+	if (!info)
+		info = bpf_map_lookup_elem(&socks, &key);
+	dport = RD(direct, sk, __sk_common.skc_dport);
+	got = (const __u32 *)d->daddr;
+	if (info && d->ts_ns >= info->start_ns &&
+	    (d->dport != dport || got[0] != dialled[0] || got[1] != dialled[1] || got[2] != dialled[2] ||
+	     got[3] != dialled[3])) {
+		if (mapped) {
+			/* the socket's own form, ::ffff:a.b.c.d */
+			__u32 ffff = bpf_htonl(0xffff);
+
+			__builtin_memcpy(t.addr + 8, &ffff, 4);
+			__builtin_memcpy(t.addr + 12, got, 4);
+		} else {
+			__builtin_memcpy(t.addr, d->daddr, sizeof(t.addr));
+		}
+		t.port = bpf_ntohs(d->dport);
+		bpf_map_update_elem(&tcp_dnat, &key, &t, BPF_ANY);
+	}
+	bpf_map_delete_elem(&fwd_syns, &k);
+}
+
 static __always_inline void emit_close(const struct sock *sk, const struct tcp_sock *tp, struct sock_info *info,
 				       int oldstate, int sk_err, const bool direct)
 {
@@ -382,6 +498,13 @@ static __always_inline int on_state_change(const struct sock *sk, int oldstate, 
 		/* passive open, softirq: owner is the listener until its process closes it */
 		struct listen_key lk = {};
 
+		if (oldstate == TCP_SYN_SENT) {
+			/* our SYN was answered: was it DNAT-ed on a later hop? */
+			tp = as_tcp(sk, direct);
+			if (tp)
+				adopt_forwarded(sk, tp, NULL, direct);
+			return 0;
+		}
 		if (oldstate != TCP_SYN_RECV)
 			return 0;
 		tp = as_tcp(sk, direct);
@@ -420,6 +543,8 @@ static __always_inline int on_state_change(const struct sock *sk, int oldstate, 
 		if ((oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT) && !sk_err &&
 		    !(info->flags & SOCK_F_RST_RECEIVED))
 			claim_passive(info);
+		if (oldstate == TCP_SYN_SENT)
+			adopt_forwarded(sk, tp, info, direct); /* a failed attempt: where did it go? */
 		emit_close(sk, tp, info, oldstate, sk_err, direct);
 		bpf_map_delete_elem(&socks, &key);
 		return 0;
@@ -437,6 +562,116 @@ static __always_inline int on_reset(const struct sock *sk, __u8 flag)
 	info = bpf_map_lookup_elem(&socks, &key);
 	if (info)
 		info->flags |= flag;
+	return 0;
+}
+
+/*
+ * Every packet leaving any device, in every network namespace, comes here:
+ * keep SYNs (without ACK) only, and let everything else go after two or three
+ * loads, before any header is read.
+ *  - A SYN of a local socket that connects (skb->sk in SYN_SENT): the nat
+ *    OUTPUT and POSTROUTING hooks of its namespace (kube-proxy's rules for a
+ *    client in the host namespace, any DNAT rule) and tc programs have run,
+ *    so when its destination is not what the socket dialled, that is where
+ *    the connection goes: kept in tcp_dnat for close.
+ *  - A SYN with no socket: forwarded by this host (ip_rcv() orphans every
+ *    packet it receives), after PREROUTING's DNAT (kube-proxy's iptables or
+ *    nftables rules for a pod's connection to a ClusterIP), or sent on by
+ *    IPVS. Kept in fwd_syns by source: a pod's address and port are the same
+ *    in its namespace and on the node, unless SNAT changed them, and then
+ *    nothing matches and nothing is reported. The socket looks it up when
+ *    its handshake ends (adopt_forwarded()). A SYN crossing several hops is
+ *    written by each; the last, nearest the server, is the one kept.
+ * (This replaces a check in net.bpf.c's cgroup egress program, which saw a
+ * socket's own SYNs only, and only on kernels where that object loads.)
+ */
+static __always_inline int on_xmit(const struct sk_buff *skb, const bool direct)
+{
+	__u16 proto = RD(direct, skb, protocol);
+	struct tcp_dnat_target t = {};
+	struct syn_key k = {};
+	struct syn_dest d = {};
+	const struct sock *sk;
+	const unsigned char *nh;
+	__u32 dialled[4] = {};
+	__u8 flags;
+	__u64 key;
+
+	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
+		return 0;
+	sk = RD(direct, skb, sk);
+	if (sk && RD(direct, sk, __sk_common.skc_state) != TCP_SYN_SENT)
+		return 0;
+	nh = RD(direct, skb, head) + RD(direct, skb, network_header);
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct {
+			struct iphdr ip;
+			struct tcphdr tcp;
+		} h;
+
+		if (bpf_probe_read_kernel(&h, sizeof(h), nh) || h.ip.protocol != IPPROTO_TCP ||
+		    (h.ip.frag_off & bpf_htons(IP_OFFSET)))
+			return 0;
+		if (h.ip.ihl != 5 && bpf_probe_read_kernel(&h.tcp, sizeof(h.tcp), nh + h.ip.ihl * 4))
+			return 0;
+		flags = ((__u8 *)&h.tcp)[13];
+		if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+			return 0;
+		k.family = AF_INET;
+		__builtin_memcpy(k.saddr, &h.ip.saddr, 4);
+		k.sport = h.tcp.source;
+		*(__u32 *)d.daddr = h.ip.daddr;
+		d.dport = h.tcp.dest;
+	} else {
+		struct {
+			struct ipv6hdr ip;
+			struct tcphdr tcp;
+		} h;
+
+		/* extension headers are not followed */
+		if (bpf_probe_read_kernel(&h, sizeof(h), nh) || h.ip.nexthdr != IPPROTO_TCP)
+			return 0;
+		flags = ((__u8 *)&h.tcp)[13];
+		if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+			return 0;
+		k.family = AF_INET6;
+		__builtin_memcpy(k.saddr, &h.ip.saddr, 16);
+		k.sport = h.tcp.source;
+		__builtin_memcpy(d.daddr, &h.ip.daddr, 16);
+		d.dport = h.tcp.dest;
+	}
+
+	if (!sk) {
+		d.ts_ns = bpf_ktime_get_ns();
+		bpf_map_update_elem(&fwd_syns, &k, &d, BPF_ANY);
+		return 0;
+	}
+
+	/* our own SYN: the destination the socket dialled, in the packet's family */
+	if (k.family == AF_INET) {
+		dialled[0] = RD(direct, sk, __sk_common.skc_daddr);
+	} else {
+		READ_V6(direct, dialled, sk, skc_v6_daddr);
+	}
+	{
+		const __u32 *got = (const __u32 *)d.daddr;
+
+		if (d.dport == RD(direct, sk, __sk_common.skc_dport) && got[0] == dialled[0] &&
+		    got[1] == dialled[1] && got[2] == dialled[2] && got[3] == dialled[3])
+			return 0;
+		if (k.family == AF_INET && RD(direct, sk, __sk_common.skc_family) == AF_INET6) {
+			/* IPv4 in an IPv6 socket: its own form, ::ffff:a.b.c.d */
+			__u32 ffff = bpf_htonl(0xffff);
+
+			__builtin_memcpy(t.addr + 8, &ffff, 4);
+			__builtin_memcpy(t.addr + 12, got, 4);
+		} else {
+			__builtin_memcpy(t.addr, d.daddr, sizeof(t.addr));
+		}
+	}
+	t.port = bpf_ntohs(d.dport);
+	key = (__u64)sk;
+	bpf_map_update_elem(&tcp_dnat, &key, &t, BPF_ANY);
 	return 0;
 }
 
@@ -460,6 +695,12 @@ int BPF_PROG(btf_receive_reset, const struct sock *sk)
 	return on_reset(sk, SOCK_F_RST_RECEIVED);
 }
 
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(btf_xmit, const struct sk_buff *skb, const struct net_device *dev)
+{
+	return on_xmit(skb, true);
+}
+
 /* --- flavour 2: raw tracepoints (4.17+) --- */
 
 SEC("raw_tp/inet_sock_set_state")
@@ -478,6 +719,12 @@ SEC("raw_tp/tcp_receive_reset")
 int BPF_PROG(raw_receive_reset, const struct sock *sk)
 {
 	return on_reset(sk, SOCK_F_RST_RECEIVED);
+}
+
+SEC("raw_tp/net_dev_start_xmit")
+int BPF_PROG(raw_xmit, const struct sk_buff *skb, const struct net_device *dev)
+{
+	return on_xmit(skb, false);
 }
 
 /* --- flavour 3: classic tracepoints (4.16+ for inet_sock_set_state) --- */
@@ -499,4 +746,10 @@ SEC("tracepoint/tcp/tcp_receive_reset")
 int tp_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
 {
 	return on_reset((const struct sock *)BPF_CORE_READ(ctx, skaddr), SOCK_F_RST_RECEIVED);
+}
+
+SEC("tracepoint/net/net_dev_start_xmit")
+int tp_xmit(struct trace_event_raw_net_dev_start_xmit *ctx)
+{
+	return on_xmit((const struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), false);
 }

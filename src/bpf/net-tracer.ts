@@ -19,7 +19,7 @@ export interface NetTracerOptions {
   cgroupRoot: string;
   /** capacity of each of the two UDP flow tables */
   maxUdpFlows: number;
-  /** the TCP object: its ring buffer (map `events`, of this size) and its `tcp_dnat` map are shared */
+  /** the TCP object: its ring buffer (map `events`, of this size) is shared */
   ring: { obj: ObjectHandle; map: string; bytes: number };
 }
 
@@ -56,8 +56,6 @@ export class NetTracer {
       native.setMaxEntries(obj, 'udp_flows_1', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'dns_events', opts.ring.bytes);
       native.reuseMap(obj, 'dns_events', opts.ring.obj, opts.ring.map);
-      // SYN-time DNAT targets are read by the TCP programs at close
-      native.reuseMap(obj, 'tcp_dnat', opts.ring.obj, 'tcp_dnat');
       native.load(obj);
       for (const p of PROGRAMS) tracer.links.push(native.attachCgroup(obj, p, opts.cgroupRoot));
     } catch (e) {

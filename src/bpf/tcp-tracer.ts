@@ -13,11 +13,14 @@ import { readPerCpuCounters } from './percpu-counters.js';
 export const ATTACH_MODES = ['tp_btf', 'raw_tp', 'tracepoint'] as const;
 export type AttachMode = (typeof ATTACH_MODES)[number];
 
-/** Programs of each attach mode (names of the C functions in tcp.bpf.c). */
+/**
+ * Programs of each attach mode (names of the C functions in tcp.bpf.c). The
+ * last, on net:net_dev_start_xmit, finds where DNAT sent a connection's SYN.
+ */
 const MODE_PROGRAMS: Record<AttachMode, readonly string[]> = {
-  tp_btf: ['btf_state', 'btf_send_reset', 'btf_receive_reset'],
-  raw_tp: ['raw_state', 'raw_send_reset', 'raw_receive_reset'],
-  tracepoint: ['tp_state', 'tp_send_reset', 'tp_receive_reset'],
+  tp_btf: ['btf_state', 'btf_send_reset', 'btf_receive_reset', 'btf_xmit'],
+  raw_tp: ['raw_state', 'raw_send_reset', 'raw_receive_reset', 'raw_xmit'],
+  tracepoint: ['tp_state', 'tp_send_reset', 'tp_receive_reset', 'tp_xmit'],
 };
 
 export interface TcpTracerOptions {

@@ -100,3 +100,60 @@ export class TestCgroup {
     }
   }
 }
+
+/**
+ * Three hosts, routed: a client A and a server B, each on its own link to a
+ * router N that forwards between them (like two pods and their node). Links
+ * 10.<n>.1.0/24 (A .2, N .1) and 10.<n>.2.0/24 (B .2, N .1), n = 210 + id,
+ * and fd00:<n>:1::/64, fd00:<n>:2::/64 likewise; A and B route everything
+ * through N. Forwarding is switched on inside N only.
+ */
+export class RoutedNetwork {
+  readonly a: Host;
+  readonly n: Host;
+  readonly b: Host;
+  /** N's address on B's link */
+  readonly nToB: { ipv4: string; ipv6: string };
+
+  constructor(readonly id: number) {
+    const tag = `bpfa${process.pid % 10000}r${id}`;
+    const [a, n, b] = [`${tag}a`, `${tag}n`, `${tag}b`];
+    for (const ns of [a, n, b]) {
+      sh('ip', ['netns', 'add', ns]);
+      sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+    sh('ip', ['link', 'add', `${tag}an`, 'netns', a, 'type', 'veth', 'peer', 'name', `${tag}na`, 'netns', n]);
+    sh('ip', ['link', 'add', `${tag}bn`, 'netns', b, 'type', 'veth', 'peer', 'name', `${tag}nb`, 'netns', n]);
+    const o = 210 + (id % 40);
+    const addr = (ns: string, dev: string, ipv4: string, ipv6: string): Host => {
+      sh('ip', ['-n', ns, 'addr', 'add', `${ipv4}/24`, 'dev', dev]);
+      sh('ip', ['-n', ns, '-6', 'addr', 'add', `${ipv6}/64`, 'dev', dev, 'nodad']);
+      sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+      return { ns, ipv4, ipv6, netnsInode: statSync(`/run/netns/${ns}`).ino };
+    };
+    this.n = addr(n, `${tag}na`, `10.${o}.1.1`, `fd00:${o}:1::1`);
+    this.nToB = addr(n, `${tag}nb`, `10.${o}.2.1`, `fd00:${o}:2::1`);
+    this.a = addr(a, `${tag}an`, `10.${o}.1.2`, `fd00:${o}:1::2`);
+    this.b = addr(b, `${tag}bn`, `10.${o}.2.2`, `fd00:${o}:2::2`);
+    for (const [host, via] of [[this.a, this.n], [this.b, this.nToB]] as const) {
+      sh('ip', ['-n', host.ns, 'route', 'add', 'default', 'via', via.ipv4]);
+      sh('ip', ['-n', host.ns, '-6', 'route', 'add', 'default', 'via', via.ipv6]);
+    }
+    this.exec(this.n, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+  }
+
+  /** Run a command inside a host's namespace and return its output. */
+  exec(host: Host, cmd: string[], input?: string): string {
+    return sh('ip', ['netns', 'exec', host.ns, ...cmd], input);
+  }
+
+  destroy(): void {
+    for (const ns of [this.a.ns, this.n.ns, this.b.ns]) {
+      try {
+        sh('ip', ['netns', 'del', ns]);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}

@@ -51,6 +51,18 @@ describe('DNAT', { skip: KERNEL_SKIP }, () => {
     assert.deepEqual([s!.local.addr, s!.local.port, s!.bytesReceived], [net.b.ipv4, backendPort, 8191]);
   });
 
+  test('IPv4 in an IPv6 socket (::ffff:ClusterIP): the backend reached shown as IPv4', async () => {
+    const p = backendPort + 50;
+    net.exec(net.a, ['nft', 'add', 'rule', 'ip', 'bpfagent_test_nat', 'output', 'ip', 'daddr', clusterIp, 'tcp', 'dport', '81', 'dnat', 'to', `${net.b.ipv4}:${p}`]);
+    const server = new Peer('tsrv-natmap', ['server', '--host', net.b.ipv4, '--port', String(p), '--send', '7'], { netns: net.b.ns });
+    await server.waitFor('listening');
+    const client = new Peer('tcli-natmap', ['client', '--host', `::ffff:${clusterIp}`, '--port', '81', '--send', '9'], { netns: net.a.ns });
+    await client.waitFor('done');
+    const [c] = await agent.waitFor((r) => r.direction === 'outbound' && r.local.pid === client.pid);
+    assert.deepEqual(c!.remote, { addr: clusterIp, port: 81, reached: { addr: net.b.ipv4, port: p } });
+    assert.deepEqual([c!.family, c!.local.addr, c!.bytesSent, c!.bytesReceived], [4, net.a.ipv4, 9, 7]);
+  });
+
   test('a connection without DNAT has no reached', async () => {
     const p = backendPort + 100;
     const server = new Peer('tsrv-nonat', ['server', '--host', net.b.ipv4, '--port', String(p)], { netns: net.b.ns });

@@ -1,0 +1,133 @@
+/**
+ * The real destination behind a DNAT done on another hop, as kube-proxy does
+ * for a pod: client "pod" A dials a "ClusterIP"; "node" N, which routes
+ * between A and backend "pod" B, rewrites it in its PREROUTING hook to B.
+ * The client's namespace never sees the backend's address.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TraceAgent } from '../helpers/agent.js';
+import { RoutedNetwork } from '../helpers/hosts.js';
+import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+import { Peer } from '../helpers/processes.js';
+
+describe('DNAT on a forwarding hop', { skip: KERNEL_SKIP }, () => {
+  let agent: TraceAgent;
+  let net: RoutedNetwork;
+  const clusterIp = '10.97.21.10';
+  const clusterIp6 = 'fd00:97:21::10';
+  const backendPort = 27300 + (process.pid % 100);
+  const closedPort = backendPort + 200; // nothing listens there in B
+
+  before(async () => {
+    net = new RoutedNetwork(1);
+    // kube-proxy's form (nftables mode): DNAT in the node's nat prerouting chain
+    const rules = `table ip bpfagent_test_fwd {
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr ${clusterIp} tcp dport 80 dnat to ${net.b.ipv4}:${backendPort}
+    ip daddr ${clusterIp} tcp dport 81 dnat to ${net.b.ipv4}:${closedPort}
+  }
+}
+table ip6 bpfagent_test_fwd6 {
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip6 daddr ${clusterIp6} tcp dport 80 dnat to [${net.b.ipv6}]:${backendPort}
+  }
+}`;
+    net.exec(net.n, ['nft', '-f', '-'], rules);
+    agent = new TraceAgent();
+    await agent.ready;
+  });
+
+  after(async () => {
+    const exit = await agent?.stop();
+    net?.destroy();
+    assert.equal(exit?.code, 0, exit?.stderr);
+  });
+
+  test('the client record keeps the ClusterIP dialled and adds the backend reached; the server sees the client', async () => {
+    const server = new Peer('tsrv-fwd', ['server', '--host', net.b.ipv4, '--port', String(backendPort), '--send', '3001'], { netns: net.b.ns });
+    await server.waitFor('listening');
+    const client = new Peer('tcli-fwd', ['client', '--host', clusterIp, '--port', '80', '--send', '7777'], { netns: net.a.ns });
+    const { localPort } = await client.waitFor('connected');
+    await client.waitFor('done');
+    const [c] = await agent.waitFor((r) => r.direction === 'outbound' && r.local.pid === client.pid);
+    const [s] = await agent.waitFor((r) => r.direction === 'inbound' && r.local.pid === server.pid);
+    assert.deepEqual(c!.remote, { addr: clusterIp, port: 80, reached: { addr: net.b.ipv4, port: backendPort } });
+    assert.deepEqual(
+      [c!.family, c!.local.addr, c!.local.port, c!.local.netns, c!.bytesSent, c!.bytesReceived, c!.outcome],
+      [4, net.a.ipv4, localPort, net.a.netnsInode, 7777, 3001, 'closed'],
+    );
+    assert.deepEqual(s!.remote, { addr: net.a.ipv4, port: localPort }, 'the server sees the real client, and no DNAT of its own');
+    assert.deepEqual(
+      [s!.local.addr, s!.local.port, s!.local.netns, s!.bytesSent, s!.bytesReceived],
+      [net.b.ipv4, backendPort, net.b.netnsInode, 3001, 7777],
+    );
+  });
+
+  test('IPv6: the same through an ip6 DNAT rule', async () => {
+    const server = new Peer('tsrv-fwd6', ['server', '--host', net.b.ipv6, '--port', String(backendPort), '--send', '33'], { netns: net.b.ns });
+    await server.waitFor('listening');
+    const client = new Peer('tcli-fwd6', ['client', '--host', clusterIp6, '--port', '80', '--send', '44'], { netns: net.a.ns });
+    const { localPort } = await client.waitFor('connected');
+    await client.waitFor('done');
+    const [c] = await agent.waitFor((r) => r.direction === 'outbound' && r.local.pid === client.pid);
+    const [s] = await agent.waitFor((r) => r.direction === 'inbound' && r.local.pid === server.pid);
+    assert.deepEqual(c!.remote, { addr: clusterIp6, port: 80, reached: { addr: net.b.ipv6, port: backendPort } });
+    assert.deepEqual([c!.family, c!.local.addr, c!.bytesSent, c!.bytesReceived], [6, net.a.ipv6, 44, 33]);
+    assert.deepEqual(s!.remote, { addr: net.a.ipv6, port: localPort });
+  });
+
+  test('IPv4 in an IPv6 socket (::ffff:ClusterIP): shown as IPv4 on every address', async () => {
+    const server = new Peer('tsrv-fwdmap', ['server', '--host', net.b.ipv4, '--port', String(backendPort), '--send', '55'], { netns: net.b.ns });
+    await server.waitFor('listening');
+    const client = new Peer('tcli-fwdmap', ['client', '--host', `::ffff:${clusterIp}`, '--port', '80', '--send', '66'], { netns: net.a.ns });
+    await client.waitFor('done');
+    const [c] = await agent.waitFor((r) => r.direction === 'outbound' && r.local.pid === client.pid);
+    assert.deepEqual(c!.remote, { addr: clusterIp, port: 80, reached: { addr: net.b.ipv4, port: backendPort } });
+    assert.deepEqual([c!.family, c!.local.addr, c!.bytesSent, c!.bytesReceived], [4, net.a.ipv4, 66, 55]);
+  });
+
+  test('a refused attempt names the backend that refused it', async () => {
+    const client = new Peer('tcli-fwdref', ['client', '--host', clusterIp, '--port', '81'], { netns: net.a.ns });
+    const err = await client.waitFor('error');
+    assert.equal(err['code'], 'ECONNREFUSED');
+    const [c] = await agent.waitFor((r) => r.direction === 'outbound' && r.local.pid === client.pid);
+    assert.equal(c!.outcome, 'refused');
+    assert.deepEqual(c!.remote, { addr: clusterIp, port: 81, reached: { addr: net.b.ipv4, port: closedPort } });
+  });
+
+  test('a connection routed through the node without DNAT has no reached', async () => {
+    const p = backendPort + 100;
+    const server = new Peer('tsrv-fwdno', ['server', '--host', net.b.ipv4, '--port', String(p), '--send', '5'], { netns: net.b.ns });
+    await server.waitFor('listening');
+    const client = new Peer('tcli-fwdno', ['client', '--host', net.b.ipv4, '--port', String(p), '--send', '6'], { netns: net.a.ns });
+    const { localPort } = await client.waitFor('connected');
+    await client.waitFor('done');
+    const [c] = await agent.waitFor((r) => r.direction === 'outbound' && r.local.pid === client.pid);
+    const [s] = await agent.waitFor((r) => r.direction === 'inbound' && r.local.pid === server.pid);
+    assert.deepEqual(c!.remote, { addr: net.b.ipv4, port: p });
+    assert.deepEqual([c!.bytesSent, c!.bytesReceived], [6, 5]);
+    assert.deepEqual(s!.remote, { addr: net.a.ipv4, port: localPort });
+  });
+
+  for (const mode of ['raw_tp', 'tracepoint'] as const) {
+    test(`--attach ${mode}: the backend reached is found too`, async () => {
+      const other = new TraceAgent(['--attach', mode]);
+      try {
+        assert.equal((await other.ready)['attach'], mode);
+        const server = new Peer('tsrv-fwdm', ['server', '--host', net.b.ipv4, '--port', String(backendPort), '--send', '12'], { netns: net.b.ns });
+        await server.waitFor('listening');
+        const client = new Peer('tcli-fwdm', ['client', '--host', clusterIp, '--port', '80', '--send', '21'], { netns: net.a.ns });
+        await client.waitFor('done');
+        const [c] = await other.waitFor((r) => r.direction === 'outbound' && r.local.pid === client.pid);
+        assert.deepEqual(c!.remote, { addr: clusterIp, port: 80, reached: { addr: net.b.ipv4, port: backendPort } });
+        assert.deepEqual([c!.bytesSent, c!.bytesReceived], [21, 12]);
+      } finally {
+        const exit = await other.stop();
+        assert.equal(exit.code, 0, exit.stderr);
+      }
+    });
+  }
+});
