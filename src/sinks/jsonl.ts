@@ -1,0 +1,178 @@
+/**
+ * The JSON-lines sink: one shipped record per line, to stdout or to a file
+ * rotated by size (file, file.1, ..., file.<maxFiles-1>; the oldest deleted).
+ *
+ * Each line is exactly what `trace --json` prints for the record (same fields,
+ * same order), followed by `node`, `intervalStart` and `intervalMs` (UDP
+ * records already carry `intervalMs` in its place, and keep it there).
+ *
+ * Writes are asynchronous and batched (one write per batch, one batch in
+ * flight); the queue in front of them is bounded: when the disk or stdout's
+ * reader is slower than the flow, new records are dropped and counted.
+ */
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { z } from 'zod';
+import { formatJsonLines } from '../output/jsonl.js';
+import { BatchingSink, DEFAULT_BATCHING, type BatchingOptions } from './batching-sink.js';
+import type { ShippedRecord } from './sink.js';
+import type { AgentRecord } from '../events/records.js';
+
+/** The batching keys every sink's configuration accepts (see BatchingSink). */
+export const batchingFields = {
+  /** records held at most while the destination is slow or down; beyond, dropped and counted */
+  maxQueued: z.number().int().positive().default(DEFAULT_BATCHING.maxQueued),
+  /** records per send */
+  maxBatch: z.number().int().positive().default(DEFAULT_BATCHING.maxBatch),
+  /** longest a record waits before a partial batch is sent */
+  flushIntervalMs: z.number().int().positive().default(DEFAULT_BATCHING.flushIntervalMs),
+  /** back-off after a failed send, doubling from retryBaseMs up to retryMaxMs */
+  retryBaseMs: z.number().int().positive().default(DEFAULT_BATCHING.retryBaseMs),
+  retryMaxMs: z.number().int().positive().default(DEFAULT_BATCHING.retryMaxMs),
+};
+
+export function batchingOf(c: BatchingOptions): BatchingOptions {
+  return { maxQueued: c.maxQueued, maxBatch: c.maxBatch, flushIntervalMs: c.flushIntervalMs, retryBaseMs: c.retryBaseMs, retryMaxMs: c.retryMaxMs };
+}
+
+export const jsonlSinkSchema = z
+  .object({
+    /** a file path, or "-" for stdout */
+    path: z.string().min(1).default('-'),
+    /** a file is rotated before a write would take it past this size (a single longer line gets a file of its own) */
+    maxBytes: z.number().int().positive().default(100 * 1024 * 1024),
+    /** files kept, the current one included: path, path.1, ..., path.<maxFiles-1> */
+    maxFiles: z.number().int().min(1).max(1000).default(5),
+    ...batchingFields,
+    flushIntervalMs: z.number().int().positive().default(200),
+  })
+  .strict();
+
+export type JsonlSinkConfig = z.output<typeof jsonlSinkSchema>;
+
+/** One shipped record as one JSON line (with its newline): the `trace --json` line plus node, intervalStart, intervalMs. */
+export function shippedLine(r: ShippedRecord): string {
+  const { node, intervalStart, intervalMs, ...rest } = r as ShippedRecord & { intervalMs: number };
+  const base = r.proto === 'udp' ? ({ ...rest, intervalMs } as AgentRecord) : (rest as AgentRecord);
+  const line = formatJsonLines([base]);
+  return (
+    line.slice(0, -2) +
+    `,"node":${JSON.stringify(node)},"intervalStart":${JSON.stringify(intervalStart)}` +
+    (r.proto === 'udp' ? '}\n' : `,"intervalMs":${intervalMs}}\n`)
+  );
+}
+
+/** Where lines go when the path is "-": anything with a Node-style write(chunk, callback). */
+export interface LineStream {
+  write(chunk: string, cb: (err?: Error | null) => void): boolean;
+}
+
+export class JsonlSink extends BatchingSink {
+  readonly name: string;
+  private fh: FileHandle | undefined;
+  private size = 0;
+
+  constructor(
+    private readonly config: JsonlSinkConfig,
+    /** the stream used for path "-" (process.stdout unless given) */
+    private readonly stream: LineStream = process.stdout,
+  ) {
+    super(batchingOf(config));
+    this.name = config.path === '-' ? 'jsonl:stdout' : `jsonl:${config.path}`;
+  }
+
+  private get toStdout(): boolean {
+    return this.config.path === '-';
+  }
+
+  protected async open(): Promise<void> {
+    if (this.toStdout) return;
+    try {
+      this.fh = await open(this.config.path, 'a');
+      this.size = (await this.fh.stat()).size;
+    } catch (e) {
+      throw new Error(`jsonl sink: cannot open ${this.config.path} for appending: ${(e as Error).message}`);
+    }
+  }
+
+  protected async send(batch: ShippedRecord[]): Promise<void> {
+    if (this.toStdout) {
+      let text = '';
+      for (const r of batch) text += shippedLine(r);
+      await new Promise<void>((resolve, reject) => {
+        this.stream.write(text, (err) => (err ? reject(err) : resolve()));
+      });
+      return;
+    }
+    // cut the batch into pieces that each fit the current file; rotate between them
+    let piece = '';
+    let pieceBytes = 0;
+    for (const r of batch) {
+      const line = shippedLine(r);
+      const n = Buffer.byteLength(line);
+      if (this.size + pieceBytes + n > this.config.maxBytes && this.size + pieceBytes > 0) {
+        await this.write(piece);
+        piece = '';
+        pieceBytes = 0;
+        await this.rotate();
+      }
+      piece += line;
+      pieceBytes += n;
+    }
+    await this.write(piece);
+  }
+
+  /**
+   * A failed write (disk full...) fails the batch, which BatchingSink retries
+   * whole: lines of it written before the failure can then appear twice.
+   */
+  private async write(text: string): Promise<void> {
+    if (!text) return;
+    if (!this.fh) await this.reopen();
+    const buf = Buffer.from(text);
+    try {
+      await this.fh!.write(buf, 0, buf.length, null);
+      this.size += buf.length;
+    } catch (e) {
+      await this.fh?.close().catch(() => {});
+      this.fh = undefined;
+      throw e;
+    }
+  }
+
+  private async reopen(): Promise<void> {
+    this.fh = await open(this.config.path, 'a');
+    this.size = (await this.fh.stat()).size;
+  }
+
+  /** path -> path.1 -> ... -> path.<maxFiles-1>; the oldest is deleted. */
+  private async rotate(): Promise<void> {
+    await this.fh?.close();
+    this.fh = undefined;
+    const p = this.config.path;
+    const keep = this.config.maxFiles;
+    if (keep <= 1) {
+      await rm(p, { force: true });
+    } else {
+      await rm(`${p}.${keep - 1}`, { force: true });
+      for (let i = keep - 2; i >= 1; i--) {
+        if (await exists(`${p}.${i}`)) await rename(`${p}.${i}`, `${p}.${i + 1}`);
+      }
+      if (await exists(p)) await rename(p, `${p}.1`);
+    }
+    await this.reopen();
+  }
+
+  protected async close(): Promise<void> {
+    await this.fh?.close();
+    this.fh = undefined;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
