@@ -48,6 +48,14 @@
 #define IP_OFFSET 0x1FFF
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
+/*
+ * Longest a SYN without data can be as it leaves a device: link header,
+ * IPv6 header (or IPv4 with options) and TCP header with every option, with
+ * room to spare. Longer packets with no socket are not read: on a node that
+ * forwards bulk traffic most are. (A forwarded SYN carrying TCP Fast Open data
+ * may be longer, and is not seen.)
+ */
+#define SYN_MAX_LEN 160
 #define ECONNREFUSED 111
 #define ECONNRESET 104
 #define EPIPE 32
@@ -567,8 +575,9 @@ static __always_inline int on_reset(const struct sock *sk, __u8 flag)
 
 /*
  * Every packet leaving any device, in every network namespace, comes here:
- * keep SYNs (without ACK) only, and let everything else go after two or three
- * loads, before any header is read.
+ * keep SYNs (without ACK) only, and let everything else go after three loads,
+ * before any header is read: packets of local sockets that do not connect,
+ * and packets with no socket too long to be a SYN.
  *  - A SYN of a local socket that connects (skb->sk in SYN_SENT): the nat
  *    OUTPUT and POSTROUTING hooks of its namespace (kube-proxy's rules for a
  *    client in the host namespace, any DNAT rule) and tc programs have run,
@@ -600,7 +609,7 @@ static __always_inline int on_xmit(const struct sk_buff *skb, const bool direct)
 	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
 		return 0;
 	sk = RD(direct, skb, sk);
-	if (sk && RD(direct, sk, __sk_common.skc_state) != TCP_SYN_SENT)
+	if (sk ? RD(direct, sk, __sk_common.skc_state) != TCP_SYN_SENT : RD(direct, skb, len) > SYN_MAX_LEN)
 		return 0;
 	nh = RD(direct, skb, head) + RD(direct, skb, network_header);
 	if (proto == bpf_htons(ETH_P_IP)) {
