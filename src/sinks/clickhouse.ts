@@ -1,0 +1,247 @@
+/**
+ * The ClickHouse flow sink: TCP connections and UDP flows into one MergeTree
+ * table, DNS lookups into another, inserted in batches (JSONEachRow over
+ * HTTP, @clickhouse/client). It creates its database and tables at start.
+ *
+ * Works with ClickHouse 18.16 (what Debian 12 ships) and current releases:
+ * the server's version decides whether the tables get a TTL (>= 19.6); on
+ * older servers the sink drops day partitions past `ttlDays` itself, at start
+ * and every hour.
+ */
+import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
+import { z } from 'zod';
+import { BatchingSink, DEFAULT_BATCHING } from './batching-sink.js';
+import type { ShippedRecord } from './sink.js';
+import type { DnsRecord, TcpRecord, UdpRecord } from '../events/records.js';
+import {
+  createTableStatement,
+  dnsRow,
+  DNS_COLUMNS,
+  DNS_ORDER_BY,
+  DNS_PARTITION_BY,
+  FLOW_COLUMNS,
+  FLOW_ORDER_BY,
+  FLOW_PARTITION_BY,
+  flowRow,
+  quoteIdent,
+  quoteString,
+  tableNames,
+  ttlClause,
+  type TableNames,
+} from './clickhouse-schema.js';
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export const clickhouseSinkSchema = z
+  .object({
+    /** the server's HTTP interface */
+    url: z.string().url().default('http://127.0.0.1:8123'),
+    database: z.string().regex(IDENT, 'a database name: letters, digits and _').default('bpfagent'),
+    /** default: the URL's user, else `default` */
+    username: z.string().optional(),
+    /** default: the URL's password, else none */
+    password: z.string().optional(),
+    /** prepended to the table names (`flows`, `dns`) */
+    tablePrefix: z.string().regex(/^[A-Za-z0-9_]*$/, 'letters, digits and _').default(''),
+    /** rows older than this are deleted (TTL, or partition drops on servers before 19.6); 0 keeps them */
+    ttlDays: z.number().int().min(0).default(7),
+    /** one HTTP request at most this long */
+    requestTimeoutMs: z.number().int().positive().default(30_000),
+    batching: z
+      .object({
+        maxQueued: z.number().int().positive().default(DEFAULT_BATCHING.maxQueued),
+        maxBatch: z.number().int().positive().default(DEFAULT_BATCHING.maxBatch),
+        flushIntervalMs: z.number().int().positive().default(DEFAULT_BATCHING.flushIntervalMs),
+        retryBaseMs: z.number().int().positive().default(DEFAULT_BATCHING.retryBaseMs),
+        retryMaxMs: z.number().int().positive().default(DEFAULT_BATCHING.retryMaxMs),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+/** The sink's configuration as written (defaults may be left out). */
+export type ClickHouseSinkOptions = z.input<typeof clickhouseSinkSchema>;
+export type ClickHouseSinkConfig = z.output<typeof clickhouseSinkSchema>;
+
+/** How old rows go away. */
+export type Retention = 'ttl' | 'agent' | 'none';
+
+export interface ClickHouseServerInfo {
+  version: string;
+  /** `ttl`: the tables' TTL (ClickHouse >= 19.6); `agent`: this sink drops old day partitions; `none`: ttlDays is 0 */
+  retention: Retention;
+}
+
+/** Does this server version know MergeTree TTL (19.6 and later)? */
+export function supportsTtl(version: string): boolean {
+  const [major = 0, minor = 0] = version.split('.').map((p) => Number.parseInt(p, 10));
+  return major > 19 || (major === 19 && minor >= 6);
+}
+
+/** The URL without credentials, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+const PRUNE_EVERY_MS = 3_600_000;
+
+export class ClickHouseSink extends BatchingSink {
+  readonly name = 'clickhouse';
+  readonly config: ClickHouseSinkConfig;
+  readonly tables: TableNames;
+  private readonly client: ClickHouseClient;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private serverInfo: ClickHouseServerInfo | undefined;
+  /**
+   * Records of a batch already inserted into one table when the insert into
+   * the other failed: the retry of that batch skips them, so a partly failed
+   * batch is not inserted twice.
+   */
+  private readonly inserted = new WeakSet<ShippedRecord>();
+
+  constructor(options: ClickHouseSinkOptions = {}) {
+    const config = clickhouseSinkSchema.parse(options);
+    super(config.batching);
+    this.config = config;
+    this.tables = tableNames(config.database, config.tablePrefix);
+    // credentials in the URL are taken out of it (the client would warn on stderr about them)
+    const url = new URL(config.url);
+    const username = config.username ?? (url.username ? decodeURIComponent(url.username) : 'default');
+    const password = config.password ?? (url.password ? decodeURIComponent(url.password) : '');
+    url.username = '';
+    url.password = '';
+    this.client = createClient({
+      url: url.toString(),
+      username,
+      password,
+      request_timeout: config.requestTimeoutMs,
+      application: 'bpfagent',
+      // gzip request bodies (18.16 reads them); answers are small
+      compression: { request: true, response: false },
+      // failures surface through stats().lastError, not the client's console logger
+      log: { level: ClickHouseLogLevel.OFF },
+    });
+  }
+
+  /** The server's version and how retention is done; known once started. */
+  get server(): ClickHouseServerInfo | undefined {
+    return this.serverInfo;
+  }
+
+  protected async open(): Promise<void> {
+    const where = redactUrl(this.config.url);
+    let version: string;
+    try {
+      const rs = await this.client.query({ query: 'SELECT version() AS version', format: 'JSONEachRow' });
+      const rows = await rs.json<{ version: string }>();
+      version = rows[0]?.version ?? '';
+    } catch (e) {
+      throw new Error(`clickhouse sink: cannot query the server at ${where}: ${message(e)}`);
+    }
+    try {
+      await this.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(this.config.database)}` });
+      const days = this.config.ttlDays;
+      const ttl = days > 0 && supportsTtl(version);
+      const onlyDropParts = ttl && (await this.knowsMergeTreeSetting('ttl_only_drop_parts'));
+      const ttlSpec = ttl ? { days, onlyDropParts } : undefined;
+      await this.client.command({ query: createTableStatement(this.tables.flows, FLOW_COLUMNS, FLOW_PARTITION_BY, FLOW_ORDER_BY, ttlSpec) });
+      await this.client.command({ query: createTableStatement(this.tables.dns, DNS_COLUMNS, DNS_PARTITION_BY, DNS_ORDER_BY, ttlSpec) });
+      if (ttl) {
+        // tables made before the server was upgraded have no TTL yet
+        for (const t of [this.tables.flows, this.tables.dns]) await this.ensureTtl(t, days);
+      }
+      this.serverInfo = { version, retention: days === 0 ? 'none' : ttl ? 'ttl' : 'agent' };
+      if (this.serverInfo.retention === 'agent') {
+        await this.prune();
+        this.pruneTimer = setInterval(() => void this.prune().catch(() => undefined), PRUNE_EVERY_MS);
+        this.pruneTimer.unref();
+      }
+    } catch (e) {
+      throw new Error(`clickhouse sink: cannot create the tables in database ${this.config.database} at ${where} (ClickHouse ${version}): ${message(e)}`);
+    }
+  }
+
+  protected async send(batch: ShippedRecord[]): Promise<void> {
+    const flows: ShippedRecord[] = [];
+    const dns: ShippedRecord[] = [];
+    for (const r of batch) {
+      if (this.inserted.has(r)) continue;
+      (r.proto === 'dns' ? dns : flows).push(r);
+    }
+    if (flows.length) {
+      await this.client.insert({
+        table: this.tables.flows,
+        values: flows.map((r) => flowRow(r as ShippedRecord & (TcpRecord | UdpRecord))),
+        format: 'JSONEachRow',
+      });
+      for (const r of flows) this.inserted.add(r);
+    }
+    if (dns.length) {
+      await this.client.insert({ table: this.tables.dns, values: dns.map((r) => dnsRow(r as ShippedRecord & DnsRecord)), format: 'JSONEachRow' });
+    }
+  }
+
+  protected async close(): Promise<void> {
+    clearInterval(this.pruneTimer);
+    await this.client.close();
+  }
+
+  /**
+   * Retention on servers without TTL: drop the day partitions of both tables
+   * older than `ttlDays` (whole days, UTC). Returns the partitions dropped.
+   */
+  async prune(now = new Date()): Promise<string[]> {
+    const cutoff = new Date(now.getTime() - this.config.ttlDays * 86_400_000);
+    const oldest = cutoff.getUTCFullYear() * 10_000 + (cutoff.getUTCMonth() + 1) * 100 + cutoff.getUTCDate();
+    const dropped: string[] = [];
+    for (const table of [`${this.config.tablePrefix}flows`, `${this.config.tablePrefix}dns`]) {
+      const rs = await this.client.query({
+        query: `SELECT DISTINCT partition FROM system.parts WHERE database = ${quoteString(this.config.database)} AND table = ${quoteString(table)} AND active`,
+        format: 'JSONEachRow',
+      });
+      for (const { partition } of await rs.json<{ partition: string }>()) {
+        const day = Number(partition);
+        if (!Number.isInteger(day) || day >= oldest) continue;
+        await this.client.command({ query: `ALTER TABLE ${quoteIdent(this.config.database)}.${quoteIdent(table)} DROP PARTITION ${day}` });
+        dropped.push(`${table}/${partition}`);
+      }
+    }
+    return dropped;
+  }
+
+  private async knowsMergeTreeSetting(name: string): Promise<boolean> {
+    try {
+      const rs = await this.client.query({ query: `SELECT name FROM system.merge_tree_settings WHERE name = ${quoteString(name)}`, format: 'JSONEachRow' });
+      return (await rs.json()).length > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  private async ensureTtl(table: string, days: number): Promise<void> {
+    const [db, name] = [this.config.database, table === this.tables.flows ? `${this.config.tablePrefix}flows` : `${this.config.tablePrefix}dns`];
+    const rs = await this.client.query({
+      query: `SELECT engine_full FROM system.tables WHERE database = ${quoteString(db)} AND name = ${quoteString(name)}`,
+      format: 'JSONEachRow',
+    });
+    const [row] = await rs.json<{ engine_full: string }>();
+    if (row && !/\bTTL\b/.test(row.engine_full)) await this.client.command({ query: `ALTER TABLE ${table} MODIFY ${ttlClause(days)}` });
+  }
+
+  /** The client, for queries (clickhouse-queries.ts) on the sink's own connection. */
+  get clickhouse(): ClickHouseClient {
+    return this.client;
+  }
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
