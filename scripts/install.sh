@@ -11,7 +11,7 @@ if [ "${1:-}" = "--test" ]; then
   # iproute2: test hosts in network namespaces; util-linux: setpriv (dropping
   # capabilities); libbpf-tools: the peer tools benchmarked against;
   # nftables: DNAT rules as kube-proxy sets them.
-  pkgs+=(iproute2 util-linux libbpf-tools gcc nftables)
+  pkgs+=(iproute2 util-linux libbpf-tools gcc nftables clickhouse-server clickhouse-client)
 fi
 
 missing=()
