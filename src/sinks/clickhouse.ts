@@ -9,6 +9,7 @@
  * and every hour.
  */
 import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
+import type { Logger } from 'pino';
 import { z } from 'zod';
 import { BatchingSink, DEFAULT_BATCHING } from './batching-sink.js';
 import type { ShippedRecord } from './sink.js';
@@ -107,7 +108,8 @@ export class ClickHouseSink extends BatchingSink {
    */
   private readonly inserted = new WeakSet<ShippedRecord>();
 
-  constructor(options: ClickHouseSinkOptions = {}) {
+  /** `ctx.log`: where the server version, retention mode and partition drops are logged */
+  constructor(options: ClickHouseSinkOptions = {}, private readonly ctx: { log?: Logger } = {}) {
     const config = clickhouseSinkSchema.parse(options);
     super(config.batching);
     this.config = config;
@@ -159,9 +161,16 @@ export class ClickHouseSink extends BatchingSink {
         for (const t of [this.tables.flows, this.tables.dns]) await this.ensureTtl(t, days);
       }
       this.serverInfo = { version, retention: days === 0 ? 'none' : ttl ? 'ttl' : 'agent' };
+      this.ctx.log?.info(
+        { url: where, version, retention: this.serverInfo.retention, tables: [this.tables.flows, this.tables.dns] },
+        `clickhouse ${version} at ${where}: tables ready, retention ${days ? `${days} days by ${ttl ? 'TTL' : 'dropping day partitions'}` : 'off'}`,
+      );
       if (this.serverInfo.retention === 'agent') {
         await this.prune();
-        this.pruneTimer = setInterval(() => void this.prune().catch(() => undefined), PRUNE_EVERY_MS);
+        this.pruneTimer = setInterval(
+          () => void this.prune().catch((e: unknown) => this.ctx.log?.warn({ err: message(e) }, 'clickhouse: dropping old partitions failed')),
+          PRUNE_EVERY_MS,
+        );
         this.pruneTimer.unref();
       }
     } catch (e) {
@@ -212,6 +221,7 @@ export class ClickHouseSink extends BatchingSink {
         if (!Number.isInteger(day) || day >= oldest) continue;
         await this.client.command({ query: `ALTER TABLE ${quoteIdent(this.config.database)}.${quoteIdent(table)} DROP PARTITION ${day}` });
         dropped.push(`${table}/${partition}`);
+        this.ctx.log?.info({ table, partition }, `clickhouse: dropped partition ${partition} of ${table} (older than ${this.config.ttlDays} days)`);
       }
     }
     return dropped;
