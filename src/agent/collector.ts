@@ -248,7 +248,7 @@ export function describeSummary(s: CollectorSummary): string {
 export function runUntilSignalled(
   collector: Collector,
   log: Logger,
-  onStopped: () => void,
+  onStopped: () => void | Promise<void>,
   stopOn?: Promise<string>,
   enrichment?: { stats(): Record<string, number>; stop(): Promise<void> },
 ): Promise<number> {
@@ -260,7 +260,7 @@ export function runUntilSignalled(
       stopping = true;
       log.info(`stopping (${why})`);
       const summary = await collector.stop();
-      onStopped();
+      await onStopped();
       await enrichment?.stop();
       log.info({ ...summary, ...enrichment?.stats() }, describeSummary(summary));
       resolve(0);

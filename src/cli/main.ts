@@ -9,6 +9,7 @@ const HELP = `Usage: bpfagent <command> [options]
 Commands:
   trace     print every TCP connection, UDP flow and DNS lookup on this host
   flows     print them aggregated into edges (who calls whom), each interval
+  run       run as a service: Prometheus metrics, health endpoints, sinks (--config FILE)
   help      show this help
 
 Run 'bpfagent <command> --help' for a command's options.
@@ -35,6 +36,21 @@ async function main(argv: string[]): Promise<number> {
       }
       return runFlows(opts, createLogger());
     }
+    case 'run': {
+      const { parseRunArgs, RUN_HELP } = await import('./run-options.js');
+      const args = parseRunArgs(rest);
+      if (args === 'help') {
+        process.stdout.write(RUN_HELP);
+        return 0;
+      }
+      // the whole configuration is checked before anything starts
+      const { loadConfig } = await import('../config/load.js');
+      const loaded = loadConfig({ file: args.configFile, env: process.env, flags: args.flags });
+      const log = createLogger(loaded.config.logLevel);
+      if (loaded.file || Object.keys(loaded.overrides).length) log.info({ file: loaded.file, overrides: loaded.overrides }, 'configuration loaded');
+      const { runAgent } = await import('./run.js');
+      return runAgent(loaded.config, log);
+    }
     case undefined:
     case 'help':
     case '--help':
@@ -42,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP);
       return 0;
     default:
-      throw new UsageError(`unknown command '${command}'; commands: trace, flows, help`);
+      throw new UsageError(`unknown command '${command}'; commands: trace, flows, run, help`);
   }
 }
 
