@@ -245,6 +245,27 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
     await sink.shutdown(5_000);
   });
 
+  test('a batch whose DNS insert failed after its flows went in is retried without the flows: no duplicates', async () => {
+    const sink = new ClickHouseSink({ url: server.url, database: 'partial', batching: BATCHING });
+    await sink.start();
+    await server.query('DROP TABLE partial.dns');
+    sink.export([...numbered(0, 4), ship(dns()), ship(dns({ query: 'b.example' }))]);
+    const deadline = Date.now() + 10_000;
+    while (sink.stats().failures < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(sink.stats().failures >= 2);
+    assert.match(sink.stats().lastError ?? '', /partial\.dns|dns.*doesn't exist|Table .* doesn't exist/i);
+    assert.equal(sink.stats().queued, 6, 'the batch stays queued until all of it is in');
+    // the table comes back (another sink creates it), the retry delivers the DNS records only
+    const other = new ClickHouseSink({ url: server.url, database: 'partial' });
+    await other.start();
+    await other.shutdown(1_000);
+    await sink.flush(10_000);
+    assert.deepEqual([sink.stats().exported, sink.stats().queued, sink.stats().dropped], [6, 0, 0]);
+    assert.equal((await server.query('SELECT count() FROM partial.flows')).trim(), '4');
+    assert.equal((await server.query('SELECT count() FROM partial.dns')).trim(), '2');
+    await sink.shutdown(1_000);
+  });
+
   test('shutdown delivers what is queued within its timeout, then exports nothing', async () => {
     const sink = new ClickHouseSink({ url: server.url, database: 'shutdown', batching: { ...BATCHING, flushIntervalMs: 600_000 } });
     await sink.start();
