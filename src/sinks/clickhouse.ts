@@ -13,6 +13,8 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { BatchingSink, DEFAULT_BATCHING } from './batching-sink.js';
 import type { ShippedRecord } from './sink.js';
+// types only: registry.ts imports this module, a value import back would be a cycle
+import type { SinkContext, SinkPlugin } from './registry.js';
 import type { DnsRecord, TcpRecord, UdpRecord } from '../events/records.js';
 import {
   createTableStatement,
@@ -255,3 +257,9 @@ export class ClickHouseSink extends BatchingSink {
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** The sink for `bpfagent run` (src/sinks/registry.ts): `sinks: { clickhouse: { url, database, ... } }`. */
+export const clickhouseSink: SinkPlugin<typeof clickhouseSinkSchema> = {
+  schema: clickhouseSinkSchema,
+  create: (config: ClickHouseSinkConfig, ctx: SinkContext) => new ClickHouseSink(config, { log: ctx.log }),
+};

@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { FlowSink } from './sink.js';
+import { clickhouseSink } from './clickhouse.js';
 
 /** What a sink is given besides its own configuration section. */
 export interface SinkContext {
@@ -40,4 +41,5 @@ export type SinkRegistry = Readonly<Record<string, SinkPlugin>>;
 
 /** Every sink of this build, one line each: `name: plugin,` (the name is the key under `sinks:`). */
 export const SINKS: SinkRegistry = {
+  clickhouse: clickhouseSink,
 };
