@@ -16,22 +16,28 @@ import { formatJsonLines } from '../output/jsonl.js';
 import { BatchingSink, DEFAULT_BATCHING, type BatchingOptions } from './batching-sink.js';
 import type { ShippedRecord } from './sink.js';
 import type { AgentRecord } from '../events/records.js';
+import { defineSink } from './registry.js';
 
-/** The batching keys every sink's configuration accepts (see BatchingSink). */
-export const batchingFields = {
-  /** records held at most while the destination is slow or down; beyond, dropped and counted */
-  maxQueued: z.number().int().positive().default(DEFAULT_BATCHING.maxQueued),
-  /** records per send */
-  maxBatch: z.number().int().positive().default(DEFAULT_BATCHING.maxBatch),
-  /** longest a record waits before a partial batch is sent */
-  flushIntervalMs: z.number().int().positive().default(DEFAULT_BATCHING.flushIntervalMs),
-  /** back-off after a failed send, doubling from retryBaseMs up to retryMaxMs */
-  retryBaseMs: z.number().int().positive().default(DEFAULT_BATCHING.retryBaseMs),
-  retryMaxMs: z.number().int().positive().default(DEFAULT_BATCHING.retryMaxMs),
-};
-
-export function batchingOf(c: BatchingOptions): BatchingOptions {
-  return { maxQueued: c.maxQueued, maxBatch: c.maxBatch, flushIntervalMs: c.flushIntervalMs, retryBaseMs: c.retryBaseMs, retryMaxMs: c.retryMaxMs };
+/**
+ * The `batching` section every sink's configuration accepts (see
+ * BatchingSink), with that sink's defaults.
+ */
+export function batchingSchema(defaults: Partial<BatchingOptions> = {}) {
+  const d = { ...DEFAULT_BATCHING, ...defaults };
+  return z
+    .object({
+      /** records held at most while the destination is slow or down; beyond, dropped and counted */
+      maxQueued: z.number().int().positive().default(d.maxQueued),
+      /** records per send */
+      maxBatch: z.number().int().positive().default(d.maxBatch),
+      /** longest a record waits before a partial batch is sent */
+      flushIntervalMs: z.number().int().positive().default(d.flushIntervalMs),
+      /** back-off after a failed send, doubling from retryBaseMs up to retryMaxMs */
+      retryBaseMs: z.number().int().positive().default(d.retryBaseMs),
+      retryMaxMs: z.number().int().positive().default(d.retryMaxMs),
+    })
+    .strict()
+    .default({});
 }
 
 export const jsonlSinkSchema = z
@@ -42,11 +48,12 @@ export const jsonlSinkSchema = z
     maxBytes: z.number().int().positive().default(100 * 1024 * 1024),
     /** files kept, the current one included: path, path.1, ..., path.<maxFiles-1> */
     maxFiles: z.number().int().min(1).max(1000).default(5),
-    ...batchingFields,
-    flushIntervalMs: z.number().int().positive().default(200),
+    batching: batchingSchema({ flushIntervalMs: 200 }),
   })
   .strict();
 
+/** The configuration as written (defaults may be left out). */
+export type JsonlSinkOptions = z.input<typeof jsonlSinkSchema>;
 export type JsonlSinkConfig = z.output<typeof jsonlSinkSchema>;
 
 /** One shipped record as one JSON line (with its newline): the `trace --json` line plus node, intervalStart, intervalMs. */
@@ -71,12 +78,15 @@ export class JsonlSink extends BatchingSink {
   private fh: FileHandle | undefined;
   private size = 0;
 
-  constructor(
-    private readonly config: JsonlSinkConfig,
-    /** the stream used for path "-" (process.stdout unless given) */
-    private readonly stream: LineStream = process.stdout,
-  ) {
-    super(batchingOf(config));
+  private readonly config: JsonlSinkConfig;
+  private readonly stream: LineStream;
+
+  /** `ctx.stream`: where lines go for path "-" (process.stdout unless given) */
+  constructor(options: JsonlSinkOptions = {}, ctx: { stream?: LineStream } = {}) {
+    const config = jsonlSinkSchema.parse(options);
+    super(config.batching);
+    this.config = config;
+    this.stream = ctx.stream ?? process.stdout;
     this.name = config.path === '-' ? 'jsonl:stdout' : `jsonl:${config.path}`;
   }
 
@@ -176,3 +186,6 @@ async function exists(p: string): Promise<boolean> {
     return false;
   }
 }
+
+/** `sinks.jsonl` in the configuration of `bpfagent run`. */
+export const jsonlSink = defineSink(jsonlSinkSchema, (config) => new JsonlSink(config));

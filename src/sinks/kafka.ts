@@ -12,9 +12,10 @@
 import { z } from 'zod';
 import { CompressionTypes, Kafka, Partitioners, logLevel, type Message, type Producer } from 'kafkajs';
 import { BatchingSink } from './batching-sink.js';
-import { batchingFields, batchingOf, shippedLine } from './jsonl.js';
+import { batchingSchema, shippedLine } from './jsonl.js';
 import { recordEnds, udpClientIsLocal } from '../flows/edge-table.js';
 import type { ShippedRecord } from './sink.js';
+import { defineSink } from './registry.js';
 
 export const kafkaSinkSchema = z
   .object({
@@ -30,11 +31,12 @@ export const kafkaSinkSchema = z
     ackTimeoutMs: z.number().int().positive().default(30_000),
     connectionTimeoutMs: z.number().int().positive().default(3_000),
     requestTimeoutMs: z.number().int().positive().default(30_000),
-    ...batchingFields,
-    maxBatch: z.number().int().positive().default(1_000),
+    batching: batchingSchema({ maxBatch: 1_000 }),
   })
   .strict();
 
+/** The configuration as written (defaults may be left out). */
+export type KafkaSinkOptions = z.input<typeof kafkaSinkSchema>;
 export type KafkaSinkConfig = z.output<typeof kafkaSinkSchema>;
 
 /**
@@ -66,9 +68,12 @@ export function kafkaMessage(r: ShippedRecord): Message {
 export class KafkaSink extends BatchingSink {
   readonly name: string;
   private readonly producer: Producer;
+  private readonly config: KafkaSinkConfig;
 
-  constructor(private readonly config: KafkaSinkConfig) {
-    super(batchingOf(config));
+  constructor(options: KafkaSinkOptions) {
+    const config = kafkaSinkSchema.parse(options);
+    super(config.batching);
+    this.config = config;
     this.name = `kafka:${config.topic}`;
     const kafka = new Kafka({
       clientId: config.clientId,
@@ -110,3 +115,6 @@ export class KafkaSink extends BatchingSink {
     await this.producer.disconnect();
   }
 }
+
+/** `sinks.kafka` in the configuration of `bpfagent run`. */
+export const kafkaSink = defineSink(kafkaSinkSchema, (config) => new KafkaSink(config));

@@ -38,9 +38,10 @@ import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchingSink } from './batching-sink.js';
-import { batchingFields, batchingOf, shippedLine } from './jsonl.js';
+import { batchingSchema, shippedLine } from './jsonl.js';
 import { recordEnds, udpClientIsLocal } from '../flows/edge-table.js';
 import type { ShippedRecord, SinkStats } from './sink.js';
+import { defineSink } from './registry.js';
 
 export const otlpSinkSchema = z
   .object({
@@ -53,11 +54,12 @@ export const otlpSinkSchema = z
     logs: z.boolean().default(true),
     metrics: z.boolean().default(true),
     metricsIntervalMs: z.number().int().min(100).default(10_000),
-    ...batchingFields,
-    maxBatch: z.number().int().positive().default(1_000),
+    batching: batchingSchema({ maxBatch: 1_000 }),
   })
   .strict();
 
+/** The configuration as written (defaults may be left out). */
+export type OtlpSinkOptions = z.input<typeof otlpSinkSchema>;
 export type OtlpSinkConfig = z.output<typeof otlpSinkSchema>;
 
 const SUCCESS = 0; // ExportResultCode.SUCCESS (@opentelemetry/core)
@@ -119,12 +121,14 @@ export class OtlpSink extends BatchingSink {
   private rejected = 0;
   private lastErr: string | undefined;
 
-  constructor(
-    private readonly config: OtlpSinkConfig,
-    /** the node name (host.name); the host name unless given */
-    node: string = hostname(),
-  ) {
-    super(batchingOf(config));
+  private readonly config: OtlpSinkConfig;
+
+  /** `ctx.node`: the node name, resource attribute host.name (the host name unless given) */
+  constructor(options: OtlpSinkOptions = {}, ctx: { node?: string } = {}) {
+    const config = otlpSinkSchema.parse(options);
+    super(config.batching);
+    this.config = config;
+    const node = ctx.node ?? hostname();
     this.name = `otlp:${config.endpoint}`;
     const base = config.endpoint.replace(/\/+$/, '');
     const resource = defaultResource().merge(resourceFromAttributes({ 'service.name': 'bpfagent', 'host.name': node }));
@@ -263,3 +267,6 @@ async function withTimeout(p: Promise<void>, deadline: number): Promise<void> {
   await Promise.race([p.catch(() => {}), new Promise<void>((r) => (t = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
   clearTimeout(t);
 }
+
+/** `sinks.otlp` in the configuration of `bpfagent run`. */
+export const otlpSink = defineSink(otlpSinkSchema, (config, ctx) => new OtlpSink(config, { node: ctx.node }));

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JsonlSink, jsonlSinkSchema, shippedLine, type LineStream } from '../../src/sinks/jsonl.js';
+import { JsonlSink, jsonlSinkSchema, shippedLine, type JsonlSinkOptions, type LineStream } from '../../src/sinks/jsonl.js';
 import { formatJsonLines } from '../../src/output/jsonl.js';
 import type { ShippedRecord } from '../../src/sinks/sink.js';
 
@@ -30,7 +30,10 @@ const dns: ShippedRecord = {
   ...SHIP,
 };
 
-const config = (over: Record<string, unknown>) => jsonlSinkSchema.parse({ flushIntervalMs: 10, retryBaseMs: 10, retryMaxMs: 50, ...over });
+const config = ({ maxQueued, maxBatch, ...over }: Record<string, unknown> & { maxQueued?: number; maxBatch?: number }): JsonlSinkOptions => ({
+  ...over,
+  batching: { flushIntervalMs: 10, retryBaseMs: 10, retryMaxMs: 50, ...(maxQueued ? { maxQueued } : {}), ...(maxBatch ? { maxBatch } : {}) },
+});
 
 describe('JsonlSink', () => {
   test('each line is the trace --json line plus node, intervalStart, intervalMs', () => {
@@ -50,7 +53,7 @@ describe('JsonlSink', () => {
   test('stdout: the exact lines, in order, batched into few writes', async () => {
     const writes: string[] = [];
     const out: LineStream = { write: (c, cb) => (writes.push(c), setImmediate(cb), true) };
-    const s = new JsonlSink(config({ path: '-' }), out);
+    const s = new JsonlSink(config({ path: '-' }), { stream: out });
     await s.start();
     s.export([tcp(0), udp]);
     s.export([dns, tcp(1)]);
@@ -112,7 +115,7 @@ describe('JsonlSink', () => {
     const written: string[] = [];
     // each write takes 100 ms
     const slow: LineStream = { write: (c, cb) => (writes++, written.push(c), setTimeout(cb, 100), true) };
-    const s = new JsonlSink(config({ path: '-', maxQueued: 10, maxBatch: 5 }), slow);
+    const s = new JsonlSink(config({ path: '-', maxQueued: 10, maxBatch: 5 }), { stream: slow });
     await s.start();
     const t0 = Date.now();
     for (let i = 0; i < 100; i++) s.export([tcp(i)]);
@@ -130,7 +133,7 @@ describe('JsonlSink', () => {
     let fail = 2;
     const got: string[] = [];
     const flaky: LineStream = { write: (c, cb) => (fail-- > 0 ? setImmediate(() => cb(new Error('EAGAIN'))) : (got.push(c), setImmediate(cb)), true) };
-    const s = new JsonlSink(config({ path: '-' }), flaky);
+    const s = new JsonlSink(config({ path: '-' }), { stream: flaky });
     await s.start();
     s.export([tcp(0)]);
     await s.flush(3000);
@@ -141,7 +144,11 @@ describe('JsonlSink', () => {
 
   test('config: defaults, and unknown keys refused', () => {
     const c = jsonlSinkSchema.parse({});
-    assert.deepEqual([c.path, c.maxFiles, c.maxBytes, c.maxQueued], ['-', 5, 100 * 1024 * 1024, 100_000]);
+    assert.deepEqual(c, {
+      path: '-', maxBytes: 100 * 1024 * 1024, maxFiles: 5,
+      batching: { maxQueued: 100_000, maxBatch: 5_000, flushIntervalMs: 200, retryBaseMs: 500, retryMaxMs: 30_000 },
+    });
+    assert.throws(() => jsonlSinkSchema.parse({ batching: { maxQueue: 1 } }), /Unrecognized key/);
     assert.throws(() => jsonlSinkSchema.parse({ pth: 'x' }), /Unrecognized key/);
   });
 });

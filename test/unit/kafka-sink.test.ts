@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KafkaSink, kafkaSinkSchema, kafkaMessage, sourceKey } from '../../src/sinks/kafka.js';
+import { KafkaSink, kafkaSinkSchema, kafkaMessage, sourceKey, type KafkaSinkOptions } from '../../src/sinks/kafka.js';
 import { shippedLine } from '../../src/sinks/jsonl.js';
 import type { ShippedRecord } from '../../src/sinks/sink.js';
 import { FakeKafkaBroker, crc32c } from '../helpers/fake-kafka-broker.js';
@@ -17,8 +17,10 @@ function tcp(i: number, over: Partial<Extract<ShippedRecord, { proto: 'tcp' }>> 
   };
 }
 
-const config = (port: number, over: Record<string, unknown> = {}) =>
-  kafkaSinkSchema.parse({ brokers: [`127.0.0.1:${port}`], topic: 'flows', flushIntervalMs: 20, retryBaseMs: 50, retryMaxMs: 200, connectionTimeoutMs: 500, requestTimeoutMs: 2000, ...over });
+const config = (port: number, { maxQueued, maxBatch, ...over }: Record<string, unknown> & { maxQueued?: number; maxBatch?: number } = {}): KafkaSinkOptions => ({
+  brokers: [`127.0.0.1:${port}`], topic: 'flows', connectionTimeoutMs: 500, requestTimeoutMs: 2000, ...over,
+  batching: { flushIntervalMs: 20, retryBaseMs: 50, retryMaxMs: 200, ...(maxQueued ? { maxQueued } : {}), ...(maxBatch ? { maxBatch } : {}) },
+});
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
@@ -50,7 +52,7 @@ describe('Kafka sink: messages', () => {
     assert.throws(() => kafkaSinkSchema.parse({ brokers: ['k:9092'], topic: 'x', compression: 'snappy' }), /compression/);
     assert.throws(() => kafkaSinkSchema.parse({ brokers: ['k'], topic: 'x' }), /host:port/);
     const c = kafkaSinkSchema.parse({ brokers: ['k:9092'], topic: 'x' });
-    assert.deepEqual([c.compression, c.acks, c.clientId, c.maxBatch], ['gzip', -1, 'bpfagent', 1000]);
+    assert.deepEqual([c.compression, c.acks, c.clientId, c.batching.maxBatch, c.batching.maxQueued], ['gzip', -1, 'bpfagent', 1000, 100_000]);
   });
 
   test('crc32c of the check string is 0xe3069283', () => {

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OtlpSink, otlpSinkSchema } from '../../src/sinks/otlp.js';
+import { OtlpSink, otlpSinkSchema, type OtlpSinkOptions } from '../../src/sinks/otlp.js';
 import { shippedLine } from '../../src/sinks/jsonl.js';
 import type { ShippedRecord } from '../../src/sinks/sink.js';
 import { OtlpReceiver, type ReceivedPoint } from '../helpers/otlp-receiver.js';
@@ -27,8 +27,10 @@ const dns: ShippedRecord = {
   local: local('curl', 5353, { namespace: 'shop', workload: 'web' }), remote: { addr: '10.0.0.53', port: 53 }, ...SHIP,
 };
 
-const config = (endpoint: string, over: Record<string, unknown> = {}) =>
-  otlpSinkSchema.parse({ endpoint, flushIntervalMs: 20, retryBaseMs: 50, retryMaxMs: 200, timeoutMs: 500, metricsIntervalMs: 60_000, ...over });
+const config = (endpoint: string, { maxQueued, maxBatch, ...over }: Record<string, unknown> & { maxQueued?: number; maxBatch?: number } = {}): OtlpSinkOptions => ({
+  endpoint, timeoutMs: 500, metricsIntervalMs: 60_000, ...over,
+  batching: { flushIntervalMs: 20, retryBaseMs: 50, retryMaxMs: 200, ...(maxQueued ? { maxQueued } : {}), ...(maxBatch ? { maxBatch } : {}) },
+});
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
@@ -52,7 +54,7 @@ describe('OTLP sink against a receiver decoding OTLP/HTTP protobuf', () => {
   test('log records: one per record, body the shared JSON line, time, attributes, resource; metrics per edge, exact', async () => {
     const rcv = new OtlpReceiver();
     await rcv.start();
-    const sink = new OtlpSink(config(rcv.endpoint, { headers: { authorization: 'Bearer t0k' } }), 'node-1');
+    const sink = new OtlpSink(config(rcv.endpoint, { headers: { authorization: 'Bearer t0k' } }), { node: 'node-1' });
     try {
       await sink.start();
       const records = [
@@ -120,7 +122,7 @@ describe('OTLP sink against a receiver decoding OTLP/HTTP protobuf', () => {
   test('receiver down: retried with back-off and delivered once when back; beyond the bound dropped and counted', async () => {
     const rcv = new OtlpReceiver();
     const port = await rcv.start();
-    const sink = new OtlpSink(config(rcv.endpoint, { maxQueued: 10, maxBatch: 5, metrics: false }), 'node-1');
+    const sink = new OtlpSink(config(rcv.endpoint, { maxQueued: 10, maxBatch: 5, metrics: false }), { node: 'node-1' });
     try {
       await sink.start();
       await rcv.stop();
@@ -151,7 +153,7 @@ describe('OTLP sink against a receiver decoding OTLP/HTTP protobuf', () => {
   test('503 is retried until accepted; 400 is not retried: the batch is dropped and counted, later batches go on', async () => {
     const rcv = new OtlpReceiver();
     await rcv.start();
-    const sink = new OtlpSink(config(rcv.endpoint, { metrics: false, timeoutMs: 300 }), 'node-1');
+    const sink = new OtlpSink(config(rcv.endpoint, { metrics: false, timeoutMs: 300 }), { node: 'node-1' });
     try {
       await sink.start();
       rcv.status = 503;
@@ -186,7 +188,7 @@ describe('OTLP sink against a receiver decoding OTLP/HTTP protobuf', () => {
   test('metrics alone; a failed metrics export is counted and the next one carries the totals', async () => {
     const rcv = new OtlpReceiver();
     await rcv.start();
-    const sink = new OtlpSink(config(rcv.endpoint, { logs: false }), 'node-1');
+    const sink = new OtlpSink(config(rcv.endpoint, { logs: false }), { node: 'node-1' });
     try {
       await sink.start();
       rcv.status = 400;
