@@ -10,8 +10,9 @@ pkgs=(clang-16 llvm-16 libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool make 
 if [ "${1:-}" = "--test" ]; then
   # iproute2: test hosts in network namespaces; util-linux: setpriv (dropping
   # capabilities); libbpf-tools: the peer tools benchmarked against;
-  # nftables: DNAT rules as kube-proxy sets them.
-  pkgs+=(iproute2 util-linux libbpf-tools gcc nftables clickhouse-server clickhouse-client)
+  # nftables: DNAT rules as kube-proxy sets them; prometheus: the server that
+  # scrapes `bpfagent run` in its test (started by the test, not as a service).
+  pkgs+=(iproute2 util-linux libbpf-tools gcc nftables clickhouse-server clickhouse-client prometheus)
 fi
 
 missing=()
