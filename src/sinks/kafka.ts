@@ -7,14 +7,18 @@
  * Batching, the bounded queue, retries with back-off and drop counting are
  * BatchingSink's: kafkajs's own retries are off (one attempt per send), so a
  * broker outage costs one failed attempt per back-off step, never a pile of
- * client-side retries.
+ * client-side retries. An error the broker says is not worth retrying
+ * (MESSAGE_TOO_LARGE, TOPIC_AUTHORIZATION_FAILED, INVALID_RECORD, ...: the
+ * protocol's non-retriable codes) drops that batch, counted, instead of
+ * retrying it forever in front of everything queued behind it.
  */
 import { z } from 'zod';
-import { CompressionTypes, Kafka, Partitioners, logLevel, type Message, type Producer } from 'kafkajs';
+import { CompressionTypes, Kafka, Partitioners, logLevel, type LogEntry, type Message, type Producer } from 'kafkajs';
+import type { Logger } from 'pino';
 import { BatchingSink } from './batching-sink.js';
 import { batchingSchema, shippedLine } from './jsonl.js';
 import { recordEnds, udpClientIsLocal } from '../flows/edge-table.js';
-import type { ShippedRecord } from './sink.js';
+import type { ShippedRecord, SinkStats } from './sink.js';
 import { defineSink } from './registry.js';
 
 export const kafkaSinkSchema = z
@@ -69,11 +73,16 @@ export class KafkaSink extends BatchingSink {
   readonly name: string;
   private readonly producer: Producer;
   private readonly config: KafkaSinkConfig;
+  /** records the broker refused for good (a non-retriable error) */
+  private rejected = 0;
+  private lastErr: string | undefined;
 
-  constructor(options: KafkaSinkOptions) {
+  /** `ctx.log`: where kafkajs's warnings and errors go (nowhere unless given) */
+  constructor(options: KafkaSinkOptions, ctx: { log?: Logger } = {}) {
     const config = kafkaSinkSchema.parse(options);
     super(config.batching);
     this.config = config;
+    const log = ctx.log;
     this.name = `kafka:${config.topic}`;
     const kafka = new Kafka({
       clientId: config.clientId,
@@ -83,7 +92,15 @@ export class KafkaSink extends BatchingSink {
       // BatchingSink retries, with its back-off; kafkajs makes one attempt
       retry: { retries: 0 },
       // failures are in stats().lastError; kafkajs would log to the console
-      logLevel: logLevel.NOTHING,
+      logLevel: log ? logLevel.WARN : logLevel.NOTHING,
+      ...(log
+        ? {
+            logCreator:
+              () =>
+              ({ namespace, level, log: { message, timestamp: _t, logger: _l, ...rest } }: LogEntry) =>
+                log[level <= logLevel.ERROR ? 'error' : 'warn']({ kafkajs: namespace, ...rest }, message),
+          }
+        : {}),
     });
     this.producer = kafka.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
@@ -102,13 +119,36 @@ export class KafkaSink extends BatchingSink {
   }
 
   protected async send(batch: ShippedRecord[]): Promise<void> {
-    await this.producer.send({
-      topic: this.config.topic,
-      messages: batch.map(kafkaMessage),
-      acks: this.config.acks,
-      timeout: this.config.ackTimeoutMs,
-      compression: this.config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-    });
+    try {
+      await this.producer.send({
+        topic: this.config.topic,
+        messages: batch.map(kafkaMessage),
+        acks: this.config.acks,
+        timeout: this.config.ackTimeoutMs,
+        compression: this.config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+      });
+    } catch (e) {
+      const root = rootCause(e);
+      this.lastErr = root.message;
+      if (root.name === 'KafkaJSProtocolError' && (root as { retriable?: unknown }).retriable === false) {
+        this.rejected += batch.length;
+        this.lastErr = `${root.message}; ${batch.length} records dropped`;
+        return;
+      }
+      throw e;
+    }
+  }
+
+  override stats(): SinkStats {
+    const s = super.stats();
+    const lastError = this.lastErr ?? s.lastError;
+    return {
+      exported: s.exported - this.rejected,
+      dropped: s.dropped + this.rejected,
+      queued: s.queued,
+      failures: s.failures,
+      ...(lastError !== undefined ? { lastError } : {}),
+    };
   }
 
   protected async close(): Promise<void> {
@@ -116,5 +156,16 @@ export class KafkaSink extends BatchingSink {
   }
 }
 
+/** The innermost error kafkajs wrapped (its retriers wrap what they give up on). */
+function rootCause(e: unknown): Error {
+  let err = e instanceof Error ? e : new Error(String(e));
+  for (let i = 0; i < 10; i++) {
+    const next = (err as { cause?: unknown; originalError?: unknown }).cause ?? (err as { originalError?: unknown }).originalError;
+    if (!(next instanceof Error) || next === err) break;
+    err = next;
+  }
+  return err;
+}
+
 /** `sinks.kafka` in the configuration of `bpfagent run`. */
-export const kafkaSink = defineSink(kafkaSinkSchema, (config) => new KafkaSink(config));
+export const kafkaSink = defineSink(kafkaSinkSchema, (config, ctx) => new KafkaSink(config, { log: ctx.log }));

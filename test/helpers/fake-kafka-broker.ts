@@ -51,6 +51,8 @@ export class FakeKafkaBroker {
   private sockets = new Set<Socket>();
   private offsets = new Map<string, number>();
   port = 0;
+  /** answer every produce with this error code (0: success) */
+  produceError = 0;
 
   constructor(readonly partitions = 3) {}
 
@@ -157,7 +159,9 @@ export class FakeKafkaBroker {
         const set = r.bytes() ?? Buffer.alloc(0);
         const key = `${topic}/${partition}`;
         const base = this.offsets.get(key) ?? 0;
-        const { error, records } = this.recordSet(topic, partition, set, log);
+        const decoded = this.recordSet(topic, partition, set, log);
+        const records = decoded.records;
+        const error = decoded.error || this.produceError;
         if (!error) {
           records.forEach((m, k) => this.messages.push({ ...m, offset: base + k }));
           this.offsets.set(key, base + records.length);

@@ -156,6 +156,44 @@ describe('Kafka sink against a broker speaking the wire protocol', () => {
     }
   });
 
+  test('a retriable broker error is retried; a non-retriable one (MESSAGE_TOO_LARGE) drops that batch, counted', async () => {
+    const broker = new FakeKafkaBroker(1);
+    const port = await broker.start();
+    const warnings: string[] = [];
+    const log = { warn: (_o: unknown, m: string) => warnings.push(m), error: (_o: unknown, m: string) => warnings.push(m) };
+    const sink = new KafkaSink(config(port), { log: log as never });
+    try {
+      await sink.start();
+      broker.produceError = 6; // NOT_LEADER_FOR_PARTITION: retriable
+      sink.export([tcp(1)]);
+      await waitFor(() => sink.stats().failures >= 1, 5000, 'a failed attempt');
+      broker.produceError = 0;
+      await sink.flush(5000);
+      assert.deepEqual(broker.messages.map((m) => m.value), [shippedLine(tcp(1)).trimEnd()]);
+      assert.deepEqual([sink.stats().exported, sink.stats().dropped], [1, 0]);
+
+      broker.produceError = 10; // MESSAGE_TOO_LARGE: not retriable
+      const produces = broker.produces.length;
+      sink.export([tcp(2), tcp(3)]);
+      await sink.flush(5000);
+      await new Promise((r) => setTimeout(r, 300)); // room for a retry, were there one
+      assert.equal(broker.produces.length, produces + 1, 'one attempt, no retry');
+      const st = sink.stats();
+      assert.deepEqual([st.exported, st.dropped, st.queued], [1, 2, 0]);
+      assert.match(st.lastError ?? '', /larger than.*2 records dropped|too large.*2 records dropped/i);
+
+      broker.produceError = 0;
+      sink.export([tcp(4)]);
+      await sink.flush(5000);
+      assert.deepEqual(broker.messages.map((m) => m.value), [shippedLine(tcp(1)).trimEnd(), shippedLine(tcp(4)).trimEnd()]);
+      assert.deepEqual([sink.stats().exported, sink.stats().dropped], [2, 2]);
+      assert.ok(warnings.length > 0, "kafkajs's errors go to the given logger");
+    } finally {
+      await sink.shutdown(1000);
+      await broker.stop();
+    }
+  });
+
   test('no broker at start: start rejects, naming the brokers', async () => {
     const broker = new FakeKafkaBroker(1);
     const port = await broker.start();
