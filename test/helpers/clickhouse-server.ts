@@ -161,12 +161,17 @@ export class ClickHouseServer {
       .map((l) => JSON.parse(l) as T);
   }
 
-  /** Stop the server (SIGTERM, SIGKILL after 10 s); its data stays. */
-  async stop(): Promise<void> {
+  /**
+   * Stop the server (SIGTERM, SIGKILL after `graceMs`); its data stays.
+   * 18.16 waits for open keep-alive connections before it exits, so a busy
+   * client keeps it up for the whole grace; an insert it acknowledged is on
+   * disk either way.
+   */
+  async stop(graceMs = 3_000): Promise<void> {
     const child = this.child;
     if (!child) return;
     child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
     await this.exited;
     clearTimeout(t);
   }
