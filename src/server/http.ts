@@ -56,7 +56,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     const code = (e as NodeJS.ErrnoException).code;
     const why =
       code === 'EADDRINUSE'
-        ? 'the address is already in use (another bpfagent?)'
+        ? 'the address is in use (another bpfagent?)'
         : code === 'EADDRNOTAVAIL'
           ? 'no interface of this host has that address'
           : code === 'EACCES'

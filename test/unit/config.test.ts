@@ -1,0 +1,341 @@
+/** `bpfagent run` configuration: file, environment, flags; defaults; one-line errors naming key, value and form. */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { envName, leafPaths, loadConfig, type ConfigSources } from '../../src/config/load.js';
+import { configSchema, type AgentConfig } from '../../src/config/schema.js';
+import { parseRunArgs, RUN_FLAGS, RUN_HELP, type RunArgs } from '../../src/cli/run-options.js';
+import { defineSink, type SinkRegistry } from '../../src/sinks/registry.js';
+import type { FlowSink } from '../../src/sinks/sink.js';
+import { UsageError } from '../../src/util/errors.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const dir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-config-'));
+let n = 0;
+function file(text: string): string {
+  const f = path.join(dir, `c${n++}.yaml`);
+  writeFileSync(f, text);
+  return f;
+}
+
+const DEFAULTS: AgentConfig = {
+  listen: { host: '127.0.0.1', port: 9745 },
+  interval: 10_000,
+  logLevel: 'info',
+  shutdownTimeout: 10_000,
+  trace: { attach: 'auto', btf: null, maxConnections: 65536, ringbufSize: 8 << 20, pollInterval: 100, maxUdpFlows: 65536, debug: false },
+  kubernetes: { clusterCidrs: [] },
+  flows: { maxEdges: 10_000 },
+  metrics: { maxSeriesPerMetric: 2000 },
+  sinks: {},
+};
+
+/** loadConfig throws a UsageError, exit 2, one line, exactly `message`. */
+function fails(sources: ConfigSources, message: string): void {
+  let caught: unknown;
+  try {
+    loadConfig(sources);
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof UsageError, `expected a UsageError, got ${String(caught)}`);
+  assert.equal(caught.exitCode, 2);
+  assert.ok(!caught.message.includes('\n'), caught.message);
+  assert.equal(caught.message, message);
+}
+
+const flags = (...argv: string[]): RunArgs => {
+  const r = parseRunArgs(argv);
+  assert.notEqual(r, 'help');
+  return r as RunArgs;
+};
+
+describe('config: values', () => {
+  test('no file, no environment, no flags: the defaults', () => {
+    assert.deepEqual(loadConfig({}).config, DEFAULTS);
+    assert.deepEqual(loadConfig({ env: { PATH: '/bin', HOME: '/root' } }).config, DEFAULTS);
+  });
+
+  test('an empty file: the defaults', () => {
+    assert.deepEqual(loadConfig({ file: file('') }).config, DEFAULTS);
+    assert.deepEqual(loadConfig({ file: file('# nothing\n') }).config, DEFAULTS);
+  });
+
+  test('a full file', () => {
+    const f = file(`
+nodeName: node-1.zone-a
+listen: "[::1]:9100"
+interval: 1s
+logLevel: debug
+shutdownTimeout: 2.5s
+trace:
+  attach: raw_tp
+  btf: /tmp/vmlinux
+  maxConnections: 1024
+  ringbufSize: 16M
+  pollInterval: 20ms
+  maxUdpFlows: 4096
+  debug: true
+kubernetes:
+  kubeconfig: /etc/kube.conf
+  clusterCidrs: [10.244.0.0/16, fd00:10::/56]
+flows:
+  maxEdges: 500
+metrics:
+  maxSeriesPerMetric: 50
+`);
+    assert.deepEqual(loadConfig({ file: f }).config, {
+      nodeName: 'node-1.zone-a',
+      listen: { host: '::1', port: 9100 },
+      interval: 1000,
+      logLevel: 'debug',
+      shutdownTimeout: 2500,
+      trace: { attach: 'raw_tp', btf: '/tmp/vmlinux', maxConnections: 1024, ringbufSize: 16 << 20, pollInterval: 20, maxUdpFlows: 4096, debug: true },
+      kubernetes: { kubeconfig: '/etc/kube.conf', clusterCidrs: ['10.244.0.0/16', 'fd00:10::/56'] },
+      flows: { maxEdges: 500 },
+      metrics: { maxSeriesPerMetric: 50 },
+      sinks: {},
+    });
+  });
+
+  test('examples/bpfagent.yaml loads, and says what the defaults are', () => {
+    const loaded = loadConfig({ file: path.join(ROOT, 'examples/bpfagent.yaml') });
+    assert.deepEqual(loaded.config, { ...DEFAULTS, kubernetes: { clusterCidrs: ['10.244.0.0/16', '10.96.0.0/12'] } });
+  });
+
+  test('ringbufSize as a number of bytes; clusterCidrs as one comma-separated string', () => {
+    const c = loadConfig({ file: file('trace:\n  ringbufSize: 65536\nkubernetes:\n  clusterCidrs: "10.0.0.0/8, 10.96.0.0/12"\n') }).config;
+    assert.equal(c.trace.ringbufSize, 65536);
+    assert.deepEqual(c.kubernetes.clusterCidrs, ['10.0.0.0/8', '10.96.0.0/12']);
+  });
+
+  test('BPFAGENT_CONFIG names the file when --config is absent', () => {
+    const f = file('interval: 2s\n');
+    const loaded = loadConfig({ env: { BPFAGENT_CONFIG: f } });
+    assert.equal(loaded.file, f);
+    assert.equal(loaded.config.interval, 2000);
+  });
+});
+
+describe('config: precedence file < environment < flags', () => {
+  const f = file('interval: 2s\ntrace:\n  maxConnections: 1000\n  ringbufSize: 1M\nlisten: 127.0.0.1:9000\n');
+
+  test('the file alone', () => {
+    const c = loadConfig({ file: f }).config;
+    assert.deepEqual([c.interval, c.trace.maxConnections, c.trace.ringbufSize, c.listen.port], [2000, 1000, 1 << 20, 9000]);
+  });
+
+  test('the environment over the file', () => {
+    const loaded = loadConfig({ file: f, env: { BPFAGENT_TRACE_MAX_CONNECTIONS: '2000', BPFAGENT_INTERVAL: '3s' } });
+    const c = loaded.config;
+    assert.deepEqual([c.interval, c.trace.maxConnections, c.trace.ringbufSize, c.listen.port], [3000, 2000, 1 << 20, 9000]);
+    assert.deepEqual(loaded.overrides, { 'trace.maxConnections': 'BPFAGENT_TRACE_MAX_CONNECTIONS', interval: 'BPFAGENT_INTERVAL' });
+  });
+
+  test('flags over both', () => {
+    const args = flags('--max-connections', '3000', '--listen', '0.0.0.0:9001');
+    const c = loadConfig({ file: f, env: { BPFAGENT_TRACE_MAX_CONNECTIONS: '2000', BPFAGENT_INTERVAL: '3s' }, flags: args.flags }).config;
+    assert.deepEqual([c.interval, c.trace.maxConnections, c.trace.ringbufSize, c.listen], [3000, 3000, 1 << 20, { host: '0.0.0.0', port: 9001 }]);
+  });
+
+  test('environment values are typed as their key: numbers, booleans, lists; empty means unset', () => {
+    const c = loadConfig({
+      env: { BPFAGENT_TRACE_DEBUG: 'true', BPFAGENT_KUBERNETES_CLUSTER_CIDRS: '10.0.0.0/8,fd00::/8', BPFAGENT_FLOWS_MAX_EDGES: '100', BPFAGENT_NODE_NAME: '' },
+    }).config;
+    assert.equal(c.trace.debug, true);
+    assert.deepEqual(c.kubernetes.clusterCidrs, ['10.0.0.0/8', 'fd00::/8']);
+    assert.equal(c.flows.maxEdges, 100);
+    assert.equal(c.nodeName, undefined);
+  });
+
+  test('every flag sets its key; --cluster-cidr repeats and splits', () => {
+    const args = flags(
+      '--config', '/x.yaml', '--listen', '127.0.0.1:1', '--node-name', 'n1', '--interval', '500ms', '--log-level', 'warn', '--shutdown-timeout', '3s',
+      '--attach', 'tracepoint', '--btf', '/b', '--max-connections', '64', '--ringbuf-size', '64k', '--poll-interval', '5ms', '--max-udp-flows', '128',
+      '--debug', '--kubeconfig', '/k', '--cluster-cidr', '10.0.0.0/8,10.1.0.0/16', '--cluster-cidr', 'fd00::/8', '--max-edges', '99', '--max-series', '7',
+    );
+    assert.equal(args.configFile, '/x.yaml');
+    assert.deepEqual(loadConfig({ flags: args.flags }).config, {
+      nodeName: 'n1',
+      listen: { host: '127.0.0.1', port: 1 },
+      interval: 500,
+      logLevel: 'warn',
+      shutdownTimeout: 3000,
+      trace: { attach: 'tracepoint', btf: '/b', maxConnections: 64, ringbufSize: 65536, pollInterval: 5, maxUdpFlows: 128, debug: true },
+      kubernetes: { kubeconfig: '/k', clusterCidrs: ['10.0.0.0/8', '10.1.0.0/16', 'fd00::/8'] },
+      flows: { maxEdges: 99 },
+      metrics: { maxSeriesPerMetric: 7 },
+      sinks: {},
+    });
+  });
+});
+
+describe('config: errors name where, the key, the value and the form; exit 2', () => {
+  test('a wrong type', () => {
+    const f = file('trace:\n  maxConnections: lots\n');
+    fails({ file: f }, `config: ${f}: trace.maxConnections: got "lots", expected a whole number from 16 to 16777216`);
+  });
+
+  test('out of range', () => {
+    const f = file('trace:\n  maxConnections: 15\n');
+    fails({ file: f }, `config: ${f}: trace.maxConnections: got 15, expected a whole number from 16 to 16777216`);
+  });
+
+  test('a duration without its unit', () => {
+    const f = file('interval: 10\n');
+    fails({ file: f }, `config: ${f}: interval: got 10, expected a duration from 100ms to 1h, such as 10s`);
+  });
+
+  test('a ring buffer that is no power of two', () => {
+    const f = file('trace:\n  ringbufSize: 3000\n');
+    fails({ file: f }, `config: ${f}: trace.ringbufSize: got 3000, expected a power of two from 4k to 1G, such as 8M`);
+  });
+
+  test('an unknown attach mode, log level', () => {
+    const f = file('trace:\n  attach: kprobe\n');
+    fails({ file: f }, `config: ${f}: trace.attach: got "kprobe", expected one of auto, tp_btf, raw_tp, tracepoint`);
+    const g = file('logLevel: loud\n');
+    fails({ file: g }, `config: ${g}: logLevel: got "loud", expected one of fatal, error, warn, info, debug, trace, silent`);
+  });
+
+  test('a listen address without a port', () => {
+    const f = file('listen: 127.0.0.1\n');
+    fails({ file: f }, `config: ${f}: listen: got "127.0.0.1", expected HOST:PORT, such as 127.0.0.1:9745, 0.0.0.0:9745 or [::1]:9745`);
+  });
+
+  test('a bad CIDR in a list names its index', () => {
+    const f = file('kubernetes:\n  clusterCidrs: [10.0.0.0/8, banana]\n');
+    fails({ file: f }, `config: ${f}: kubernetes.clusterCidrs[1]: got "banana", expected a CIDR, such as 10.244.0.0/16 or fd00:10::/56`);
+  });
+
+  test('an unknown key, top level and nested', () => {
+    const f = file('intervall: 1s\n');
+    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, sinks`);
+    const g = file('trace:\n  maxConection: 100\n');
+    fails({ file: g }, `config: ${g}: trace.maxConection: unknown key, expected one of: attach, btf, maxConnections, ringbufSize, pollInterval, maxUdpFlows, debug`);
+  });
+
+  test('a section that is not a mapping', () => {
+    const f = file('trace: fast\n');
+    fails({ file: f }, `config: ${f}: trace: got "fast", expected a mapping of keys`);
+  });
+
+  test('an unknown sink', () => {
+    const f = file('sinks:\n  carrier-pigeon: {}\n');
+    fails({ file: f, sinks: {} }, `config: ${f}: sinks.carrier-pigeon: unknown sink, this build has no sinks`);
+  });
+
+  test('several problems: the first, and how many more', () => {
+    const f = file('interval: 1\nlogLevel: 2\n');
+    fails({ file: f }, `config: ${f}: interval: got 1, expected a duration from 100ms to 1h, such as 10s (and 1 more problem)`);
+  });
+
+  test('not YAML, duplicate keys, a list at the top', () => {
+    const f = file('trace:\n  attach: [auto\n');
+    assert.throws(() => loadConfig({ file: f }), (e: unknown) => e instanceof UsageError && e.exitCode === 2 && e.message.startsWith(`config: ${f}: line `) && e.message.includes('not valid YAML'));
+    const g = file('interval: 1s\ninterval: 2s\n');
+    fails({ file: g }, `config: ${g}: line 2, column 1: not valid YAML (Map keys must be unique)`);
+    const h = file('- interval: 1s\n');
+    fails({ file: h }, `config: ${h}: (top level): got [{"interval":"1s"}], expected a mapping of keys such as listen, interval, trace, sinks`);
+  });
+
+  test('a file that cannot be read', () => {
+    fails({ file: path.join(dir, 'absent.yaml') }, `config: ${path.join(dir, 'absent.yaml')}: cannot read it (ENOENT)`);
+  });
+
+  test('a bad environment value names the variable', () => {
+    fails({ env: { BPFAGENT_TRACE_MAX_CONNECTIONS: 'many' } }, 'config: BPFAGENT_TRACE_MAX_CONNECTIONS: trace.maxConnections: got "many", expected a whole number from 16 to 16777216');
+    fails({ env: { BPFAGENT_TRACE_DEBUG: 'yes' } }, 'config: BPFAGENT_TRACE_DEBUG: trace.debug: got "yes", expected true or false');
+  });
+
+  test('an unknown BPFAGENT_ variable', () => {
+    assert.throws(
+      () => loadConfig({ env: { BPFAGENT_MAX_CONNECTIONS: '5' } }),
+      (e: unknown) => e instanceof UsageError && e.message.startsWith('config: BPFAGENT_MAX_CONNECTIONS: unknown environment variable, expected one of: BPFAGENT_CONFIG, ') && e.message.includes('BPFAGENT_TRACE_MAX_CONNECTIONS'),
+    );
+  });
+
+  test('a bad flag value names the flag', () => {
+    fails({ flags: flags('--max-connections', '1e3').flags }, 'config: --max-connections: trace.maxConnections: got "1e3", expected a whole number from 16 to 16777216');
+    fails({ flags: flags('--interval', '5').flags }, 'config: --interval: interval: got "5", expected a duration from 100ms to 1h, such as 10s');
+    fails({ flags: flags('--listen', 'nowhere').flags }, 'config: --listen: listen: got "nowhere", expected HOST:PORT, such as 127.0.0.1:9745, 0.0.0.0:9745 or [::1]:9745');
+  });
+
+  test('a flag fixes what the file got wrong (the merged whole is checked)', () => {
+    const f = file('trace:\n  maxConnections: 1\n');
+    assert.equal(loadConfig({ file: f, flags: flags('--max-connections', '100').flags }).config.trace.maxConnections, 100);
+  });
+
+  test('unknown flags, positionals, missing values: UsageError naming them', () => {
+    for (const [argv, mention] of [
+      [['--nope'], "'--nope'"],
+      [['eth0'], "'eth0'"],
+      [['--listen'], '--listen'],
+      [['--max-connections', '-5'], "'-5'"],
+      [['--debug=yes'], '--debug'],
+    ] as const) {
+      assert.throws(
+        () => parseRunArgs([...argv]),
+        (e: unknown) => e instanceof UsageError && e.exitCode === 2 && e.message.startsWith('run: ') && e.message.includes(mention) && !e.message.includes('\n'),
+        JSON.stringify(argv),
+      );
+    }
+    assert.equal(parseRunArgs(['--help']), 'help');
+    assert.equal(parseRunArgs(['-h']), 'help');
+  });
+});
+
+describe('config: sinks plug in through the registry', () => {
+  const made: unknown[] = [];
+  const fake = defineSink(
+    z.object({ url: z.string().url().describe('a URL, such as http://localhost:8123'), batch: z.number().int().min(1).default(100) }).strict(),
+    (config) => {
+      made.push(config);
+      return {} as FlowSink;
+    },
+  );
+  const registry: SinkRegistry = { fake };
+
+  test('a sink section is validated by its schema, defaults filled in', () => {
+    const f = file('sinks:\n  fake:\n    url: http://x:1\n');
+    assert.deepEqual(loadConfig({ file: f, sinks: registry }).config.sinks, { fake: { url: 'http://x:1', batch: 100 } });
+    assert.deepEqual(loadConfig({ sinks: registry }).config.sinks, {});
+  });
+
+  test('its errors name the key path under sinks', () => {
+    const f = file('sinks:\n  fake:\n    url: nope\n');
+    fails({ file: f, sinks: registry }, `config: ${f}: sinks.fake.url: got "nope", expected a URL, such as http://localhost:8123`);
+    const g = file('sinks:\n  fake:\n    url: http://x:1\n    batch: 0\n');
+    fails({ file: g, sinks: registry }, `config: ${g}: sinks.fake.batch: got 0, expected number must be greater than or equal to 1`);
+    const h = file('sinks:\n  fake:\n    url: http://x:1\n    colour: red\n');
+    fails({ file: h, sinks: registry }, `config: ${h}: sinks.fake.colour: unknown key, expected one of: url, batch`);
+    const i = file('sinks:\n  faek: {}\n');
+    fails({ file: i, sinks: registry }, `config: ${i}: sinks.faek: unknown sink, expected one of: fake`);
+  });
+
+  test('its keys have environment variables too', () => {
+    const c = loadConfig({ env: { BPFAGENT_SINKS_FAKE_URL: 'http://e:2', BPFAGENT_SINKS_FAKE_BATCH: '5' }, sinks: registry }).config;
+    assert.deepEqual(c.sinks, { fake: { url: 'http://e:2', batch: 5 } });
+  });
+});
+
+describe('config: documentation', () => {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+
+  test('bpfagent run --help documents every flag', () => {
+    for (const flag of ['--config', ...Object.keys(RUN_FLAGS).map((f) => `--${f}`), '--help']) assert.ok(RUN_HELP.includes(flag), flag);
+  });
+
+  test('the README documents every key and its environment variable', () => {
+    const section = readme.slice(readme.indexOf('## `bpfagent run`'));
+    assert.ok(section.length > 100, 'README has a "## `bpfagent run`" section');
+    for (const p of leafPaths(configSchema({}))) {
+      assert.ok(section.includes(`\`${p.join('.')}\``), `README documents key ${p.join('.')}`);
+    }
+    assert.equal(envName(['trace', 'maxConnections']), 'BPFAGENT_TRACE_MAX_CONNECTIONS');
+  });
+});
