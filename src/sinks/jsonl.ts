@@ -71,6 +71,7 @@ export function shippedLine(r: ShippedRecord): string {
 /** Where lines go when the path is "-": anything with a Node-style write(chunk, callback). */
 export interface LineStream {
   write(chunk: string, cb: (err?: Error | null) => void): boolean;
+  on?(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 export class JsonlSink extends BatchingSink {
@@ -95,7 +96,12 @@ export class JsonlSink extends BatchingSink {
   }
 
   protected async open(): Promise<void> {
-    if (this.toStdout) return;
+    if (this.toStdout) {
+      // write errors (EPIPE when the reader has gone) reach each write's callback, and are
+      // retried and counted there; without a listener the stream's 'error' event would end the process
+      this.stream.on?.('error', () => {});
+      return;
+    }
     try {
       this.fh = await open(this.config.path, 'a');
       this.size = (await this.fh.stat()).size;

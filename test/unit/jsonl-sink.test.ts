@@ -132,13 +132,18 @@ describe('JsonlSink', () => {
     await assert.rejects(new JsonlSink(config({ path: '/nonexistent-dir/x.jsonl' })).start(), /jsonl sink: cannot open \/nonexistent-dir\/x.jsonl/);
     let fail = 2;
     const got: string[] = [];
-    const flaky: LineStream = { write: (c, cb) => (fail-- > 0 ? setImmediate(() => cb(new Error('EAGAIN'))) : (got.push(c), setImmediate(cb)), true) };
+    const listeners: unknown[] = [];
+    const flaky: LineStream = {
+      write: (c, cb) => (fail-- > 0 ? setImmediate(() => cb(new Error('EAGAIN'))) : (got.push(c), setImmediate(cb)), true),
+      on: (_e, l) => listeners.push(l),
+    };
     const s = new JsonlSink(config({ path: '-' }), { stream: flaky });
     await s.start();
     s.export([tcp(0)]);
     await s.flush(3000);
     assert.equal(got.join(''), shippedLine(tcp(0)));
     assert.deepEqual(s.stats(), { exported: 1, dropped: 0, queued: 0, failures: 2, lastError: 'EAGAIN' });
+    assert.equal(listeners.length, 1, "an 'error' listener, so EPIPE cannot end the process");
     await s.shutdown(100);
   });
 
