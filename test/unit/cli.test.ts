@@ -82,3 +82,27 @@ describe('bpfagent help: exit 0, usage on stdout', () => {
     });
   }
 });
+
+describe('bpfagent run: help, and configuration errors before anything starts', () => {
+  test('run --help: every option, exit 0', () => {
+    const r = run('run', '--help');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.ok(r.stdout.startsWith('Usage: bpfagent run [--config FILE] [options]'), r.stdout);
+    for (const o of ['--config', '--listen', '127.0.0.1:9745', '--interval', '--log-level', '--shutdown-timeout', '--max-series', '/readyz'])
+      assert.ok(r.stdout.includes(o), o);
+  });
+
+  test('run --config with a missing file', () => {
+    assertUsageError(['run', '--config', '/nonexistent/bpfagent.yaml'], ['config: /nonexistent/bpfagent.yaml: cannot read it (ENOENT)']);
+  });
+
+  test('run --interval 5 (no unit)', () => {
+    const line = assertUsageError(['run', '--interval', '5'], ['--interval']);
+    assert.equal(line, 'bpfagent: config: --interval: interval: got "5", expected a duration from 100ms to 1h, such as 10s');
+  });
+
+  test('run --bogus', () => {
+    assertUsageError(['run', '--bogus'], ["'--bogus'", 'bpfagent run --help']);
+  });
+});
