@@ -1,7 +1,9 @@
 /**
  * A one-node Kafka broker on 127.0.0.1 that speaks the wire protocol as far
- * as a producer needs: ApiVersions (v0-v2), Metadata (v1) and Produce (v3,
- * record batches of magic 2). Produce requests are decoded completely: the
+ * as a producer needs: ApiVersions (v0-v2), Metadata (v1-v6) and Produce
+ * (v3-v7, record batches of magic 2). By default it offers the highest of
+ * these, which kafkajs 2.2.4 then uses, as it would with Kafka 2.1 and later
+ * (Produce v7, Metadata v6); `maxVersions` narrows the offer. Produce requests are decoded completely: the
  * batch header, its CRC-32C (checked: a mismatch is answered CORRUPT_MESSAGE),
  * the compression codec (none, or gzip through zlib; others are answered
  * UNSUPPORTED_COMPRESSION_TYPE), and each record's varint-encoded fields,
@@ -36,7 +38,6 @@ export interface ProduceLog {
 const API_PRODUCE = 0;
 const API_METADATA = 3;
 const API_VERSIONS = 18;
-const SUPPORTED: Record<number, [number, number]> = { [API_PRODUCE]: [3, 3], [API_METADATA]: [1, 1], [API_VERSIONS]: [0, 2] };
 
 const UNSUPPORTED_VERSION = 35;
 const CORRUPT_MESSAGE = 2;
@@ -53,8 +54,20 @@ export class FakeKafkaBroker {
   port = 0;
   /** answer every produce with this error code (0: success) */
   produceError = 0;
+  /** allow_auto_topic_creation of each Metadata request (v4+) */
+  readonly autoCreate: boolean[] = [];
+  private readonly supported: Record<number, [number, number]>;
 
-  constructor(readonly partitions = 3) {}
+  constructor(
+    readonly partitions = 3,
+    maxVersions: { produce?: number; metadata?: number } = {},
+  ) {
+    this.supported = {
+      [API_PRODUCE]: [3, Math.min(7, maxVersions.produce ?? 7)],
+      [API_METADATA]: [1, Math.min(6, maxVersions.metadata ?? 6)],
+      [API_VERSIONS]: [0, 2],
+    };
+  }
 
   /** Listen (on `port`, or the one used before, or any free one). */
   async start(port = this.port): Promise<number> {
@@ -113,6 +126,7 @@ export class FakeKafkaBroker {
     const correlationId = r.int32();
     r.string(); // client id
     const w = new Writer().int32(correlationId);
+    const SUPPORTED = this.supported;
     const range = SUPPORTED[apiKey];
     this.requests.push(`${apiName(apiKey)} v${version}`);
     if (apiKey === API_VERSIONS) {
@@ -124,26 +138,33 @@ export class FakeKafkaBroker {
       return w.done();
     }
     if (!range || version < range[0] || version > range[1]) throw new Error(`fake broker: ${apiName(apiKey)} v${version} not supported`);
-    if (apiKey === API_METADATA) return this.metadata(r, w);
-    return this.produce(r, w);
+    if (apiKey === API_METADATA) return this.metadata(r, w, version);
+    return this.produce(r, w, version);
   }
 
-  private metadata(r: Reader, w: Writer): Buffer {
-    const n = r.int32();
+  private metadata(r: Reader, w: Writer, v: number): Buffer {
+    const n = r.int32(); // -1 (v1+): all topics, of which this broker keeps none
     const topics: string[] = [];
     for (let i = 0; i < n; i++) topics.push(r.string()!);
+    if (v >= 4) this.autoCreate.push(r.int8() !== 0);
+    if (v >= 3) w.int32(0); // throttle time
     // brokers: just this one
     w.int32(1).int32(0).string('127.0.0.1').int32(this.port).string(null);
+    if (v >= 2) w.string('fake-cluster');
     w.int32(0); // controller id
     w.int32(topics.length);
     for (const t of topics) {
       w.int16(0).string(t).int8(0).int32(this.partitions);
-      for (let p = 0; p < this.partitions; p++) w.int16(0).int32(p).int32(0).int32(1).int32(0).int32(1).int32(0);
+      for (let p = 0; p < this.partitions; p++) {
+        // error, id, leader, replicas [0], isr [0], (v5+) offline replicas []
+        w.int16(0).int32(p).int32(0).int32(1).int32(0).int32(1).int32(0);
+        if (v >= 5) w.int32(0);
+      }
     }
     return w.done();
   }
 
-  private produce(r: Reader, w: Writer): Buffer | undefined {
+  private produce(r: Reader, w: Writer, v: number): Buffer | undefined {
     r.string(); // transactional id
     const acks = r.int16();
     const timeoutMs = r.int32();
@@ -175,7 +196,10 @@ export class FakeKafkaBroker {
     w.int32(answers.length);
     for (const a of answers) {
       w.string(a.topic).int32(a.parts.length);
-      for (const p of a.parts) w.int32(p.partition).int16(p.error).int64(p.baseOffset).int64(-1);
+      for (const p of a.parts) {
+        w.int32(p.partition).int16(p.error).int64(p.baseOffset).int64(-1); // log append time: none
+        if (v >= 5) w.int64(0); // log start offset
+      }
     }
     return w.int32(0).done(); // throttle time
   }

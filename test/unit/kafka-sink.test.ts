@@ -100,15 +100,16 @@ describe('Kafka sink against a broker speaking the wire protocol', () => {
       assert.ok(batches.length > 0);
       assert.ok(batches.every((b) => b.magic === 2 && b.codec === 1 && b.crcOk), 'record batches v2, gzip, CRC-32C valid');
       assert.ok(broker.produces.every((p) => p.acks === 1 && p.timeoutMs === 30000));
-      assert.ok(broker.requests.includes('ApiVersions v2') && broker.requests.includes('Metadata v1') && broker.requests.includes('Produce v3'));
+      assert.ok(broker.requests.includes('ApiVersions v2') && broker.requests.includes('Metadata v6') && broker.requests.includes('Produce v7'), 'the versions kafkajs uses with Kafka 2.1+');
+      assert.ok(broker.autoCreate.length > 0 && broker.autoCreate.every((a) => a === false), 'no topic auto-creation asked');
     } finally {
       await sink.shutdown(1000);
       await broker.stop();
     }
   });
 
-  test('no compression: codec 0 batches', async () => {
-    const broker = new FakeKafkaBroker(1);
+  test('no compression: codec 0 batches; a broker offering only Produce v3 and Metadata v1', async () => {
+    const broker = new FakeKafkaBroker(1, { produce: 3, metadata: 1 });
     const port = await broker.start();
     const sink = new KafkaSink(config(port, { compression: 'none' }));
     try {
@@ -120,6 +121,7 @@ describe('Kafka sink against a broker speaking the wire protocol', () => {
         [0, 1, 'shop/web-2', shippedLine(tcp(2)).trimEnd(), 0],
       ]);
       assert.ok(broker.produces.every((p) => p.acks === -1));
+      assert.ok(broker.requests.includes('Metadata v1') && broker.requests.includes('Produce v3'));
     } finally {
       await sink.shutdown(1000);
       await broker.stop();
