@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { BatchingSink, DEFAULT_BATCHING } from './batching-sink.js';
 import type { ShippedRecord } from './sink.js';
+import { UsageError } from '../util/errors.js';
 // types only: registry.ts imports this module, a value import back would be a cycle
 import type { SinkContext, SinkPlugin } from './registry.js';
 import type { DnsRecord, TcpRecord, UdpRecord } from '../events/records.js';
@@ -148,7 +149,7 @@ export class ClickHouseSink extends BatchingSink {
       const rows = await rs.json<{ version: string }>();
       version = rows[0]?.version ?? '';
     } catch (e) {
-      throw new Error(`clickhouse sink: cannot query the server at ${where}: ${message(e)}`);
+      throw startError(`clickhouse sink: cannot query the server at ${where}: ${message(e)}`, e);
     }
     try {
       await this.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${quoteIdent(this.config.database)}` });
@@ -176,7 +177,7 @@ export class ClickHouseSink extends BatchingSink {
         this.pruneTimer.unref();
       }
     } catch (e) {
-      throw new Error(`clickhouse sink: cannot create the tables in database ${this.config.database} at ${where} (ClickHouse ${version}): ${message(e)}`);
+      throw startError(`clickhouse sink: cannot create the tables in database ${this.config.database} at ${where} (ClickHouse ${version}): ${message(e)}`, e);
     }
   }
 
@@ -252,6 +253,17 @@ export class ClickHouseSink extends BatchingSink {
   get clickhouse(): ClickHouseClient {
     return this.client;
   }
+}
+
+/**
+ * The server refused the credentials or the rights to create the tables: a
+ * misconfiguration (UsageError: `bpfagent run` stops, exit 2), where a
+ * server that cannot be reached is retried.
+ */
+const REFUSED = /Wrong password|Unknown user|Authentication failed|AUTHENTICATION_FAILED|REQUIRED_PASSWORD|Not enough privileges|ACCESS_DENIED|readonly mode|\bCode: (164|192|193|194|497|516)\b/i;
+
+function startError(text: string, cause: unknown): Error {
+  return REFUSED.test(message(cause)) ? new UsageError(text) : new Error(text);
 }
 
 function message(e: unknown): string {

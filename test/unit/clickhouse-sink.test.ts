@@ -314,10 +314,20 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
     await assert.rejects(wrong.start(), (e: Error) => {
       assert.match(e.message, new RegExp(`clickhouse sink: cannot query the server at http://127\\.0\\.0\\.1:${server.port}/`));
       assert.doesNotMatch(e.message, /nope/);
+      assert.equal(e.name, 'UsageError', 'refused credentials are a misconfiguration, not an outage');
       return true;
     });
     assert.equal(wrong.ready, false);
     await wrong.shutdown(100);
+
+    // a user that may read but not create: a misconfiguration too, named
+    const reader = new ClickHouseSink({ url: server.url, username: 'reader', database: 'readonly_db' });
+    await assert.rejects(reader.start(), (e: Error) => {
+      assert.match(e.message, /clickhouse sink: cannot create the tables in database readonly_db at http:\/\/127\.0\.0\.1:\d+\/ \(ClickHouse [\d.]+\): .*readonly/i);
+      assert.equal(e.name, 'UsageError');
+      return true;
+    });
+    await reader.shutdown(100);
 
     const closed = await new Promise<number>((resolve) => {
       // a port nothing listens on: a server that is not there
@@ -332,6 +342,7 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
     await assert.rejects(absent.start(), (e: Error) => {
       assert.match(e.message, new RegExp(`cannot query the server at http://127\\.0\\.0\\.1:${closed}/: .*ECONNREFUSED`));
       assert.doesNotMatch(e.message, /pw/);
+      assert.equal(e.name, 'Error', 'an absent server is retried, not a misconfiguration');
       return true;
     });
     await absent.shutdown(100);
