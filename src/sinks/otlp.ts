@@ -235,12 +235,17 @@ export class OtlpSink extends BatchingSink {
     if (this.meterProvider) await withTimeout(this.meterProvider.forceFlush({ timeoutMillis: Math.max(1, deadline - Date.now()) }), deadline);
   }
 
+  /** After shutdown's flush: a last metrics export, bounded (1 s), so shutdown stays within its budget. */
   protected async close(): Promise<void> {
-    await Promise.allSettled([
-      this.meterProvider?.shutdown({ timeoutMillis: this.config.timeoutMs }),
-      this.loggerProvider?.shutdown(),
-      this.logExporter?.shutdown(),
-    ]);
+    const deadline = Date.now() + Math.min(1000, this.config.timeoutMs);
+    await withTimeout(
+      Promise.allSettled([
+        this.meterProvider?.shutdown({ timeoutMillis: Math.max(1, deadline - Date.now()) }),
+        this.loggerProvider?.shutdown(),
+        this.logExporter?.shutdown(),
+      ]).then(() => {}),
+      deadline,
+    );
   }
 
   override stats(): SinkStats {

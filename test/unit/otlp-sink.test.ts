@@ -209,6 +209,23 @@ describe('OTLP sink against a receiver decoding OTLP/HTTP protobuf', () => {
     }
   });
 
+  test('shutdown with the receiver gone stays within its budget and counts what it leaves', async () => {
+    const rcv = new OtlpReceiver();
+    await rcv.start();
+    const sink = new OtlpSink(config(rcv.endpoint, { timeoutMs: 5000 }), { node: 'node-1' });
+    await sink.start();
+    await rcv.stop();
+    sink.export([tcp(1), tcp(2), tcp(3)]);
+    const t0 = Date.now();
+    await sink.shutdown(300);
+    const took = Date.now() - t0;
+    assert.ok(took < 2500, `shutdown took ${took} ms`);
+    const st = sink.stats();
+    assert.deepEqual([st.exported, st.dropped, st.queued], [0, 3, 0]);
+    sink.export([tcp(4)]);
+    assert.equal(sink.stats().dropped, 4, 'after shutdown, export drops and counts');
+  });
+
   test('config: defaults, endpoint must be a URL, unknown keys refused', () => {
     const c = otlpSinkSchema.parse({});
     assert.deepEqual([c.endpoint, c.logs, c.metrics, c.timeoutMs, c.metricsIntervalMs], ['http://127.0.0.1:4318', true, true, 10000, 10000]);
