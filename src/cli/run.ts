@@ -27,7 +27,14 @@ import type { ShippedRecord } from '../sinks/sink.js';
 /** How long start-up waits for the sinks to connect before going on (they keep trying). */
 const SINK_START_WAIT_MS = 15_000;
 
-export async function runAgent(cfg: AgentConfig, log: Logger, registry: SinkRegistry = SINKS): Promise<number> {
+export interface RunOptions {
+  /** the sinks `cfg.sinks` may name (default: every sink of this build) */
+  registry?: SinkRegistry;
+  /** how long start-up waits for the sinks to start before announcing ready (default 15 s) */
+  sinkStartWaitMs?: number;
+}
+
+export async function runAgent(cfg: AgentConfig, log: Logger, { registry = SINKS, sinkStartWaitMs = SINK_START_WAIT_MS }: RunOptions = {}): Promise<number> {
   checkPrivileges();
   const node = cfg.nodeName ?? process.env.NODE_NAME ?? os.hostname();
   const sinks = SinkSet.create(cfg.sinks as Record<string, unknown>, registry, { node, log, intervalMs: cfg.interval });
@@ -64,7 +71,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger, registry: SinkRegi
 
   try {
     enrichment = await startEnrichment({ kubeconfig: cfg.kubernetes.kubeconfig, clusterCidrs: cfg.kubernetes.clusterCidrs, nodeName: cfg.nodeName }, log);
-    await sinks.start(SINK_START_WAIT_MS);
+    await sinks.start(sinkStartWaitMs);
 
     let intervalStart = Date.now();
     const onRecords = (records: AgentRecord[], intervalEnd: boolean): void => {
