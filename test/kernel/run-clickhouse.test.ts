@@ -226,4 +226,17 @@ describe('bpfagent run with a ClickHouse sink', { skip: KERNEL_SKIP || CLICKHOUS
     assert.ok(rowsB < 2 * B, `phase B rows ${rowsB}`);
     assert.ok(dropped >= 2 * B - rowsB, `dropped ${dropped} >= ${2 * B - rowsB}`);
   });
+
+  test('credentials ClickHouse refuses: bpfagent run stops at start, exit 2, naming the sink, the URL and the reason', async () => {
+    const config = path.join(dir, 'refused.yaml');
+    writeFileSync(
+      config,
+      ['nodeName: ch-test-node', `listen: "127.0.0.1:${await freePort()}"`, 'sinks:', '  clickhouse:', `    url: ${server.url}`, '    username: agent', '    password: wrong', ''].join('\n'),
+    );
+    const refused = new RunAgent(config);
+    await assert.rejects(refused.ready);
+    assert.equal(await refused.stop(), 2, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`sinks\\.clickhouse: clickhouse sink: cannot query the server at ${server.url.replace(/\./g, '\\.')}/: .*(Wrong password|Authentication failed)`));
+    assert.doesNotMatch(refused.stderr, /wrong/);
+  });
 });
