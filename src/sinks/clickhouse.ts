@@ -199,6 +199,8 @@ export class ClickHouseSink extends BatchingSink {
     if (dns.length) {
       await this.client.insert({ table: this.tables.dns, values: dns.map((r) => dnsRow(r as ShippedRecord & DnsRecord)), format: 'JSONEachRow' });
     }
+    // all of the batch is in: the same objects handed over again would be new records
+    for (const r of batch) this.inserted.delete(r);
   }
 
   protected async close(): Promise<void> {
