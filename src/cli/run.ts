@@ -64,7 +64,8 @@ export async function runAgent(cfg: AgentConfig, log: Logger, { registry = SINKS
       return { ready: Object.values(checks).every(Boolean), checks };
     },
   });
-  log.info({ listen: server.address }, `serving /metrics, /healthz, /readyz on http://${server.address}`);
+  // (no "ready" in this line: whoever waits for the word must wait for the probes)
+  log.info({ listen: server.address }, `HTTP listening on http://${server.address}: metrics, liveness and readiness endpoints`);
 
   // not ready from the first signal on; registered with runUntilSignalled's own handlers (until then a signal just ends start-up)
   const onSignal = (): void => void (stopping = true);

@@ -25,6 +25,9 @@ describe('bpfagent run, scraped by Prometheus', { skip: SKIP }, () => {
     net = new TestNetwork(17);
     agent = new RunAgent('listen: 127.0.0.1:0\ninterval: 1s\nlogLevel: info\nshutdownTimeout: 5s\nmetrics:\n  maxSeriesPerMetric: 500\n');
     const ready = await agent.ready;
+    // the first line with "ready" in it is the one announcing the probes attached
+    assert.match(String(ready.msg), /^ready: probes attached/);
+    assert.equal(typeof ready.attach, 'string');
     prom = await Prometheus.start([String(ready.listen)]);
   });
 
