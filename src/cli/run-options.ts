@@ -38,7 +38,8 @@ the configured sinks. Needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN).
 Configuration comes from the YAML file, then BPFAGENT_* environment variables
 (e.g. BPFAGENT_TRACE_MAX_CONNECTIONS for trace.maxConnections), then these
 flags, each overriding the one before; every key has a default, so no file is
-needed. See the README, "bpfagent run", for every key.
+needed. Sinks are set up under 'sinks:' in the file (or BPFAGENT_SINKS_*
+variables). See the README, "bpfagent run", for every key.
 
 Options:
   --config FILE           YAML configuration file                 (default: $BPFAGENT_CONFIG, else none)

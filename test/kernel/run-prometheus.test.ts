@@ -85,6 +85,21 @@ describe('bpfagent run, scraped by Prometheus', { skip: SKIP }, () => {
     await prom.until('bpfagent_process_resident_memory_bytes', (r) => r.length === 1 && r[0]!.value > 1e6);
   });
 
+  test('UDP datagrams: PromQL returns the exact packets and bytes each way', async () => {
+    const server = new Peer('pusrv', ['server', '--host', net.b.ipv4, '--port', String(port + 2), '--expect', '3', '--reply-sizes', '5'],
+      { netns: net.b.ns, script: 'udp-peer' });
+    await server.waitFor('listening');
+    const client = new Peer('pucli', ['client', '--to', `${net.b.ipv4}:${port + 2}`, '--sizes', '100,200,300', '--expect-replies', '1'],
+      { netns: net.a.ns, script: 'udp-peer' });
+    await client.waitFor('done');
+    const edge = `source="process:pucli",destination="${net.b.ipv4}",port="${port + 2}",protocol="udp",observed_by="client"`;
+    const equals = (v: number) => (r: Array<{ value: number }>) => r.length === 1 && r[0]!.value === v;
+    await prom.until(`sum(bpfagent_udp_packets_total{${edge},direction="sent"})`, equals(3));
+    await prom.until(`sum(bpfagent_udp_packets_total{${edge},direction="received"})`, equals(1));
+    await prom.until(`sum(bpfagent_udp_bytes_total{${edge},direction="sent"})`, equals(600));
+    await prom.until(`sum(bpfagent_udp_bytes_total{${edge},direction="received"})`, equals(5));
+  });
+
   test('a bad configuration file: exit 2, one line naming file, key, value and form; nothing bound', async () => {
     const free = await freePort();
     const f = configFile(`listen: 127.0.0.1:${free}\ntrace:\n  maxConnections: "lots"\n`);
