@@ -124,6 +124,7 @@ export abstract class BatchingSink implements FlowSink {
   }
 }
 
+/** A wait that never keeps the process alive (flush/shutdown deadlines must not delay exit). */
 function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
+  return new Promise((r) => setTimeout(r, Math.max(0, ms)).unref());
 }
