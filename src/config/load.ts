@@ -146,9 +146,22 @@ function expectedForm(root: z.ZodTypeAny, issue: z.ZodIssue): string {
   const leaf = schemaAt(root, issue.path);
   const described = leaf && unwrap(leaf).description;
   if (described) return described;
+  const a = (w: string): string => (/^[aeiou]/.test(w) ? `an ${w}` : `a ${w}`);
   switch (issue.code) {
     case z.ZodIssueCode.invalid_type:
-      return issue.expected === 'object' ? 'a mapping of keys' : issue.expected === 'array' ? 'a list' : `a ${issue.expected}`;
+      return issue.expected === 'object' ? 'a mapping of keys' : issue.expected === 'array' ? 'a list' : a(issue.expected);
+    case z.ZodIssueCode.invalid_string:
+      return typeof issue.validation === 'string' ? a(issue.validation === 'url' ? 'URL' : issue.validation) : lowerFirst(issue.message);
+    case z.ZodIssueCode.too_small:
+    case z.ZodIssueCode.too_big: {
+      const small = issue.code === z.ZodIssueCode.too_small;
+      const bound = Number(small ? issue.minimum : issue.maximum);
+      const op = issue.exact ? '=' : small ? (issue.inclusive ? '>=' : '>') : issue.inclusive ? '<=' : '<';
+      if (issue.type === 'number' || issue.type === 'bigint') return `a number ${op} ${bound}`;
+      const what = issue.type === 'string' ? 'characters' : issue.type === 'array' || issue.type === 'set' ? 'items' : '';
+      if (what) return `${issue.exact ? 'exactly' : small ? 'at least' : 'at most'} ${bound} ${what}`;
+      return lowerFirst(issue.message);
+    }
     case z.ZodIssueCode.invalid_enum_value:
       return `one of ${issue.options.join(', ')}`;
     case z.ZodIssueCode.invalid_literal:
@@ -165,27 +178,47 @@ function knownKeys(root: z.ZodTypeAny, path: Path): string[] {
   return inner instanceof z.ZodObject ? Object.keys(inner.shape as object) : [];
 }
 
-/** Where the value at `path` came from: the nearest overridden key above or at it, else the file. */
-function originOf(path: Path, overrides: Map<string, string>, file: string | undefined): string {
-  for (let n = path.length; n >= 0; n--) {
-    const hit = overrides.get(path.slice(0, n).join('.'));
-    if (hit) return hit;
-  }
-  // an unknown key under an overridden section: still the override's; else below it
-  for (const [k, v] of overrides) if (k.startsWith(path.join('.') + '.')) return v;
-  return file ?? 'defaults';
+interface Origins {
+  file: string | undefined;
+  /** what the file held, before the overrides */
+  fileInput: Record<string, unknown>;
+  /** key path -> the variable or flag that set it */
+  overrides: Map<string, string>;
 }
 
-function describeIssue(root: z.ZodTypeAny, issue: z.ZodIssue, input: unknown, overrides: Map<string, string>, file: string | undefined): string {
+/**
+ * Where the value at `path` came from: the variable or flag that set it (or a
+ * key above it), else the file. A missing key belongs to whoever made its
+ * section: the file if it has the section, else a variable or flag setting a
+ * key beside it.
+ */
+function originOf(path: Path, o: Origins, missing: boolean): string {
+  for (let n = path.length; n >= 1; n--) {
+    const hit = o.overrides.get(path.slice(0, n).join('.'));
+    if (hit) return hit;
+  }
+  if (missing) {
+    const parent = path.slice(0, -1);
+    if (!(o.file !== undefined && isPlainObject(getAt(o.fileInput, parent)))) {
+      const prefix = parent.length ? parent.join('.') + '.' : '';
+      for (const [k, v] of o.overrides) if (k.startsWith(prefix)) return v;
+    }
+  }
+  return o.file ?? 'defaults';
+}
+
+function describeIssue(root: z.ZodTypeAny, issue: z.ZodIssue, input: unknown, o: Origins): string {
   if (issue.code === z.ZodIssueCode.unrecognized_keys) {
     const path = [...issue.path, issue.keys[0]!];
     const known = knownKeys(root, issue.path);
-    const expected = known.length ? `expected one of: ${known.join(', ')}` : 'nothing is expected here';
-    const what = issue.path.length === 1 && issue.path[0] === 'sinks' ? 'unknown sink' : 'unknown key';
-    return `config: ${originOf(path, overrides, file)}: ${showPath(path)}: ${what}, ${expected}`;
+    const sink = issue.path.length === 1 && issue.path[0] === 'sinks';
+    const what = sink ? 'unknown sink' : 'unknown key';
+    const expected = known.length ? `expected one of: ${known.join(', ')}` : sink ? 'this build has no sinks' : 'no keys are expected here';
+    return `config: ${originOf(path, o, false)}: ${showPath(path)}: ${what}, ${expected}`;
   }
   const value = getAt(input, issue.path);
-  return `config: ${originOf(issue.path, overrides, file)}: ${showPath(issue.path)}: got ${showValue(value)}, expected ${expectedForm(root, issue)}`;
+  const got = value === undefined ? 'missing' : `got ${showValue(value)}`;
+  return `config: ${originOf(issue.path, o, value === undefined)}: ${showPath(issue.path)}: ${got}, expected ${expectedForm(root, issue)}`;
 }
 
 // ---- the sources -----------------------------------------------------------
@@ -221,6 +254,7 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   const env = sources.env ?? {};
   const file = sources.file ?? (env[CONFIG_ENV] || undefined);
   const input: Record<string, unknown> = file !== undefined ? readFile(file) : {};
+  const fileInput = structuredClone(input);
   const overrides = new Map<string, string>();
 
   // environment: every leaf key has its variable; an unknown BPFAGENT_ variable is a typo
@@ -245,7 +279,7 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   if (!result.success) {
     const issues = result.error.issues;
     const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
-    throw new UsageError(describeIssue(schema, issues[0]!, input, overrides, file) + more);
+    throw new UsageError(describeIssue(schema, issues[0]!, input, { file, fileInput, overrides }) + more);
   }
   return { config: result.data, file, overrides: Object.fromEntries(overrides) };
 }

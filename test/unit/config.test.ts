@@ -310,11 +310,22 @@ describe('config: sinks plug in through the registry', () => {
     const f = file('sinks:\n  fake:\n    url: nope\n');
     fails({ file: f, sinks: registry }, `config: ${f}: sinks.fake.url: got "nope", expected a URL, such as http://localhost:8123`);
     const g = file('sinks:\n  fake:\n    url: http://x:1\n    batch: 0\n');
-    fails({ file: g, sinks: registry }, `config: ${g}: sinks.fake.batch: got 0, expected number must be greater than or equal to 1`);
+    fails({ file: g, sinks: registry }, `config: ${g}: sinks.fake.batch: got 0, expected a number >= 1`);
     const h = file('sinks:\n  fake:\n    url: http://x:1\n    colour: red\n');
     fails({ file: h, sinks: registry }, `config: ${h}: sinks.fake.colour: unknown key, expected one of: url, batch`);
     const i = file('sinks:\n  faek: {}\n');
     fails({ file: i, sinks: registry }, `config: ${i}: sinks.faek: unknown sink, expected one of: fake`);
+  });
+
+  test('a missing required key belongs to whoever made the section', () => {
+    const f = file('sinks:\n  fake:\n    batch: 5\n');
+    fails({ file: f, sinks: registry }, `config: ${f}: sinks.fake.url: missing, expected a URL, such as http://localhost:8123`);
+    fails({ env: { BPFAGENT_SINKS_FAKE_BATCH: '5' }, sinks: registry }, 'config: BPFAGENT_SINKS_FAKE_BATCH: sinks.fake.url: missing, expected a URL, such as http://localhost:8123');
+    const plain = { plain: defineSink(z.object({ url: z.string().url(), name: z.string().min(3) }).strict(), () => ({}) as FlowSink) };
+    const g = file('sinks:\n  plain:\n    url: nope\n    name: ab\n');
+    fails({ file: g, sinks: plain }, `config: ${g}: sinks.plain.url: got "nope", expected a URL (and 1 more problem)`);
+    const h = file('sinks:\n  plain:\n    url: http://x\n    name: ab\n');
+    fails({ file: h, sinks: plain }, `config: ${h}: sinks.plain.name: got "ab", expected at least 3 characters`);
   });
 
   test('its keys have environment variables too', () => {
