@@ -102,7 +102,7 @@ export abstract class BatchingSink implements FlowSink {
     const deadline = Date.now() + timeoutMs;
     while ((this.queue.length || this.sending) && Date.now() < deadline) {
       if (!this.sending && Date.now() >= this.retryAt) this.pump();
-      if (this.sending) await Promise.race([this.sending, sleep(deadline - Date.now())]);
+      if (this.sending) await within(this.sending, deadline - Date.now());
       else await sleep(Math.min(50, Math.max(0, deadline - Date.now())));
     }
   }
@@ -124,7 +124,12 @@ export abstract class BatchingSink implements FlowSink {
   }
 }
 
-/** A wait that never keeps the process alive (flush/shutdown deadlines must not delay exit). */
 function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.max(0, ms)).unref());
+  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
+}
+
+/** `p`, or nothing after `ms`; the timer is cleared either way, so no deadline outlives its wait. */
+function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, ms))))]).finally(() => clearTimeout(timer));
 }
