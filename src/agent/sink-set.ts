@@ -88,7 +88,14 @@ export class SinkSet {
 
   export(batch: readonly ShippedRecord[]): void {
     if (!batch.length) return;
-    for (const s of this.sinks) s.sink.export(batch);
+    for (const s of this.sinks) {
+      try {
+        s.sink.export(batch);
+      } catch (e) {
+        // the contract says export never throws; if one does, tracing and the other sinks go on
+        this.log.error({ sink: s.name, err: (e as Error).message }, `sink ${s.name}: export threw: ${(e as Error).message}`);
+      }
+    }
   }
 
   get ready(): boolean {
