@@ -8,7 +8,7 @@
  *   // src/sinks/example.ts
  *   export const exampleSink = defineSink(z.object({ url: z.string().url() }).strict(), (cfg, ctx) => new ExampleSink(cfg, ctx));
  *   // here:
- *   example: exampleSink,
+ *   get example() { return exampleSink; },
  */
 import type { Logger } from 'pino';
 import type { z } from 'zod';
@@ -39,7 +39,8 @@ export function defineSink<S extends z.ZodTypeAny>(schema: S, create: (config: z
 
 export type SinkRegistry = Readonly<Record<string, SinkPlugin>>;
 
-/** Every sink of this build, one line each: `name: plugin,` (the name is the key under `sinks:`). */
+/** Every sink of this build, one line each: `get name() { return plugin; },` (the name is the key under `sinks:`). */
 export const SINKS: SinkRegistry = {
-  clickhouse: clickhouseSink,
+  // getters: read when the configuration is loaded, so a sink module may import this one (defineSink) without a cycle biting
+  get clickhouse() { return clickhouseSink; },
 };
