@@ -159,6 +159,22 @@ struct pkt {
 	__u8 raddr[16];
 };
 
+/*
+ * Headers are read in place (direct packet access: the linear part of the skb
+ * starts at the network header here) when they are there, which they are for
+ * all but odd packets; otherwise copied out with bpf_skb_load_bytes.
+ */
+static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (off > 128 || data + off + len > data_end)
+		return bpf_skb_load_bytes(skb, off, to, len);
+	__builtin_memcpy(to, data + off, len);
+	return 0;
+}
+
 /* Parse IPv4/IPv6 + UDP/TCP headers; false for anything else. */
 static __always_inline bool parse(struct __sk_buff *skb, bool egress, struct pkt *p)
 {
@@ -168,7 +184,7 @@ static __always_inline bool parse(struct __sk_buff *skb, bool egress, struct pkt
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr iph;
 
-		if (bpf_skb_load_bytes(skb, 0, &iph, sizeof(iph)))
+		if (load(skb, 0, &iph, sizeof(iph)))
 			return false;
 		if (iph.frag_off & bpf_htons(IP_MF | IP_OFFSET))
 			return false; /* a fragment: not a whole datagram */
@@ -181,7 +197,7 @@ static __always_inline bool parse(struct __sk_buff *skb, bool egress, struct pkt
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6h;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip6h, sizeof(ip6h)))
+		if (load(skb, 0, &ip6h, sizeof(ip6h)))
 			return false;
 		p->family = AF_INET6;
 		p->protocol = ip6h.nexthdr; /* extension headers are not followed */
@@ -196,7 +212,7 @@ static __always_inline bool parse(struct __sk_buff *skb, bool egress, struct pkt
 	if (p->protocol == IPPROTO_UDP) {
 		struct udphdr uh;
 
-		if (bpf_skb_load_bytes(skb, p->l4_off, &uh, sizeof(uh)))
+		if (load(skb, p->l4_off, &uh, sizeof(uh)))
 			return false;
 		sport = bpf_ntohs(uh.source);
 		dport = bpf_ntohs(uh.dest);
@@ -207,7 +223,7 @@ static __always_inline bool parse(struct __sk_buff *skb, bool egress, struct pkt
 		struct tcphdr th;
 		__u32 hdr;
 
-		if (bpf_skb_load_bytes(skb, p->l4_off, &th, sizeof(th)))
+		if (load(skb, p->l4_off, &th, sizeof(th)))
 			return false;
 		sport = bpf_ntohs(th.source);
 		dport = bpf_ntohs(th.dest);
@@ -225,10 +241,10 @@ static __always_inline bool parse(struct __sk_buff *skb, bool egress, struct pkt
 static __always_inline __u32 skb_netns(struct __sk_buff *skb, const struct sock **skp)
 {
 	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	const struct sock *sk = BPF_CORE_READ(kskb, sk);
+	const struct sock *sk = kskb->sk;
 
 	*skp = sk;
-	return sk ? BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) : 0;
+	return sk ? sk->__sk_common.skc_net.net->ns.inum : 0;
 }
 
 /* The socket's owner; on egress (process context) learn it if unknown. */
