@@ -6,6 +6,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { UsageError } from '../util/errors.js';
+import { registerUi } from './ui.js';
 
 export interface Readiness {
   ready: boolean;
@@ -42,6 +43,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     const m = await opts.metrics();
     return reply.code(200).header('content-type', m.contentType).send(m.text);
   });
+  registerUi(app); // the web UI: / and /ui/*
   app.setErrorHandler((err, _req, reply) => {
     const message = err instanceof Error ? err.message : String(err);
     opts.log.warn({ err: message }, 'http: request failed');
