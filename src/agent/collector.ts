@@ -143,6 +143,7 @@ export class Collector {
     Object.assign(this.info, {
       attach: this.tcp.mode,
       programs: this.tcp.programs,
+      features,
       udp: !!this.net,
       dns: !!this.net,
       startupMs: Math.round(performance.now()),

@@ -20,7 +20,10 @@ import type { AgentConfig } from '../config/schema.js';
 import type { AgentRecord } from '../events/records.js';
 import { EdgeTable, recordEnds } from '../flows/edge-table.js';
 import { AgentMetrics } from '../metrics/metrics.js';
+import { registerApi } from '../server/api.js';
 import { startHttpServer, type HttpServer } from '../server/http.js';
+import type { FlowRecord } from '../store/flow-store.js';
+import { openFlowStore } from '../store/open.js';
 import { SINKS, type SinkRegistry } from '../sinks/registry.js';
 import type { ShippedRecord } from '../sinks/sink.js';
 
@@ -39,9 +42,15 @@ export async function runAgent(cfg: AgentConfig, log: Logger, { registry = SINKS
   const node = cfg.nodeName ?? process.env.NODE_NAME ?? os.hostname();
   const sinks = SinkSet.create(cfg.sinks as Record<string, unknown>, registry, { node, log, intervalMs: cfg.interval });
   const table = new EdgeTable(recordEnds, cfg.flows.maxEdges);
+  const store = openFlowStore(cfg.store, log);
+  const startedAt = new Date().toISOString();
+  // the interval's connection records for the store, at most maxConnections (the newest), the rest counted
+  let intervalRecords: FlowRecord[] = [];
+  let intervalRecordsDropped = 0;
   let collector: Collector | undefined;
   let enrichment: Enrichment | undefined;
   let stopping = false;
+  let stopped = false;
 
   const metrics = new AgentMetrics({
     maxSeriesPerMetric: cfg.metrics.maxSeriesPerMetric,
@@ -63,6 +72,27 @@ export async function runAgent(cfg: AgentConfig, log: Logger, { registry = SINKS
       const checks = { probes: probesAttached(), ...sinks.readiness() };
       return { ready: Object.values(checks).every(Boolean), checks };
     },
+    routes: (app) =>
+      registerApi(app, {
+        store,
+        status: () => {
+          const info = collector?.info ?? {};
+          const kube = enrichment?.kube;
+          return {
+            node,
+            startedAt,
+            attach: info.attach ?? null,
+            programs: info.programs ?? null,
+            features: info.features ?? null,
+            udp: info.udp ?? false,
+            dns: info.dns ?? false,
+            kubernetes: { enabled: !!kube, synced: kube?.synced ?? false, ...(kube?.stats ?? {}) },
+            loss: collector?.info.attach !== undefined && !stopped ? collector.stats() : {},
+            sinks: Object.fromEntries(sinks.stats().map((s) => [s.name, { ready: s.ready, ...s.stats }])),
+            flows: { tracked: table.size, overflowed: table.overflowed },
+          };
+        },
+      }),
   });
   // (no "ready" in this line: whoever waits for the word must wait for the probes)
   log.info({ listen: server.address }, `HTTP listening on http://${server.address}: metrics, liveness and readiness endpoints`);
@@ -77,11 +107,28 @@ export async function runAgent(cfg: AgentConfig, log: Logger, { registry = SINKS
     let intervalStart = Date.now();
     const onRecords = (records: AgentRecord[], intervalEnd: boolean): void => {
       metrics.addRecords(records);
-      for (const r of records) table.add(r);
+      for (const r of records) {
+        table.add(r);
+        if (r.proto !== 'dns' && store.bounds.maxConnections > 0) intervalRecords.push(r);
+      }
+      if (intervalRecords.length > 2 * store.bounds.maxConnections) {
+        const cut = intervalRecords.length - store.bounds.maxConnections;
+        intervalRecords = intervalRecords.slice(cut);
+        intervalRecordsDropped += cut;
+      }
       if (sinks.sinks.length && records.length) sinks.export(ship(records, node, intervalStart, cfg.interval));
       if (intervalEnd) {
-        metrics.addEdges(table.drain());
-        intervalStart = Date.now();
+        const edges = table.drain();
+        metrics.addEdges(edges);
+        const end = Date.now();
+        try {
+          store.addInterval(end, end - intervalStart, edges, intervalRecords, intervalRecordsDropped);
+        } catch (e) {
+          log.error({ err: (e as Error).message }, `store: interval not kept: ${(e as Error).message}`);
+        }
+        intervalRecords = [];
+        intervalRecordsDropped = 0;
+        intervalStart = end;
       }
     };
     collector = new Collector(
@@ -108,10 +155,12 @@ export async function runAgent(cfg: AgentConfig, log: Logger, { registry = SINKS
       log,
       async () => {
         stopping = true;
+        stopped = true; // the collector is closed: its counters are gone
         if (table.overflowed) log.warn({ edgesOverflowed: table.overflowed }, `${table.overflowed} records went to the overflow edge`);
         const outcome = await sinks.shutdown(cfg.shutdownTimeout);
         if (sinks.sinks.length) log.info({ sinks: outcome, stats: Object.fromEntries(sinks.stats().map((s) => [s.name, s.stats])) }, 'sinks shut down');
         await server.close();
+        store.close();
       },
       undefined,
       started,
@@ -122,6 +171,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger, { registry = SINKS
     await sinks.shutdown(Math.min(cfg.shutdownTimeout, 2000)).catch(() => undefined);
     await enrichment?.stop().catch(() => undefined);
     await server.close().catch(() => undefined);
+    store.close();
     throw e;
   } finally {
     process.removeListener('SIGINT', onSignal);

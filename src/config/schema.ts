@@ -118,6 +118,18 @@ export const kubernetesSchema = z
   .strict()
   .default({});
 
+/** The embedded flow store behind the HTTP API (README, "HTTP API"). */
+export const storeSchema = z
+  .object({
+    retention: duration(60_000, 168 * 3_600_000, 'a duration from 1m to 168h, such as 3h').default('3h'),
+    dataDir: z.string().min(1).nullable().default(null).describe('a directory path, or null to keep the store in memory only'),
+    maxEdgesPerInterval: whole(16, 10_000_000).default(10_000),
+    maxEdges: whole(1000, 100_000_000).default(500_000),
+    maxConnections: whole(0, 10_000_000).default(10_000),
+  })
+  .strict()
+  .default({});
+
 /** The whole configuration, with the sections of the sinks in `sinks` (each optional: present = on). */
 export function configSchema(sinks: SinkRegistry = SINKS) {
   const sinkSections: Record<string, z.ZodTypeAny> = {};
@@ -137,6 +149,7 @@ export function configSchema(sinks: SinkRegistry = SINKS) {
       kubernetes: kubernetesSchema,
       flows: z.object({ maxEdges: whole(16, 10_000_000).default(10_000) }).strict().default({}),
       metrics: z.object({ maxSeriesPerMetric: whole(1, 10_000_000).default(2_000) }).strict().default({}),
+      store: storeSchema,
       sinks: z.object(sinkSections).strict().default({}),
     })
     .strict();

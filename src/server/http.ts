@@ -21,6 +21,8 @@ export interface HttpServerOptions {
   /** the exposition text and its content type */
   metrics: () => Promise<{ text: string; contentType: string }>;
   readiness: () => Readiness;
+  /** more routes (the /api of the service map), registered before the server listens */
+  routes?: (app: FastifyInstance) => void;
 }
 
 export interface HttpServer {
@@ -43,6 +45,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     const m = await opts.metrics();
     return reply.code(200).header('content-type', m.contentType).send(m.text);
   });
+  opts.routes?.(app);
   registerUi(app); // the web UI: / and /ui/*
   app.setErrorHandler((err, _req, reply) => {
     const message = err instanceof Error ? err.message : String(err);

@@ -31,6 +31,7 @@ const DEFAULTS: AgentConfig = {
   kubernetes: { clusterCidrs: [] },
   flows: { maxEdges: 10_000 },
   metrics: { maxSeriesPerMetric: 2000 },
+  store: { retention: 3 * 3_600_000, dataDir: null, maxEdgesPerInterval: 10_000, maxEdges: 500_000, maxConnections: 10_000 },
   sinks: {},
 };
 
@@ -87,6 +88,12 @@ flows:
   maxEdges: 500
 metrics:
   maxSeriesPerMetric: 50
+store:
+  retention: 30m
+  dataDir: /var/lib/bpfagent
+  maxEdgesPerInterval: 100
+  maxEdges: 5000
+  maxConnections: 0
 `);
     assert.deepEqual(loadConfig({ file: f }).config, {
       nodeName: 'node-1.zone-a',
@@ -98,6 +105,7 @@ metrics:
       kubernetes: { kubeconfig: '/etc/kube.conf', clusterCidrs: ['10.244.0.0/16', 'fd00:10::/56'] },
       flows: { maxEdges: 500 },
       metrics: { maxSeriesPerMetric: 50 },
+      store: { retention: 1_800_000, dataDir: '/var/lib/bpfagent', maxEdgesPerInterval: 100, maxEdges: 5000, maxConnections: 0 },
       sinks: {},
     });
   });
@@ -169,6 +177,7 @@ describe('config: precedence file < environment < flags', () => {
       kubernetes: { kubeconfig: '/k', clusterCidrs: ['10.0.0.0/8', '10.1.0.0/16', 'fd00::/8'] },
       flows: { maxEdges: 99 },
       metrics: { maxSeriesPerMetric: 7 },
+      store: DEFAULTS.store,
       sinks: {},
     });
   });
@@ -188,6 +197,15 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
   test('a duration without its unit', () => {
     const f = file('interval: 10\n');
     fails({ file: f }, `config: ${f}: interval: got 10, expected a duration from 100ms to 1h, such as 10s`);
+  });
+
+  test('store: a retention out of range, a negative bound, an unknown key', () => {
+    const f = file('store:\n  retention: 30s\n');
+    fails({ file: f }, `config: ${f}: store.retention: got "30s", expected a duration from 1m to 168h, such as 3h`);
+    fails({ env: { BPFAGENT_STORE_MAX_CONNECTIONS: '-1' } }, 'config: BPFAGENT_STORE_MAX_CONNECTIONS: store.maxConnections: got -1, expected a whole number from 0 to 10000000');
+    const g = file('store:\n  maxEdge: 10\n');
+    fails({ file: g }, `config: ${g}: store.maxEdge: unknown key, expected one of: retention, dataDir, maxEdgesPerInterval, maxEdges, maxConnections`);
+    assert.equal(loadConfig({ env: { BPFAGENT_STORE_DATA_DIR: '/tmp/x' } }).config.store.dataDir, '/tmp/x');
   });
 
   test('a ring buffer that is no power of two', () => {
@@ -214,7 +232,7 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
 
   test('an unknown key, top level and nested', () => {
     const f = file('intervall: 1s\n');
-    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, sinks`);
+    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, sinks`);
     const g = file('trace:\n  maxConection: 100\n');
     fails({ file: g }, `config: ${g}: trace.maxConection: unknown key, expected one of: attach, btf, maxConnections, ringbufSize, pollInterval, maxUdpFlows, debug`);
   });

@@ -150,6 +150,11 @@ export class KubeMetadata {
     return this.index.isNodeAddress(ip);
   }
 
+  /** every watched resource has been listed at least once */
+  get synced(): boolean {
+    return this.informers.every((i) => i.hasSynced);
+  }
+
   get stats(): KubeMetadataStats {
     const sum = (k: keyof InformerStats) => this.informers.reduce((n, i) => n + i.stats[k], 0);
     return {

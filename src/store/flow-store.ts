@@ -1,0 +1,229 @@
+/**
+ * The flow store: the last hours of edges (one set per collection interval)
+ * and of recent connection records, behind one query interface. The HTTP API
+ * (src/server/api.ts) asks only what is here, so a ClickHouse-backed store
+ * (see src/sinks/clickhouse-queries.ts, "edges in a window") can later stand
+ * in for the embedded one.
+ *
+ * Windows are on interval ends: an interval belongs to the window (from, to]
+ * when its end is in it. A record belongs to it when its `ts` is.
+ */
+import type { TcpRecord, UdpRecord } from '../events/records.js';
+import { type Edge, type EdgeEnd, recordEnds, udpClientIsLocal } from '../flows/edge-table.js';
+import { RTT_BOUNDS_US } from '../flows/histogram.js';
+
+export type FlowRecord = TcpRecord | UdpRecord;
+
+export interface HistogramData {
+  bounds: readonly number[];
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** One edge's counts summed over the intervals of a window. */
+export interface StoredEdge {
+  /** `proto|observedBy|source.id|destination.id|port`, as the flow table keys it */
+  key: string;
+  proto: 'tcp' | 'udp';
+  observedBy: 'client' | 'server';
+  source: EdgeEnd;
+  destination: EdgeEnd;
+  port: number;
+  locality?: string;
+  connections: number;
+  failed: { refused: number; timeout: number; reset: number };
+  bytesSent: number;
+  bytesReceived: number;
+  packetsSent: number;
+  packetsReceived: number;
+  retransmits: number;
+  rttUs: HistogramData;
+  /** the remote end's addresses seen (the backend's, behind DNAT) */
+  remoteAddrs: string[];
+  /** first and last interval end (ms since the epoch) it was in */
+  firstSeen: number;
+  lastSeen: number;
+}
+
+/**
+ * A client edge and a server edge that carried the same connections: both
+ * ends were on this host (loopback, or namespaces joined by veth), so each
+ * side reported them. Found by the connections' 5-tuples.
+ */
+export interface EdgePair {
+  clientKey: string;
+  serverKey: string;
+}
+
+export interface StoreStats {
+  /** intervals held */
+  intervals: number;
+  /** edges held, summed over the intervals */
+  edges: number;
+  /** connection records held */
+  connections: number;
+  /** edges not kept because an interval had more than maxEdgesPerInterval */
+  edgesDropped: number;
+  /** intervals dropped before their time because the store held maxEdges */
+  intervalsEvicted: number;
+  /** records pushed out by newer ones (maxConnections) */
+  connectionsEvicted: number;
+  /** oldest interval end held, ms since the epoch; null when empty */
+  oldest: number | null;
+  retentionMs: number;
+  /** on-disk size, for a persistent store */
+  bytes?: number;
+}
+
+export interface FlowStore {
+  readonly retentionMs: number;
+  /**
+   * One interval: the edges the flow table drained at `endMs`, and the
+   * interval's TCP and UDP records (DNS records are ignored). `recordsDropped`:
+   * records the caller could not keep before handing them over (counted).
+   */
+  addInterval(endMs: number, intervalMs: number, edges: readonly Edge[], records: readonly FlowRecord[], recordsDropped?: number): void;
+  /** Every edge of intervals ending in (fromMs, toMs], summed per key. */
+  edges(fromMs: number, toMs: number): StoredEdge[];
+  /** Client/server edge pairs seen in intervals ending in (fromMs, toMs]. */
+  pairs(fromMs: number, toMs: number): EdgePair[];
+  /** Records of the edges with these keys whose ts is in (fromMs, toMs], newest first, at most `limit`. */
+  connections(keys: readonly string[], fromMs: number, toMs: number, limit: number): FlowRecord[];
+  stats(): StoreStats;
+  close(): void;
+}
+
+export function edgeKey(e: { proto: string; observedBy: string; source: { id: string }; destination: { id: string }; port: number }): string {
+  return `${e.proto}|${e.observedBy}|${e.source.id}|${e.destination.id}|${e.port}`;
+}
+
+/** Which side of a record is the client, and the server's port, as the flow table decides. */
+function recordSide(r: FlowRecord): { clientIsLocal: boolean; port: number } {
+  const clientIsLocal = r.proto === 'tcp' ? r.direction === 'outbound' : udpClientIsLocal(r);
+  const port = clientIsLocal ? (r.proto === 'tcp' && r.remote.reached ? r.remote.reached.port : r.remote.port) : r.local.port;
+  return { clientIsLocal, port };
+}
+
+/** The flow-table key of the edge a record went into (the overflow edge aside). */
+export function recordEdgeKey(r: FlowRecord): string {
+  const { clientIsLocal, port } = recordSide(r);
+  const { source, destination } = recordEnds(r, clientIsLocal);
+  return edgeKey({ proto: r.proto, observedBy: clientIsLocal ? 'client' : 'server', source, destination, port });
+}
+
+/**
+ * The connection a record is one side of, written the same from both sides:
+ * proto, client address and port, server address and port (the backend's,
+ * behind DNAT).
+ */
+export function connectionTuple(r: FlowRecord): string {
+  const { clientIsLocal } = recordSide(r);
+  const remote = r.proto === 'tcp' && r.remote.reached ? r.remote.reached : r.remote;
+  const local = `${r.local.addr}|${r.local.port}`;
+  const rem = `${remote.addr}|${remote.port}`;
+  return clientIsLocal ? `${r.proto}|${local}|${rem}` : `${r.proto}|${rem}|${local}`;
+}
+
+/**
+ * Pairs client and server edges by the 5-tuples of their records. `carry`
+ * holds the unmatched tuples of the previous call (a connection's two records
+ * may fall in consecutive intervals); the function replaces its contents with
+ * this call's unmatched ones.
+ */
+export function pairRecords(records: readonly FlowRecord[], carry: Map<string, { key: string; client: boolean }>): EdgePair[] {
+  const pairs = new Map<string, EdgePair>();
+  const previous = new Map(carry);
+  carry.clear();
+  for (const r of records) {
+    const tuple = connectionTuple(r);
+    const key = recordEdgeKey(r);
+    const client = key.split('|', 2)[1] === 'client';
+    const other = carry.get(tuple) ?? previous.get(tuple);
+    if (other && other.client !== client) {
+      const p = client ? { clientKey: key, serverKey: other.key } : { clientKey: other.key, serverKey: key };
+      pairs.set(`${p.clientKey}\n${p.serverKey}`, p);
+      carry.delete(tuple);
+      previous.delete(tuple);
+    } else {
+      carry.set(tuple, { key, client });
+    }
+  }
+  return [...pairs.values()];
+}
+
+export function emptyHistogram(): HistogramData {
+  return { bounds: RTT_BOUNDS_US, counts: new Array<number>(RTT_BOUNDS_US.length + 1).fill(0), sum: 0, count: 0 };
+}
+
+export function addHistogram(into: HistogramData, h: HistogramData): void {
+  if (h.counts.length !== into.counts.length) return;
+  for (let i = 0; i < into.counts.length; i++) into.counts[i]! += h.counts[i]!;
+  into.sum += h.sum;
+  into.count += h.count;
+}
+
+/** A stored edge from a flow-table edge of one interval. */
+export function storedEdge(e: Edge, endMs: number): StoredEdge {
+  const h = e.rttUs.toJSON();
+  const remote = e.observedBy === 'client' ? e.destination : e.source;
+  return {
+    key: edgeKey(e),
+    proto: e.proto,
+    observedBy: e.observedBy,
+    source: { ...e.source },
+    destination: { ...e.destination },
+    port: e.port,
+    ...(e.locality !== undefined ? { locality: e.locality } : {}),
+    connections: e.connections,
+    failed: { ...e.failed },
+    bytesSent: e.bytesSent,
+    bytesReceived: e.bytesReceived,
+    packetsSent: e.packetsSent,
+    packetsReceived: e.packetsReceived,
+    retransmits: e.retransmits,
+    rttUs: { bounds: h.bounds, counts: h.counts, sum: h.sum, count: h.count },
+    remoteAddrs: remote.addr !== undefined ? [remote.addr] : [],
+    firstSeen: endMs,
+    lastSeen: endMs,
+  };
+}
+
+/** Sum stored edges (of many intervals) per key. */
+export function sumEdges(edges: Iterable<StoredEdge>): StoredEdge[] {
+  const out = new Map<string, StoredEdge>();
+  for (const e of edges) {
+    const t = out.get(e.key);
+    if (!t) {
+      out.set(e.key, {
+        ...e,
+        source: { ...e.source },
+        destination: { ...e.destination },
+        failed: { ...e.failed },
+        rttUs: { ...e.rttUs, counts: [...e.rttUs.counts] },
+        remoteAddrs: [...e.remoteAddrs],
+      });
+      continue;
+    }
+    t.connections += e.connections;
+    t.failed.refused += e.failed.refused;
+    t.failed.timeout += e.failed.timeout;
+    t.failed.reset += e.failed.reset;
+    t.bytesSent += e.bytesSent;
+    t.bytesReceived += e.bytesReceived;
+    t.packetsSent += e.packetsSent;
+    t.packetsReceived += e.packetsReceived;
+    t.retransmits += e.retransmits;
+    addHistogram(t.rttUs, e.rttUs);
+    for (const a of e.remoteAddrs) if (!t.remoteAddrs.includes(a) && t.remoteAddrs.length < 64) t.remoteAddrs.push(a);
+    // the newest interval's view of the ends and locality wins (e.g. a pod that got its service later)
+    if (e.lastSeen >= t.lastSeen) {
+      Object.assign(t.source, e.source);
+      Object.assign(t.destination, e.destination);
+      if (e.locality !== undefined) t.locality = e.locality;
+    }
+    t.firstSeen = Math.min(t.firstSeen, e.firstSeen);
+    t.lastSeen = Math.max(t.lastSeen, e.lastSeen);
+  }
+  return [...out.values()];
+}
