@@ -31,7 +31,7 @@ import { Enricher } from '../src/enrich/enricher.js';
 import { HostAddresses } from '../src/enrich/host-addresses.js';
 import { ClusterIndex } from '../src/enrich/k8s/cluster-index.js';
 import type { PodInfo } from '../src/enrich/k8s/types.js';
-import { inBlockList, parseCidrs } from '../src/enrich/locality.js';
+import { clusterMatcher } from '../src/enrich/locality.js';
 import { ProcessInfoCache } from '../src/enrich/process-info.js';
 import { nameRemote } from '../src/enrich/remote-names.js';
 import { EdgeTable, recordEnds } from '../src/flows/edge-table.js';
@@ -217,7 +217,7 @@ export function buildPipeline(host: Host, cluster: Cluster, opts: { dnsNames: nu
   const processes = new ProcessInfoCache();
   const cgroups = new CgroupPaths(host.cgroupRoot);
   const hosts = new HostAddresses();
-  const cidrs = parseCidrs(CLUSTER_CIDRS);
+  const inCluster = clusterMatcher(CLUSTER_CIDRS);
   const enricher = new Enricher({
     processes,
     cgroups,
@@ -226,7 +226,7 @@ export function buildPipeline(host: Host, cluster: Cluster, opts: { dnsNames: nu
     nodeName: THIS_NODE,
     isHostAddress: (a) => hosts.has(a),
     learnHostAddress: (a) => hosts.learn(a),
-    inCluster: (a) => inBlockList(cidrs, a),
+    inCluster,
   });
   return { cluster, names, processes, cgroups, hosts, enricher };
 }
@@ -615,7 +615,7 @@ async function main(): Promise<void> {
             enriched.push(r);
           },
         });
-      const cidrs = parseCidrs(CLUSTER_CIDRS);
+      const inCluster = clusterMatcher(CLUSTER_CIDRS);
       const ix = cluster.index;
       const time = (name: string, list: TcpRecord[], f: (r: TcpRecord) => unknown) => {
         let best = Infinity;
@@ -626,7 +626,7 @@ async function main(): Promise<void> {
         }
         lookups[name] = Math.round(best * 1e6) / 1e3; // µs
       };
-      time('inBlockList(remote) [inCluster]', decoded, (r) => inBlockList(cidrs, r.remote.addr));
+      time('clusterMatcher(remote) [inCluster]', decoded, (r) => inCluster(r.remote.addr));
       time('HostAddresses.has(remote)', decoded, (r) => withKube.hosts.has(r.remote.addr));
       time('ProcessInfoCache.get', decoded, (r) => withKube.processes.get(r.local.pid, r.local.comm));
       time('DnsNameCache.lookup', decoded, (r) => withKube.names.lookup(r.local.netns, r.remote.addr, 0));

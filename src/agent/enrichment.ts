@@ -11,7 +11,7 @@ import { parseContainerCgroup } from '../enrich/container.js';
 import { Enricher } from '../enrich/enricher.js';
 import { HostAddresses } from '../enrich/host-addresses.js';
 import { KubeMetadata } from '../enrich/k8s/index.js';
-import { inBlockList, parseCidrs } from '../enrich/locality.js';
+import { clusterMatcher } from '../enrich/locality.js';
 import { ProcessInfoCache } from '../enrich/process-info.js';
 import { UsageError } from '../util/errors.js';
 
@@ -37,7 +37,7 @@ export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Pro
   const cgroupRoot = findCgroup2Root();
   const cgroups = cgroupRoot ? new CgroupPaths(cgroupRoot) : undefined;
   const hosts = new HostAddresses();
-  const cidrs = parseCidrs(opts.clusterCidrs);
+  const inCluster = clusterMatcher(opts.clusterCidrs);
   const kube = KubeMetadata.fromEnvironment({ kubeconfig: opts.kubeconfig, log });
   const nodeName = opts.nodeName ?? process.env.NODE_NAME ?? (kube ? os.hostname() : undefined);
   if (kube) {
@@ -64,7 +64,7 @@ export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Pro
     nodeName,
     isHostAddress: (a) => hosts.has(a),
     learnHostAddress: (a) => hosts.learn(a),
-    inCluster: (a) => inBlockList(cidrs, a),
+    inCluster,
   });
   return {
     enricher,

@@ -47,25 +47,28 @@ export class Enricher {
   private readonly containers = new Map<number, CgroupEntry>();
   readonly stats = { records: 0, k8sLocal: 0, k8sRemote: 0, containerHits: 0, cgroupUnknown: 0 };
 
-  constructor(private readonly src: EnricherSources) {}
+  constructor(private readonly src: EnricherSources) {
+    const { nodeName, kube, isHostAddress, inCluster } = src;
+    this.locality = {
+      nodeName,
+      get zone() {
+        return nodeName !== undefined ? kube?.zoneOf(nodeName) : undefined;
+      },
+      isHostAddress,
+      inCluster,
+    };
+  }
 
   enrich(r: AgentRecord): void {
     this.stats.records++;
     this.enrichLocal(r.local);
     if (r.proto === 'dns') return;
     const reachedAddr = this.enrichRemote(r.remote);
-    r.locality = classifyRemote(reachedAddr, r.remote.k8s, this.localityContext());
+    r.locality = classifyRemote(reachedAddr, r.remote.k8s, this.locality);
   }
 
-  private localityContext(): LocalityContext {
-    const nodeName = this.src.nodeName;
-    return {
-      nodeName,
-      zone: nodeName !== undefined ? this.src.kube?.zoneOf(nodeName) : undefined,
-      isHostAddress: this.src.isHostAddress,
-      inCluster: this.src.inCluster,
-    };
-  }
+  /** Built once; this node's zone is read when asked (node labels can change). */
+  private readonly locality: LocalityContext;
 
   private enrichLocal(l: LocalEndpoint): void {
     this.src.learnHostAddress?.(l.addr);

@@ -52,6 +52,26 @@ export function inBlockList(b: BlockList, addr: string): boolean {
   return false;
 }
 
+/**
+ * A membership test for the cluster CIDRs that is cheap per record:
+ * BlockList.check builds a SocketAddress each call (microseconds), so answers
+ * are remembered per address (bounded); no CIDRs at all is a constant.
+ */
+export function clusterMatcher(cidrs: readonly string[], maxRemembered = 65_536): (addr: string) => boolean {
+  if (!cidrs.some((c) => c.trim())) return () => false;
+  const list = parseCidrs(cidrs);
+  const seen = new Map<string, boolean>();
+  return (addr) => {
+    let v = seen.get(addr);
+    if (v === undefined) {
+      v = inBlockList(list, addr);
+      if (seen.size >= maxRemembered) seen.clear();
+      seen.set(addr, v);
+    }
+    return v;
+  };
+}
+
 /** Loopback ranges: always this host. */
 export function isLoopback(addr: string): boolean {
   return addr.startsWith('127.') || addr === '::1';

@@ -45,33 +45,101 @@ export interface Edge {
 /** Turns a record into the two ends of its edge: the caller (source) and the callee (destination). */
 export type EdgeEnds = (r: TcpRecord | UdpRecord, clientIsLocal: boolean) => { source: EdgeEnd; destination: EdgeEnd; locality?: string };
 
-/** A workload's identity: "namespace/workload". */
-function workloadEnd(k: K8sInfo): EdgeEnd | undefined {
-  if (k.workload === undefined) return undefined;
-  const id = `${k.namespace ?? ''}/${k.workload}`;
-  const e: EdgeEnd = { id, namespace: k.namespace, workload: k.workload, workloadKind: k.workloadKind };
-  if (k.service !== undefined) e.service = k.service;
-  return e;
+/**
+ * Edge ends are made once per identity and shared (frozen) by every record
+ * and edge that has it: per record, finding its ends is a map lookup, not a
+ * few objects and strings. Kubernetes answers are shared objects too (the
+ * cluster index remembers them), so they are looked up by identity first.
+ * Bounded: past `MAX_ENDS` ends of a kind, that kind starts over.
+ */
+const MAX_ENDS = 100_000;
+
+class EndInterner {
+  private byK8s = new WeakMap<K8sInfo, EdgeEnd | null>();
+  private readonly byId = new Map<string, EdgeEnd>();
+  private readonly processes = new Map<string, EdgeEnd>();
+  private readonly names = new Map<string, EdgeEnd>();
+  private readonly addrs = new Map<string, EdgeEnd>();
+
+  private intern(id: string, make: () => EdgeEnd): EdgeEnd {
+    let e = this.byId.get(id);
+    if (!e) {
+      if (this.byId.size >= MAX_ENDS) {
+        this.byId.clear();
+        this.byK8s = new WeakMap();
+      }
+      e = Object.freeze(make());
+      this.byId.set(id, e);
+    }
+    return e;
+  }
+
+  /** A workload, else a Service alone, else a node; null when the answer names none of them. */
+  k8s(k: K8sInfo, addr: string): EdgeEnd | null {
+    let e = this.byK8s.get(k);
+    if (e !== undefined) return e;
+    e = null;
+    if (k.workload !== undefined) {
+      const id = `${k.namespace ?? ''}/${k.workload}`;
+      e = this.intern(id, () => {
+        const end: EdgeEnd = { id, namespace: k.namespace, workload: k.workload, workloadKind: k.workloadKind };
+        if (k.service !== undefined) end.service = k.service;
+        return end;
+      });
+    } else if (k.service !== undefined) {
+      const id = `svc:${k.namespace ?? ''}/${k.service}`;
+      e = this.intern(id, () => ({ id, namespace: k.namespace, service: k.service }));
+    } else if (k.node !== undefined) {
+      const id = `node:${k.node}`;
+      e = this.intern(id, () => ({ id, node: k.node, addr }));
+    }
+    this.byK8s.set(k, e);
+    return e;
+  }
+
+  private plain(map: Map<string, EdgeEnd>, key: string, make: () => EdgeEnd): EdgeEnd {
+    let e = map.get(key);
+    if (!e) {
+      if (map.size >= MAX_ENDS) map.clear();
+      e = Object.freeze(make());
+      map.set(key, e);
+    }
+    return e;
+  }
+
+  process(comm: string): EdgeEnd {
+    return this.plain(this.processes, comm, () => ({ id: `process:${comm}`, process: comm }));
+  }
+
+  name(name: string, addr: string): EdgeEnd {
+    return this.plain(this.names, name, () => ({ id: `dns:${name}`, name, addr }));
+  }
+
+  addr(addr: string): EdgeEnd {
+    return this.plain(this.addrs, addr, () => ({ id: addr, addr }));
+  }
 }
+
+const ENDS = new EndInterner();
 
 /**
  * The ends of an edge, as specific as what is known: a Kubernetes workload,
  * else (remote) a Service dialled, a DNS name, a node, an address; else
- * (local) the process by command name.
+ * (local) the process by command name. Ends are shared: read, never change them.
  */
 export const recordEnds: EdgeEnds = (r, clientIsLocal) => {
   const lk = r.local.k8s;
-  const local: EdgeEnd = (lk && workloadEnd(lk)) ?? { id: `process:${r.local.comm}`, process: r.local.comm };
-  if (lk?.workload !== undefined) local.process = r.local.comm;
+  const local = (lk?.workload !== undefined ? ENDS.k8s(lk, r.local.addr) : null) ?? ENDS.process(r.local.comm);
   const rk = r.remote.k8s;
   const name = r.remote.name;
   const addr = r.remote.reached?.addr ?? r.remote.addr;
-  let remote: EdgeEnd | undefined = rk && workloadEnd(rk);
-  if (!remote && rk?.service !== undefined) remote = { id: `svc:${rk.namespace ?? ''}/${rk.service}`, namespace: rk.namespace, service: rk.service };
-  if (!remote && name !== undefined) remote = { id: `dns:${name}`, name, addr };
-  if (!remote && rk?.node !== undefined) remote = { id: `node:${rk.node}`, node: rk.node, addr };
-  remote ??= { id: addr, addr };
-  return { ...(clientIsLocal ? { source: local, destination: remote } : { source: remote, destination: local }), locality: r.locality };
+  let remote: EdgeEnd | null = null;
+  // a workload or Service first; a node's address only after a DNS name
+  if (rk && (rk.workload !== undefined || rk.service !== undefined)) remote = ENDS.k8s(rk, addr);
+  if (!remote && name !== undefined) remote = ENDS.name(name, addr);
+  if (!remote && rk?.node !== undefined) remote = ENDS.k8s(rk, addr);
+  remote ??= ENDS.addr(addr);
+  return clientIsLocal ? { source: local, destination: remote, locality: r.locality } : { source: remote, destination: local, locality: r.locality };
 };
 
 /** UDP has no caller and callee: the end on the ephemeral (or, failing that, higher) port is taken as the client. */
@@ -86,7 +154,9 @@ export function udpClientIsLocal(r: UdpRecord): boolean {
 const OVERFLOW: EdgeEnd = { id: '(overflow)' };
 
 export class EdgeTable {
-  private edges = new Map<string, Edge>();
+  /** source id -> destination id -> port, protocol and side -> edge: no key string built per record */
+  private edges = new Map<string, Map<string, Map<number, Edge>>>();
+  private count = 0;
   /** records folded into the overflow edge since start */
   overflowed = 0;
 
@@ -96,7 +166,15 @@ export class EdgeTable {
   ) {}
 
   get size(): number {
-    return this.edges.size;
+    return this.count;
+  }
+
+  private slot(source: EdgeEnd, destination: EdgeEnd): Map<number, Edge> {
+    let bySource = this.edges.get(source.id);
+    if (!bySource) this.edges.set(source.id, (bySource = new Map()));
+    let slot = bySource.get(destination.id);
+    if (!slot) bySource.set(destination.id, (slot = new Map()));
+    return slot;
   }
 
   add(r: AgentRecord): void {
@@ -105,19 +183,20 @@ export class EdgeTable {
     const port = clientIsLocal ? (r.proto === 'tcp' && r.remote.reached ? r.remote.reached.port : r.remote.port) : r.local.port;
     const { source, destination, locality } = this.ends(r, clientIsLocal);
     const observedBy = clientIsLocal ? 'client' : 'server';
-    let key = `${r.proto}|${observedBy}|${source.id}|${destination.id}|${port}`;
-    let edge = this.edges.get(key);
+    const sub = (r.proto === 'udp' ? 2 : 0) + (clientIsLocal ? 0 : 1);
+    let slot = this.slot(source, destination);
+    let edge = slot.get(port * 4 + sub);
     if (!edge) {
       let s = source;
       let d = destination;
       let p = port;
-      if (this.edges.size >= this.maxEdges) {
-        key = `${r.proto}|${observedBy}|(overflow)`;
+      if (this.count >= this.maxEdges) {
         s = OVERFLOW;
         d = OVERFLOW;
         p = 0;
         this.overflowed++;
-        edge = this.edges.get(key);
+        slot = this.slot(OVERFLOW, OVERFLOW);
+        edge = slot.get(sub);
       }
       if (!edge) {
         edge = {
@@ -136,7 +215,8 @@ export class EdgeTable {
           retransmits: 0,
           rttUs: new Histogram(RTT_BOUNDS_US),
         };
-        this.edges.set(key, edge);
+        slot.set(p * 4 + sub, edge);
+        this.count++;
       }
     }
     // bytes and packets in the caller -> callee direction
@@ -157,8 +237,10 @@ export class EdgeTable {
 
   /** The edges of the interval now ending; the table starts empty again. */
   drain(): Edge[] {
-    const out = [...this.edges.values()];
+    const out: Edge[] = [];
+    for (const bySource of this.edges.values()) for (const slot of bySource.values()) for (const e of slot.values()) out.push(e);
     this.edges = new Map();
+    this.count = 0;
     return out;
   }
 }

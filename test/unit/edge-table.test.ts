@@ -122,7 +122,7 @@ describe('EdgeTable', () => {
     const edges = t.drain();
     assert.equal(edges.length, 3, 'two ledger pods are one workload');
     const toLedger = edges.find((e) => e.destination.id === 'payments/ledger')!;
-    assert.deepEqual(toLedger.source, { id: 'payments/checkout', namespace: 'payments', workload: 'checkout', workloadKind: 'Deployment', process: 'curl' });
+    assert.deepEqual(toLedger.source, { id: 'payments/checkout', namespace: 'payments', workload: 'checkout', workloadKind: 'Deployment' });
     assert.deepEqual(toLedger.destination, { id: 'payments/ledger', namespace: 'payments', workload: 'ledger', workloadKind: 'StatefulSet', service: 'ledger' });
     assert.deepEqual([toLedger.connections, toLedger.bytesSent, toLedger.port, toLedger.locality], [3, 30, 5432, 'cross-zone']);
     const toSvc = edges.find((e) => e.destination.id === 'svc:payments/ledger')!;

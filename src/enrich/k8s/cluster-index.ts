@@ -59,6 +59,13 @@ export class ClusterIndex {
   private readonly nodeByIp = new Map<string, NodeInfo>();
   private readonly replicaSets = new Map<string, ControllerInfo>();
   private readonly jobs = new Map<string, ControllerInfo>();
+  /**
+   * Answers already given, by address ("a:") or pod UID ("u:"), null for
+   * "unknown". Lookups run for every record while the cluster changes rarely,
+   * so answers are remembered (frozen: shared by the records that carry them)
+   * until the next change of any watched object.
+   */
+  private readonly answers = new Map<string, Readonly<K8sRef> | null>();
 
   get counts(): { pods: number; services: number; endpointSlices: number; nodes: number; replicaSets: number; jobs: number } {
     return {
@@ -74,6 +81,7 @@ export class ClusterIndex {
   // --- pods
 
   upsertPod(p: PodInfo): void {
+    this.answers.clear();
     const uid = p.metadata.uid;
     if (!uid) return;
     const name = nsName(p.metadata);
@@ -86,6 +94,7 @@ export class ClusterIndex {
   }
 
   removePod(p: PodInfo): void {
+    this.answers.clear();
     const uid = p.metadata.uid ?? this.podUidByName.get(nsName(p.metadata));
     if (uid) this.dropPod(uid);
   }
@@ -102,12 +111,14 @@ export class ClusterIndex {
   // --- services and their endpoints
 
   upsertService(s: ServiceInfo): void {
+    this.answers.clear();
     this.removeService(s);
     this.services.set(nsName(s.metadata), s);
     for (const ip of s.clusterIPs) this.serviceByClusterIp.set(ip, s);
   }
 
   removeService(s: ServiceInfo): void {
+    this.answers.clear();
     const key = nsName(s.metadata);
     const old = this.services.get(key);
     if (!old) return;
@@ -117,6 +128,7 @@ export class ClusterIndex {
   }
 
   upsertEndpointSlice(e: EndpointSliceInfo): void {
+    this.answers.clear();
     this.removeEndpointSlice(e);
     this.slices.set(nsName(e.metadata), e);
     const service = sliceService(e);
@@ -126,6 +138,7 @@ export class ClusterIndex {
   }
 
   removeEndpointSlice(e: EndpointSliceInfo): void {
+    this.answers.clear();
     const key = nsName(e.metadata);
     const old = this.slices.get(key);
     if (!old) return;
@@ -139,12 +152,14 @@ export class ClusterIndex {
   // --- nodes
 
   upsertNode(n: NodeInfo): void {
+    this.answers.clear();
     this.removeNode(n);
     this.nodes.set(n.metadata.name, n);
     for (const ip of n.addresses) this.nodeByIp.set(ip, n);
   }
 
   removeNode(n: NodeInfo): void {
+    this.answers.clear();
     const old = this.nodes.get(n.metadata.name);
     if (!old) return;
     this.nodes.delete(n.metadata.name);
@@ -154,10 +169,12 @@ export class ClusterIndex {
   // --- owners of pods' owners
 
   upsertController(kind: 'ReplicaSet' | 'Job', c: ControllerInfo): void {
+    this.answers.clear();
     (kind === 'ReplicaSet' ? this.replicaSets : this.jobs).set(nsName(c.metadata), c);
   }
 
   removeController(kind: 'ReplicaSet' | 'Job', c: ControllerInfo): void {
+    this.answers.clear();
     (kind === 'ReplicaSet' ? this.replicaSets : this.jobs).delete(nsName(c.metadata));
   }
 
@@ -165,6 +182,26 @@ export class ClusterIndex {
 
   /** A pod IP (host-network pods excluded), a ClusterIP, a node address, or else an endpoint address of a service. */
   byAddress(ip: string): K8sRef | undefined {
+    return this.remembered(`a:${ip}`, () => this.resolveAddress(ip));
+  }
+
+  byPodUid(uid: string): K8sRef | undefined {
+    return this.remembered(`u:${uid}`, () => {
+      const pod = this.pods.get(normalizePodUid(uid));
+      return pod ? this.podRef(pod) : undefined;
+    });
+  }
+
+  private remembered(key: string, resolve: () => K8sRef | undefined): K8sRef | undefined {
+    const hit = this.answers.get(key);
+    if (hit !== undefined) return hit ?? undefined;
+    const answer = resolve();
+    if (this.answers.size >= 65_536) this.answers.clear();
+    this.answers.set(key, answer ? Object.freeze(answer) : null);
+    return answer;
+  }
+
+  private resolveAddress(ip: string): K8sRef | undefined {
     const addr = normalizeIp(ip);
     const pod = this.podAt(addr);
     if (pod) return this.podRef(pod);
@@ -178,11 +215,6 @@ export class ClusterIndex {
       return { namespace, service };
     }
     return undefined;
-  }
-
-  byPodUid(uid: string): K8sRef | undefined {
-    const pod = this.pods.get(normalizePodUid(uid));
-    return pod ? this.podRef(pod) : undefined;
   }
 
   zoneOf(node: string): string | undefined {
