@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Enricher, type EnricherSources, type KubeSource } from '../../src/enrich/enricher.js';
-import { classifyRemote, inBlockList, parseCidrs, type LocalityContext } from '../../src/enrich/locality.js';
+import { classifyRemote, clusterMatcher, inBlockList, parseCidrs, type LocalityContext } from '../../src/enrich/locality.js';
 import { HostAddresses } from '../../src/enrich/host-addresses.js';
 import type { K8sInfo, TcpRecord } from '../../src/events/records.js';
 
@@ -168,5 +168,16 @@ describe('HostAddresses', () => {
     h.learn('10.1.0.3');
     assert.deepEqual(['10.1.0.1', '10.1.0.2', '10.1.0.3'].map((a) => h.has(a)), [false, true, true]);
     assert.equal(h.size, 2);
+  });
+});
+
+describe('clusterMatcher', () => {
+  test('the same answers as the CIDR list, remembered within a bound; no CIDRs is always false', () => {
+    const m = clusterMatcher(['10.244.0.0/16', 'fd00:10::/56'], 2);
+    for (let round = 0; round < 2; round++)
+      assert.deepEqual(['10.244.3.4', '10.245.0.1', 'fd00:10::1', 'fd00:11::1', '10.244.3.4'].map(m), [true, false, true, false, true]);
+    const none = clusterMatcher([' ', '']);
+    assert.equal(none('10.244.3.4'), false);
+    assert.throws(() => clusterMatcher(['10.0.0.0/99']), /'10.0.0.0\/99'/);
   });
 });
