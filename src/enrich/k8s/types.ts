@@ -3,23 +3,10 @@
  * watched object (the informers cache these slim records, never whole objects).
  */
 
-/** Kubernetes metadata for an address or a pod. */
-export interface K8sRef {
-  /** the pod's or service's namespace; absent for a node address (nodes are cluster-scoped) */
-  namespace?: string;
-  pod?: string;
-  /** the pod's workload: its Deployment, StatefulSet, DaemonSet, CronJob, Job, ...; a bare pod's own name */
-  workload?: string;
-  /** Deployment, StatefulSet, DaemonSet, CronJob, Job, ReplicaSet, ... or 'Pod' for a bare (or static) pod */
-  workloadKind?: string;
-  /** a ClusterIP's service; for a pod, the service whose endpoints hold it (the first by name when several do) */
-  service?: string;
-  node?: string;
-  /** the node's topology.kubernetes.io/zone label */
-  zone?: string;
-  /** present (true) only for pods on the host network: their address is the node's */
-  hostNetwork?: boolean;
-}
+import type { K8sInfo } from '../../events/records.js';
+
+/** Kubernetes metadata for an address or a pod: the `k8s` object of the record contract. */
+export type K8sRef = K8sInfo;
 
 /** The metadata an informer needs to key, version and diff an object. */
 export interface SlimMeta {
