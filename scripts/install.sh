@@ -11,8 +11,9 @@ if [ "${1:-}" = "--test" ]; then
   # iproute2: test hosts in network namespaces; util-linux: setpriv (dropping
   # capabilities); libbpf-tools: the peer tools benchmarked against;
   # nftables: DNAT rules as kube-proxy sets them; prometheus: the server that
-  # scrapes `bpfagent run` in its test (started by the test, not as a service).
-  pkgs+=(iproute2 util-linux libbpf-tools gcc nftables clickhouse-server clickhouse-client prometheus)
+  # scrapes `bpfagent run` in its test (started by the test, not as a service);
+  # chromium: the browser the web UI's test drives (through playwright-core).
+  pkgs+=(iproute2 util-linux libbpf-tools gcc nftables clickhouse-server clickhouse-client prometheus chromium)
 fi
 
 missing=()
