@@ -74,6 +74,9 @@ export interface StoreStats {
   retentionMs: number;
   /** on-disk size, for a persistent store */
   bytes?: number;
+  /** intervals a persistent store could not write (kept in memory all the same) */
+  writeErrors?: number;
+  lastWriteError?: string;
 }
 
 export interface FlowStore {

@@ -153,9 +153,17 @@ export class MemoryFlowStore implements FlowStore {
 
   /** Keep an interval and its records (a persistent store writes them too). */
   protected insert(interval: StoredInterval, rows: StoredRecord[]): void {
+    this.keepInterval(interval);
+    this.keepRecords(rows);
+  }
+
+  protected keepInterval(interval: StoredInterval): void {
     this.intervals.push(interval);
-    this.intervals.sort((a, b) => a.endMs - b.endMs);
+    if (this.intervals.length > 1 && this.intervals[this.intervals.length - 2]!.endMs > interval.endMs) this.intervals.sort((a, b) => a.endMs - b.endMs);
     this.edgeCount += interval.edges.length;
+  }
+
+  protected keepRecords(rows: readonly StoredRecord[]): void {
     for (const r of rows) this.records.push(r);
   }
 

@@ -5,9 +5,13 @@
  * edge with exact counts, the client's and server's sides merged; the
  * refused edge failing; /api/edges/:id/connections lists the connections;
  * /api/localities, /api/external and /api/status answer; bad parameters 400.
+ * With store.dataDir, the map survives a restart.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { TcpRecord } from '../../src/events/records.js';
 import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
@@ -194,5 +198,60 @@ describe('bpfagent run: the HTTP API over the embedded store', { skip: KERNEL_SK
     // an empty value is the default; an edge not in the window is 404
     assert.equal((await agent.get('/api/localities?window=')).status, 200);
     assert.equal((await agent.get(`/api/edges/${Buffer.from('tcp|a|b|1|client').toString('base64url')}/connections`)).status, 404);
+  });
+});
+
+describe('bpfagent run with store.dataDir: the map survives a restart', { skip: KERNEL_SKIP }, () => {
+  let net: TestNetwork;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-data-'));
+  const port = 34000 + (process.pid % 100) * 4;
+  const yaml = `listen: 127.0.0.1:0\ninterval: 1s\nshutdownTimeout: 5s\nstore:\n  retention: 1h\n  dataDir: ${dir}\n`;
+
+  before(() => {
+    net = new TestNetwork(21);
+  });
+  after(() => {
+    net?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('an edge seen before SIGTERM is in /api/graph after the restart, with its connections', async () => {
+    const first = new RunAgent(yaml);
+    let second: RunAgent | undefined;
+    try {
+      await first.ready;
+      const server = new Peer('dsrv', ['server', '--host', net.b.ipv4, '--port', String(port), '--send', '7', '--count', '2'], { netns: net.b.ns });
+      await server.waitFor('listening');
+      for (const n of [123, 4567]) {
+        const c = new Peer('dcli', ['client', '--host', net.b.ipv4, '--port', String(port), '--send', String(n)], { netns: net.a.ns });
+        await c.waitFor('done');
+      }
+      const want = (g: Graph): GraphEdge | undefined => g.edges.find((e) => e.source === 'process:dcli' && e.target === 'process:dsrv' && e.connections === 2);
+      const deadline = Date.now() + 15_000;
+      let seen: GraphEdge | undefined;
+      while (!seen) {
+        seen = want(JSON.parse((await first.get('/api/graph?window=10m&workload=dcli')).body) as Graph);
+        if (!seen && Date.now() > deadline) throw new Error('the edge never showed');
+        if (!seen) await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.equal((await first.stop('SIGTERM')).code, 0);
+
+      second = new RunAgent(yaml);
+      await second.ready;
+      assert.match(second.stderr, /store: .*flows\.sqlite: \d+ intervals and \d+ connections read back/);
+      const again = want(JSON.parse((await second.get('/api/graph?window=10m&workload=dcli')).body) as Graph);
+      assert.deepEqual(again && { ...again, connectionsPerSec: 0 }, { ...seen, connectionsPerSec: 0 });
+      assert.deepEqual([again!.bytesSent, again!.bytesReceived, again!.observedBy], [4690, 14, 'both']);
+      const cs = JSON.parse((await second.get(`/api/edges/${again!.id}/connections?window=10m`)).body) as { connections: TcpRecord[] };
+      assert.deepEqual(cs.connections.map((r) => r.bytesSent), [4567, 123]);
+      const status = JSON.parse((await second.get('/api/status')).body) as { store: { bytes: number; intervals: number } };
+      assert.ok(status.store.bytes > 0 && status.store.intervals >= 1, JSON.stringify(status.store));
+    } finally {
+      await first.stop('SIGTERM');
+      if (second) {
+        const exit = await second.stop('SIGTERM');
+        assert.equal(exit.code, 0, exit.stderr);
+      }
+    }
   });
 });

@@ -1,11 +1,16 @@
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import Fastify from 'fastify';
 import type { TcpRecord, UdpRecord } from '../../src/events/records.js';
 import { EdgeTable } from '../../src/flows/edge-table.js';
 import { buildGraph, edgeId, externalDestinations, healthOf, localityTotals, registerApi } from '../../src/server/api.js';
 import { type FlowRecord, type FlowStore, recordEdgeKey } from '../../src/store/flow-store.js';
 import { MemoryFlowStore } from '../../src/store/memory-store.js';
+import { SqliteFlowStore } from '../../src/store/sqlite-store.js';
+import { UsageError } from '../../src/util/errors.js';
 
 const T0 = Date.parse('2026-11-25T12:00:00.000Z');
 let nextPort = 40000;
@@ -223,5 +228,52 @@ describe('HTTP API over the store (fastify inject)', () => {
       assert.equal(r.status, 400, url);
       assert.deepEqual(r.body, { error }, url);
     }
+  });
+});
+
+describe('SqliteFlowStore: history survives a restart', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-store-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('write, close, reopen: the same edges, pairs and connections; retention and bounds applied at open', () => {
+    const bounds = { retentionMs: 60_000, maxConnections: 4 };
+    const a = new SqliteFlowStore(dir, bounds, T0);
+    const c1 = tcp({ bytesSent: 1000, bytesReceived: 11, at: 100, srttUs: 70 });
+    interval(a, 1000, [c1, serverSide(c1, 'srv', 1), tcp({ outcome: 'refused', at: 200, port: 9 })]);
+    interval(a, 2000, [tcp({ bytesSent: 5, at: 1500 }), tcp({ bytesSent: 6, at: 1600 }), tcp({ bytesSent: 7, at: 1700 })]);
+    const before = { edges: a.edges(T0, T0 + 5000), pairs: a.pairs(T0, T0 + 5000), graph: buildGraph(a, T0, T0 + 5000) };
+    const keys = before.edges.map((e) => e.key);
+    const conns = a.connections(keys, T0, T0 + 5000, 100);
+    assert.equal(conns.length, 4, 'maxConnections 4 of 6');
+    assert.ok((a.stats().bytes ?? 0) > 0);
+    a.close();
+
+    const b = new SqliteFlowStore(dir, bounds, T0 + 2500);
+    assert.deepEqual(b.edges(T0, T0 + 5000), before.edges);
+    assert.deepEqual(b.pairs(T0, T0 + 5000), before.pairs);
+    assert.deepEqual(buildGraph(b, T0, T0 + 5000), before.graph);
+    assert.deepEqual(b.connections(keys, T0, T0 + 5000, 100), conns);
+    assert.deepEqual([b.stats().intervals, b.stats().edges, b.stats().connections], [2, 4, 4]);
+    // and it goes on: a new interval after the restart adds to the old ones
+    interval(b, 3000, [tcp({ bytesSent: 8, at: 2600 })]);
+    assert.equal(b.edges(T0, T0 + 5000).find((e) => e.key === 'tcp|client|process:cli|10.0.0.2|443')!.bytesSent, 1000 + 5 + 6 + 7 + 8);
+    b.close();
+
+    // opened 61 s later: the first interval (end T0+1s) is past the 60 s retention, and so are its records
+    const c = new SqliteFlowStore(dir, bounds, T0 + 61_500);
+    assert.deepEqual(c.edges(T0, T0 + 5000).map((e) => e.port).sort(), [443]);
+    assert.equal(c.stats().intervals, 2);
+    assert.deepEqual(c.connections(keys, T0, T0 + 5000, 100).map((r) => r.bytesSent), [8, 7, 6, 5].slice(0, c.stats().connections));
+    c.close();
+    // what the retention dropped is gone from the file too
+    const d = new SqliteFlowStore(dir, { ...bounds, retentionMs: 3_600_000 }, T0 + 61_500);
+    assert.equal(d.stats().intervals, 2);
+    d.close();
+  });
+
+  test('a dataDir that cannot be made: a UsageError naming the file', () => {
+    const f = path.join(dir, 'a-file');
+    writeFileSync(f, 'x');
+    assert.throws(() => new SqliteFlowStore(path.join(f, 'sub')), (e: unknown) => e instanceof UsageError && e.message.startsWith(`store: cannot open ${path.join(f, 'sub', 'flows.sqlite')}: `) && e.message.endsWith('; check store.dataDir'));
   });
 });
