@@ -214,6 +214,7 @@ const cyStyle = [
       'text-border-opacity': 0.6,
       color: '#1f2933',
       'line-opacity': 0.9,
+      'text-margin-y': 'data(dy)',
     },
   },
   { selector: 'edge[health = "failing"]', style: { color: '#a01c12', 'line-style': 'solid' } },
@@ -239,7 +240,7 @@ let laidOut = false;
 
 function edgeWidth(e) {
   const bytes = (e.bytesSent ?? 0) + (e.bytesReceived ?? 0);
-  return Math.min(12, 1.5 + Math.log10(1 + bytes) * 1.2 + Math.min(3, (e.connectionsPerSec ?? 0) * 0.5));
+  return Math.min(10, 1.2 + Math.log10(1 + bytes) * 0.8 + Math.min(2, (e.connectionsPerSec ?? 0) * 0.2));
 }
 
 function edgeLabel(e) {
@@ -266,6 +267,7 @@ function edgeData(e) {
     color: HEALTH_COLOR[e.health] ?? '#8a94a3',
     w: edgeWidth(e),
     label: edgeLabel(e),
+    dy: 0,
   };
 }
 
@@ -310,9 +312,12 @@ function applyGraph(g) {
       const d = nodeData(n, failingIds);
       const el = cy.getElementById(n.id);
       if (el.empty()) {
-        const pos = remembered.get(n.id);
+        // back where it was, unless another node took the place meanwhile
+        let pos = remembered.get(n.id);
+        if (pos && !placeFree(pos, added)) pos = undefined;
         const added1 = cy.add({ group: 'nodes', data: d, position: pos ? { ...pos } : undefined });
         if (!pos) added.push(added1);
+        if (selected?.type === 'node' && selected.id === n.id) added1.select();
       } else {
         if ((el.data('parent') ?? null) !== (d.parent ?? null)) el.move({ parent: d.parent ?? null });
         el.data(d);
@@ -321,8 +326,10 @@ function applyGraph(g) {
     for (const [id, e] of wantEdges) {
       const d = edgeData(e);
       const el = cy.getElementById(id);
-      if (el.empty()) cy.add({ group: 'edges', data: d });
-      else el.data(d);
+      if (el.empty()) {
+        const e1 = cy.add({ group: 'edges', data: d });
+        if (selected?.type === 'edge' && selected.id === e.id) e1.select();
+      } else el.data(d);
     }
   });
 
@@ -334,6 +341,28 @@ function applyGraph(g) {
     dl.innerHTML = known.map((n) => `<option value="${esc(n)}">`).join('');
   }
   layoutNew(added);
+  spreadLabels();
+}
+
+/** Edge labels whose places on the map collide are moved apart, up and down. */
+function spreadLabels() {
+  const placed = [];
+  cy.batch(() => {
+    cy.edges().forEach((e) => {
+      const m = e.midpoint();
+      const lines = String(e.data('label') ?? '').split('\n');
+      const w = 6.2 * Math.max(...lines.map((l) => l.length));
+      const h = 15 * lines.length + 4;
+      let dy = 0;
+      for (let k = 1; k < 12; k++) {
+        const hit = placed.some((b) => Math.abs(b.x - m.x) < (b.w + w) / 2 && Math.abs(b.y - (m.y + dy)) < (b.h + h) / 2);
+        if (!hit) break;
+        dy = (k % 2 ? 1 : -1) * Math.ceil(k / 2) * (h + 2);
+      }
+      placed.push({ x: m.x, y: m.y + dy, w, h });
+      if (e.data('dy') !== dy) e.data('dy', dy);
+    });
+  });
 }
 
 // Layered layout: callers on the left, callees on the right (longest path
@@ -341,7 +370,7 @@ function applyGraph(g) {
 // so that namespace boxes never overlap; within a column, nodes follow the
 // mean row of their callers, to keep edges short and crossings few.
 const COL = 300;
-const ROW = 96;
+const ROW = 110;
 const BAND_GAP = 70;
 
 function layeredPositions(nodes, edges) {
@@ -398,7 +427,7 @@ function layeredPositions(nodes, edges) {
   let y0 = 0;
   for (const band of bands) {
     const members = ids.filter((id) => bandOf(id) === band);
-    let rows = 0;
+    const columns = [];
     for (let c = 0; c <= maxRank; c++) {
       const col = members.filter((id) => rank.get(id) === c);
       const key = (id) => {
@@ -407,9 +436,21 @@ function layeredPositions(nodes, edges) {
       };
       col.sort((a, b) => key(a) - key(b) || byId.get(a).label?.localeCompare?.(byId.get(b).label ?? '') || a.localeCompare(b));
       col.forEach((id, i) => pos.set(id, { x: c * COL, y: y0 + i * ROW }));
-      rows = Math.max(rows, col.length);
+      columns.push(col);
     }
-    y0 += rows * ROW + BAND_GAP;
+    // then, right to left, each caller moves down towards the mean row of what it calls (order kept, never up)
+    for (let c = maxRank - 1; c >= 0; c--) {
+      let prev = Number.NEGATIVE_INFINITY;
+      for (const id of columns[c]) {
+        const ys = out.get(id).filter((t) => pos.has(t) && bandOf(t) === band).map((t) => pos.get(t).y);
+        const want = ys.length ? ys.reduce((a, b) => a + b, 0) / ys.length : pos.get(id).y;
+        const y = Math.max(want, pos.get(id).y, prev + ROW);
+        pos.get(id).y = y;
+        prev = y;
+      }
+    }
+    const bottom = Math.max(y0, ...members.map((id) => pos.get(id).y));
+    y0 = bottom + ROW + BAND_GAP;
   }
   return pos;
 }
@@ -426,7 +467,8 @@ function layoutNew(added) {
   }
   if (added.length === 0) return;
   // new nodes go where the layout puts them, moved down past any node already there
-  const taken = real.filter((n) => !added.includes(n)).map((n) => n.position());
+  const addedIds = new Set(added.map((n) => n.id()));
+  const taken = real.filter((n) => !addedIds.has(n.id())).map((n) => ({ ...n.position() }));
   const free = (p) => taken.every((q) => Math.abs(q.x - p.x) > COL / 2 || Math.abs(q.y - p.y) > ROW / 2);
   cy.batch(() => {
     for (const n of added) {
@@ -441,6 +483,15 @@ function layoutNew(added) {
   if (bb.x1 < view.x1 || bb.x2 > view.x2 || bb.y1 < view.y1 || bb.y2 > view.y2) fitReadable(true);
 }
 
+/** Whether no node on the map (but those in `except`) is at `p`. */
+function placeFree(p, except = []) {
+  const skip = new Set(except.map((n) => n.id()));
+  return cy
+    .nodes(':childless')
+    .not('.ns')
+    .every((n) => skip.has(n.id()) || Math.abs(n.position('x') - p.x) > COL / 2 || Math.abs(n.position('y') - p.y) > ROW / 2);
+}
+
 /** Fit the map, but never zoom in past 1.25 (a small graph stays at its natural size, centred). */
 function fitReadable(animate = false) {
   const eles = cy.elements();
@@ -453,6 +504,12 @@ function fitReadable(animate = false) {
   else cy.viewport({ zoom, pan });
 }
 
+cy.on('dragfree', 'node', () => spreadLabels());
+document.getElementById('relayout').addEventListener('click', () => {
+  laidOut = false;
+  layoutNew([]);
+  spreadLabels();
+});
 document.getElementById('fit').addEventListener('click', () => fitReadable(true));
 
 // ---------- selection and details ----------
@@ -574,6 +631,9 @@ function remoteText(end) {
 
 function connectionsTable(conns) {
   if (!conns.length) return `<p class="muted">No connections in this window.</p>`;
+  // one remote for all (an edge's usual case): said once, above the table
+  const remotes = new Set(conns.map((r) => remoteText(r.remote)));
+  const oneRemote = remotes.size === 1 ? [...remotes][0] : undefined;
   const rows = conns
     .map((r) => {
       const bad = r.outcome && r.outcome !== 'closed';
@@ -581,7 +641,7 @@ function connectionsTable(conns) {
       return `<tr${bad ? ' class="bad"' : ''}>
         <td>${esc(fmtTime(r.ts))}</td>
         <td title="${esc(hostPort(r.local))}">${esc(localText(r.local))}</td>
-        <td class="wrap">${r.direction === 'inbound' ? '← ' : ''}${esc(remoteText(r.remote))}</td>
+        ${oneRemote === undefined ? `<td class="wrap">${r.direction === 'inbound' ? '← ' : ''}${esc(remoteText(r.remote))}</td>` : ''}
         <td${bad ? ' class="failed"' : ''}>${esc(what)}</td>
         <td class="num">${fmtBytes(r.bytesSent)}</td>
         <td class="num">${fmtBytes(r.bytesReceived)}</td>
@@ -589,7 +649,10 @@ function connectionsTable(conns) {
       </tr>`;
     })
     .join('');
-  return `<div class="conns"><table aria-label="Recent connections"><thead><tr><th>time</th><th>process :port</th><th>remote</th><th>outcome</th><th class="num">sent</th><th class="num">recv</th><th class="num">rtt</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+  const dir = conns[0]?.direction === 'inbound' ? 'from' : 'to';
+  return `${oneRemote !== undefined ? `<p class="muted">${dir} ${esc(oneRemote)}</p>` : ''}<div class="conns"><table aria-label="Recent connections"><thead><tr><th>time</th><th>process :port</th>${
+    oneRemote === undefined ? '<th>remote</th>' : ''
+  }<th>outcome</th><th class="num">sent</th><th class="num">recv</th><th class="num">rtt</th></tr></thead><tbody>${rows}</tbody></table></div>`;
 }
 
 function kv(pairs) {
@@ -758,6 +821,12 @@ let inflight;
 let timer;
 let nodeName = '';
 let lastOk = 0;
+let retentionMs = Number.POSITIVE_INFINITY;
+
+function durationMs(s) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(String(s ?? ''));
+  return m ? Number(m[1]) * { ms: 1, s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[m[2]] : Number.NaN;
+}
 
 const state = {
   cy,
@@ -784,7 +853,10 @@ async function refresh() {
   try {
     const g = await fetchJson(`${API}/graph?${query(f)}`, ac.signal);
     const w = { window: f.window ?? DEFAULTS.window };
-    const longer = { window: ['1m', '5m', '15m'].includes(w.window) ? '1h' : w.window };
+    // the tables cover at least an hour (or all the agent keeps, if less)
+    let tablesWindow = durationMs(w.window) >= 3.6e6 ? w.window : '1h';
+    if (durationMs(tablesWindow) > retentionMs) tablesWindow = `${Math.floor(retentionMs / 1000)}s`;
+    const longer = { window: tablesWindow };
     const [ext, loc] = await Promise.all([
       fetchJson(`${API}/external?${query(longer, { limit: 20 })}`, ac.signal).catch((e) => ({ error: e })),
       fetchJson(`${API}/localities?${query(longer)}`, ac.signal).catch((e) => ({ error: e })),
@@ -833,6 +905,15 @@ async function loadStatus() {
     const s = await fetchJson(`${API}/status`);
     nodeName = typeof s?.node === 'string' ? s.node : (s?.node?.name ?? '');
     if (nodeName) document.title = `bpfagent · ${nodeName} · service map`;
+    const retention = Number(s?.store?.retentionMs);
+    if (retention > 0) {
+      retentionMs = retention;
+      // windows longer than the store keeps cannot be asked for
+      for (const o of form.elements.namedItem('window').options) {
+        o.disabled = durationMs(o.value) > retention;
+        if (o.disabled) o.title = 'longer than the agent keeps (store.retention)';
+      }
+    }
   } catch {
     // the map works without it
   }

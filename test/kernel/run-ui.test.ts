@@ -1,0 +1,302 @@
+/**
+ * The web UI of `bpfagent run`, in a real browser (Debian's Chromium, driven
+ * by playwright-core) while real traffic runs between two test hosts: the map
+ * shows the processes and the edge between them, the edge's details list its
+ * connections, filters hide it, and new traffic appears without a reload.
+ * Saves test-artifacts/ui-map.png.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { TestNetwork } from '../helpers/hosts.js';
+import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+import { Peer, REPO_ROOT } from '../helpers/processes.js';
+import { RunAgent } from '../helpers/run-agent.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SKIP = KERNEL_SKIP || (!existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} missing (bash scripts/install.sh --test)` : false);
+const SCREENSHOT = path.join(REPO_ROOT, 'test-artifacts/ui-map.png');
+
+interface ApiEdge {
+  id: string;
+  source: string;
+  target: string;
+  port: number;
+  proto: string;
+  health: string;
+  connections: number;
+}
+
+/** What the page's map holds: cytoscape's state, through the hook the page exposes for tests. */
+interface MapState {
+  nodes: string[];
+  /** model positions of the nodes, by id */
+  positions: Record<string, { x: number; y: number }>;
+  edges: Array<{ id: string; source: string; target: string; color: string; label: string }>;
+  updates: number;
+  selected: { type: string; id: string } | null;
+}
+
+const mapState = (page: Page): Promise<MapState> =>
+  page.evaluate(() => {
+    const m = (window as unknown as { bpfagentMap: any }).bpfagentMap;
+    return {
+      nodes: m.cy.nodes(':childless').map((n: any) => n.id()),
+      positions: Object.fromEntries(m.cy.nodes(':childless').map((n: any) => [n.id(), { ...n.position() }])),
+      edges: m.cy.edges().map((e: any) => ({ id: e.data('apiId'), source: e.source().id(), target: e.target().id(), color: e.style('line-color'), label: e.data('label') })),
+      updates: m.updates,
+      selected: m.selected,
+    };
+  });
+
+/** Poll `f` until it returns something truthy (or fail with the last state). */
+async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
+  let agent: RunAgent;
+  let net: TestNetwork;
+  let context: BrowserContext;
+  let page: Page;
+  let base: string;
+  let profile: string;
+  const port = 33000 + (process.pid % 100) * 8;
+  const sizes = [111, 222, 333];
+  const clients: Array<{ pid: number; localPort: number }> = [];
+  const pageErrors: string[] = [];
+  let edge: ApiEdge;
+
+  const apiEdges = async (q = ''): Promise<ApiEdge[]> => {
+    const r = await agent.get(`/api/graph?window=15m${q}`);
+    assert.equal(r.status, 200, r.body);
+    return (JSON.parse(r.body) as { edges: ApiEdge[] }).edges;
+  };
+
+  before(async () => {
+    net = new TestNetwork(21);
+    agent = new RunAgent('listen: 127.0.0.1:0\ninterval: 1s\nlogLevel: info\nshutdownTimeout: 5s\n');
+    await agent.ready;
+    base = await agent.baseUrl();
+    profile = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-chromium-'));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1366, height: 768 },
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        // no name lookups at all: the page needs only the agent's address
+        '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    // nothing but the agent: any other request fails the test
+    await context.route('**/*', (route) => (route.request().url().startsWith(base) ? route.continue() : route.abort()));
+  });
+
+  after(async () => {
+    await context?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+    const exit = await agent?.stop('SIGTERM');
+    net?.destroy();
+    assert.equal(exit?.code, 0, exit?.stderr);
+  });
+
+  test('the map shows both processes and the edge between them, from the real agent', async () => {
+    const server = new Peer('uisrv', ['server', '--host', net.b.ipv4, '--port', String(port), '--send', '7', '--count', String(sizes.length)], { netns: net.b.ns });
+    await server.waitFor('listening');
+    for (const n of sizes) {
+      const c = new Peer('uicli', ['client', '--host', net.b.ipv4, '--port', String(port), '--send', String(n)], { netns: net.a.ns });
+      const connected = await c.waitFor('connected');
+      await c.waitFor('done');
+      clients.push({ pid: connected.pid, localPort: Number(connected.localPort) });
+    }
+    // and one refused: a failing edge
+    const refused = new Peer('uicli', ['client', '--host', net.b.ipv4, '--port', String(port + 1)], { netns: net.a.ns });
+    await refused.waitFor('error');
+    // and UDP datagrams, for the protocol filter
+    const usrv = new Peer('uiusrv', ['server', '--host', net.b.ipv4, '--port', String(port + 3), '--expect', '3', '--reply-sizes', '5'], { netns: net.b.ns, script: 'udp-peer' });
+    await usrv.waitFor('listening');
+    const ucli = new Peer('uiucli', ['client', '--to', `${net.b.ipv4}:${port + 3}`, '--sizes', '100,200,300', '--expect-replies', '1'], { netns: net.a.ns, script: 'udp-peer' });
+    await ucli.waitFor('done');
+
+    // the API's edge from uicli on that port (merged with uisrv's side, or the client's alone)
+    edge = await until('the edge in /api/graph', async () =>
+      (await apiEdges()).find((e) => e.source === 'process:uicli' && e.port === port && e.proto === 'tcp' && e.connections === sizes.length),
+    );
+    assert.ok(edge.target === 'process:uisrv' || edge.target === net.b.ipv4, edge.target);
+
+    await page.goto(`${base}/?window=15m&refresh=1s`);
+    const state = await until('the edge on the map', async () => {
+      const s = await mapState(page);
+      return s.edges.some((e) => e.id === edge.id) && s;
+    });
+    assert.ok(state.nodes.includes('process:uicli'), state.nodes.join(' '));
+    assert.ok(state.nodes.includes(edge.target), state.nodes.join(' '));
+    const drawn = state.edges.find((e) => e.id === edge.id)!;
+    assert.equal(drawn.source, 'process:uicli');
+    assert.equal(drawn.target, edge.target);
+    assert.equal(drawn.color, 'rgb(46,157,87)', 'a healthy edge is green');
+    assert.match(drawn.label, new RegExp(`^:${port}/tcp · `));
+    assert.match(drawn.label, / · 687 B(\n|$)/, 'the label carries the bytes both ways: 111 + 222 + 333 sent, 3 x 7 received');
+
+    // the failed attempt: its own edge, red
+    const failing = await until('the refused edge on the map', async () => (await mapState(page)).edges.find((e) => e.source === 'process:uicli' && e.label.startsWith(`:${port + 1}/tcp`)));
+    assert.equal(failing.color, 'rgb(217,59,59)', 'a failing edge is red');
+    assert.match(failing.label, /1 failed/);
+
+    // the same as visible text: the list of edges beside the map
+    const row = page.getByRole('table', { name: 'Edges' }).getByRole('row').filter({ hasText: `:${port}/tcp` });
+    await row.first().waitFor();
+    const text = await row.first().innerText();
+    assert.match(text, /uicli →/);
+    assert.match(text, edge.target === 'process:uisrv' ? /→ uisrv/ : new RegExp(`→ ${net.b.ipv4.replace(/\./g, '\\.')}`));
+  });
+
+  test('a click on the edge opens its details: the connections made, failures by kind, RTT', async () => {
+    const at = await page.evaluate((id) => {
+      const m = (window as unknown as { bpfagentMap: any }).bpfagentMap;
+      const e = m.cy.getElementById(`e:${id}`);
+      const p = e.renderedMidpoint();
+      const box = m.cy.container().getBoundingClientRect();
+      return { x: box.left + p.x, y: box.top + p.y };
+    }, edge.id);
+    await page.mouse.click(at.x, at.y);
+    await until('the edge selected', async () => (await mapState(page)).selected?.id === edge.id);
+    const conns = page.getByRole('table', { name: 'Recent connections' });
+    await conns.waitFor();
+    const rows = await until('three connections listed', async () => {
+      const r = await conns.locator('tbody tr').allInnerTexts();
+      return r.length === sizes.length && r;
+    });
+    // each client process with its pid and port, and the bytes it sent
+    for (const [i, c] of clients.entries()) {
+      const r = rows.find((t) => t.includes(`uicli[${c.pid}] :${c.localPort}`));
+      assert.ok(r, `client ${c.pid}:${c.localPort} in ${JSON.stringify(rows)}`);
+      assert.match(r, new RegExp(`\\b${sizes[i]} B\\b`));
+      assert.match(r, /closed/);
+    }
+    const details = await page.locator('#details').innerText();
+    assert.match(details, /uicli → /);
+    assert.match(details, new RegExp(`to ${net.b.ipv4.replace(/\./g, '\\.')}:${port}`), 'the one remote of the connections');
+    assert.match(details, /FAILURES BY KIND|Failures by kind/i);
+    assert.match(details, /RTT DISTRIBUTION|RTT distribution/i);
+    assert.match(details, /mean .* over 3 connections/);
+    assert.equal(await page.getByLabel('RTT distribution').locator('.bar').count() > 0, true);
+
+    // a click on a node: its edges and their connections
+    const node = await page.evaluate((id) => {
+      const m = (window as unknown as { bpfagentMap: any }).bpfagentMap;
+      const p = m.cy.getElementById(id).renderedPosition();
+      const box = m.cy.container().getBoundingClientRect();
+      return { x: box.left + p.x, y: box.top + p.y };
+    }, 'process:uicli');
+    await page.mouse.click(node.x, node.y);
+    await until('the node selected', async () => (await mapState(page)).selected?.id === 'process:uicli');
+    await page.getByRole('heading', { name: 'uicli', exact: true }).waitFor();
+    const nodeEdges = page.getByRole('table', { name: 'Edges of this node' });
+    await nodeEdges.getByRole('row').filter({ hasText: `:${port}/tcp` }).waitFor();
+    await nodeEdges.getByRole('row').filter({ hasText: `:${port + 1}/tcp` }).waitFor();
+    await until('the node\'s connections, the refused one too', async () => {
+      const r = await page.getByRole('table', { name: 'Recent connections' }).locator('tbody tr').allInnerTexts();
+      return r.length >= sizes.length + 1 && r.some((t) => /refused/.test(t)) && r;
+    });
+    assert.match(await page.getByLabel('Failures by kind').innerText(), /refused\s+1/);
+  });
+
+  test('filters hide the edge (and are in the URL); cleared, it is back', async () => {
+    // back to the list of all edges beside the map
+    await page.getByRole('button', { name: 'Close details' }).click();
+    const listed = page.getByRole('table', { name: 'Edges' }).getByRole('row').filter({ hasText: `:${port}/tcp` });
+    await listed.first().waitFor();
+    const hidden = async () => !(await mapState(page)).edges.some((e) => e.id === edge.id) && (await listed.count()) === 0;
+    const shown = async () => (await mapState(page)).edges.some((e) => e.id === edge.id) && (await listed.count()) > 0;
+
+    await page.getByLabel('Protocol').selectOption('udp');
+    await until('the edge hidden by protocol udp', hidden);
+    assert.match(page.url(), /[?&]proto=udp(&|$)/);
+    // the UDP flow stays, dashed
+    const udp = await until('the UDP edge', async () => (await mapState(page)).edges.find((e) => e.source === 'process:uiucli' && e.label.startsWith(`:${port + 3}/udp`)));
+    assert.match(udp.label, /4 pkts · 605 B/);
+    assert.ok((await mapState(page)).edges.every((e) => e.label.includes('/udp ')), 'only UDP edges');
+    await page.getByLabel('Protocol').selectOption('');
+    await until('the edge back', shown);
+
+    await page.getByLabel('Workload or process').fill('no-such-process');
+    await until('the edge hidden by a workload that does not match', hidden);
+    assert.match(page.url(), /[?&]workload=no-such-process(&|$)/);
+    if ((await mapState(page)).nodes.length === 0) await page.getByText('No traffic in this window with these filters.').waitFor();
+    await page.getByLabel('Workload or process').fill('');
+    await until('the edge back', shown);
+
+    await page.getByLabel('Failing only').check();
+    await until('a healthy edge hidden by failing only', hidden);
+    assert.ok((await mapState(page)).edges.some((e) => e.label.startsWith(`:${port + 1}/tcp`)), 'the refused edge stays');
+    await page.getByLabel('Failing only').uncheck();
+    await until('the edge back', shown);
+    assert.doesNotMatch(page.url(), /failing|proto|workload/);
+  });
+
+  test('new traffic to a new destination appears without a reload; screenshot', async () => {
+    await page.evaluate(() => ((window as unknown as { noReload: number }).noReload = 42));
+    const before = await mapState(page);
+    assert.ok(!before.nodes.includes('process:uinew'));
+
+    const server = new Peer('uinew', ['server', '--host', net.b.ipv4, '--port', String(port + 2), '--send', '5', '--count', '2'], { netns: net.b.ns });
+    await server.waitFor('listening');
+    for (const n of [4000, 50_000]) {
+      const c = new Peer('uicli', ['client', '--host', net.b.ipv4, '--port', String(port + 2), '--send', String(n)], { netns: net.a.ns });
+      await c.waitFor('done');
+    }
+    const fresh = await until('the new edge on the map', async () => {
+      const s = await mapState(page);
+      return s.edges.find((e) => e.source === 'process:uicli' && e.label.startsWith(`:${port + 2}/tcp`));
+    });
+    assert.ok(fresh.target === 'process:uinew' || fresh.target === net.b.ipv4, fresh.target);
+    assert.equal(await page.evaluate(() => (window as unknown as { noReload?: number }).noReload), 42, 'the page was not reloaded');
+    const after = await mapState(page);
+    assert.ok(after.updates > before.updates);
+    // the nodes already drawn kept their places; no two nodes on top of each other
+    for (const id of before.nodes) if (after.positions[id]) assert.deepEqual(after.positions[id], before.positions[id], id);
+    const ps = Object.entries(after.positions);
+    for (const [i, [a, p]] of ps.entries())
+      for (const [b, q] of ps.slice(i + 1)) assert.ok(Math.hypot(p.x - q.x, p.y - q.y) > 40, `${a} and ${b} overlap`);
+    // the list beside the map names the new edge
+    const newRow = page.getByRole('table', { name: 'Edges' }).getByRole('row').filter({ hasText: `:${port + 2}/tcp` });
+    await newRow.first().waitFor();
+    assert.match(await newRow.first().innerText(), fresh.target === 'process:uinew' ? /uicli → uinew/ : /uicli → /);
+
+    // a row of the list opens its edge's details too
+    await page.getByRole('table', { name: 'Edges' }).getByRole('row').filter({ hasText: `:${port}/tcp` }).first().click();
+    await until('the first edge selected from the list', async () => (await mapState(page)).selected?.id === edge.id);
+    await page.getByRole('table', { name: 'Recent connections' }).locator('tbody tr').nth(sizes.length - 1).waitFor();
+
+    // the tables below the map
+    const localities = await page.getByRole('table', { name: 'Traffic by locality' }).innerText();
+    for (const l of ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external']) assert.match(localities, new RegExp(l));
+    await page.getByRole('table', { name: 'External destinations' }).waitFor();
+
+    // the map fitted to the window, for the picture
+    await page.getByRole('button', { name: 'Re-layout' }).click();
+    await page.getByRole('button', { name: 'Fit', exact: true }).click();
+    await page.waitForTimeout(400);
+    mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT });
+    assert.ok(existsSync(SCREENSHOT));
+    assert.deepEqual(pageErrors, [], 'no script errors in the page');
+  });
+});
