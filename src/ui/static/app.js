@@ -693,10 +693,20 @@ function mergeHist(a, b) {
   return { bounds: a.bounds, counts: a.counts.map((c, i) => c + b.counts[i]), sum: a.sum + b.sum, count: a.count + b.count };
 }
 
+/** Replace the panel's content only when it changed (keeps scroll positions, hover and focus between polls). */
+let detailsHtml = '';
+function setDetails(html) {
+  if (html === detailsHtml) return;
+  const focused = document.activeElement?.closest?.('[data-select]')?.dataset.select;
+  detailsHtml = html;
+  detailsEl.innerHTML = html;
+  if (focused) detailsEl.querySelector(`[data-select="${CSS.escape(focused)}"]`)?.focus();
+}
+
 async function renderDetails(fresh = false) {
   const token = ++detailsToken;
   if (!selected) {
-    detailsEl.innerHTML = overview();
+    setDetails(overview());
     return;
   }
   const closeBtn = `<button class="close" type="button" data-select="none:" aria-label="Close details">✕ close</button>`;
@@ -717,7 +727,7 @@ async function renderDetails(fresh = false) {
            [e.proto === 'udp' ? 'packets sent / recv' : 'RTT samples', e.proto === 'udp' ? `${fmtCount(e.packetsSent)} / ${fmtCount(e.packetsReceived)}` : fmtCount(e.rttUs?.count ?? 0)],
          ])}`
       : `${closeBtn}<h2>Edge ${esc(selected.id)}</h2><p class="muted">Not in the map with the current filters.</p>`;
-    if (fresh) detailsEl.innerHTML = `${head}<p class="muted">loading connections…</p>`;
+    if (fresh) setDetails(`${head}<p class="muted">loading connections…</p>`);
     let body;
     try {
       const c = await edgeConnections(selected.id, 100);
@@ -727,7 +737,7 @@ async function renderDetails(fresh = false) {
     } catch (err) {
       body = `<p class="muted">connections: ${esc(err.message)}</p>`;
     }
-    if (token === detailsToken) detailsEl.innerHTML = head + body;
+    if (token === detailsToken) setDetails(head + body);
     return;
   }
   // a node: its edges, and the connections of its busiest ones
@@ -748,7 +758,7 @@ async function renderDetails(fresh = false) {
       ['edges', mine.length],
     ])}
     <h3>Edges</h3>${edgesTable(mine, 'Edges of this node', selected.id)}`;
-  if (fresh) detailsEl.innerHTML = `${head}<p class="muted">loading connections…</p>`;
+  if (fresh) setDetails(`${head}<p class="muted">loading connections…</p>`);
   const busiest = sortEdges(mine).slice(0, 8);
   let body;
   try {
@@ -766,7 +776,7 @@ async function renderDetails(fresh = false) {
   } catch (err) {
     body = `<p class="muted">connections: ${esc(err.message)}</p>`;
   }
-  if (token === detailsToken) detailsEl.innerHTML = head + body;
+  if (token === detailsToken) setDetails(head + body);
 }
 
 // ---------- tables ----------
