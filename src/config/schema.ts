@@ -124,7 +124,7 @@ export const storeSchema = z
     retention: duration(60_000, 168 * 3_600_000, 'a duration from 1m to 168h, such as 3h').default('3h'),
     dataDir: z.string().min(1).nullable().default(null).describe('a directory path, or null to keep the store in memory only'),
     maxEdgesPerInterval: whole(16, 10_000_000).default(10_000),
-    maxEdges: whole(1000, 100_000_000).default(500_000),
+    maxEdges: whole(1000, 100_000_000).default(200_000),
     maxConnections: whole(0, 10_000_000).default(10_000),
   })
   .strict()

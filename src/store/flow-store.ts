@@ -174,8 +174,9 @@ export function storedEdge(e: Edge, endMs: number): StoredEdge {
     key: edgeKey(e),
     proto: e.proto,
     observedBy: e.observedBy,
-    source: { ...e.source },
-    destination: { ...e.destination },
+    // the ends are shared, never changed (sumEdges copies them)
+    source: e.source,
+    destination: e.destination,
     port: e.port,
     ...(e.locality !== undefined ? { locality: e.locality } : {}),
     connections: e.connections,

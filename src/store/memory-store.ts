@@ -8,6 +8,9 @@
  *   go first, counted in `intervalsEvicted`;
  * - `maxConnections`: connection records held; the oldest go first,
  *   counted in `connectionsEvicted`.
+ * Intervals older than 10 minutes are summed into 1-minute ones, older than
+ * an hour into 5-minute ones (COMPACTION): windows reaching that far start on
+ * those boundaries.
  */
 import type { Edge } from '../flows/edge-table.js';
 import {
@@ -22,6 +25,15 @@ import {
   sumEdges,
 } from './flow-store.js';
 
+/**
+ * [age, resolution]: intervals older than `age` are summed per `resolution`
+ * (ending on its multiples): 1 minute after 10 minutes, 5 minutes after an hour.
+ */
+export const COMPACTION: ReadonlyArray<readonly [number, number]> = [
+  [10 * 60_000, 60_000],
+  [3_600_000, 5 * 60_000],
+];
+
 /** remote addresses kept per edge */
 const MAX_ADDRS = 64;
 
@@ -35,7 +47,7 @@ export interface StoreBounds {
 export const DEFAULT_STORE_BOUNDS: StoreBounds = {
   retentionMs: 3 * 3_600_000,
   maxEdgesPerInterval: 10_000,
-  maxEdges: 500_000,
+  maxEdges: 200_000,
   maxConnections: 10_000,
 };
 
@@ -167,8 +179,52 @@ export class MemoryFlowStore implements FlowStore {
     for (const r of rows) this.records.push(r);
   }
 
+  /**
+   * Older intervals are summed into coarser ones (COMPACTION): an edge's
+   * counts over a few minutes take one entry, not one per interval.
+   */
+  private compact(nowMs: number): void {
+    for (const [age, bucketMs] of COMPACTION) {
+      const limit = nowMs - age;
+      const out: StoredInterval[] = [];
+      let i = 0;
+      while (i < this.intervals.length) {
+        const first = this.intervals[i]!;
+        let j = i + 1;
+        if (first.endMs <= limit) {
+          const bucket = Math.ceil(first.endMs / bucketMs);
+          while (j < this.intervals.length && this.intervals[j]!.endMs <= limit && Math.ceil(this.intervals[j]!.endMs / bucketMs) === bucket) j++;
+        }
+        if (j - i > 1) {
+          const group = this.intervals.slice(i, j);
+          const pairs = new Map<string, EdgePair>();
+          for (const g of group) for (const p of g.pairs) pairs.set(`${p.clientKey}\n${p.serverKey}`, p);
+          const merged: StoredInterval = {
+            endMs: group[group.length - 1]!.endMs,
+            intervalMs: group.reduce((n, g) => n + g.intervalMs, 0),
+            edges: sumEdges(group.flatMap((g) => g.edges)),
+            pairs: [...pairs.values()],
+          };
+          this.edgeCount += merged.edges.length - group.reduce((n, g) => n + g.edges.length, 0);
+          this.compacted(group, merged);
+          out.push(merged);
+        } else {
+          out.push(first);
+        }
+        i = j;
+      }
+      this.intervals = out;
+    }
+  }
+
+  /** `group` was summed into `merged` (a persistent store rewrites them). */
+  protected compacted(_group: readonly StoredInterval[], _merged: StoredInterval): void {
+    // memory only: nothing more
+  }
+
   /** Drop what is older than the retention from `nowMs`, and the oldest intervals past maxEdges. */
   protected prune(nowMs: number): void {
+    this.compact(nowMs);
     const horizon = nowMs - this.bounds.retentionMs;
     while (this.intervals.length && (this.intervals[0]!.endMs <= horizon || this.edgeCount > this.bounds.maxEdges)) {
       const old = this.intervals.shift()!;

@@ -27,6 +27,7 @@ export class SqliteFlowStore extends MemoryFlowStore {
   private readonly putRecord: Database.Statement;
   private readonly write: (interval: StoredInterval, rows: StoredRecord[]) => void;
   private readonly dropIntervals: Database.Statement;
+  private readonly rewrite: (fromEndMs: number, merged: StoredInterval) => void;
   private readonly dropRecords: Database.Statement;
 
   constructor(dataDir: string, bounds: Partial<StoreBounds> = {}, nowMs = Date.now()) {
@@ -54,6 +55,11 @@ export class SqliteFlowStore extends MemoryFlowStore {
     this.putRecord = this.db.prepare('INSERT INTO records (ts_ms, key, record) VALUES (?, ?, ?)');
     this.dropIntervals = this.db.prepare('DELETE FROM intervals WHERE end_ms < ?');
     this.dropRecords = this.db.prepare('DELETE FROM records WHERE ts_ms <= ? OR id <= (SELECT MAX(id) FROM records) - ?');
+    const dropRange = this.db.prepare('DELETE FROM intervals WHERE end_ms >= ? AND end_ms <= ?');
+    this.rewrite = this.db.transaction((fromEndMs: number, merged: StoredInterval) => {
+      dropRange.run(fromEndMs, merged.endMs);
+      this.putInterval.run(merged.endMs, merged.intervalMs, JSON.stringify(merged.edges), JSON.stringify(merged.pairs));
+    });
     this.write = this.db.transaction((interval: StoredInterval, rows: StoredRecord[]) => {
       this.putInterval.run(interval.endMs, interval.intervalMs, JSON.stringify(interval.edges), JSON.stringify(interval.pairs));
       // only the newest maxConnections can be kept
@@ -93,6 +99,16 @@ export class SqliteFlowStore extends MemoryFlowStore {
       this.write(interval, rows);
     } catch (e) {
       // (disk full, ...): memory still has it; the file misses this interval
+      this.writeErrors++;
+      this.lastWriteError = (e as Error).message;
+    }
+  }
+
+  protected override compacted(group: readonly StoredInterval[], merged: StoredInterval): void {
+    if (this.loading) return;
+    try {
+      this.rewrite(group[0]!.endMs, merged);
+    } catch (e) {
       this.writeErrors++;
       this.lastWriteError = (e as Error).message;
     }

@@ -31,7 +31,7 @@ const DEFAULTS: AgentConfig = {
   kubernetes: { clusterCidrs: [] },
   flows: { maxEdges: 10_000 },
   metrics: { maxSeriesPerMetric: 2000 },
-  store: { retention: 3 * 3_600_000, dataDir: null, maxEdgesPerInterval: 10_000, maxEdges: 500_000, maxConnections: 10_000 },
+  store: { retention: 3 * 3_600_000, dataDir: null, maxEdgesPerInterval: 10_000, maxEdges: 200_000, maxConnections: 10_000 },
   sinks: {},
 };
 

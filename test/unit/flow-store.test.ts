@@ -277,3 +277,42 @@ describe('SqliteFlowStore: history survives a restart', () => {
     assert.throws(() => new SqliteFlowStore(path.join(f, 'sub')), (e: unknown) => e instanceof UsageError && e.message.startsWith(`store: cannot open ${path.join(f, 'sub', 'flows.sqlite')}: `) && e.message.endsWith('; check store.dataDir'));
   });
 });
+
+describe('compaction: older intervals summed into coarser ones, exactly', () => {
+  test('past 10 minutes into minutes, past an hour into 5 minutes; totals unchanged; SQLite rewritten alike', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-compact-'));
+    try {
+      const base = Math.ceil(T0 / 300_000) * 300_000; // a 5-minute boundary
+      const s = new SqliteFlowStore(dir, { retentionMs: 3 * 3_600_000 }, base);
+      const feed = (store: FlowStore, from: number, to: number): void => {
+        for (let t = from; t <= to; t += 10_000) {
+          const r = tcp({ bytesSent: 1, bytesReceived: 2, srttUs: 60 });
+          r.ts = new Date(base + t - 5000).toISOString();
+          const table = new EdgeTable();
+          table.add(r);
+          store.addInterval(base + t, 10_000, table.drain(), [r]);
+        }
+      };
+      // 2 hours of 10 s intervals: 720
+      feed(s, 10_000, 7_200_000);
+      const now = base + 7_200_000;
+      const total = s.edges(now - 3 * 3_600_000, now)[0]!;
+      assert.deepEqual([total.connections, total.bytesSent, total.bytesReceived, total.rttUs.count], [720, 720, 1440, 720]);
+      // the last 10 minutes at 10 s (60), the 50 before at 1 min, the first hour at 5 min (12)
+      const st = s.stats();
+      assert.equal(st.intervals, 60 + 50 + 12, JSON.stringify(st));
+      assert.equal(st.edges, st.intervals);
+      // windows within the recent 10 minutes are exact to the interval
+      assert.equal(s.edges(now - 95_000, now)[0]!.connections, 10);
+      // reaching into the minutes: on minute ends
+      assert.equal(s.edges(now - 20 * 60_000, now)[0]!.connections, 120);
+      s.close();
+      const again = new SqliteFlowStore(dir, { retentionMs: 3 * 3_600_000 }, now);
+      assert.equal(again.stats().intervals, 122);
+      assert.deepEqual(again.edges(now - 3 * 3_600_000, now)[0]!.connections, 720);
+      again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
