@@ -574,7 +574,7 @@ function edgesTable(edges, caption, from) {
       const who = from === undefined ? `${esc(nodeLabel(e.source))} → ${esc(nodeLabel(e.target))}` : e.source === from ? `→ ${esc(nodeLabel(e.target))}` : `← ${esc(nodeLabel(e.source))}`;
       const failed = failedTotal(e.failed);
       return `<tr class="clickable${selected?.type === 'edge' && selected.id === e.id ? ' selected' : ''}" tabindex="0" data-select="edge:${esc(e.id)}" title="${esc(e.source)} → ${esc(e.target)}">
-        <td class="wrap"><span class="dot ${esc(e.health)}"></span>${who} <span class="muted">:${esc(e.port)}/${esc(e.proto)}</span></td>
+        <td class="wrap"><span class="dot ${esc(e.health)}"></span>${who} <span class="muted port">:${esc(e.port)}/${esc(e.proto)}</span></td>
         <td class="num">${e.proto === 'udp' ? `${fmtCount(e.packetsSent + e.packetsReceived)} pk` : fmtRate(e.connectionsPerSec)}</td>
         <td class="num">${fmtBytes(e.bytesSent + e.bytesReceived)}</td>
         <td class="num${failed ? ' failed' : ''}">${failed}</td>
@@ -929,4 +929,5 @@ async function loadStatus() {
   }
 }
 
+setDetails(overview());
 void loadStatus().then(refresh);
