@@ -62,7 +62,10 @@ Options:
   -h, --help              show this help
 
 HTTP: GET /healthz (200 while the process runs), GET /readyz (200 once the
-probes are attached and every sink is initialised, else 503), GET /metrics.
+probes are attached and every sink is initialised, else 503), GET /metrics;
+the service map's JSON API: GET /api/graph, /api/edges/ID/connections,
+/api/external, /api/localities, /api/status (README, "HTTP API"), over the
+last hours kept under 'store:' (retention, dataDir for SQLite, bounds).
 Logs are JSON lines on stderr; the line containing "ready" means all is up.
 SIGTERM or SIGINT: detach, drain, flush every sink (within --shutdown-timeout),
 log a summary, exit 0. A bad configuration, flag or variable: one line naming
