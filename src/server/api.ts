@@ -15,8 +15,16 @@
  * - `failing=true` keeps the edges with at least one failed connection.
  * - `minConnections` counts TCP connections (a UDP edge has none);
  *   `minBytes` counts bytesSent + bytesReceived.
- * - /api/status `store` also carries edgesDropped, intervalsEvicted,
- *   connectionsEvicted, oldest, retentionMs.
+ * - edge `rttUs.p50`/`p99`: the upper bound (µs) of the histogram bucket
+ *   holding that quantile; null when the edge has no RTT (UDP, failed only).
+ * - /api/edges/:id/connections also gives `source` and `target` (the two
+ *   nodes); an edge not in the window is 404 `{ error }`.
+ * - /api/external and /api/localities also give `window: { from, to }`.
+ * - /api/status also gives `flows: { tracked, overflowed }`; `store` also
+ *   carries edgesDropped, intervalsEvicted, connectionsEvicted, oldest,
+ *   retentionMs, and with a dataDir bytes and writeErrors.
+ * - a window reaching past 10 minutes (1 hour) starts on a minute (5-minute)
+ *   boundary: older intervals are kept summed (README, "HTTP API").
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
