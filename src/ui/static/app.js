@@ -832,6 +832,7 @@ let timer;
 let nodeName = '';
 let lastOk = 0;
 let retentionMs = Number.POSITIVE_INFINITY;
+let lostEvents = 0;
 
 function durationMs(s) {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(String(s ?? ''));
@@ -884,7 +885,10 @@ async function refresh() {
     state.lastUpdate = lastOk;
     state.lastError = '';
     statusEl.classList.remove('stale');
-    statusEl.textContent = `${nodeName ? `${nodeName} · ` : ''}${g.nodes.length} nodes · ${g.edges.length} edges · ${new Date(lastOk).toLocaleTimeString([], { hour12: false })}`;
+    statusEl.textContent = `${nodeName ? `${nodeName} · ` : ''}${g.nodes.length} nodes · ${g.edges.length} edges · ${new Date(lastOk).toLocaleTimeString([], { hour12: false })}${
+      lostEvents ? ` · ${fmtCount(lostEvents)} events lost` : ''
+    }`;
+    statusEl.classList.toggle('stale', lostEvents > 0);
     await renderDetails(false);
   } catch (err) {
     if (ac.signal.aborted) return;
@@ -914,6 +918,11 @@ async function loadStatus() {
   try {
     const s = await fetchJson(`${API}/status`);
     nodeName = typeof s?.node === 'string' ? s.node : (s?.node?.name ?? '');
+    // events the agent could not account for (ring buffer full, maps full, decode errors, evicted flows)
+    const loss = s?.loss && typeof s.loss === 'object' ? s.loss : {};
+    lostEvents = Object.entries(loss)
+      .filter(([k, v]) => /^loss|Evicted$|decodeErrors|Malformed|Truncated/i.test(k) && typeof v === 'number')
+      .reduce((a, [, v]) => a + v, 0);
     if (nodeName) document.title = `bpfagent · ${nodeName} · service map`;
     const retention = Number(s?.store?.retentionMs);
     if (retention > 0) {
@@ -931,3 +940,4 @@ async function loadStatus() {
 
 setDetails(overview());
 void loadStatus().then(refresh);
+setInterval(() => void loadStatus(), 15_000);
