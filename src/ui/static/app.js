@@ -251,7 +251,7 @@ function edgeLabel(e) {
   const parts2 = [];
   const failed = failedTotal(e.failed);
   if (failed) parts2.push(`${failed} failed`);
-  if (e.rttUs && e.rttUs.count) parts2.push(`p99 ${fmtUs(e.rttUs.p99)}`);
+  if (e.rttUs && e.rttUs.count) parts2.push(`p99 ≤ ${fmtUs(e.rttUs.p99)}`);
   return parts2.length ? `${parts1.join(' · ')}\n${parts2.join(' · ')}` : parts1.join(' · ');
 }
 
@@ -722,8 +722,8 @@ async function renderDetails(fresh = false) {
            ['bytes sent', fmtBytes(e.bytesSent)],
            ['bytes received', fmtBytes(e.bytesReceived)],
            ['retransmits', fmtCount(e.retransmits)],
-           ['RTT p50', e.rttUs?.count ? fmtUs(e.rttUs.p50) : '–'],
-           ['RTT p99', e.rttUs?.count ? fmtUs(e.rttUs.p99) : '–'],
+           ['RTT p50 (bucket)', e.rttUs?.count ? `≤ ${fmtUs(e.rttUs.p50)}` : '–'],
+           ['RTT p99 (bucket)', e.rttUs?.count ? `≤ ${fmtUs(e.rttUs.p99)}` : '–'],
            [e.proto === 'udp' ? 'packets sent / recv' : 'RTT samples', e.proto === 'udp' ? `${fmtCount(e.packetsSent)} / ${fmtCount(e.packetsReceived)}` : fmtCount(e.rttUs?.count ?? 0)],
          ])}`
       : `${closeBtn}<h2>Edge ${esc(selected.id)}</h2><p class="muted">Not in the map with the current filters.</p>`;
