@@ -6,6 +6,8 @@
  * goes, and is counted.
  */
 interface Entry {
+  netns: number;
+  addr: string;
   name: string;
   answeredMs: number;
   expiresMs: number;
@@ -15,40 +17,52 @@ interface Entry {
 const RETAIN_EXPIRED_MS = 10 * 60_000;
 
 export class DnsNameCache {
-  private readonly entries = new Map<string, Entry>();
+  /** every entry, in answer order (Map order): the oldest answered is evicted first */
+  private readonly order = new Map<string, Entry>();
+  /** the same entries by namespace, then address: lookups (one per record) build no key string */
+  private readonly byNetns = new Map<number, Map<string, Entry>>();
   evictions = 0;
 
   constructor(readonly maxEntries = 100_000) {}
 
   get size(): number {
-    return this.entries.size;
-  }
-
-  private static key(netns: number, addr: string): string {
-    return `${netns}|${addr}`;
+    return this.order.size;
   }
 
   /** `name` is the name the client asked for; `addr` came in an A/AAAA answer with `ttlSec`. */
   add(netns: number, addr: string, name: string, ttlSec: number, nowMs: number): void {
-    const key = DnsNameCache.key(netns, addr);
-    this.entries.delete(key); // re-insert at the end: Map order is answer order
-    this.entries.set(key, { name, answeredMs: nowMs, expiresMs: nowMs + Math.max(0, ttlSec) * 1000 });
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
+    const key = `${netns}|${addr}`;
+    this.order.delete(key); // re-insert at the end: Map order is answer order
+    const e: Entry = { netns, addr, name, answeredMs: nowMs, expiresMs: nowMs + Math.max(0, ttlSec) * 1000 };
+    this.order.set(key, e);
+    let inNs = this.byNetns.get(netns);
+    if (!inNs) this.byNetns.set(netns, (inNs = new Map()));
+    inNs.set(addr, e);
+    while (this.order.size > this.maxEntries) {
+      const [oldestKey, oldest] = this.order.entries().next().value as [string, Entry];
+      this.remove(oldestKey, oldest);
       this.evictions++;
+    }
+  }
+
+  private remove(key: string, e: Entry): void {
+    this.order.delete(key);
+    const inNs = this.byNetns.get(e.netns);
+    if (inNs?.get(e.addr) === e) {
+      inNs.delete(e.addr);
+      if (!inNs.size) this.byNetns.delete(e.netns);
     }
   }
 
   /** The name for `addr` as it stood at `atMs`: answered by then and not yet expired. */
   lookup(netns: number, addr: string, atMs: number): string | undefined {
-    const e = this.entries.get(DnsNameCache.key(netns, addr));
+    const e = this.byNetns.get(netns)?.get(addr);
     if (!e || atMs > e.expiresMs) return undefined;
     return e.name;
   }
 
   /** Drop entries long expired. */
   sweep(nowMs: number): void {
-    for (const [key, e] of this.entries) if (nowMs - e.expiresMs > RETAIN_EXPIRED_MS) this.entries.delete(key);
+    for (const [key, e] of this.order) if (nowMs - e.expiresMs > RETAIN_EXPIRED_MS) this.remove(key, e);
   }
 }

@@ -55,7 +55,8 @@ export type EdgeEnds = (r: TcpRecord | UdpRecord, clientIsLocal: boolean) => { s
 const MAX_ENDS = 100_000;
 
 class EndInterner {
-  private byK8s = new WeakMap<K8sInfo, EdgeEnd | null>();
+  /** by identity of the (shared, frozen) Kubernetes answer: a Map, cleared with the rest, is cheaper than a WeakMap here */
+  private readonly byK8s = new Map<K8sInfo, EdgeEnd | null>();
   private readonly byId = new Map<string, EdgeEnd>();
   private readonly processes = new Map<string, EdgeEnd>();
   private readonly names = new Map<string, EdgeEnd>();
@@ -66,7 +67,7 @@ class EndInterner {
     if (!e) {
       if (this.byId.size >= MAX_ENDS) {
         this.byId.clear();
-        this.byK8s = new WeakMap();
+        this.byK8s.clear();
       }
       e = Object.freeze(make());
       this.byId.set(id, e);
@@ -93,6 +94,7 @@ class EndInterner {
       const id = `node:${k.node}`;
       e = this.intern(id, () => ({ id, node: k.node, addr }));
     }
+    if (this.byK8s.size >= MAX_ENDS) this.byK8s.clear();
     this.byK8s.set(k, e);
     return e;
   }

@@ -1,22 +1,33 @@
 /** A fixed-bucket histogram, cumulative like Prometheus's: counts[i] = observations <= bounds[i]. */
 export class Histogram {
-  readonly counts: number[];
   sum = 0;
   count = 0;
 
   constructor(readonly bounds: readonly number[]) {
-    this.counts = new Array<number>(bounds.length + 1).fill(0); // the last is +Inf
+    this.buckets = new Array<number>(bounds.length + 1).fill(0); // the last is +Inf
   }
+
+  /** per bucket, not cumulative: an observation touches one slot; `counts` adds them up when read */
+  private readonly buckets: number[];
 
   observe(v: number): void {
     this.sum += v;
     this.count++;
-    for (let i = 0; i < this.bounds.length; i++) if (v <= this.bounds[i]!) this.counts[i]!++;
-    this.counts[this.bounds.length]!++;
+    let i = 0;
+    while (i < this.bounds.length && v > this.bounds[i]!) i++;
+    this.buckets[i]!++;
+  }
+
+  /** cumulative counts, the last being +Inf */
+  get counts(): number[] {
+    const out = new Array<number>(this.buckets.length);
+    let acc = 0;
+    for (let i = 0; i < this.buckets.length; i++) out[i] = acc += this.buckets[i]!;
+    return out;
   }
 
   toJSON(): { bounds: readonly number[]; counts: number[]; sum: number; count: number } {
-    return { bounds: this.bounds, counts: [...this.counts], sum: this.sum, count: this.count };
+    return { bounds: this.bounds, counts: this.counts, sum: this.sum, count: this.count };
   }
 }
 

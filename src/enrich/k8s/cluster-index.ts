@@ -65,7 +65,13 @@ export class ClusterIndex {
    * so answers are remembered (frozen: shared by the records that carry them)
    * until the next change of any watched object.
    */
-  private readonly answers = new Map<string, Readonly<K8sRef> | null>();
+  private readonly answersByAddr = new Map<string, Readonly<K8sRef> | null>();
+  private readonly answersByUid = new Map<string, Readonly<K8sRef> | null>();
+
+  private forget(): void {
+    this.answersByAddr.clear();
+    this.answersByUid.clear();
+  }
 
   get counts(): { pods: number; services: number; endpointSlices: number; nodes: number; replicaSets: number; jobs: number } {
     return {
@@ -81,7 +87,7 @@ export class ClusterIndex {
   // --- pods
 
   upsertPod(p: PodInfo): void {
-    this.answers.clear();
+    this.forget();
     const uid = p.metadata.uid;
     if (!uid) return;
     const name = nsName(p.metadata);
@@ -94,7 +100,7 @@ export class ClusterIndex {
   }
 
   removePod(p: PodInfo): void {
-    this.answers.clear();
+    this.forget();
     const uid = p.metadata.uid ?? this.podUidByName.get(nsName(p.metadata));
     if (uid) this.dropPod(uid);
   }
@@ -111,14 +117,14 @@ export class ClusterIndex {
   // --- services and their endpoints
 
   upsertService(s: ServiceInfo): void {
-    this.answers.clear();
+    this.forget();
     this.removeService(s);
     this.services.set(nsName(s.metadata), s);
     for (const ip of s.clusterIPs) this.serviceByClusterIp.set(ip, s);
   }
 
   removeService(s: ServiceInfo): void {
-    this.answers.clear();
+    this.forget();
     const key = nsName(s.metadata);
     const old = this.services.get(key);
     if (!old) return;
@@ -128,7 +134,7 @@ export class ClusterIndex {
   }
 
   upsertEndpointSlice(e: EndpointSliceInfo): void {
-    this.answers.clear();
+    this.forget();
     this.removeEndpointSlice(e);
     this.slices.set(nsName(e.metadata), e);
     const service = sliceService(e);
@@ -138,7 +144,7 @@ export class ClusterIndex {
   }
 
   removeEndpointSlice(e: EndpointSliceInfo): void {
-    this.answers.clear();
+    this.forget();
     const key = nsName(e.metadata);
     const old = this.slices.get(key);
     if (!old) return;
@@ -152,14 +158,14 @@ export class ClusterIndex {
   // --- nodes
 
   upsertNode(n: NodeInfo): void {
-    this.answers.clear();
+    this.forget();
     this.removeNode(n);
     this.nodes.set(n.metadata.name, n);
     for (const ip of n.addresses) this.nodeByIp.set(ip, n);
   }
 
   removeNode(n: NodeInfo): void {
-    this.answers.clear();
+    this.forget();
     const old = this.nodes.get(n.metadata.name);
     if (!old) return;
     this.nodes.delete(n.metadata.name);
@@ -169,12 +175,12 @@ export class ClusterIndex {
   // --- owners of pods' owners
 
   upsertController(kind: 'ReplicaSet' | 'Job', c: ControllerInfo): void {
-    this.answers.clear();
+    this.forget();
     (kind === 'ReplicaSet' ? this.replicaSets : this.jobs).set(nsName(c.metadata), c);
   }
 
   removeController(kind: 'ReplicaSet' | 'Job', c: ControllerInfo): void {
-    this.answers.clear();
+    this.forget();
     (kind === 'ReplicaSet' ? this.replicaSets : this.jobs).delete(nsName(c.metadata));
   }
 
@@ -182,23 +188,16 @@ export class ClusterIndex {
 
   /** A pod IP (host-network pods excluded), a ClusterIP, a node address, or else an endpoint address of a service. */
   byAddress(ip: string): K8sRef | undefined {
-    return this.remembered(`a:${ip}`, () => this.resolveAddress(ip));
+    const hit = this.answersByAddr.get(ip);
+    if (hit !== undefined) return hit ?? undefined;
+    return remember(this.answersByAddr, ip, this.resolveAddress(ip));
   }
 
   byPodUid(uid: string): K8sRef | undefined {
-    return this.remembered(`u:${uid}`, () => {
-      const pod = this.pods.get(normalizePodUid(uid));
-      return pod ? this.podRef(pod) : undefined;
-    });
-  }
-
-  private remembered(key: string, resolve: () => K8sRef | undefined): K8sRef | undefined {
-    const hit = this.answers.get(key);
+    const hit = this.answersByUid.get(uid);
     if (hit !== undefined) return hit ?? undefined;
-    const answer = resolve();
-    if (this.answers.size >= 65_536) this.answers.clear();
-    this.answers.set(key, answer ? Object.freeze(answer) : null);
-    return answer;
+    const pod = this.pods.get(normalizePodUid(uid));
+    return remember(this.answersByUid, uid, pod ? this.podRef(pod) : undefined);
   }
 
   private resolveAddress(ip: string): K8sRef | undefined {
@@ -273,6 +272,12 @@ export class ClusterIndex {
     if (names.size === 0 && !p.hostNetwork) for (const ip of p.ips) collect(this.servicesByEndpointIp.get(ip));
     return [...names].sort()[0];
   }
+}
+
+function remember(answers: Map<string, Readonly<K8sRef> | null>, key: string, answer: K8sRef | undefined): K8sRef | undefined {
+  if (answers.size >= 65_536) answers.clear();
+  answers.set(key, answer ? Object.freeze(answer) : null);
+  return answer;
 }
 
 function sliceService(e: EndpointSliceInfo): string | undefined {
