@@ -30,7 +30,7 @@ export const kafkaSinkSchema = z
     /** gzip is built into kafkajs; snappy, lz4 and zstd need codec packages that bpfagent does not ship */
     compression: z.enum(['none', 'gzip']).default('gzip'),
     /** -1: all in-sync replicas; 1: the leader; 0: no acknowledgement */
-    acks: z.union([z.literal(-1), z.literal(0), z.literal(1)]).default(-1),
+    acks: z.number().int().min(-1, 'one of -1, 0, 1').max(1, 'one of -1, 0, 1').default(-1),
     /** how long the broker may wait for the acks */
     ackTimeoutMs: z.number().int().positive().default(30_000),
     connectionTimeoutMs: z.number().int().positive().default(3_000),

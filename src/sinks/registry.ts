@@ -14,6 +14,9 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { FlowSink } from './sink.js';
 import { clickhouseSink } from './clickhouse.js';
+import { jsonlSink } from './jsonl.js';
+import { kafkaSink } from './kafka.js';
+import { otlpSink } from './otlp.js';
 
 /** What a sink is given besides its own configuration section. */
 export interface SinkContext {
@@ -43,4 +46,7 @@ export type SinkRegistry = Readonly<Record<string, SinkPlugin>>;
 export const SINKS: SinkRegistry = {
   // getters: read when the configuration is loaded, so a sink module may import this one (defineSink) without a cycle biting
   get clickhouse() { return clickhouseSink; },
+  get jsonl() { return jsonlSink; },
+  get kafka() { return kafkaSink; },
+  get otlp() { return otlpSink; },
 };

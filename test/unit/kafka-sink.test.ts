@@ -51,6 +51,7 @@ describe('Kafka sink: messages', () => {
     assert.throws(() => kafkaSinkSchema.parse({ topic: 'x' }), /brokers/);
     assert.throws(() => kafkaSinkSchema.parse({ brokers: ['k:9092'], topic: 'x', compression: 'snappy' }), /compression/);
     assert.throws(() => kafkaSinkSchema.parse({ brokers: ['k'], topic: 'x' }), /host:port/);
+    assert.throws(() => kafkaSinkSchema.parse({ brokers: ['k:1'], topic: 'x', acks: 2 }), /one of -1, 0, 1/);
     const c = kafkaSinkSchema.parse({ brokers: ['k:9092'], topic: 'x' });
     assert.deepEqual([c.compression, c.acks, c.clientId, c.batching.maxBatch, c.batching.maxQueued], ['gzip', -1, 'bpfagent', 1000, 100_000]);
   });
