@@ -38,6 +38,8 @@ export abstract class BatchingSink implements FlowSink {
   private retryAt = 0;
   private retryDelay = 0;
   private closed = false;
+  /** records of the batch being sent (the head of the queue) */
+  private inFlight = 0;
   protected started = false;
   private readonly counts = { exported: 0, dropped: 0, failures: 0 };
   private lastError: string | undefined;
@@ -77,6 +79,7 @@ export abstract class BatchingSink implements FlowSink {
   private pump(): void {
     if (this.sending || !this.started || !this.queue.length || Date.now() < this.retryAt) return;
     const batch = this.queue.slice(0, this.batching.maxBatch);
+    this.inFlight = batch.length;
     this.sending = this.send(batch).then(
       () => {
         // delivered: only now leave the queue
@@ -87,6 +90,12 @@ export abstract class BatchingSink implements FlowSink {
       },
       (e: unknown) => {
         this.counts.failures++;
+        if (this.closed) {
+          // shut down while this batch was out: it will not be retried
+          this.queue.splice(0, batch.length);
+          this.counts.dropped += batch.length;
+          return;
+        }
         this.lastError = e instanceof Error ? e.message : String(e);
         this.retryDelay = Math.min(this.retryDelay ? this.retryDelay * 2 : this.batching.retryBaseMs, this.batching.retryMaxMs);
         this.retryAt = Date.now() + this.retryDelay;
@@ -114,8 +123,10 @@ export abstract class BatchingSink implements FlowSink {
     await this.flush(timeoutMs);
     this.closed = true;
     clearInterval(this.timer);
-    this.counts.dropped += this.queue.length;
-    this.queue = [];
+    // a batch still out is counted when it settles (exported or dropped), never twice
+    const out = this.sending ? Math.min(this.inFlight, this.queue.length) : 0;
+    this.counts.dropped += this.queue.length - out;
+    this.queue.length = out;
     await this.close();
   }
 

@@ -7,6 +7,8 @@ import type { ShippedRecord } from '../../src/sinks/sink.js';
 class FakeSink extends BatchingSink {
   readonly name = 'fake';
   up = true;
+  /** ms each send takes */
+  delayMs = 1;
   readonly received: number[][] = [];
   attempts = 0;
   released = false;
@@ -18,7 +20,7 @@ class FakeSink extends BatchingSink {
   protected async open(): Promise<void> {}
   protected async send(batch: ShippedRecord[]): Promise<void> {
     this.attempts++;
-    await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setTimeout(r, this.delayMs));
     if (!this.up) throw new Error('connection refused');
     this.received.push(batch.map((r) => (r.proto === 'udp' ? r.packetsSent : -1)));
   }
@@ -89,5 +91,17 @@ describe('BatchingSink', () => {
     s.export(records(0, 5));
     assert.deepEqual([s.stats().queued, s.stats().dropped], [3, 2]);
     assert.equal(s.ready, false);
+  });
+
+  test('shutdown while a batch is out: the batch counts once, when it settles; the rest is dropped', async () => {
+    const s = new FakeSink({ maxBatch: 4 });
+    await s.start();
+    s.delayMs = 300;
+    s.export(records(0, 10)); // a batch of 4 goes out at once (queue >= maxBatch)
+    await new Promise((r) => setTimeout(r, 30));
+    await s.shutdown(50);
+    assert.deepEqual([s.stats().dropped, s.stats().exported], [6, 0], 'the 6 never sent are dropped');
+    await new Promise((r) => setTimeout(r, 400));
+    assert.deepEqual([s.stats().dropped, s.stats().exported, s.stats().queued], [6, 4, 0], 'the 4 out arrived: exported, not also dropped');
   });
 });
