@@ -40,6 +40,8 @@ export abstract class BatchingSink implements FlowSink {
   private closed = false;
   /** records of the batch being sent (the head of the queue) */
   private inFlight = 0;
+  /** records of a batch still out when shutdown dropped them */
+  private abandoned = 0;
   protected started = false;
   private readonly counts = { exported: 0, dropped: 0, failures: 0 };
   private lastError: string | undefined;
@@ -82,6 +84,13 @@ export abstract class BatchingSink implements FlowSink {
     this.inFlight = batch.length;
     this.sending = this.send(batch).then(
       () => {
+        if (this.closed) {
+          // it arrived after shutdown had given up on it: counted once, as exported
+          this.counts.dropped -= this.abandoned;
+          this.counts.exported += this.abandoned;
+          this.abandoned = 0;
+          return;
+        }
         // delivered: only now leave the queue
         this.queue.splice(0, batch.length);
         this.counts.exported += batch.length;
@@ -90,12 +99,7 @@ export abstract class BatchingSink implements FlowSink {
       },
       (e: unknown) => {
         this.counts.failures++;
-        if (this.closed) {
-          // shut down while this batch was out: it will not be retried
-          this.queue.splice(0, batch.length);
-          this.counts.dropped += batch.length;
-          return;
-        }
+        if (this.closed) return; // shut down while it was out: already counted as dropped
         this.lastError = e instanceof Error ? e.message : String(e);
         this.retryDelay = Math.min(this.retryDelay ? this.retryDelay * 2 : this.batching.retryBaseMs, this.batching.retryMaxMs);
         this.retryAt = Date.now() + this.retryDelay;
@@ -123,10 +127,10 @@ export abstract class BatchingSink implements FlowSink {
     await this.flush(timeoutMs);
     this.closed = true;
     clearInterval(this.timer);
-    // a batch still out is counted when it settles (exported or dropped), never twice
-    const out = this.sending ? Math.min(this.inFlight, this.queue.length) : 0;
-    this.counts.dropped += this.queue.length - out;
-    this.queue.length = out;
+    // everything left is dropped now; a batch still out that arrives after all moves back to exported
+    this.abandoned = this.sending ? this.inFlight : 0;
+    this.counts.dropped += this.queue.length;
+    this.queue = [];
     await this.close();
   }
 
