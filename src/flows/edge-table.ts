@@ -50,9 +50,10 @@ export type EdgeEnds = (r: TcpRecord | UdpRecord, clientIsLocal: boolean) => { s
  * and edge that has it: per record, finding its ends is a map lookup, not a
  * few objects and strings. Kubernetes answers are shared objects too (the
  * cluster index remembers them), so they are looked up by identity first.
- * Bounded: past `MAX_ENDS` ends of a kind, that kind starts over.
+ * Bounded: past `MAX_ENDS` ends of a kind, that kind starts over (safe: edges
+ * are keyed by id, so a fresh end object for a known id changes nothing).
  */
-const MAX_ENDS = 100_000;
+const MAX_ENDS = 16_384;
 
 class EndInterner {
   /** by identity of the (shared, frozen) Kubernetes answer: a Map, cleared with the rest, is cheaper than a WeakMap here */
@@ -186,9 +187,10 @@ export class EdgeTable {
     const { source, destination, locality } = this.ends(r, clientIsLocal);
     const observedBy = clientIsLocal ? 'client' : 'server';
     const sub = (r.proto === 'udp' ? 2 : 0) + (clientIsLocal ? 0 : 1);
-    let slot = this.slot(source, destination);
-    let edge = slot.get(port * 4 + sub);
+    // looked up without creating anything: past the bound, new pairs must cost nothing
+    let edge = this.edges.get(source.id)?.get(destination.id)?.get(port * 4 + sub);
     if (!edge) {
+      let slot: Map<number, Edge>;
       let s = source;
       let d = destination;
       let p = port;
@@ -199,6 +201,8 @@ export class EdgeTable {
         this.overflowed++;
         slot = this.slot(OVERFLOW, OVERFLOW);
         edge = slot.get(sub);
+      } else {
+        slot = this.slot(source, destination);
       }
       if (!edge) {
         edge = {
