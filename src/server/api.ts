@@ -66,26 +66,12 @@ export interface GraphEdge {
 }
 
 /** A graph edge with what the API needs behind it. */
-interface MergedEdge {
+type MergedEdge = Omit<StoredEdge, 'key' | 'observedBy' | 'firstSeen' | 'lastSeen'> & {
   id: string;
-  proto: 'tcp' | 'udp';
   observedBy: 'client' | 'server' | 'both';
-  source: EdgeEnd;
-  destination: EdgeEnd;
-  port: number;
-  locality?: string;
-  connections: number;
-  failed: { refused: number; timeout: number; reset: number };
-  bytesSent: number;
-  bytesReceived: number;
-  packetsSent: number;
-  packetsReceived: number;
-  retransmits: number;
-  rttUs: HistogramData;
-  remoteAddrs: string[];
   /** store keys whose records are this edge's connections (the client's when merged) */
   keys: string[];
-}
+};
 
 export function edgeId(proto: string, source: string, destination: string, port: number, observedBy: string): string {
   return Buffer.from(`${proto}|${source}|${destination}|${port}|${observedBy}`, 'utf8').toString('base64url');

@@ -22,29 +22,16 @@ export interface HistogramData {
 }
 
 /** One edge's counts summed over the intervals of a window. */
-export interface StoredEdge {
+export type StoredEdge = Omit<Edge, 'rttUs'> & {
   /** `proto|observedBy|source.id|destination.id|port`, as the flow table keys it */
   key: string;
-  proto: 'tcp' | 'udp';
-  observedBy: 'client' | 'server';
-  source: EdgeEnd;
-  destination: EdgeEnd;
-  port: number;
-  locality?: string;
-  connections: number;
-  failed: { refused: number; timeout: number; reset: number };
-  bytesSent: number;
-  bytesReceived: number;
-  packetsSent: number;
-  packetsReceived: number;
-  retransmits: number;
   rttUs: HistogramData;
   /** the remote end's addresses seen (the backend's, behind DNAT) */
   remoteAddrs: string[];
   /** first and last interval end (ms since the epoch) it was in */
   firstSeen: number;
   lastSeen: number;
-}
+};
 
 /**
  * A client edge and a server edge that carried the same connections: both

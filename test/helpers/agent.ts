@@ -10,25 +10,16 @@ export interface AgentExit {
   summary: Record<string, unknown> | undefined;
 }
 
-export class TraceAgent {
-  readonly child: ChildProcess;
-  /** every record, of every kind, in arrival order */
-  readonly records: AgentRecord[] = [];
-  /** ms timestamp at which each record arrived, parallel to `records` */
-  readonly arrivals: number[] = [];
+/**
+ * A spawned bpfagent: collects its stderr; `ready` resolves with the first JSON
+ * log line containing "ready" and rejects if the agent exits first.
+ */
+export class AgentProcess {
   stderr = '';
   readonly ready: Promise<Record<string, unknown>>;
-  private readonly exited: Promise<number | null>;
-  private waiters: Array<() => void> = [];
+  protected readonly exited: Promise<number | null>;
 
-  /** `command`: 'trace' (records) or 'flows' (edge lines, read them from `records` as EdgeLine) */
-  constructor(args: string[] = [], command: 'trace' | 'flows' = 'trace') {
-    this.child = spawn(process.execPath, [AGENT_JS, command, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      this.records.push(JSON.parse(line) as AgentRecord);
-      this.arrivals.push(Date.now());
-      for (const w of this.waiters.splice(0)) w();
-    });
+  constructor(readonly child: ChildProcess, what: string) {
     this.exited = new Promise((resolve) =>
       this.child.on('exit', (code, signal) => {
         if (signal) this.stderr += `\n[agent killed by ${signal}]\n`;
@@ -49,7 +40,33 @@ export class TraceAgent {
           }
         }
       });
-      void this.exited.then((code) => reject(new Error(`agent exited (${code}) before ready:\n${this.stderr}`)));
+      void this.exited.then((code) => reject(new Error(`${what} exited (${code}) before ready:\n${this.stderr}`)));
+    });
+  }
+
+  /** A signal, then the exit code, stderr and the parsed summary line. */
+  async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<AgentExit> {
+    if (this.child.exitCode === null) this.child.kill(signal);
+    const code = await this.exited;
+    const summaryLine = this.stderr.split('\n').find((l) => l.includes('"summary:'));
+    return { code, stderr: this.stderr, summary: summaryLine ? (JSON.parse(summaryLine) as Record<string, unknown>) : undefined };
+  }
+}
+
+export class TraceAgent extends AgentProcess {
+  /** every record, of every kind, in arrival order */
+  readonly records: AgentRecord[] = [];
+  /** ms timestamp at which each record arrived, parallel to `records` */
+  readonly arrivals: number[] = [];
+  private waiters: Array<() => void> = [];
+
+  /** `command`: 'trace' (records) or 'flows' (edge lines, read them from `records` as EdgeLine) */
+  constructor(args: string[] = [], command: 'trace' | 'flows' = 'trace') {
+    super(spawn(process.execPath, [AGENT_JS, command, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }), 'agent');
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      this.records.push(JSON.parse(line) as AgentRecord);
+      this.arrivals.push(Date.now());
+      for (const w of this.waiters.splice(0)) w();
     });
   }
 
@@ -99,11 +116,4 @@ export class TraceAgent {
     }
   }
 
-  /** SIGINT (or another signal), then the exit code, stderr and the parsed summary line. */
-  async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<AgentExit> {
-    if (this.child.exitCode === null) this.child.kill(signal);
-    const code = await this.exited;
-    const summaryLine = this.stderr.split('\n').find((l) => l.includes('"summary:'));
-    return { code, stderr: this.stderr, summary: summaryLine ? (JSON.parse(summaryLine) as Record<string, unknown>) : undefined };
-  }
 }

@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { AGENT_JS } from './processes.js';
-import type { AgentExit } from './agent.js';
+import { AgentProcess, type AgentExit } from './agent.js';
 
 /** Write `yaml` to a temporary file; returns its path. */
 export function configFile(yaml: string): string {
@@ -41,42 +41,17 @@ export function runOnce(args: string[], env: Record<string, string> = {}): { sta
 }
 
 /** `bpfagent run --config <temp file with yaml> ...args`; `ready` resolves with the ready line. */
-export class RunAgent {
-  readonly child: ChildProcess;
+export class RunAgent extends AgentProcess {
   readonly config: string;
-  stderr = '';
-  readonly ready: Promise<Record<string, unknown>>;
-  private readonly exited: Promise<number | null>;
 
   constructor(yaml: string, args: string[] = [], env: Record<string, string> = {}) {
-    this.config = configFile(yaml);
-    this.child = spawn(process.execPath, [AGENT_JS, 'run', '--config', this.config, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...env },
-    });
-    this.child.stdout!.on('data', (d: Buffer) => process.stderr.write(`[bpfagent run stdout] ${d}`));
-    this.exited = new Promise((resolve) =>
-      this.child.on('exit', (code, signal) => {
-        if (signal) this.stderr += `\n[agent killed by ${signal}]\n`;
-        resolve(code);
-      }),
+    const config = configFile(yaml);
+    super(
+      spawn(process.execPath, [AGENT_JS, 'run', '--config', config, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }),
+      'bpfagent run',
     );
-    this.ready = new Promise((resolve, reject) => {
-      this.child.stderr!.on('data', (d: Buffer) => {
-        const before = this.stderr.length;
-        this.stderr += d.toString();
-        for (const line of this.stderr.slice(before > 0 ? this.stderr.lastIndexOf('\n', before) + 1 : 0).split('\n')) {
-          if (line.includes('ready')) {
-            try {
-              resolve(JSON.parse(line) as Record<string, unknown>);
-            } catch {
-              // partial line; the next chunk completes it
-            }
-          }
-        }
-      });
-      void this.exited.then((code) => reject(new Error(`bpfagent run exited (${code}) before ready:\n${this.stderr}`)));
-    });
+    this.config = config;
+    this.child.stdout!.on('data', (d: Buffer) => process.stderr.write(`[bpfagent run stdout] ${d}`));
   }
 
   /** http://host:port of the agent's listener, from the ready line. */
@@ -91,12 +66,10 @@ export class RunAgent {
   }
 
   /** Signal (SIGTERM by default), then the exit code, stderr and the parsed summary line. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<AgentExit> {
-    if (this.child.exitCode === null) this.child.kill(signal);
-    const code = await this.exited;
+  override async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<AgentExit> {
+    const exit = await super.stop(signal);
     rmSync(path.dirname(this.config), { recursive: true, force: true });
-    const summaryLine = this.stderr.split('\n').find((l) => l.includes('"summary:'));
-    return { code, stderr: this.stderr, summary: summaryLine ? (JSON.parse(summaryLine) as Record<string, unknown>) : undefined };
+    return exit;
   }
 }
 
