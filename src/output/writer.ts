@@ -1,4 +1,5 @@
-import { formatJsonLines } from './jsonl.js';
+import { JsonBytes } from './json-bytes.js';
+import { writeJsonLines } from './jsonl.js';
 import { formatTableRows, tableHeader } from './table.js';
 import type { AgentRecord } from '../events/records.js';
 
@@ -9,6 +10,7 @@ import type { AgentRecord } from '../events/records.js';
 export class RecordWriter {
   private pending: AgentRecord[] = [];
   private broken = false;
+  private readonly bytes = new JsonBytes();
 
   constructor(
     private readonly out: NodeJS.WritableStream,
@@ -25,16 +27,17 @@ export class RecordWriter {
 
   flush(): void {
     if (!this.pending.length) return;
-    const text = this.json ? formatJsonLines(this.pending) : formatTableRows(this.pending);
+    if (this.json) writeJsonLines(this.bytes, this.pending);
+    const chunk = this.json ? this.bytes.take() : formatTableRows(this.pending);
     this.pending = [];
-    this.write(text);
+    this.write(chunk);
   }
 
   markBroken(): void {
     this.broken = true;
   }
 
-  private write(text: string): void {
-    if (!this.broken) this.out.write(text);
+  private write(chunk: string | Buffer): void {
+    if (!this.broken) this.out.write(chunk);
   }
 }
