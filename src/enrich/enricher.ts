@@ -20,6 +20,7 @@ export interface CgroupSource {
   pathOf(cgroupId: number, pidHint?: number): string | undefined;
 }
 
+/** Answers are shared and never changed once given: a change of the cluster gives new answer objects. */
 export interface KubeSource {
   byAddress(ip: string): K8sInfo | undefined;
   byPodUid(uid: string): K8sInfo | undefined;
@@ -38,6 +39,15 @@ export interface EnricherSources {
   inCluster: (addr: string) => boolean;
   /** bound of the per-cgroup container cache */
   maxCgroups?: number;
+}
+
+/** Merged (Service, backend) answers remembered at most. */
+const MAX_MERGED = 16_384;
+/** stands for "no backend known" in the merged answers' map */
+const NO_BACKEND: K8sInfo = Object.freeze({});
+
+function mergeServiceAndBackend(dialled: K8sInfo, backend: K8sInfo | undefined): K8sInfo {
+  return { ...backend, namespace: backend?.namespace ?? dialled.namespace, service: dialled.service };
 }
 
 /** A cgroup's container, or null when its path is known and is no container. */
@@ -99,14 +109,39 @@ export class Enricher {
     const backend = kube.byAddress(reached);
     // the Service a client dialled (a ClusterIP), kept beside the pod it reached
     const dialled = r.reached ? kube.byAddress(r.addr) : undefined;
-    const k: K8sInfo | undefined =
-      dialled?.service !== undefined && dialled.pod === undefined ? { ...backend, namespace: backend?.namespace ?? dialled.namespace, service: dialled.service } : backend;
+    const k = dialled?.service !== undefined && dialled.pod === undefined ? this.serviceWithBackend(dialled, backend) : backend;
     if (k) {
       r.k8s = k;
       this.stats.k8sRemote++;
     }
     return reached;
   }
+
+  /**
+   * The Service dialled merged with the pod reached behind it. Kubernetes
+   * answers are shared and never changed (a change of the cluster gives new
+   * answer objects), so the merge is made once per pair of answers and shared
+   * by every record of that pair: per record, two identity lookups instead of
+   * a new object (and, downstream, a new edge end to find). Bounded.
+   */
+  private serviceWithBackend(dialled: K8sInfo, backend: K8sInfo | undefined): K8sInfo {
+    const key = backend ?? NO_BACKEND;
+    const hit = this.merged.get(dialled)?.get(key);
+    if (hit) return hit;
+    if (this.mergedCount >= MAX_MERGED) {
+      this.merged.clear();
+      this.mergedCount = 0;
+    }
+    let byBackend = this.merged.get(dialled);
+    if (!byBackend) this.merged.set(dialled, (byBackend = new Map()));
+    const k = Object.freeze(mergeServiceAndBackend(dialled, backend));
+    byBackend.set(key, k);
+    this.mergedCount++;
+    return k;
+  }
+
+  private readonly merged = new Map<K8sInfo, Map<K8sInfo, Readonly<K8sInfo>>>();
+  private mergedCount = 0;
 
   private container(cgroupId: number, pid: number): ContainerInfo | undefined {
     if (!this.src.cgroups || !this.src.parseContainer || !cgroupId) return undefined;

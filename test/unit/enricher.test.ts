@@ -107,6 +107,45 @@ describe('Enricher', () => {
     assert.equal(r.locality, 'same-host');
   });
 
+  test('Service and backend merged once per pair of answers and shared; a changed answer gives a new merge', () => {
+    let backend: K8sInfo = Object.freeze({ ...POD_B, service: undefined });
+    let service: K8sInfo = Object.freeze({ namespace: 'payments', service: 'ledger' });
+    const e = new Enricher(
+      sources({
+        kube: {
+          byAddress: (ip) => (ip === '10.96.0.10' ? service : ip === '10.244.2.9' ? backend : undefined),
+          byPodUid: () => undefined,
+          zoneOf: () => undefined,
+        },
+      }),
+    );
+    const dnat = () => tcp({}, { addr: '10.96.0.10', port: 80, reached: { addr: '10.244.2.9', port: 8080 } });
+    const [a, b] = [dnat(), dnat()];
+    e.enrich(a);
+    e.enrich(b);
+    assert.deepEqual(a.remote.k8s, { ...POD_B, service: 'ledger' });
+    assert.equal(a.remote.k8s, b.remote.k8s, 'one shared answer per pair');
+    assert.ok(Object.isFrozen(a.remote.k8s));
+    // the cluster changed: the index answers with new objects, and the merge follows
+    service = Object.freeze({ namespace: 'payments', service: 'ledger-v2' });
+    const c = dnat();
+    e.enrich(c);
+    assert.deepEqual(c.remote.k8s, { ...POD_B, service: 'ledger-v2' });
+    backend = Object.freeze({ namespace: 'payments', pod: 'ledger-1', workload: 'ledger', workloadKind: 'StatefulSet', node: 'node-1' });
+    const d = dnat();
+    e.enrich(d);
+    assert.deepEqual(d.remote.k8s, { namespace: 'payments', pod: 'ledger-1', workload: 'ledger', workloadKind: 'StatefulSet', node: 'node-1', service: 'ledger-v2' });
+    assert.equal(d.locality, 'same-host');
+    // no backend known: the Service alone, also shared
+    backend = undefined as unknown as K8sInfo;
+    const [f, g] = [dnat(), dnat()];
+    e.enrich(f);
+    e.enrich(g);
+    assert.deepEqual(f.remote.k8s, { namespace: 'payments', service: 'ledger-v2' });
+    assert.equal(f.remote.k8s, g.remote.k8s);
+    assert.deepEqual(a.remote.k8s, { ...POD_B, service: 'ledger' }, 'records already enriched keep their answer');
+  });
+
   test('per-cgroup results are cached, bounded, and an unknown cgroup is asked again later', () => {
     let asked = 0;
     const e = new Enricher(
