@@ -3,8 +3,8 @@
  * UDP flow accounting and DNS packet capture, from cgroup programs attached
  * to the cgroup v2 root (so they apply to every socket on the host):
  *
- *   cgroup/sock_create     remember who created each UDP socket (process context)
- *   cgroup/sock_release    forget it
+ *   cgroup/sock_create     remember who created each UDP socket (process context),
+ *                          in the socket's own storage (freed with the socket)
  *   cgroup_skb/egress      every packet a local socket sends
  *   cgroup_skb/ingress     every packet delivered to a local socket
  *
@@ -20,12 +20,12 @@
  * Attribution: ingress runs in softirq, where the current task means nothing,
  * so the owner of a socket is recorded in process context at sock_create (UDP),
  * or at its first send (TCP DNS clients, and sockets older than the agent),
- * and looked up by socket.
+ * and read from the socket's storage.
  *
- * UDP counts are aggregated here, in one of two LRU hash tables; user space
- * flips udp_slot each interval and drains the idle table, so no datagram costs
- * an event to user space and no count is lost between read and delete. LRU
- * evictions are counted as inserts minus entries drained.
+ * UDP counts are aggregated here, in one of two per-CPU LRU hash tables; user
+ * space flips udp_slot each interval and drains the idle table, so no datagram
+ * costs an event to user space and no count is lost between read and delete.
+ * LRU evictions are counted as inserts minus entries drained.
  *
  * Needs the bpf_cast_to_kern_ctx kfunc (Linux >= 6.2) to reach the socket.
  */
@@ -56,30 +56,38 @@ extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
 const volatile __u64 dns_wakeup_bytes = 64 * 1024;
 
-struct owner {
+/*
+ * Who owns a socket and in which network namespace it lives, kept with the
+ * socket itself (freed with it): one cheap lookup per packet.
+ */
+struct sock_info {
 	__u64 cgroup_id;
 	__u32 pid;
-	__u32 pad;
+	__u32 netns;
 	char comm[BPFAGENT_COMM_LEN];
 };
 
-/* Socket (struct sock address) -> the process that owns it. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct owner);
-} sock_owners SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_info);
+} sock_infos SEC(".maps");
 
+/*
+ * The two flow tables are per-CPU: a datagram's counts go to its CPU's copy
+ * with plain adds (no atomics, no cache line shared between CPUs); user space
+ * sums the copies. Only a new flow takes the LRU's lock, once per interval.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__uint(max_entries, 65536); /* resized by user space */
 	__type(key, struct udp_flow_key);
 	__type(value, struct udp_flow_value);
 } udp_flows_0 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__uint(max_entries, 65536); /* resized by user space */
 	__type(key, struct udp_flow_key);
 	__type(value, struct udp_flow_value);
@@ -113,206 +121,213 @@ static __always_inline void count(__u32 slot)
 		*v += 1;
 }
 
-static __always_inline void current_owner(struct owner *o)
+static __always_inline __u32 netns_of(const struct sock *sk)
 {
-	o->pid = bpf_get_current_pid_tgid() >> 32;
-	o->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	return sk->__sk_common.skc_net.net->ns.inum;
+}
+
+/* The kernel's struct sock behind a packet (also the DNS records' socket identity). */
+static __always_inline const struct sock *skb_sock(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+
+	return kskb->sk;
+}
+
+/* Record the current task as the socket's owner: call in process context only. */
+static __always_inline struct sock_info *learn_owner(struct bpf_sock *sk, const struct sock *ksk)
+{
+	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!si)
+		return NULL;
+	si->pid = bpf_get_current_pid_tgid() >> 32;
+	si->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(si->comm, sizeof(si->comm));
+	si->netns = ksk ? netns_of(ksk) : 0;
+	return si;
+}
+
+/*
+ * The socket's owner: learnt at creation (UDP), else at its first send (TCP
+ * DNS clients, sockets older than the agent), which happens in the sending
+ * process. Ingress runs in softirq, where the current task means nothing.
+ */
+static __always_inline struct sock_info *owner_of(struct __sk_buff *skb, struct bpf_sock *sk, bool egress)
+{
+	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
+
+	if (si || !egress)
+		return si;
+	return learn_owner(sk, skb_sock(skb));
 }
 
 SEC("cgroup/sock_create")
 int sock_create(struct bpf_sock *ctx)
 {
-	struct owner o = {};
-	__u64 key;
-
 	if (ctx->protocol != IPPROTO_UDP || (ctx->family != AF_INET && ctx->family != AF_INET6))
 		return 1;
-	key = (__u64)bpf_cast_to_kern_ctx(ctx);
-	current_owner(&o);
-	bpf_map_update_elem(&sock_owners, &key, &o, BPF_ANY);
+	learn_owner(ctx, bpf_cast_to_kern_ctx(ctx));
 	return 1; /* always allow */
-}
-
-SEC("cgroup/sock_release")
-int sock_release(struct bpf_sock *ctx)
-{
-	__u64 key;
-
-	if (ctx->protocol != IPPROTO_UDP)
-		return 1;
-	key = (__u64)bpf_cast_to_kern_ctx(ctx);
-	bpf_map_delete_elem(&sock_owners, &key);
-	return 1;
 }
 
 /* What a packet says about itself, from the local socket's point of view. */
 struct pkt {
-	__u8 family;
+	struct udp_flow_key key; /* netns and pid are the caller's to fill */
 	__u8 protocol;
-	__u16 lport;
-	__u16 rport;
-	__u32 l4_off;      /* offset of the UDP/TCP header */
 	__u32 payload_off; /* offset of the UDP/TCP payload */
 	__u32 payload_len;
-	__u8 laddr[16];
-	__u8 raddr[16];
 };
 
 /*
- * Headers are read in place (direct packet access: the linear part of the skb
- * starts at the network header here) when they are there, which they are for
- * all but odd packets; otherwise copied out with bpf_skb_load_bytes.
+ * Where the `len` bytes at `off` are: in place (direct packet access: the
+ * linear part of the skb starts at the network header here) when they are
+ * there, which they are for all but odd packets; else copied into `buf`.
  */
-static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, __u32 len)
+static __always_inline void *header(struct __sk_buff *skb, __u32 off, __u32 len, void *buf)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 
-	if (off > 128 || data + off + len > data_end)
-		return bpf_skb_load_bytes(skb, off, to, len);
-	__builtin_memcpy(to, data + off, len);
+	if (off <= 64 && data + off + len <= data_end)
+		return data + off;
+	return bpf_skb_load_bytes(skb, off, buf, len) ? NULL : buf;
+}
+
+/* IPv4/IPv6 addresses and protocol; the offset of the L4 header, 0 if none. */
+static __always_inline __u32 parse_ip(struct __sk_buff *skb, bool egress, struct pkt *p, __u32 *ip_len)
+{
+	struct udp_flow_key *k = &p->key;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr buf, *iph = header(skb, 0, sizeof(buf), &buf);
+
+		if (!iph || iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+			return 0; /* a fragment is not a whole datagram */
+		k->family = AF_INET;
+		p->protocol = iph->protocol;
+		*ip_len = bpf_ntohs(iph->tot_len);
+		__builtin_memcpy(egress ? k->laddr : k->raddr, &iph->saddr, 4);
+		__builtin_memcpy(egress ? k->raddr : k->laddr, &iph->daddr, 4);
+		return iph->ihl * 4;
+	}
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr buf, *ip6h = header(skb, 0, sizeof(buf), &buf);
+
+		if (!ip6h)
+			return 0;
+		k->family = AF_INET6;
+		p->protocol = ip6h->nexthdr; /* extension headers are not followed */
+		*ip_len = sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len);
+		__builtin_memcpy(egress ? k->laddr : k->raddr, &ip6h->saddr, 16);
+		__builtin_memcpy(egress ? k->raddr : k->laddr, &ip6h->daddr, 16);
+		return sizeof(*ip6h);
+	}
 	return 0;
 }
 
 /* Parse IPv4/IPv6 + UDP/TCP headers; false for anything else. */
 static __always_inline bool parse(struct __sk_buff *skb, bool egress, struct pkt *p)
 {
+	__u32 ip_len = 0, l4_off = parse_ip(skb, egress, p, &ip_len);
 	__u16 sport, dport;
-	__u32 ip_len;
 
-	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr iph;
-
-		if (load(skb, 0, &iph, sizeof(iph)))
-			return false;
-		if (iph.frag_off & bpf_htons(IP_MF | IP_OFFSET))
-			return false; /* a fragment: not a whole datagram */
-		p->family = AF_INET;
-		p->protocol = iph.protocol;
-		p->l4_off = iph.ihl * 4;
-		ip_len = bpf_ntohs(iph.tot_len);
-		__builtin_memcpy(egress ? p->laddr : p->raddr, &iph.saddr, 4);
-		__builtin_memcpy(egress ? p->raddr : p->laddr, &iph.daddr, 4);
-	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6h;
-
-		if (load(skb, 0, &ip6h, sizeof(ip6h)))
-			return false;
-		p->family = AF_INET6;
-		p->protocol = ip6h.nexthdr; /* extension headers are not followed */
-		p->l4_off = sizeof(ip6h);
-		ip_len = sizeof(ip6h) + bpf_ntohs(ip6h.payload_len);
-		__builtin_memcpy(egress ? p->laddr : p->raddr, &ip6h.saddr, 16);
-		__builtin_memcpy(egress ? p->raddr : p->laddr, &ip6h.daddr, 16);
-	} else {
+	if (!l4_off)
 		return false;
-	}
-
 	if (p->protocol == IPPROTO_UDP) {
-		struct udphdr uh;
+		struct udphdr buf, *uh = header(skb, l4_off, sizeof(buf), &buf);
+		__u16 len;
 
-		if (load(skb, p->l4_off, &uh, sizeof(uh)))
+		if (!uh)
 			return false;
-		sport = bpf_ntohs(uh.source);
-		dport = bpf_ntohs(uh.dest);
-		p->payload_off = p->l4_off + sizeof(uh);
+		sport = uh->source;
+		dport = uh->dest;
+		len = bpf_ntohs(uh->len);
+		p->payload_off = l4_off + sizeof(*uh);
 		/* udp len, not ip len: GSO super-packets set it per segment */
-		p->payload_len = bpf_ntohs(uh.len) > sizeof(uh) ? bpf_ntohs(uh.len) - sizeof(uh) : 0;
+		p->payload_len = len > sizeof(*uh) ? len - sizeof(*uh) : 0;
 	} else if (p->protocol == IPPROTO_TCP) {
-		struct tcphdr th;
-		__u32 hdr;
+		struct tcphdr buf, *th = header(skb, l4_off, sizeof(buf), &buf);
 
-		if (load(skb, p->l4_off, &th, sizeof(th)))
+		if (!th)
 			return false;
-		sport = bpf_ntohs(th.source);
-		dport = bpf_ntohs(th.dest);
-		hdr = th.doff * 4;
-		p->payload_off = p->l4_off + hdr;
+		sport = th->source;
+		dport = th->dest;
+		p->payload_off = l4_off + th->doff * 4;
 		p->payload_len = ip_len > p->payload_off ? ip_len - p->payload_off : 0;
 	} else {
 		return false;
 	}
-	p->lport = egress ? sport : dport;
-	p->rport = egress ? dport : sport;
+	p->key.lport = bpf_ntohs(egress ? sport : dport);
+	p->key.rport = bpf_ntohs(egress ? dport : sport);
 	return true;
 }
 
-static __always_inline __u32 skb_netns(struct __sk_buff *skb, const struct sock **skp)
+static __always_inline struct udp_flow_value *new_flow(void *flows, struct udp_flow_key *key,
+						       struct sock_info *si, bool second)
 {
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	const struct sock *sk = kskb->sk;
+	struct udp_flow_value init = {};
 
-	*skp = sk;
-	return sk ? sk->__sk_common.skc_net.net->ns.inum : 0;
-}
-
-/* The socket's owner; on egress (process context) learn it if unknown. */
-static __always_inline struct owner *owner_of(__u64 sk, bool egress, struct owner *scratch)
-{
-	struct owner *o = bpf_map_lookup_elem(&sock_owners, &sk);
-
-	if (o || !egress)
-		return o;
-	current_owner(scratch);
-	bpf_map_update_elem(&sock_owners, &sk, scratch, BPF_ANY);
-	return scratch;
-}
-
-static __always_inline void account_udp(struct pkt *p, __u32 netns, struct owner *o, bool egress)
-{
-	struct udp_flow_key key = {};
-	struct udp_flow_value *v;
-	__u32 zero = 0, *slot;
-	void *flows;
-
-	slot = bpf_map_lookup_elem(&udp_slot, &zero);
-	flows = slot && *slot ? (void *)&udp_flows_1 : (void *)&udp_flows_0;
-
-	key.netns = netns;
-	key.pid = o ? o->pid : 0;
-	key.lport = p->lport;
-	key.rport = p->rport;
-	key.family = p->family;
-	__builtin_memcpy(key.laddr, p->laddr, 16);
-	__builtin_memcpy(key.raddr, p->raddr, 16);
-
-	v = bpf_map_lookup_elem(flows, &key);
-	if (!v) {
-		struct udp_flow_value init = {};
-
-		if (o) {
-			init.cgroup_id = o->cgroup_id;
-			__builtin_memcpy(init.comm, o->comm, sizeof(init.comm));
-		}
-		if (bpf_map_update_elem(flows, &key, &init, BPF_NOEXIST) == 0)
-			count(slot && *slot ? BPFAGENT_NET_STAT_UDP_INSERTS_1 : BPFAGENT_NET_STAT_UDP_INSERTS_0);
-		v = bpf_map_lookup_elem(flows, &key);
-		if (!v)
-			return;
+	if (si) {
+		init.cgroup_id = si->cgroup_id;
+		__builtin_memcpy(init.comm, si->comm, sizeof(init.comm));
 	}
+	if (bpf_map_update_elem(flows, key, &init, BPF_NOEXIST) == 0)
+		count(second ? BPFAGENT_NET_STAT_UDP_INSERTS_1 : BPFAGENT_NET_STAT_UDP_INSERTS_0);
+	return bpf_map_lookup_elem(flows, key);
+}
+
+/*
+ * Plain adds into this CPU's copy. A program interrupted on its CPU by
+ * another for the same flow and direction (a softirq sending on the socket
+ * a task is sending on) could lose one; UDP sockets send from their task.
+ */
+static __always_inline void add(struct udp_flow_value *v, __u32 payload_len, bool egress)
+{
 	if (egress) {
-		__sync_fetch_and_add(&v->packets_sent, 1);
-		__sync_fetch_and_add(&v->bytes_sent, p->payload_len);
+		v->packets_sent += 1;
+		v->bytes_sent += payload_len;
 	} else {
-		__sync_fetch_and_add(&v->packets_received, 1);
-		__sync_fetch_and_add(&v->bytes_received, p->payload_len);
+		v->packets_received += 1;
+		v->bytes_received += payload_len;
 	}
+}
+
+/*
+ * One call site per table: the verifier turns a lookup whose map is known
+ * into a direct call, where a map chosen at run time costs an indirect one.
+ */
+#define ACCOUNT_IN(flows, second)                                                   \
+	do {                                                                        \
+		struct udp_flow_value *v = bpf_map_lookup_elem(&flows, &p->key);   \
+		if (!v)                                                             \
+			v = new_flow(&flows, &p->key, si, second);                  \
+		if (v)                                                              \
+			add(v, p->payload_len, egress);                             \
+	} while (0)
+
+static __always_inline void account_udp(struct pkt *p, struct sock_info *si, bool egress)
+{
+	__u32 zero = 0, *slot = bpf_map_lookup_elem(&udp_slot, &zero);
+
+	if (slot && *slot)
+		ACCOUNT_IN(udp_flows_1, true);
+	else
+		ACCOUNT_IN(udp_flows_0, false);
 }
 
 /*
  * Copy a DNS message a client sent (query, egress) or received (answer,
  * ingress). The server's view of the same exchange adds nothing and is skipped.
  */
-static __always_inline void capture_dns(struct __sk_buff *skb, struct pkt *p, __u32 netns, __u64 sk,
-					struct owner *o, bool egress)
+static __always_inline void capture_dns(struct __sk_buff *skb, struct pkt *p, struct sock_info *si, bool egress)
 {
 	struct dns_event *e;
 	__u32 flags_off = p->payload_off + 2 + (p->protocol == IPPROTO_TCP ? 2 : 0);
 	__u32 len;
 	__u8 flags;
 
-	if (p->rport != DNS_PORT)
+	if (p->key.rport != DNS_PORT)
 		return; /* we are the server, or not DNS */
 	if (p->payload_len < 12 || bpf_skb_load_bytes(skb, flags_off, &flags, 1))
 		return;
@@ -325,22 +340,22 @@ static __always_inline void capture_dns(struct __sk_buff *skb, struct pkt *p, __
 		return;
 	}
 	e->kind = BPFAGENT_EVENT_DNS;
-	e->family = p->family;
+	e->family = p->key.family;
 	e->protocol = p->protocol;
 	e->direction = egress ? BPFAGENT_PKT_EGRESS : BPFAGENT_PKT_INGRESS;
-	e->pid = o ? o->pid : 0;
+	e->pid = p->key.pid;
 	e->ts_ns = bpf_ktime_get_ns();
-	e->cgroup_id = o ? o->cgroup_id : 0;
-	e->sock = sk;
-	e->netns = netns;
-	e->lport = p->lport;
-	e->rport = p->rport;
-	__builtin_memcpy(e->laddr, p->laddr, 16);
-	__builtin_memcpy(e->raddr, p->raddr, 16);
+	e->cgroup_id = si ? si->cgroup_id : 0;
+	e->sock = (__u64)skb_sock(skb);
+	e->netns = p->key.netns;
+	e->lport = p->key.lport;
+	e->rport = p->key.rport;
+	__builtin_memcpy(e->laddr, p->key.laddr, 16);
+	__builtin_memcpy(e->raddr, p->key.raddr, 16);
 	e->payload_len = p->payload_len;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
-	if (o)
-		__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
+	if (si)
+		__builtin_memcpy(e->comm, si->comm, sizeof(e->comm));
 	else
 		__builtin_memset(e->comm, 0, sizeof(e->comm));
 
@@ -362,50 +377,65 @@ static __always_inline void capture_dns(struct __sk_buff *skb, struct pkt *p, __
 				      : BPF_RB_NO_WAKEUP);
 }
 
-/*
- * Most packets are TCP, which tcp.bpf.c traces (where DNAT sent a connection
- * included: its net_dev_start_xmit program sees SYNs after every hop's DNAT,
- * forwarded ones too, where this egress program saw a socket's own only); let
- * them go after a look at the socket, before any header is parsed. Only DNS
- * over TCP stays.
- */
-static __always_inline bool uninteresting_tcp(struct __sk_buff *skb)
+/* Fill the key's owner and namespace, from the socket's storage when it has one. */
+static __always_inline void set_owner(struct __sk_buff *skb, struct pkt *p, struct sock_info *si)
 {
-	struct bpf_sock *sk = skb->sk;
+	const struct sock *ksk;
 
-	if (!sk)
-		return true;
-	if (sk->src_port == DNS_PORT || sk->dst_port == bpf_htons(DNS_PORT))
-		return false;
-	sk = bpf_sk_fullsock(sk);
-	return !sk || sk->protocol == IPPROTO_TCP;
+	if (si) {
+		p->key.pid = si->pid;
+		p->key.netns = si->netns;
+		return;
+	}
+	ksk = skb_sock(skb);
+	p->key.netns = ksk ? netns_of(ksk) : 0;
+}
+
+static __always_inline void on_udp(struct __sk_buff *skb, struct bpf_sock *sk, bool egress)
+{
+	struct sock_info *si;
+	struct pkt p = {};
+
+	if (!parse(skb, egress, &p) || p.protocol != IPPROTO_UDP)
+		return;
+	si = owner_of(skb, sk, egress);
+	set_owner(skb, &p, si);
+	account_udp(&p, si, egress);
+	if (p.key.rport == DNS_PORT)
+		capture_dns(skb, &p, si, egress);
+}
+
+/*
+ * TCP is traced by tcp.bpf.c (where DNAT sent a connection included: its
+ * net_dev_start_xmit program sees SYNs after every hop's DNAT); only DNS over
+ * TCP is of interest here. Its queries leave from the sending syscall, in
+ * process context, where the current task is the owner.
+ */
+static __always_inline void on_tcp_dns(struct __sk_buff *skb, struct bpf_sock *sk, bool egress)
+{
+	struct sock_info *si;
+	struct pkt p = {};
+
+	if (!parse(skb, egress, &p) || p.protocol != IPPROTO_TCP)
+		return;
+	si = owner_of(skb, sk, egress);
+	set_owner(skb, &p, si);
+	capture_dns(skb, &p, si, egress);
 }
 
 static __always_inline int on_packet(struct __sk_buff *skb, bool egress)
 {
-	struct pkt p = {};
-	const struct sock *sk = NULL;
-	struct owner scratch = {};
-	struct owner *o;
-	__u32 netns;
+	struct bpf_sock *sk = skb->sk;
 
-	if (uninteresting_tcp(skb) || !parse(skb, egress, &p))
-		return 1;
-	if (p.protocol == IPPROTO_TCP && p.lport != DNS_PORT && p.rport != DNS_PORT)
-		return 1; /* TCP is traced by tcp.bpf.c; only DNS over TCP is of interest here */
-	netns = skb_netns(skb, &sk);
 	if (!sk)
 		return 1;
-	/*
-	 * UDP sends and TCP DNS queries leave from the sending syscall, in process
-	 * context: there the current task is the owner. (Other TCP egress can run
-	 * in softirq, but only DNS over TCP gets this far.)
-	 */
-	o = owner_of((__u64)sk, egress, &scratch);
-	if (p.protocol == IPPROTO_UDP)
-		account_udp(&p, netns, o, egress);
-	if (p.lport == DNS_PORT || p.rport == DNS_PORT)
-		capture_dns(skb, &p, netns, (__u64)sk, o, egress);
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	if (sk->protocol == IPPROTO_UDP)
+		on_udp(skb, sk, egress);
+	else if (sk->protocol == IPPROTO_TCP && (sk->src_port == DNS_PORT || sk->dst_port == bpf_htons(DNS_PORT)))
+		on_tcp_dns(skb, sk, egress);
 	return 1; /* observe only: never drop */
 }
 

@@ -10,8 +10,9 @@ import { NET_COUNTER_NAMES, type NetCounterName } from '../events/layout.js';
 import { readPerCpuCounters } from './percpu-counters.js';
 import { EnvironmentError } from '../util/errors.js';
 import type { MapDump } from './native.js';
+import { sumPerCpuFlows } from '../events/udp-flow.js';
 
-const PROGRAMS = ['sock_create', 'sock_release', 'skb_egress', 'skb_ingress'] as const;
+const PROGRAMS = ['sock_create', 'skb_egress', 'skb_ingress'] as const;
 
 export interface NetTracerOptions {
   objectPath: string;
@@ -92,7 +93,7 @@ export class NetTracer {
 
   private drainSlot(slot: number): UdpDrain {
     const inserts = this.counters()[slot === 0 ? 'udpInserts0' : 'udpInserts1'];
-    const dump = this.native.mapDump(this.obj, `udp_flows_${slot}`, true);
+    const dump = sumPerCpuFlows(this.native.mapDump(this.obj, `udp_flows_${slot}`, true), this.native.numPossibleCpus());
     const evicted = Math.max(0, inserts - this.insertsSeen[slot]! - dump.count);
     this.insertsSeen[slot] = inserts;
     this.evictedTotal += evicted;

@@ -8,6 +8,34 @@ import type { MapDump } from '../bpf/native.js';
 const K = UDP_FLOW_KEY.fields;
 const V = UDP_FLOW_VALUE.fields;
 
+/**
+ * The flow tables are per-CPU: each entry's value is one struct udp_flow_value
+ * per possible CPU (each 8-byte aligned). Sum the counters into one value per
+ * entry; the owner (cgroup, comm) is taken from the copy of the CPU that
+ * created the entry, the only one that has it (the others start zeroed).
+ */
+export function sumPerCpuFlows(dump: MapDump, cpus: number): MapDump {
+  const stride = Math.ceil(UDP_FLOW_VALUE.size / 8) * 8;
+  if (dump.count && dump.values.length !== dump.count * stride * cpus)
+    throw new Error(`udp flow table: ${dump.values.length} value bytes for ${dump.count} entries, expected ${stride}x${cpus} each`);
+  const values = Buffer.alloc(dump.count * UDP_FLOW_VALUE.size);
+  const counters = [V.packets_sent, V.bytes_sent, V.packets_received, V.bytes_received];
+  for (let i = 0; i < dump.count; i++) {
+    const out = i * UDP_FLOW_VALUE.size;
+    for (let cpu = 0; cpu < cpus; cpu++) {
+      const src = (i * cpus + cpu) * stride;
+      for (const f of counters) values.writeBigUInt64LE(values.readBigUInt64LE(out + f.offset) + dump.values.readBigUInt64LE(src + f.offset), out + f.offset);
+      if (hasOwner(dump.values, src) && !hasOwner(values, out))
+        dump.values.copy(values, out + V.cgroup_id.offset, src + V.cgroup_id.offset, src + V.comm.offset + V.comm.size);
+    }
+  }
+  return { count: dump.count, keys: dump.keys, values };
+}
+
+function hasOwner(b: Buffer, off: number): boolean {
+  return b.readBigUInt64LE(off + V.cgroup_id.offset) !== 0n || b[off + V.comm.offset] !== 0;
+}
+
 /** `dump` holds `count` keys and values back to back; `endMs` closes the interval. */
 export function decodeUdpFlows(dump: MapDump, endMs: number, intervalMs: number): UdpRecord[] {
   const keySize = dump.count ? dump.keys.length / dump.count : 0;

@@ -1,0 +1,69 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeUdpFlows, sumPerCpuFlows } from '../../src/events/udp-flow.js';
+import { UDP_FLOW_KEY, UDP_FLOW_VALUE } from '../../src/events/layout.js';
+
+const K = UDP_FLOW_KEY.fields;
+const V = UDP_FLOW_VALUE.fields;
+
+interface CpuCopy {
+  packetsSent?: number;
+  bytesSent?: number;
+  packetsReceived?: number;
+  bytesReceived?: number;
+  cgroupId?: number;
+  comm?: string;
+}
+
+/** One struct udp_flow_value, as one CPU's copy of a per-CPU entry. */
+function value(c: CpuCopy): Buffer {
+  const b = Buffer.alloc(UDP_FLOW_VALUE.size);
+  b.writeBigUInt64LE(BigInt(c.packetsSent ?? 0), V.packets_sent.offset);
+  b.writeBigUInt64LE(BigInt(c.bytesSent ?? 0), V.bytes_sent.offset);
+  b.writeBigUInt64LE(BigInt(c.packetsReceived ?? 0), V.packets_received.offset);
+  b.writeBigUInt64LE(BigInt(c.bytesReceived ?? 0), V.bytes_received.offset);
+  b.writeBigUInt64LE(BigInt(c.cgroupId ?? 0), V.cgroup_id.offset);
+  if (c.comm) b.write(c.comm, V.comm.offset, 'latin1');
+  return b;
+}
+
+function key(lport: number, rport: number, pid: number): Buffer {
+  const b = Buffer.alloc(UDP_FLOW_KEY.size);
+  b.writeUInt32LE(4026531840, K.netns.offset);
+  b.writeUInt32LE(pid, K.pid.offset);
+  b.writeUInt16LE(lport, K.lport.offset);
+  b.writeUInt16LE(rport, K.rport.offset);
+  b[K.family.offset] = 2;
+  Buffer.from([10, 0, 0, 1]).copy(b, K.laddr.offset);
+  Buffer.from([10, 0, 0, 2]).copy(b, K.raddr.offset);
+  return b;
+}
+
+describe('per-CPU UDP flow tables', () => {
+  test('counters are summed over CPUs; the owner comes from the CPU that created the entry', () => {
+    const dump = {
+      count: 2,
+      keys: Buffer.concat([key(5000, 53, 42), key(6000, 7000, 0)]),
+      values: Buffer.concat([
+        value({ packetsSent: 3, bytesSent: 300, packetsReceived: 1, bytesReceived: 7 }),
+        value({ packetsSent: 2, bytesSent: 20, cgroupId: 99, comm: 'dig' }),
+        value({ packetsReceived: 5, bytesReceived: 500 }),
+        value({ packetsReceived: 1, bytesReceived: 2 ** 40 }),
+      ]),
+    };
+    const records = decodeUdpFlows(sumPerCpuFlows(dump, 2), Date.UTC(2026, 0, 1), 1000);
+    assert.deepEqual(
+      records.map((r) => [r.local.port, r.local.pid, r.local.comm, r.local.cgroupId, r.packetsSent, r.bytesSent, r.packetsReceived, r.bytesReceived]),
+      [
+        [5000, 42, 'dig', 99, 5, 320, 1, 7],
+        [6000, 0, '', 0, 0, 0, 6, 500 + 2 ** 40],
+      ],
+    );
+  });
+
+  test('an empty table, and one whose values are not per-CPU copies', () => {
+    assert.deepEqual(sumPerCpuFlows({ count: 0, keys: Buffer.alloc(0), values: Buffer.alloc(0) }, 4).count, 0);
+    const wrong = { count: 1, keys: key(1, 2, 3), values: value({}) };
+    assert.throws(() => sumPerCpuFlows(wrong, 2), /expected 56x2 each/);
+  });
+});
