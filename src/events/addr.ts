@@ -39,19 +39,32 @@ export function isV4Mapped(b: Buffer, off: number): boolean {
 
 /*
  * IPv4 text by address: the same few addresses recur in nearly every record,
- * and building the string is most of the cost. Bounded; cleared when full.
+ * and building the string is most of the cost. Looked up by the first three
+ * bytes (a small integer: the cheapest Map key), then by the last byte in an
+ * array. Bounded (texts and /24 rows of 1 kB): cleared when either is full.
  */
-const v4Text = new Map<number, string>();
-const V4_CACHE_MAX = 4096;
+const v4ByPrefix = new Map<number, (string | undefined)[]>();
+let v4Texts = 0;
+const V4_TEXTS_MAX = 16_384;
+const V4_ROWS_MAX = 1024;
 
 function ipv4Cached(b: Buffer, off: number): string {
-  const key = b.readUInt32LE(off);
-  let text = v4Text.get(key);
-  if (text === undefined) {
-    if (v4Text.size >= V4_CACHE_MAX) v4Text.clear();
-    text = ipv4(b, off);
-    v4Text.set(key, text);
+  const prefix = (b[off]! << 16) | (b[off + 1]! << 8) | b[off + 2]!;
+  const last = b[off + 3]!;
+  const text = v4ByPrefix.get(prefix)?.[last];
+  return text !== undefined ? text : rememberIpv4(prefix, last, ipv4(b, off));
+}
+
+function rememberIpv4(prefix: number, last: number, text: string): string {
+  let byLast = v4ByPrefix.get(prefix);
+  if (v4Texts >= V4_TEXTS_MAX || (byLast === undefined && v4ByPrefix.size >= V4_ROWS_MAX)) {
+    v4ByPrefix.clear();
+    v4Texts = 0;
+    byLast = undefined;
   }
+  if (byLast === undefined) v4ByPrefix.set(prefix, (byLast = new Array<string | undefined>(256).fill(undefined)));
+  byLast[last] = text;
+  v4Texts++;
   return text;
 }
 

@@ -7,6 +7,7 @@ import { DNS_EVENT, EVENT_KIND, TCP_CLOSE_EVENT } from './layout.js';
 import { decodeDnsEvent, type DnsPacket } from './dns-event.js';
 import { decodeTcpClose, tcpCloseEndMs } from './tcp-record.js';
 import type { TcpRecord } from './records.js';
+import { u32 } from './read.js';
 import type { MonotonicClock } from '../util/clock.js';
 
 export interface DecodeStats {
@@ -33,7 +34,7 @@ export interface RecordSink {
 export function decodeBatch(batch: Buffer, clock: MonotonicClock, stats: DecodeStats, sink: RecordSink): void {
   let off = 0;
   while (off + 4 <= batch.length) {
-    const len = batch.readUInt32LE(off);
+    const len = u32(batch, off);
     const start = off + 4;
     off = start + len;
     if (off > batch.length) {
@@ -46,10 +47,11 @@ export function decodeBatch(batch: Buffer, clock: MonotonicClock, stats: DecodeS
     }
     const kind = batch[start];
     if (kind === EVENT_KIND.TCP_CLOSE && len >= TCP_CLOSE_EVENT.size) {
-      const rec = decodeTcpClose(batch, start, clock);
+      const endMs = tcpCloseEndMs(batch, start, clock);
+      const rec = decodeTcpClose(batch, start, clock, endMs);
       if (rec) {
         stats.records++;
-        sink.tcp(rec, tcpCloseEndMs(batch, start, clock));
+        sink.tcp(rec, endMs);
         continue;
       }
     } else if (kind === EVENT_KIND.DNS && len >= DNS_EVENT.size) {

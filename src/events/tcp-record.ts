@@ -3,7 +3,7 @@ import { AF_INET, AF_INET6, formatAddr, isV4Mapped } from './addr.js';
 import { DIRECTION, OUTCOME, TCP_CLOSE_EVENT } from './layout.js';
 import type { MonotonicClock } from '../util/clock.js';
 import type { TcpRecord } from './records.js';
-import { cString, u64 } from './read.js';
+import { cString, u16, u32, u64 } from './read.js';
 
 export type { TcpRecord, LocalEndpoint, Endpoint } from './records.js';
 
@@ -11,17 +11,26 @@ const F = TCP_CLOSE_EVENT.fields;
 
 /** End time of the tcp_close_event at `off`, epoch ms. */
 export function tcpCloseEndMs(b: Buffer, off: number, clock: MonotonicClock): number {
-  return clock.toEpochMs(b.readUInt32LE(off + F.end_ns.offset + 4), b.readUInt32LE(off + F.end_ns.offset));
+  return clock.toEpochMs(u32(b, off + F.end_ns.offset + 4), u32(b, off + F.end_ns.offset));
 }
 
-/** One tcp_close_event at `off`; the caller has checked the length. */
-export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock): TcpRecord | undefined {
-  const direction = DIRECTION[b[off + F.direction.offset] as keyof typeof DIRECTION];
-  const outcome = OUTCOME[b[off + F.outcome.offset] as keyof typeof OUTCOME];
+/** The enums by their byte value, in arrays: an indexed load, not a property lookup by name. */
+const DIRECTION_BY_BYTE = byByte(DIRECTION);
+const OUTCOME_BY_BYTE = byByte(OUTCOME);
+
+function byByte<T extends string>(e: Record<number, T>): (T | undefined)[] {
+  const out = new Array<T | undefined>(256).fill(undefined);
+  for (const [k, v] of Object.entries(e)) out[Number(k)] = v;
+  return out;
+}
+
+/** One tcp_close_event at `off`; the caller has checked the length. `endMs`: its end time, when the caller has it already. */
+export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock, endMs = tcpCloseEndMs(b, off, clock)): TcpRecord | undefined {
+  const direction = DIRECTION_BY_BYTE[b[off + F.direction.offset]!];
+  const outcome = OUTCOME_BY_BYTE[b[off + F.outcome.offset]!];
   const rawFamily = b[off + F.family.offset];
   if (!direction || !outcome || (rawFamily !== AF_INET && rawFamily !== AF_INET6)) return undefined;
   const family = rawFamily === AF_INET || isV4Mapped(b, off + F.raddr.offset) ? 4 : 6;
-  const endMs = tcpCloseEndMs(b, off, clock);
   const startNs = u64(b, off + F.start_ns.offset);
   const endNs = u64(b, off + F.end_ns.offset);
   return {
@@ -32,23 +41,23 @@ export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock): T
     outcome,
     local: {
       addr: formatAddr(rawFamily, b, off + F.laddr.offset),
-      port: b.readUInt16LE(off + F.lport.offset),
-      pid: b.readUInt32LE(off + F.pid.offset),
+      port: u16(b, off + F.lport.offset),
+      pid: u32(b, off + F.pid.offset),
       comm: cString(b, off + F.comm.offset, F.comm.size),
       cgroupId: u64(b, off + F.cgroup_id.offset),
-      netns: b.readUInt32LE(off + F.netns.offset),
+      netns: u32(b, off + F.netns.offset),
     },
     remote: b[off + F.dnat.offset]
       ? {
           addr: formatAddr(rawFamily, b, off + F.raddr.offset),
-          port: b.readUInt16LE(off + F.rport.offset),
-          reached: { addr: formatAddr(rawFamily, b, off + F.dnat_addr.offset), port: b.readUInt16LE(off + F.dnat_port.offset) },
+          port: u16(b, off + F.rport.offset),
+          reached: { addr: formatAddr(rawFamily, b, off + F.dnat_addr.offset), port: u16(b, off + F.dnat_port.offset) },
         }
-      : { addr: formatAddr(rawFamily, b, off + F.raddr.offset), port: b.readUInt16LE(off + F.rport.offset) },
+      : { addr: formatAddr(rawFamily, b, off + F.raddr.offset), port: u16(b, off + F.rport.offset) },
     bytesSent: u64(b, off + F.bytes_sent.offset),
     bytesReceived: u64(b, off + F.bytes_received.offset),
-    retransmits: b.readUInt32LE(off + F.retransmits.offset),
-    srttUs: b.readUInt32LE(off + F.srtt_us.offset),
+    retransmits: u32(b, off + F.retransmits.offset),
+    srttUs: u32(b, off + F.srtt_us.offset),
     // µs precision; start and end are both monotonic ns
     durationMs: endNs > startNs ? Math.round((endNs - startNs) / 1e3) / 1e3 : 0,
   };

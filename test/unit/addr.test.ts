@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AF_INET, AF_INET6, formatAddr, isV4Mapped } from '../../src/events/addr.js';
+import { cString, u16, u32, u64 } from '../../src/events/read.js';
 
 /** 16 address bytes from eight 16-bit groups, placed at `off` in a larger buffer filled with 0xee. */
 function v6(groups: number[], off = 0): Buffer {
@@ -90,5 +91,48 @@ describe('isV4Mapped', () => {
     assert.equal(isV4Mapped(v6([0, 0, 0, 0, 0, 0, 0, 1]), 0), false);
     // the offset matters: the same bytes one position later are not mapped
     assert.equal(isV4Mapped(v6(mapped(10, 1, 2, 3), 1), 0), false);
+  });
+});
+
+describe('address texts are remembered', () => {
+  test('many addresses over many /24s, past every bound, each asked twice: always the right text', () => {
+    const b = Buffer.alloc(16);
+    for (let round = 0; round < 2; round++)
+      for (let i = 0; i < 40_000; i++) {
+        const a = [(i * 7) & 255, (i >> 3) & 255, (i >> 8) & 255, (i * 13) & 255];
+        b.set(a);
+        assert.equal(formatAddr(AF_INET, b, 0), a.join('.'));
+      }
+  });
+});
+
+describe('struct readers', () => {
+  test('little-endian integers from bytes, full range', () => {
+    const b = Buffer.alloc(32);
+    b.writeUInt16LE(0xfffe, 1);
+    b.writeUInt32LE(0xfffefdfc, 3);
+    b.writeBigUInt64LE(2n ** 53n - 2n, 7);
+    b.writeBigUInt64LE(0x1_0000_0001n, 15);
+    assert.equal(u16(b, 1), 0xfffe);
+    assert.equal(u32(b, 3), 0xfffefdfc);
+    assert.equal(u64(b, 7), 2 ** 53 - 2);
+    assert.equal(u64(b, 15), 0x1_0000_0001);
+  });
+
+  test('cString: to the NUL or the end of the field; remembered names come back right, UTF-8 too', () => {
+    const field = (s: string) => {
+      const b = Buffer.alloc(16);
+      b.write(s, 'utf8');
+      return b;
+    };
+    assert.equal(cString(field('curl'), 0, 16), 'curl');
+    assert.equal(cString(Buffer.from('0123456789abcdefXYZ'), 0, 16), '0123456789abcdef');
+    assert.equal(cString(field(''), 0, 16), '');
+    assert.equal(cString(field('naïve'), 0, 16), 'naïve');
+    // past the bound, twice over, with names that differ in one byte or in length only
+    for (let round = 0; round < 2; round++)
+      for (let i = 0; i < 10_000; i++) {
+        for (const name of [`w${i}`, `w${i}x`, `v${i}`]) assert.equal(cString(field(name), 0, 16), name);
+      }
   });
 });
