@@ -10,29 +10,54 @@
 export class JsonBytes {
   private buf: Buffer;
   private pos = 0;
+  private readonly spare: Buffer[] = [];
 
   constructor(private readonly initialBytes = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(initialBytes);
+    this.buf = Buffer.allocUnsafeSlow(initialBytes);
   }
 
   get length(): number {
     return this.pos;
   }
 
-  /** A copy of what was written (safe to hand to an asynchronous write), and a fresh start. */
+  /** A copy of what was written, and a fresh start. */
   take(): Buffer {
     const out = Buffer.allocUnsafe(this.pos);
     this.buf.copy(out, 0, 0, this.pos);
     this.pos = 0;
-    // one huge batch must not pin its buffer for the agent's lifetime
-    if (this.buf.length > 64 * this.initialBytes) this.buf = Buffer.allocUnsafe(this.initialBytes);
     return out;
   }
 
-  /** Bytes prepared once (keys, punctuation): see `jsonPiece`. A loop: pieces are short, and set() costs more for them. */
+  /**
+   * What was written, as a view of this writer's buffer, and a fresh start in
+   * another one: no copy. Give the view back with release() once it has been
+   * written out, so that its memory is used again (fresh memory costs page
+   * faults each time).
+   */
+  takeView(): Buffer {
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.initialBytes);
+    this.pos = 0;
+    return out;
+  }
+
+  release(view: Buffer): void {
+    // a buffer grown for one huge batch is let go
+    if (this.spare.length < 2 && view.buffer.byteLength <= 64 * this.initialBytes) {
+      this.spare.push(Buffer.from(view.buffer)); // all of it: allocUnsafeSlow, never a shared pool
+    }
+  }
+
+  /** Bytes prepared once (keys, punctuation, cached fragments): see `jsonPiece`. */
   raw(bytes: Uint8Array): void {
     const n = bytes.length;
     this.reserve(n);
+    if (n > 32) {
+      this.buf.set(bytes, this.pos);
+      this.pos += n;
+      return;
+    }
+    // short pieces: a loop costs less than set()'s call
     const b = this.buf;
     let p = this.pos;
     for (let i = 0; i < n; i++) b[p++] = bytes[i]!;
@@ -82,7 +107,8 @@ export class JsonBytes {
 
   /** A number as JSON.stringify writes it. */
   number(x: number): void {
-    if (Number.isSafeInteger(x) && x >= 0) this.uint(x);
+    if (x >>> 0 === x) this.uint(x); // ports, pids, counts: the common case, -0 included
+    else if (Number.isSafeInteger(x) && x > 0) this.uint(x);
     else if (!this.thousandths(x)) this.ascii(Number.isFinite(x) ? String(x) : 'null');
   }
 
@@ -140,7 +166,7 @@ export class JsonBytes {
     if (this.pos + n <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.pos + n) size *= 2;
-    const grown = Buffer.allocUnsafe(size);
+    const grown = Buffer.allocUnsafeSlow(size);
     this.buf.copy(grown, 0, 0, this.pos);
     this.buf = grown;
   }
@@ -156,5 +182,6 @@ function decimalDigits(x: number): number {
 
 /** A constant piece of JSON, encoded once. */
 export function jsonPiece(text: string): Uint8Array {
-  return Buffer.from(text, 'utf8');
+  // a plain Uint8Array, like every piece, so that raw()'s loop sees one type
+  return new Uint8Array(Buffer.from(text, 'utf8'));
 }

@@ -55,10 +55,58 @@ function writeK8s(w: JsonBytes, k: K8sInfo): void {
   w.raw(bytes);
 }
 
-function writeLocal(w: JsonBytes, l: LocalEndpoint): void {
-  w.ascii(l.addr);
-  w.raw(P.port);
-  w.number(l.port);
+/** What a local end says after its address and port: the same for every record of a process. */
+interface LocalTail {
+  comm: string;
+  cgroupId: number;
+  netns: number;
+  exe: string | undefined;
+  containerId: string | undefined;
+  containerRuntime: string | undefined;
+  k8s: K8sInfo | undefined;
+  bytes: Uint8Array;
+}
+
+/**
+ * The encoded tails of the processes seen last, by pid: a hit when every
+ * field is the same (a reused pid, a new exe or pod make a new one).
+ */
+const localTails = new Map<number, LocalTail>();
+const MAX_LOCAL_TAILS = 4096;
+const tailScratch = new JsonBytes(1024);
+
+function sameTail(t: LocalTail, l: LocalEndpoint): boolean {
+  return (
+    t.comm === l.comm &&
+    t.cgroupId === l.cgroupId &&
+    t.netns === l.netns &&
+    t.exe === l.exe &&
+    t.containerId === l.containerId &&
+    t.containerRuntime === l.containerRuntime &&
+    t.k8s === l.k8s
+  );
+}
+
+function localTail(l: LocalEndpoint): Uint8Array {
+  const cached = localTails.get(l.pid);
+  if (cached !== undefined && sameTail(cached, l)) return cached.bytes;
+  writeLocalTail(tailScratch, l);
+  const bytes = new Uint8Array(tailScratch.take());
+  if (localTails.size >= MAX_LOCAL_TAILS) localTails.clear();
+  localTails.set(l.pid, {
+    comm: l.comm,
+    cgroupId: l.cgroupId,
+    netns: l.netns,
+    exe: l.exe,
+    containerId: l.containerId,
+    containerRuntime: l.containerRuntime,
+    k8s: l.k8s,
+    bytes,
+  });
+  return bytes;
+}
+
+function writeLocalTail(w: JsonBytes, l: LocalEndpoint): void {
   w.raw(P.pid);
   w.number(l.pid);
   w.raw(P.comm);
@@ -90,6 +138,15 @@ function writeLocal(w: JsonBytes, l: LocalEndpoint): void {
   }
 }
 
+function writeLocal(w: JsonBytes, l: LocalEndpoint): void {
+  w.ascii(l.addr);
+  w.raw(P.port);
+  w.number(l.port);
+  // a Kubernetes answer that may still change is not kept
+  if (l.k8s !== undefined && !Object.isFrozen(l.k8s)) writeLocalTail(w, l);
+  else w.raw(localTail(l));
+}
+
 function writeRemote(w: JsonBytes, r: RemoteEndpoint): void {
   w.ascii(r.addr);
   w.raw(P.port);
@@ -111,16 +168,46 @@ function writeRemote(w: JsonBytes, r: RemoteEndpoint): void {
   }
 }
 
+/*
+ * The text between the time and the local address depends only on family,
+ * direction and outcome, and the end of the line only on locality: each
+ * combination is encoded once and copied whole.
+ */
+const FAMILIES = [4, 6] as const;
+const DIRECTIONS = ['outbound', 'inbound'] as const;
+const OUTCOMES = ['closed', 'reset', 'refused', 'timeout'] as const;
+const LOCALITIES = ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const;
+
+type Heads = Record<string, Record<string, Record<number, Uint8Array>>>;
+const HEADS: Heads = {};
+for (const d of DIRECTIONS) {
+  HEADS[d] = {};
+  for (const o of OUTCOMES) {
+    HEADS[d]![o] = {};
+    for (const f of FAMILIES) {
+      HEADS[d]![o]![f] = jsonPiece(`","proto":"tcp","family":${f},"direction":"${d}","outcome":"${o}","local":{"addr":"`);
+    }
+  }
+}
+const ENDS: Record<string, Uint8Array> = {};
+for (const l of LOCALITIES) ENDS[l] = jsonPiece(`,"locality":"${l}"}\n`);
+
 function writeTcp(w: JsonBytes, r: TcpRecord): void {
   w.raw(P.ts);
   w.ascii(r.ts);
-  w.raw(P.proto);
-  w.number(r.family);
-  w.raw(P.direction);
-  w.ascii(r.direction);
-  w.raw(P.outcome);
-  w.ascii(r.outcome);
-  w.raw(P.localAddr);
+  const head = HEADS[r.direction]?.[r.outcome]?.[r.family];
+  if (head !== undefined) {
+    w.raw(head);
+  } else {
+    // not one of the contract's values: written as it is
+    w.raw(P.proto);
+    w.number(r.family);
+    w.raw(P.direction);
+    w.ascii(r.direction);
+    w.raw(P.outcome);
+    w.ascii(r.outcome);
+    w.raw(P.localAddr);
+  }
   writeLocal(w, r.local);
   w.raw(P.remoteAddr);
   writeRemote(w, r.remote);
@@ -134,12 +221,17 @@ function writeTcp(w: JsonBytes, r: TcpRecord): void {
   w.number(r.srttUs);
   w.raw(P.durationMs);
   w.number(r.durationMs);
-  if (r.locality !== undefined) {
+  if (r.locality === undefined) {
+    w.raw(P.end);
+    return;
+  }
+  const end = ENDS[r.locality];
+  if (end !== undefined) {
+    w.raw(end);
+  } else {
     w.raw(P.locality);
     w.ascii(r.locality);
     w.raw(P.endWithQuote);
-  } else {
-    w.raw(P.end);
   }
 }
 

@@ -27,17 +27,23 @@ export class RecordWriter {
 
   flush(): void {
     if (!this.pending.length) return;
-    if (this.json) writeJsonLines(this.bytes, this.pending);
-    const chunk = this.json ? this.bytes.take() : formatTableRows(this.pending);
+    if (this.json) {
+      writeJsonLines(this.bytes, this.pending);
+      this.pending = [];
+      const view = this.bytes.takeView();
+      if (!this.broken) this.out.write(view, () => this.bytes.release(view));
+      return;
+    }
+    const text = formatTableRows(this.pending);
     this.pending = [];
-    this.write(chunk);
+    this.write(text);
   }
 
   markBroken(): void {
     this.broken = true;
   }
 
-  private write(chunk: string | Buffer): void {
-    if (!this.broken) this.out.write(chunk);
+  private write(text: string): void {
+    if (!this.broken) this.out.write(text);
   }
 }

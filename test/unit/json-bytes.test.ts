@@ -116,6 +116,17 @@ describe('TCP records as bytes', () => {
     records.forEach((r, i) => assert.equal(lines[i], JSON.stringify(r), `record ${i}`));
   });
 
+  test('records of one pid whose other fields change (pid reuse, exec, new pod) are written as they are', () => {
+    const rnd = prng(9);
+    const records = Array.from({ length: 3000 }, () => {
+      const r = randomRecord(rnd);
+      r.local.pid = 100 + Math.floor(rnd() * 3); // few pids, so that most records find an earlier one
+      return r;
+    });
+    const lines = formatJsonLines(records).trimEnd().split('\n');
+    records.forEach((r, i) => assert.equal(lines[i], JSON.stringify(r), `record ${i}`));
+  });
+
   test('a shared frozen Kubernetes answer is written the same each time', () => {
     const rnd = prng(5);
     const k8s = Object.freeze({ namespace: 'a', pod: 'p' });
