@@ -71,6 +71,14 @@ const struct tcp_close_event *unused_tcp_close_event __attribute__((unused));
 
 #define SOCK_F_RST_SENT 0x1
 #define SOCK_F_RST_RECEIVED 0x2
+#define SOCK_F_DNAT 0x4 /* a real destination waits in tcp_dnat */
+
+/*
+ * Set once the first forwarded SYN is kept in fwd_syns. Until then (a host
+ * that forwards nothing: no pods, no routing) the end of every handshake
+ * skips looking for one.
+ */
+__u32 fwd_syn_seen = 0;
 
 struct owner {
 	__u64 cgroup_id;
@@ -321,7 +329,7 @@ static __always_inline void fill_dnat(struct tcp_close_event *e, __u64 key, cons
 {
 	struct tcp_dnat_target *t = NULL;
 
-	if (info->direction == BPFAGENT_DIR_OUTBOUND)
+	if (info->flags & SOCK_F_DNAT)
 		t = bpf_map_lookup_elem(&tcp_dnat, &key);
 	__builtin_memset(e->pad2, 0, sizeof(e->pad2));
 	if (!t) {
@@ -363,7 +371,7 @@ static __always_inline bool v4_mapped(const __u32 *a)
  * connection's from the same address and port.
  */
 static __always_inline void adopt_forwarded(const struct sock *sk, const struct tcp_sock *tp,
-					    const struct sock_info *info, const bool direct)
+					    struct sock_info *info, const bool direct)
 {
 	__u64 key = (__u64)sk;
 	struct syn_key k = {};
@@ -374,6 +382,8 @@ static __always_inline void adopt_forwarded(const struct sock *sk, const struct 
 	bool mapped = false;
 	const __u32 *got;
 
+	if (!fwd_syn_seen)
+		return;
 	if (RD(direct, sk, __sk_common.skc_family) == AF_INET6) {
 		READ_V6(direct, dialled, sk, skc_v6_daddr);
 		mapped = v4_mapped(dialled);
@@ -412,7 +422,8 @@ static __always_inline void adopt_forwarded(const struct sock *sk, const struct 
 			__builtin_memcpy(t.addr, d->daddr, sizeof(t.addr));
 		}
 		t.port = bpf_ntohs(d->dport);
-		bpf_map_update_elem(&tcp_dnat, &key, &t, BPF_ANY);
+		if (bpf_map_update_elem(&tcp_dnat, &key, &t, BPF_ANY) == 0)
+			info->flags |= SOCK_F_DNAT;
 	}
 	bpf_map_delete_elem(&fwd_syns, &k);
 }
@@ -602,6 +613,7 @@ static __always_inline int on_xmit(const struct sk_buff *skb, const bool direct)
 	struct syn_dest d = {};
 	const struct sock *sk;
 	const unsigned char *nh;
+	struct sock_info *info;
 	__u32 dialled[4] = {};
 	__u8 flags;
 	__u64 key;
@@ -653,6 +665,8 @@ static __always_inline int on_xmit(const struct sk_buff *skb, const bool direct)
 	if (!sk) {
 		d.ts_ns = bpf_ktime_get_ns();
 		bpf_map_update_elem(&fwd_syns, &k, &d, BPF_ANY);
+		if (!fwd_syn_seen)
+			fwd_syn_seen = 1; /* written once: no cache line bouncing between CPUs */
 		return 0;
 	}
 
@@ -680,7 +694,9 @@ static __always_inline int on_xmit(const struct sk_buff *skb, const bool direct)
 	}
 	t.port = bpf_ntohs(d.dport);
 	key = (__u64)sk;
-	bpf_map_update_elem(&tcp_dnat, &key, &t, BPF_ANY);
+	info = bpf_map_lookup_elem(&socks, &key);
+	if (info && bpf_map_update_elem(&tcp_dnat, &key, &t, BPF_ANY) == 0)
+		info->flags |= SOCK_F_DNAT;
 	return 0;
 }
 
