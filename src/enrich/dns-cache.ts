@@ -36,7 +36,10 @@ export class DnsNameCache {
     const e: Entry = { netns, addr, name, answeredMs: nowMs, expiresMs: nowMs + Math.max(0, ttlSec) * 1000 };
     this.order.set(key, e);
     let inNs = this.byNetns.get(netns);
-    if (!inNs) this.byNetns.set(netns, (inNs = new Map()));
+    if (!inNs) {
+      this.byNetns.set(netns, (inNs = new Map()));
+      this.namespacesChanged();
+    }
     inNs.set(addr, e);
     while (this.order.size > this.maxEntries) {
       const [oldestKey, oldest] = this.order.entries().next().value as [string, Entry];
@@ -50,15 +53,40 @@ export class DnsNameCache {
     const inNs = this.byNetns.get(e.netns);
     if (inNs?.get(e.addr) === e) {
       inNs.delete(e.addr);
-      if (!inNs.size) this.byNetns.delete(e.netns);
+      if (!inNs.size) {
+        this.byNetns.delete(e.netns);
+        this.namespacesChanged();
+      }
     }
   }
 
   /** The name for `addr` as it stood at `atMs`: answered by then and not yet expired. */
   lookup(netns: number, addr: string, atMs: number): string | undefined {
-    const e = this.byNetns.get(netns)?.get(addr);
+    const e = this.inNetns(netns)?.get(addr);
     if (!e || atMs > e.expiresMs) return undefined;
     return e.name;
+  }
+
+  /**
+   * The entries of one namespace. Nearly every record is from the namespace of
+   * the one before, and namespace inodes are too large for the cheapest Map
+   * keys, so the last one asked is remembered (forgotten when the namespaces
+   * change).
+   */
+  private inNetns(netns: number): Map<string, Entry> | undefined {
+    if (netns !== this.lastNetns) {
+      this.lastNetns = netns;
+      this.lastInNetns = this.byNetns.get(netns);
+    }
+    return this.lastInNetns;
+  }
+
+  private lastNetns = NaN;
+  private lastInNetns: Map<string, Entry> | undefined;
+
+  private namespacesChanged(): void {
+    this.lastNetns = NaN;
+    this.lastInNetns = undefined;
   }
 
   /** Drop entries long expired. */

@@ -32,4 +32,21 @@ describe('DnsNameCache', () => {
     c.sweep(601_001 + 1_000);
     assert.deepEqual([c.size, c.lookup(1, '10.0.0.2', 599_500)], [1, 'new']);
   });
+
+  test('the namespace asked last is remembered, and forgotten when namespaces come and go', () => {
+    const c = new DnsNameCache(1);
+    assert.equal(c.lookup(1, '10.0.0.1', 0), undefined, 'namespace 1 not known yet');
+    c.add(1, '10.0.0.1', 'one', 60, 0);
+    assert.equal(c.lookup(1, '10.0.0.1', 1), 'one', 'a namespace that appears is seen at once');
+    c.add(2, '10.0.0.2', 'two', 60, 1); // evicts namespace 1's only entry: namespace 1 goes
+    assert.equal(c.lookup(1, '10.0.0.1', 2), undefined);
+    assert.equal(c.lookup(2, '10.0.0.2', 2), 'two');
+    c.add(1, '10.0.0.1', 'again', 60, 3); // namespace 1 again, namespace 2 gone
+    assert.equal(c.lookup(1, '10.0.0.1', 4), 'again');
+    assert.equal(c.lookup(2, '10.0.0.2', 4), undefined);
+    c.sweep(10_000_000);
+    assert.equal(c.lookup(1, '10.0.0.1', 4), undefined, 'swept');
+    c.add(1, '10.0.0.1', 'third', 60, 10_000_000);
+    assert.equal(c.lookup(1, '10.0.0.1', 10_000_001), 'third');
+  });
 });
