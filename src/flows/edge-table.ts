@@ -125,23 +125,32 @@ class EndInterner {
 
 const ENDS = new EndInterner();
 
+/** The local end: a Kubernetes workload, else the process by command name. */
+function localEnd(r: TcpRecord | UdpRecord): EdgeEnd {
+  const lk = r.local.k8s;
+  return (lk?.workload !== undefined ? ENDS.k8s(lk, r.local.addr) : null) ?? ENDS.process(r.local.comm);
+}
+
+/** The remote end: a workload or Service first; a node's address only after a DNS name; else the address reached. */
+function remoteEnd(r: TcpRecord | UdpRecord): EdgeEnd {
+  const rk = r.remote.k8s;
+  const name = r.remote.name;
+  const addr = r.remote.reached?.addr ?? r.remote.addr;
+  let remote: EdgeEnd | null = null;
+  if (rk && (rk.workload !== undefined || rk.service !== undefined)) remote = ENDS.k8s(rk, addr);
+  if (!remote && name !== undefined) remote = ENDS.name(name, addr);
+  if (!remote && rk?.node !== undefined) remote = ENDS.k8s(rk, addr);
+  return remote ?? ENDS.addr(addr);
+}
+
 /**
  * The ends of an edge, as specific as what is known: a Kubernetes workload,
  * else (remote) a Service dialled, a DNS name, a node, an address; else
  * (local) the process by command name. Ends are shared: read, never change them.
  */
 export const recordEnds: EdgeEnds = (r, clientIsLocal) => {
-  const lk = r.local.k8s;
-  const local = (lk?.workload !== undefined ? ENDS.k8s(lk, r.local.addr) : null) ?? ENDS.process(r.local.comm);
-  const rk = r.remote.k8s;
-  const name = r.remote.name;
-  const addr = r.remote.reached?.addr ?? r.remote.addr;
-  let remote: EdgeEnd | null = null;
-  // a workload or Service first; a node's address only after a DNS name
-  if (rk && (rk.workload !== undefined || rk.service !== undefined)) remote = ENDS.k8s(rk, addr);
-  if (!remote && name !== undefined) remote = ENDS.name(name, addr);
-  if (!remote && rk?.node !== undefined) remote = ENDS.k8s(rk, addr);
-  remote ??= ENDS.addr(addr);
+  const local = localEnd(r);
+  const remote = remoteEnd(r);
   return clientIsLocal ? { source: local, destination: remote, locality: r.locality } : { source: remote, destination: local, locality: r.locality };
 };
 
@@ -156,9 +165,37 @@ export function udpClientIsLocal(r: UdpRecord): boolean {
 
 const OVERFLOW: EdgeEnd = { id: '(overflow)' };
 
+/** The edges of one record key (local end, remote end) by port and side: nearly always one, so a short chain. */
+interface PortSlot {
+  key: number;
+  edge: Edge;
+  next: PortSlot | undefined;
+}
+
+/**
+ * Record keys of one local end: what `recordEnds` makes the remote end of, a
+ * shared Kubernetes answer (by identity), a DNS name or an address. Names and
+ * addresses are kept apart: a name may be spelt like an address.
+ */
+interface RemoteIndex {
+  byAnswer: Map<K8sInfo, PortSlot>;
+  byName: Map<string, PortSlot>;
+  byAddr: Map<string, PortSlot>;
+}
+
 export class EdgeTable {
-  /** source id -> destination id -> port, protocol and side -> edge: no key string built per record */
-  private edges = new Map<string, Map<string, Map<number, Edge>>>();
+  /** every edge by "source id, destination id, port and side": the edges' identity; built only for a record key not yet seen */
+  private edges = new Map<string, Edge>();
+  /**
+   * The edge of a record, found from what the record carries (shared
+   * Kubernetes answers, command names, DNS names, addresses) without making
+   * its ends or a key string: local key, then remote key, then the port.
+   * Several record keys may lead to one edge (a Kubernetes answer replaced by
+   * an equal one after a change of the cluster): `edges` unites them.
+   * Bounded: cleared when it holds too many keys, and rebuilt as records come.
+   */
+  private index = new Map<K8sInfo | string, RemoteIndex>();
+  private indexed = 0;
   private count = 0;
   /** records folded into the overflow edge since start */
   overflowed = 0;
@@ -172,81 +209,131 @@ export class EdgeTable {
     return this.count;
   }
 
-  private slot(source: EdgeEnd, destination: EdgeEnd): Map<number, Edge> {
-    let bySource = this.edges.get(source.id);
-    if (!bySource) this.edges.set(source.id, (bySource = new Map()));
-    let slot = bySource.get(destination.id);
-    if (!slot) bySource.set(destination.id, (slot = new Map()));
-    return slot;
-  }
-
   add(r: AgentRecord): void {
     if (r.proto === 'dns') return;
     const clientIsLocal = r.proto === 'tcp' ? r.direction === 'outbound' : udpClientIsLocal(r);
     const port = clientIsLocal ? (r.proto === 'tcp' && r.remote.reached ? r.remote.reached.port : r.remote.port) : r.local.port;
-    const { source, destination, locality } = this.ends(r, clientIsLocal);
-    const observedBy = clientIsLocal ? 'client' : 'server';
-    const sub = (r.proto === 'udp' ? 2 : 0) + (clientIsLocal ? 0 : 1);
-    // looked up without creating anything: past the bound, new pairs must cost nothing
-    let edge = this.edges.get(source.id)?.get(destination.id)?.get(port * 4 + sub);
-    if (!edge) {
-      let slot: Map<number, Edge>;
-      let s = source;
-      let d = destination;
-      let p = port;
-      if (this.count >= this.maxEdges) {
-        s = OVERFLOW;
-        d = OVERFLOW;
-        p = 0;
-        this.overflowed++;
-        slot = this.slot(OVERFLOW, OVERFLOW);
-        edge = slot.get(sub);
-      } else {
-        slot = this.slot(source, destination);
-      }
+    const key = port * 4 + (r.proto === 'udp' ? 2 : 0) + (clientIsLocal ? 0 : 1);
+    const edge = this.ends === recordEnds ? this.indexedEdge(r, key, clientIsLocal) : this.edgeOf(r, key, clientIsLocal, this.ends(r, clientIsLocal));
+    count(edge, r, clientIsLocal);
+  }
+
+  /** The edge of `r` through the index; on a miss, through its ends and `edges`, then indexed. */
+  private indexedEdge(r: TcpRecord | UdpRecord, key: number, clientIsLocal: boolean): Edge {
+    const lk = r.local.k8s;
+    const localKey = lk?.workload !== undefined ? lk : r.local.comm;
+    let remotes = this.index.get(localKey);
+    // the same choice as remoteEnd, on what the record carries
+    const rk = r.remote.k8s;
+    const name = r.remote.name;
+    let byRemote: Map<K8sInfo, PortSlot> | Map<string, PortSlot>;
+    let remoteKey: K8sInfo | string;
+    if (rk && (rk.workload !== undefined || rk.service !== undefined)) {
+      byRemote = (remotes ??= this.newRemoteIndex(localKey)).byAnswer;
+      remoteKey = rk;
+    } else if (name !== undefined) {
+      byRemote = (remotes ??= this.newRemoteIndex(localKey)).byName;
+      remoteKey = name;
+    } else if (rk?.node !== undefined) {
+      byRemote = (remotes ??= this.newRemoteIndex(localKey)).byAnswer;
+      remoteKey = rk;
+    } else {
+      byRemote = (remotes ??= this.newRemoteIndex(localKey)).byAddr;
+      remoteKey = r.remote.reached?.addr ?? r.remote.addr;
+    }
+    const first = (byRemote as Map<K8sInfo | string, PortSlot>).get(remoteKey);
+    for (let s = first; s !== undefined; s = s.next) if (s.key === key) return s.edge;
+
+    const local = localEnd(r);
+    const remote = remoteEnd(r);
+    const ends = clientIsLocal ? { source: local, destination: remote, locality: r.locality } : { source: remote, destination: local, locality: r.locality };
+    const edge = this.edgeOf(r, key, clientIsLocal, ends);
+    if (edge.source === OVERFLOW) return edge; // past the bound, a new record key creates nothing
+    if (this.indexed >= 2 * this.maxEdges + 1024) {
+      this.index.clear();
+      this.indexed = 0;
+      return edge;
+    }
+    (byRemote as Map<K8sInfo | string, PortSlot>).set(remoteKey, { key, edge, next: first });
+    this.indexed++;
+    return edge;
+  }
+
+  private newRemoteIndex(localKey: K8sInfo | string): RemoteIndex {
+    const remotes: RemoteIndex = { byAnswer: new Map(), byName: new Map(), byAddr: new Map() };
+    this.index.set(localKey, remotes);
+    return remotes;
+  }
+
+  /** The edge of these ends, made if new; past the bound, the overflow edge. */
+  private edgeOf(r: TcpRecord | UdpRecord, key: number, clientIsLocal: boolean, ends: { source: EdgeEnd; destination: EdgeEnd; locality?: string }): Edge {
+    const id = edgeId(ends.source, ends.destination, key);
+    let edge = this.edges.get(id);
+    if (edge) return edge;
+    if (this.count >= this.maxEdges) {
+      this.overflowed++;
+      const side = key & 3;
+      const overflowId = edgeId(OVERFLOW, OVERFLOW, side);
+      edge = this.edges.get(overflowId);
       if (!edge) {
-        edge = {
-          proto: r.proto,
-          observedBy,
-          source: s,
-          destination: d,
-          port: p,
-          locality,
-          connections: 0,
-          failed: { refused: 0, timeout: 0, reset: 0 },
-          bytesSent: 0,
-          bytesReceived: 0,
-          packetsSent: 0,
-          packetsReceived: 0,
-          retransmits: 0,
-          rttUs: new Histogram(RTT_BOUNDS_US),
-        };
-        slot.set(p * 4 + sub, edge);
+        edge = newEdge(r.proto, clientIsLocal, OVERFLOW, OVERFLOW, 0, ends.locality);
+        this.edges.set(overflowId, edge);
         this.count++;
       }
+      return edge;
     }
-    // bytes and packets in the caller -> callee direction
-    const sent = clientIsLocal ? r.bytesSent : r.bytesReceived;
-    const received = clientIsLocal ? r.bytesReceived : r.bytesSent;
-    edge.bytesSent += sent;
-    edge.bytesReceived += received;
-    if (r.proto === 'tcp') {
-      edge.connections++;
-      if (r.outcome !== 'closed') edge.failed[r.outcome]++;
-      edge.retransmits += r.retransmits;
-      if (r.srttUs > 0) edge.rttUs.observe(r.srttUs);
-    } else {
-      edge.packetsSent += clientIsLocal ? r.packetsSent : r.packetsReceived;
-      edge.packetsReceived += clientIsLocal ? r.packetsReceived : r.packetsSent;
-    }
+    edge = newEdge(r.proto, clientIsLocal, ends.source, ends.destination, key >> 2, ends.locality);
+    this.edges.set(id, edge);
+    this.count++;
+    return edge;
   }
 
   /** The edges of the interval now ending; the table starts empty again. */
   drain(): Edge[] {
-    const out: Edge[] = [];
-    for (const bySource of this.edges.values()) for (const slot of bySource.values()) for (const e of slot.values()) out.push(e);
+    const out = [...this.edges.values()];
     this.edges = new Map();
+    this.index = new Map();
+    this.indexed = 0;
     this.count = 0;
     return out;
+  }
+}
+
+/** An edge's identity: ids cannot hold a NUL. */
+function edgeId(source: EdgeEnd, destination: EdgeEnd, key: number): string {
+  return `${source.id}\0${destination.id}\0${key}`;
+}
+
+function newEdge(proto: 'tcp' | 'udp', clientIsLocal: boolean, source: EdgeEnd, destination: EdgeEnd, port: number, locality: string | undefined): Edge {
+  return {
+    proto,
+    observedBy: clientIsLocal ? 'client' : 'server',
+    source,
+    destination,
+    port,
+    locality,
+    connections: 0,
+    failed: { refused: 0, timeout: 0, reset: 0 },
+    bytesSent: 0,
+    bytesReceived: 0,
+    packetsSent: 0,
+    packetsReceived: 0,
+    retransmits: 0,
+    rttUs: new Histogram(RTT_BOUNDS_US),
+  };
+}
+
+/** Adds a record to its edge: bytes and packets in the caller -> callee direction. */
+function count(edge: Edge, r: TcpRecord | UdpRecord, clientIsLocal: boolean): void {
+  edge.bytesSent += clientIsLocal ? r.bytesSent : r.bytesReceived;
+  edge.bytesReceived += clientIsLocal ? r.bytesReceived : r.bytesSent;
+  if (r.proto === 'tcp') {
+    edge.connections++;
+    if (r.outcome !== 'closed') edge.failed[r.outcome]++;
+    edge.retransmits += r.retransmits;
+    if (r.srttUs > 0) edge.rttUs.observe(r.srttUs);
+  } else {
+    edge.packetsSent += clientIsLocal ? r.packetsSent : r.packetsReceived;
+    edge.packetsReceived += clientIsLocal ? r.packetsReceived : r.packetsSent;
   }
 }

@@ -130,4 +130,49 @@ describe('EdgeTable', () => {
     const toNode = edges.find((e) => e.destination.id === 'node:n3')!;
     assert.deepEqual([toNode.source.id, toNode.destination.node, toNode.destination.addr, toNode.locality], ['process:curl', 'n3', '192.168.0.3', 'same-zone']);
   });
+
+  test('found from what records carry: shared answers, names and addresses lead to the same edges as their ends', () => {
+    const t = new EdgeTable();
+    const checkout = Object.freeze({ namespace: 'payments', pod: 'checkout-1', workload: 'checkout', workloadKind: 'Deployment' });
+    const ledger = Object.freeze({ namespace: 'payments', pod: 'ledger-0', workload: 'ledger', workloadKind: 'StatefulSet' });
+    const call = (k8s: typeof ledger, over: Partial<TcpRecord> = {}) => {
+      const r = tcp({ remoteAddr: '10.244.2.1', serverPort: 5432, bytesSent: 1, ...over });
+      r.local.k8s = checkout;
+      r.remote.k8s = k8s;
+      return r;
+    };
+    for (let i = 0; i < 3; i++) t.add(call(ledger)); // the same answer object: found in the index
+    t.add(call({ ...ledger })); // an equal answer after a change of the cluster: a new key, the same edge
+    t.add(call(ledger, { direction: 'inbound' })); // the other side: another edge
+    // a DNS name spelt like an address is not that address
+    t.add(tcp({ remoteAddr: '10.0.0.9', name: '10.0.0.9', remote: { addr: '10.0.0.9', port: 443, name: '10.0.0.9' } }));
+    t.add(tcp({ remoteAddr: '10.0.0.9' }));
+    t.add(tcp({ remoteAddr: '10.0.0.9' }));
+    const edges = t.drain();
+    const ids = edges.map((e) => `${e.observedBy} ${e.source.id} -> ${e.destination.id}:${e.port} x${e.connections}`).sort();
+    assert.deepEqual(ids, [
+      'client payments/checkout -> payments/ledger:5432 x4',
+      'client process:curl -> 10.0.0.9:443 x2',
+      'client process:curl -> dns:10.0.0.9:443 x1',
+      'server payments/ledger -> payments/checkout:5432 x1',
+    ]);
+    // drained: the same records start new edges
+    t.add(call(ledger));
+    const [again] = t.drain();
+    assert.equal(again!.connections, 1);
+  });
+
+  test('the index is bounded: answers renewed on every record still count exactly, and the table stays bounded', () => {
+    const t = new EdgeTable(undefined, 3);
+    for (let i = 0; i < 20_000; i++) {
+      const r = tcp({ remoteAddr: '10.244.2.1', serverPort: 5432 + (i % 3), bytesSent: 1 });
+      r.remote.k8s = { namespace: 'payments', pod: 'ledger-0', workload: 'ledger', workloadKind: 'StatefulSet' }; // a new object each time
+      t.add(r);
+    }
+    t.add(tcp({ remoteAddr: '10.9.9.9' })); // a fourth edge: overflow
+    const edges = t.drain();
+    assert.equal(edges.length, 4);
+    assert.deepEqual(edges.filter((e) => e.destination.id === 'payments/ledger').map((e) => e.connections), [6667, 6667, 6666]);
+    assert.equal(t.overflowed, 1);
+  });
 });
