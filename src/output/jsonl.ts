@@ -178,26 +178,38 @@ const DIRECTIONS = ['outbound', 'inbound'] as const;
 const OUTCOMES = ['closed', 'reset', 'refused', 'timeout'] as const;
 const LOCALITIES = ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const;
 
-type Heads = Record<string, Record<string, Record<number, Uint8Array>>>;
-const HEADS: Heads = {};
+/** By (direction, outcome, family) index: see headIndex(). */
+const HEADS: Uint8Array[] = [];
 for (const d of DIRECTIONS) {
-  HEADS[d] = {};
   for (const o of OUTCOMES) {
-    HEADS[d]![o] = {};
     for (const f of FAMILIES) {
-      HEADS[d]![o]![f] = jsonPiece(`","proto":"tcp","family":${f},"direction":"${d}","outcome":"${o}","local":{"addr":"`);
+      HEADS.push(jsonPiece(`","proto":"tcp","family":${f},"direction":"${d}","outcome":"${o}","local":{"addr":"`));
     }
   }
 }
-const ENDS: Record<string, Uint8Array> = {};
-for (const l of LOCALITIES) ENDS[l] = jsonPiece(`,"locality":"${l}"}\n`);
+
+/** Comparisons, not keyed lookups: the record's strings are the same few constants, compared by pointer. */
+function headIndex(r: TcpRecord): number {
+  const d = r.direction === 'outbound' ? 0 : r.direction === 'inbound' ? 1 : -1;
+  const o =
+    r.outcome === 'closed' ? 0 : r.outcome === 'reset' ? 1 : r.outcome === 'refused' ? 2 : r.outcome === 'timeout' ? 3 : -1;
+  const f = r.family === 4 ? 0 : r.family === 6 ? 1 : -1;
+  return d < 0 || o < 0 || f < 0 ? -1 : (d * OUTCOMES.length + o) * FAMILIES.length + f;
+}
+
+const ENDS = LOCALITIES.map((l) => jsonPiece(`,"locality":"${l}"}\n`));
+
+function localityIndex(l: string): number {
+  for (let i = 0; i < LOCALITIES.length; i++) if (l === LOCALITIES[i]) return i;
+  return -1;
+}
 
 function writeTcp(w: JsonBytes, r: TcpRecord): void {
   w.raw(P.ts);
   w.ascii(r.ts);
-  const head = HEADS[r.direction]?.[r.outcome]?.[r.family];
-  if (head !== undefined) {
-    w.raw(head);
+  const head = headIndex(r);
+  if (head >= 0) {
+    w.raw(HEADS[head]!);
   } else {
     // not one of the contract's values: written as it is
     w.raw(P.proto);
@@ -225,9 +237,9 @@ function writeTcp(w: JsonBytes, r: TcpRecord): void {
     w.raw(P.end);
     return;
   }
-  const end = ENDS[r.locality];
-  if (end !== undefined) {
-    w.raw(end);
+  const end = localityIndex(r.locality);
+  if (end >= 0) {
+    w.raw(ENDS[end]!);
   } else {
     w.raw(P.locality);
     w.ascii(r.locality);

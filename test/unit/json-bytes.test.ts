@@ -103,7 +103,7 @@ describe('TCP records as bytes', () => {
       srttUs: Math.floor(rnd() * 100000),
       durationMs: pick([0, Math.round(rnd() * 1e9) / 1e3, Math.round(rnd() * 1e3) / 1e3, 12]),
     };
-    if (rnd() < 0.5) r.locality = pick(['same-host', 'external'] as const);
+    if (rnd() < 0.5) r.locality = pick(['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const);
     return r;
   }
 
