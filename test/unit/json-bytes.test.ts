@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { prng } from '../../bench/pipeline.js';
 import { JsonBytes } from '../../src/output/json-bytes.js';
 import { formatJsonLines } from '../../src/output/jsonl.js';
 import type { K8sInfo, TcpRecord } from '../../src/events/records.js';
-
-/** A small deterministic PRNG, so that a failure can be replayed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function written(write: (w: JsonBytes) => void): string {
   const w = new JsonBytes(8); // tiny, so that growth is exercised too
