@@ -126,6 +126,26 @@ struct udp_flow_value {
 	char comm[BPFAGENT_COMM_LEN];
 };
 
+/* A flow counted in a CPU's cache (net.bpf.c's udp_cache) rather than in udp_flows_N. */
+struct udp_flow_cached {
+	struct udp_flow_key key;
+	struct udp_flow_value value; /* sent counts in egress, received in ingress */
+	__u32 used;                  /* 1 once key and owner are set */
+	__u32 pad;
+};
+
+/*
+ * Value of the per-CPU array udp_cache, one element per flow table: the first
+ * flow each CPU counts in each direction during an interval. User space adds
+ * both to what it drains from the table, then zeroes the element.
+ */
+struct udp_flow_cache {
+	struct udp_flow_cached egress;
+	struct udp_flow_cached ingress;
+	__u32 busy; /* 1 while a program of this CPU uses the element */
+	__u32 pad;
+};
+
 #define BPFAGENT_DNS_CAPTURE 1536
 
 enum bpfagent_packet_direction {

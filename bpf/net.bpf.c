@@ -22,10 +22,13 @@
  * or at its first send (TCP DNS clients, and sockets older than the agent),
  * and read from the socket's storage.
  *
- * UDP counts are aggregated here, in one of two per-CPU LRU hash tables; user
- * space flips udp_slot each interval and drains the idle table, so no datagram
- * costs an event to user space and no count is lost between read and delete.
- * LRU evictions are counted as inserts minus entries drained.
+ * UDP counts are aggregated here, in one of two per-CPU LRU hash tables, and
+ * for the first flow each CPU sees in each direction, in a per-CPU cache
+ * beside each table (no hash lookup: on a busy host most datagrams belong to
+ * few flows). User space flips udp_slot each interval and drains the idle
+ * table and cache, so no datagram costs an event to user space and no count
+ * is lost between read and delete. LRU evictions are counted as inserts minus
+ * entries drained.
  *
  * Needs the bpf_cast_to_kern_ctx kfunc (Linux >= 6.2) to reach the socket.
  */
@@ -93,7 +96,19 @@ struct {
 	__type(value, struct udp_flow_value);
 } udp_flows_1 SEC(".maps");
 
-/* Which udp_flows_N the programs write to; user space flips it. */
+/*
+ * Most datagrams of a busy host belong to few flows: the first flow a CPU
+ * counts in each direction during an interval is counted here, with no hash
+ * lookup (udp_cache[udp_slot]); the other flows go to udp_flows_N.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2); /* one per flow table */
+	__type(key, __u32);
+	__type(value, struct udp_flow_cache);
+} udp_cache SEC(".maps");
+
+/* Which udp_flows_N and udp_cache element the programs write to; user space flips it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -177,7 +192,7 @@ struct pkt {
 	__u8 protocol;
 	__u32 payload_off; /* offset of the UDP/TCP payload */
 	__u32 payload_len;
-};
+} __attribute__((aligned(8))); /* the key is compared 8 bytes at a time */
 
 /*
  * Where the `len` bytes at `off` are: in place (direct packet access: the
@@ -278,18 +293,18 @@ static __always_inline struct udp_flow_value *new_flow(void *flows, struct udp_f
 }
 
 /*
- * Plain adds into this CPU's copy. A program interrupted on its CPU by
- * another for the same flow and direction (a softirq sending on the socket
- * a task is sending on) could lose one; UDP sockets send from their task.
+ * Into this CPU's copy of a table entry. Atomic although no other CPU
+ * writes it: a program of this CPU (a softirq sending or receiving) may
+ * interrupt another that is adding to the same entry.
  */
-static __always_inline void add(struct udp_flow_value *v, __u32 payload_len, bool egress)
+static __always_inline void add_atomic(struct udp_flow_value *v, __u32 payload_len, bool egress)
 {
 	if (egress) {
-		v->packets_sent += 1;
-		v->bytes_sent += payload_len;
+		__sync_fetch_and_add(&v->packets_sent, 1);
+		__sync_fetch_and_add(&v->bytes_sent, payload_len);
 	} else {
-		v->packets_received += 1;
-		v->bytes_received += payload_len;
+		__sync_fetch_and_add(&v->packets_received, 1);
+		__sync_fetch_and_add(&v->bytes_received, payload_len);
 	}
 }
 
@@ -303,14 +318,73 @@ static __always_inline void add(struct udp_flow_value *v, __u32 payload_len, boo
 		if (!v)                                                             \
 			v = new_flow(&flows, &p->key, si, second);                  \
 		if (v)                                                              \
-			add(v, p->payload_len, egress);                             \
+			add_atomic(v, p->payload_len, egress);                      \
 	} while (0)
+
+static __always_inline bool same_key(const struct udp_flow_key *a, const struct udp_flow_key *b)
+{
+	const __u64 *x = (const void *)a, *y = (const void *)b;
+
+	return !((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5]));
+}
+
+/*
+ * Count the datagram in the cache if the cache holds its flow, or holds none
+ * yet (it then takes this one). The caller owns the element: plain adds.
+ */
+static __always_inline bool add_cached(struct udp_flow_cache *c, struct pkt *p, struct sock_info *si, bool egress)
+{
+	struct udp_flow_cached *f = egress ? &c->egress : &c->ingress;
+
+	if (!f->used) {
+		__builtin_memcpy(&f->key, &p->key, sizeof(f->key));
+		if (si) {
+			f->value.cgroup_id = si->cgroup_id;
+			__builtin_memcpy(f->value.comm, si->comm, sizeof(f->value.comm));
+		}
+		f->used = 1;
+	} else if (!same_key(&f->key, &p->key)) {
+		return false;
+	}
+	if (egress) {
+		f->value.packets_sent += 1;
+		f->value.bytes_sent += p->payload_len;
+	} else {
+		f->value.packets_received += 1;
+		f->value.bytes_received += p->payload_len;
+	}
+	return true;
+}
+
+/*
+ * The cache element is used by one program at a time: one that interrupted
+ * another of its CPU finds it busy and goes to the table. (Interrupted between
+ * reading busy and setting it, a program is resumed only after the other has
+ * set it back to 0, so there is no window.)
+ */
+static __always_inline bool account_cached(__u32 slot, struct pkt *p, struct sock_info *si, bool egress)
+{
+	struct udp_flow_cache *c = bpf_map_lookup_elem(&udp_cache, &slot);
+	bool done;
+
+	if (!c || c->busy)
+		return false;
+	c->busy = 1;
+	asm volatile("" ::: "memory"); /* busy is set before the element is touched... */
+	done = add_cached(c, p, si, egress);
+	asm volatile("" ::: "memory"); /* ...and cleared after */
+	c->busy = 0;
+	return done;
+}
 
 static __always_inline void account_udp(struct pkt *p, struct sock_info *si, bool egress)
 {
 	__u32 zero = 0, *slot = bpf_map_lookup_elem(&udp_slot, &zero);
+	bool second = slot && *slot;
 
-	if (slot && *slot)
+	if (account_cached(second, p, si, egress))
+		return;
+	if (second)
 		ACCOUNT_IN(udp_flows_1, true);
 	else
 		ACCOUNT_IN(udp_flows_0, false);

@@ -10,7 +10,7 @@ import { NET_COUNTER_NAMES, type NetCounterName } from '../events/layout.js';
 import { readPerCpuCounters } from './percpu-counters.js';
 import { EnvironmentError } from '../util/errors.js';
 import type { MapDump } from './native.js';
-import { sumPerCpuFlows } from '../events/udp-flow.js';
+import { addCachedFlows, sumPerCpuFlows } from '../events/udp-flow.js';
 
 const PROGRAMS = ['sock_create', 'skb_egress', 'skb_ingress'] as const;
 
@@ -91,13 +91,20 @@ export class NetTracer {
     return this.drainSlot(old);
   }
 
+  /** The flows of one table and of its per-CPU cache element, which is emptied. */
   private drainSlot(slot: number): UdpDrain {
+    const cpus = this.native.numPossibleCpus();
     const inserts = this.counters()[slot === 0 ? 'udpInserts0' : 'udpInserts1'];
-    const dump = sumPerCpuFlows(this.native.mapDump(this.obj, `udp_flows_${slot}`, true), this.native.numPossibleCpus());
-    const evicted = Math.max(0, inserts - this.insertsSeen[slot]! - dump.count);
+    const table = sumPerCpuFlows(this.native.mapDump(this.obj, `udp_flows_${slot}`, true), cpus);
+    const evicted = Math.max(0, inserts - this.insertsSeen[slot]! - table.count);
     this.insertsSeen[slot] = inserts;
     this.evictedTotal += evicted;
-    return { dump, evicted };
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(slot);
+    const cache = this.native.mapLookup(this.obj, 'udp_cache', key);
+    if (!cache) return { dump: table, evicted };
+    this.native.mapUpdate(this.obj, 'udp_cache', key, Buffer.alloc(cache.length));
+    return { dump: addCachedFlows(table, cache, cpus), evicted };
   }
 
   /** Detach the programs (the shared ring is drained by its owner). */

@@ -89,6 +89,30 @@ export const UDP_FLOW_VALUE = {
   },
 } as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
 
+/** struct udp_flow_cached: a flow counted in a CPU's cache. */
+export const UDP_FLOW_CACHED = {
+  name: 'udp_flow_cached',
+  size: 112,
+  fields: {
+    key: { offset: 0, size: 48 },
+    value: { offset: 48, size: 56 },
+    used: { offset: 104, size: 4 },
+    pad: { offset: 108, size: 4 },
+  },
+} as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
+
+/** struct udp_flow_cache: one CPU's copy of an element of the per-CPU array udp_cache. */
+export const UDP_FLOW_CACHE = {
+  name: 'udp_flow_cache',
+  size: 232,
+  fields: {
+    egress: { offset: 0, size: 112 },
+    ingress: { offset: 112, size: 112 },
+    busy: { offset: 224, size: 4 },
+    pad: { offset: 228, size: 4 },
+  },
+} as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
+
 /** struct dns_event: a DNS message a local client sent or received. */
 export const DNS_EVENT = {
   name: 'dns_event',
@@ -116,7 +140,7 @@ export const DNS_EVENT = {
 } as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
 
 /** Every struct the decoders read, for the BTF layout test. */
-export const STRUCT_LAYOUTS = [TCP_CLOSE_EVENT, UDP_FLOW_KEY, UDP_FLOW_VALUE, DNS_EVENT] as const;
+export const STRUCT_LAYOUTS = [TCP_CLOSE_EVENT, UDP_FLOW_KEY, UDP_FLOW_VALUE, UDP_FLOW_CACHED, UDP_FLOW_CACHE, DNS_EVENT] as const;
 
 /** enum bpfagent_net_counter, by slot. */
 export const NET_COUNTER_NAMES = [

@@ -1,6 +1,6 @@
 /** Decodes a drained UDP flow table (struct udp_flow_key -> struct udp_flow_value) into records. */
 import { AF_INET, formatAddr } from './addr.js';
-import { UDP_FLOW_KEY, UDP_FLOW_VALUE } from './layout.js';
+import { UDP_FLOW_CACHE, UDP_FLOW_CACHED, UDP_FLOW_KEY, UDP_FLOW_VALUE } from './layout.js';
 import { cString, u64 } from './read.js';
 import type { UdpRecord } from './records.js';
 import type { MapDump } from '../bpf/native.js';
@@ -30,6 +30,53 @@ export function sumPerCpuFlows(dump: MapDump, cpus: number): MapDump {
     }
   }
   return { count: dump.count, keys: dump.keys, values };
+}
+
+/**
+ * Add the flows of the per-CPU cache (one udp_cache element: each CPU's
+ * struct udp_flow_cache, 8-byte aligned) to a summed table dump: a flow also
+ * in the table gets its counts added, another becomes one more entry.
+ */
+export function addCachedFlows(table: MapDump, cache: Buffer, cpus: number): MapDump {
+  const stride = Math.ceil(UDP_FLOW_CACHE.size / 8) * 8;
+  if (cache.length !== stride * cpus)
+    throw new Error(`udp flow cache: ${cache.length} bytes, expected ${stride}x${cpus}`);
+  const tableValues = Buffer.from(table.values);
+  const index = new Map<string, number>();
+  for (let i = 0; i < table.count; i++) index.set(table.keys.toString('latin1', i * UDP_FLOW_KEY.size, (i + 1) * UDP_FLOW_KEY.size), i);
+  const extraKeys: Buffer[] = [];
+  const extraValues: Buffer[] = [];
+  for (let cpu = 0; cpu < cpus; cpu++) {
+    for (const dir of [UDP_FLOW_CACHE.fields.egress, UDP_FLOW_CACHE.fields.ingress]) {
+      const at = cpu * stride + dir.offset;
+      if (cache.readUInt32LE(at + UDP_FLOW_CACHED.fields.used.offset) === 0) continue;
+      const key = cache.subarray(at, at + UDP_FLOW_KEY.size);
+      const valueAt = at + UDP_FLOW_CACHED.fields.value.offset;
+      const value = cache.subarray(valueAt, valueAt + UDP_FLOW_VALUE.size);
+      const i = index.get(key.toString('latin1'));
+      if (i === undefined) {
+        index.set(key.toString('latin1'), table.count + extraKeys.length);
+        extraKeys.push(Buffer.from(key));
+        extraValues.push(Buffer.from(value));
+      } else if (i < table.count) {
+        addFlowValue(tableValues, i * UDP_FLOW_VALUE.size, value);
+      } else {
+        addFlowValue(extraValues[i - table.count]!, 0, value);
+      }
+    }
+  }
+  return {
+    count: table.count + extraKeys.length,
+    keys: Buffer.concat([table.keys, ...extraKeys]),
+    values: Buffer.concat([tableValues, ...extraValues]),
+  };
+}
+
+/** Add the counters of `from` (a struct udp_flow_value) to the one at `to[off]`; take its owner if that has none. */
+function addFlowValue(to: Buffer, off: number, from: Buffer): void {
+  for (const f of [V.packets_sent, V.bytes_sent, V.packets_received, V.bytes_received])
+    to.writeBigUInt64LE(to.readBigUInt64LE(off + f.offset) + from.readBigUInt64LE(f.offset), off + f.offset);
+  if (hasOwner(from, 0) && !hasOwner(to, off)) from.copy(to, off + V.cgroup_id.offset, V.cgroup_id.offset, V.comm.offset + V.comm.size);
 }
 
 function hasOwner(b: Buffer, off: number): boolean {

@@ -473,6 +473,8 @@ const OBJECT_OF: Record<string, string> = {
   tcp_close_event: OBJECT,
   udp_flow_key: NET_OBJECT,
   udp_flow_value: NET_OBJECT,
+  udp_flow_cached: NET_OBJECT,
+  udp_flow_cache: NET_OBJECT,
   dns_event: NET_OBJECT,
 };
 

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeUdpFlows, sumPerCpuFlows } from '../../src/events/udp-flow.js';
-import { UDP_FLOW_KEY, UDP_FLOW_VALUE } from '../../src/events/layout.js';
+import { addCachedFlows, decodeUdpFlows, sumPerCpuFlows } from '../../src/events/udp-flow.js';
+import { UDP_FLOW_CACHE, UDP_FLOW_CACHED, UDP_FLOW_KEY, UDP_FLOW_VALUE } from '../../src/events/layout.js';
 
 const K = UDP_FLOW_KEY.fields;
 const V = UDP_FLOW_VALUE.fields;
@@ -65,5 +65,49 @@ describe('per-CPU UDP flow tables', () => {
     assert.deepEqual(sumPerCpuFlows({ count: 0, keys: Buffer.alloc(0), values: Buffer.alloc(0) }, 4).count, 0);
     const wrong = { count: 1, keys: key(1, 2, 3), values: value({}) };
     assert.throws(() => sumPerCpuFlows(wrong, 2), /expected 56x2 each/);
+  });
+});
+
+/** One CPU's struct udp_flow_cache: the flows it cached, by direction. */
+function cache(egress?: [Buffer, CpuCopy], ingress?: [Buffer, CpuCopy]): Buffer {
+  const b = Buffer.alloc(UDP_FLOW_CACHE.size);
+  for (const [dir, flow] of [[UDP_FLOW_CACHE.fields.egress, egress], [UDP_FLOW_CACHE.fields.ingress, ingress]] as const) {
+    if (!flow) continue;
+    flow[0].copy(b, dir.offset + UDP_FLOW_CACHED.fields.key.offset);
+    value(flow[1]).copy(b, dir.offset + UDP_FLOW_CACHED.fields.value.offset);
+    b.writeUInt32LE(1, dir.offset + UDP_FLOW_CACHED.fields.used.offset);
+  }
+  return b;
+}
+
+describe('per-CPU UDP flow cache', () => {
+  test('cached flows are added to the same flow of the table, or to each other, or become entries', () => {
+    const table = {
+      count: 1,
+      keys: key(5000, 53, 42),
+      values: value({ packetsSent: 1, bytesSent: 10 }),
+    };
+    const cpus = [
+      cache([key(5000, 53, 42), { packetsSent: 4, bytesSent: 40, cgroupId: 7, comm: 'dig' }], [key(9, 9, 0), { packetsReceived: 2, bytesReceived: 20 }]),
+      cache(undefined, [key(9, 9, 0), { packetsReceived: 3, bytesReceived: 30 }]),
+    ];
+    const merged = addCachedFlows(table, Buffer.concat(cpus), 2);
+    const records = decodeUdpFlows(merged, Date.UTC(2026, 0, 1), 1000);
+    assert.deepEqual(
+      records.map((r) => [r.local.port, r.local.comm, r.local.cgroupId, r.packetsSent, r.bytesSent, r.packetsReceived, r.bytesReceived]),
+      [
+        [5000, 'dig', 7, 5, 50, 0, 0],
+        [9, '', 0, 0, 0, 5, 50],
+      ],
+    );
+    assert.equal(table.values.readBigUInt64LE(V.packets_sent.offset), 1n, 'the table dump is left as it was');
+  });
+
+  test('an empty cache adds nothing; a cache of the wrong size is refused', () => {
+    const table = { count: 1, keys: key(1, 2, 3), values: value({ packetsSent: 1 }) };
+    const same = addCachedFlows(table, Buffer.concat([cache(), cache()]), 2);
+    assert.equal(same.count, 1);
+    assert.deepEqual(same.values, table.values);
+    assert.throws(() => addCachedFlows(table, cache(), 2), /expected 232x2/);
   });
 });
