@@ -97,10 +97,32 @@ function coerce(leaf: z.ZodTypeAny | undefined, text: string): unknown {
   if (inner instanceof z.ZodNumber) return /^-?\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : text;
   if (inner instanceof z.ZodBoolean) return text === 'true' ? true : text === 'false' ? false : text;
   if (inner instanceof z.ZodArray) return text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (inner instanceof z.ZodRecord) return parseKeyValues(text) ?? text;
   if (leaf instanceof z.ZodNullable || (leaf instanceof z.ZodDefault && leaf._def.innerType instanceof z.ZodNullable)) {
     if (text === 'null') return null;
   }
   return text;
+}
+
+/**
+ * A mapping from one string, as OTEL_EXPORTER_OTLP_HEADERS writes it:
+ * `key=value,key2=value2`, values URL-encoded (a comma or percent sign in a
+ * value is %2C or %25). Undefined when the text is not of that form.
+ */
+export function parseKeyValues(text: string): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const item of text.split(',')) {
+    if (!item.trim()) continue;
+    const eq = item.indexOf('=');
+    const key = eq > 0 ? item.slice(0, eq).trim() : '';
+    if (!key) return undefined;
+    try {
+      out[key] = decodeURIComponent(item.slice(eq + 1).trim());
+    } catch {
+      return undefined; // a malformed %-escape
+    }
+  }
+  return out;
 }
 
 // ---- merging and messages ------------------------------------------------

@@ -47,8 +47,14 @@ export const otlpSinkSchema = z
   .object({
     /** the receiver's base URL: logs go to <endpoint>/v1/logs, metrics to <endpoint>/v1/metrics */
     endpoint: z.string().url().default('http://127.0.0.1:4318'),
-    /** extra HTTP headers, e.g. { authorization: "Bearer ..." } */
-    headers: z.record(z.string()).default({}),
+    /**
+     * extra HTTP headers, e.g. { authorization: "Bearer ..." }; from the
+     * environment or a flag as name=value pairs (see parseKeyValues)
+     */
+    headers: z
+      .record(z.string())
+      .default({})
+      .describe('a mapping of header names to values; in the environment name=value pairs, comma-separated, values URL-encoded (e.g. authorization=Bearer%20abc)'),
     /** one HTTP export (with the exporter's own quick retries inside it) gives up after this */
     timeoutMs: z.number().int().positive().default(10_000),
     logs: z.boolean().default(true),

@@ -350,6 +350,18 @@ describe('config: sinks plug in through the registry', () => {
     const c = loadConfig({ env: { BPFAGENT_SINKS_FAKE_URL: 'http://e:2', BPFAGENT_SINKS_FAKE_BATCH: '5' }, sinks: registry }).config;
     assert.deepEqual(c.sinks, { fake: { url: 'http://e:2', batch: 5 } });
   });
+
+  test('a mapping (OTLP headers) from the environment: name=value pairs, values URL-encoded', () => {
+    const withHeaders = {
+      hdr: defineSink(z.object({ headers: z.record(z.string()).default({}).describe('name=value pairs') }).strict(), () => ({}) as FlowSink),
+    };
+    const env = { BPFAGENT_SINKS_HDR_HEADERS: 'authorization=Bearer%20abc, x-tenant = a%2Cb,empty=' };
+    assert.deepEqual(loadConfig({ env, sinks: withHeaders }).config.sinks, {
+      hdr: { headers: { authorization: 'Bearer abc', 'x-tenant': 'a,b', empty: '' } },
+    });
+    fails({ env: { BPFAGENT_SINKS_HDR_HEADERS: 'no-equals-sign' }, sinks: withHeaders }, 'config: BPFAGENT_SINKS_HDR_HEADERS: sinks.hdr.headers: got "no-equals-sign", expected name=value pairs');
+    fails({ env: { BPFAGENT_SINKS_HDR_HEADERS: 'a=%zz' }, sinks: withHeaders }, 'config: BPFAGENT_SINKS_HDR_HEADERS: sinks.hdr.headers: got "a=%zz", expected name=value pairs');
+  });
 });
 
 describe('config: documentation', () => {
