@@ -6,6 +6,7 @@
  */
 import os from 'node:os';
 import { isLoopback } from './locality.js';
+import { batchNowMs } from '../events/batch-time.js';
 
 export class HostAddresses {
   private interfaces = new Set<string>();
@@ -14,7 +15,8 @@ export class HostAddresses {
 
   constructor(
     private readonly maxLearned = 16384,
-    private readonly now: () => number = Date.now,
+    /** the clock read once per ring buffer batch, not once per record */
+    private readonly now: () => number = batchNowMs,
     private readonly readInterfaces: () => string[] = ownInterfaceAddresses,
   ) {}
 

@@ -1,4 +1,5 @@
 import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { batchNowMs } from '../events/batch-time.js';
 
 /**
  * Process metadata from /proc, cached by pid and safe against pid reuse.
@@ -134,7 +135,8 @@ export class ProcessInfoCache {
     this.procRoot = opts.procRoot ?? '/proc';
     this.maxEntries = Math.max(1, opts.maxEntries ?? 16384);
     this.revalidateMs = opts.revalidateMs ?? 1000;
-    this.now = opts.now ?? Date.now;
+    // the clock read once per ring buffer batch, not once per record
+    this.now = opts.now ?? batchNowMs;
   }
 
   get size(): number {

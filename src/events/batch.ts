@@ -8,6 +8,7 @@ import { decodeDnsEvent, type DnsPacket } from './dns-event.js';
 import { decodeTcpClose, tcpCloseEndMs } from './tcp-record.js';
 import type { TcpRecord } from './records.js';
 import { u32 } from './read.js';
+import { beginBatchTime, endBatchTime } from './batch-time.js';
 import type { MonotonicClock } from '../util/clock.js';
 
 export interface DecodeStats {
@@ -29,9 +30,19 @@ export interface RecordSink {
 /**
  * Walk a native batch of `[u32 length][record]` frames, dispatching on the
  * kind byte. Frames too short for their struct, of unknown kinds, or with
- * values outside their enums are counted in `stats.decodeErrors`.
+ * values outside their enums are counted in `stats.decodeErrors`. While the
+ * sink handles the batch's records, `batchNowMs()` is the batch's time.
  */
 export function decodeBatch(batch: Buffer, clock: MonotonicClock, stats: DecodeStats, sink: RecordSink): void {
+  const outer = beginBatchTime();
+  try {
+    decodeFrames(batch, clock, stats, sink);
+  } finally {
+    endBatchTime(outer);
+  }
+}
+
+function decodeFrames(batch: Buffer, clock: MonotonicClock, stats: DecodeStats, sink: RecordSink): void {
   let off = 0;
   while (off + 4 <= batch.length) {
     const len = u32(batch, off);

@@ -1,0 +1,69 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { batchNowMs, beginBatchTime, endBatchTime } from '../../src/events/batch-time.js';
+import { decodeBatch, type DecodeStats } from '../../src/events/batch.js';
+import { EVENT_KIND, TCP_CLOSE_EVENT } from '../../src/events/layout.js';
+import { MonotonicClock } from '../../src/util/clock.js';
+
+/** `n` minimal valid tcp_close_event frames (outbound, closed, AF_INET). */
+function frames(n: number): Buffer {
+  const b = Buffer.alloc(n * (4 + TCP_CLOSE_EVENT.size));
+  for (let i = 0; i < n; i++) {
+    const off = i * (4 + TCP_CLOSE_EVENT.size);
+    b.writeUInt32LE(TCP_CLOSE_EVENT.size, off);
+    b[off + 4 + TCP_CLOSE_EVENT.fields.kind.offset] = EVENT_KIND.TCP_CLOSE;
+    b[off + 4 + TCP_CLOSE_EVENT.fields.family.offset] = 2;
+    b[off + 4 + TCP_CLOSE_EVENT.fields.direction.offset] = 1;
+    b[off + 4 + TCP_CLOSE_EVENT.fields.outcome.offset] = 1;
+  }
+  return b;
+}
+
+const busyWaitMs = (ms: number) => {
+  const until = Date.now() + ms;
+  while (Date.now() < until);
+};
+
+describe('batch time', () => {
+  test('outside a batch: the clock itself', () => {
+    const before = Date.now();
+    const t = batchNowMs();
+    assert.ok(t >= before && t <= Date.now());
+  });
+
+  test('while a batch is decoded: read once, at its start; the clock again after it, also after a throw', () => {
+    const seen: number[] = [];
+    const start = Date.now();
+    const stats: DecodeStats = { records: 0, dnsPackets: 0, decodeErrors: 0 };
+    decodeBatch(frames(3), new MonotonicClock(), stats, {
+      tcp: () => {
+        seen.push(batchNowMs());
+        busyWaitMs(3);
+      },
+    });
+    assert.equal(stats.records, 3);
+    assert.equal(new Set(seen).size, 1, 'one time for the whole batch');
+    assert.ok(seen[0]! >= start && seen[0]! <= start + 2);
+    assert.ok(batchNowMs() >= seen[0]! + 9, 'after the batch, the clock');
+    assert.throws(() =>
+      decodeBatch(frames(1), new MonotonicClock(), stats, {
+        tcp: () => {
+          throw new Error('sink failed');
+        },
+      }),
+    );
+    busyWaitMs(2);
+    assert.ok(Date.now() - batchNowMs() <= 1, 'a throwing sink does not leave the batch time set');
+  });
+
+  test('nested batches restore the outer one', () => {
+    const outer = beginBatchTime();
+    const t = batchNowMs();
+    busyWaitMs(2);
+    const inner = beginBatchTime();
+    assert.ok(batchNowMs() > t);
+    endBatchTime(inner);
+    assert.equal(batchNowMs(), t);
+    endBatchTime(outer);
+  });
+});
