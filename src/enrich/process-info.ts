@@ -107,6 +107,9 @@ interface Entry {
   checkedMs: number;
   /** thread comms seen for this process and found consistent with it */
   aliases: string[];
+  /** neighbours in the recency list */
+  older: Entry | undefined;
+  newer: Entry | undefined;
 }
 
 export interface ProcessInfoStats {
@@ -127,6 +130,13 @@ export class ProcessInfoCache {
   private readonly revalidateMs: number;
   private readonly now: () => number;
   private readonly entries = new Map<number, Entry>();
+  /**
+   * The entries from least to most recently used, linked through the entries
+   * themselves: a hit moves its entry to the newest end by relinking, without
+   * touching the Map (a delete and a set per hit cost more than the rest of it).
+   */
+  private oldest: Entry | undefined;
+  private newest: Entry | undefined;
   /** pid -> until when it is known to have gone */
   private readonly goneUntil = new Map<number, number>();
   readonly stats: ProcessInfoStats = { hits: 0, misses: 0, gone: 0, reused: 0, evictions: 0 };
@@ -150,7 +160,7 @@ export class ProcessInfoCache {
     if (e) {
       const sameComm = comm === undefined || sameName(comm, e.info.comm) || e.aliases.includes(comm.slice(0, COMM_LEN));
       if (sameComm && now - e.checkedMs < this.revalidateMs) {
-        this.touch(pid, e);
+        this.touch(e);
         this.stats.hits++;
         return e.info;
       }
@@ -159,11 +169,11 @@ export class ProcessInfoCache {
       if (st && st.startTicks === e.info.startTicks && sameName(st.comm, e.info.comm)) {
         e.checkedMs = now;
         if (!sameComm && e.aliases.length < MAX_ALIASES) e.aliases.push(comm!.slice(0, COMM_LEN));
-        this.touch(pid, e);
+        this.touch(e);
         this.stats.hits++;
         return e.info;
       }
-      this.entries.delete(pid);
+      this.forget(pid, e);
       if (st && st.startTicks !== e.info.startTicks) this.stats.reused++;
       // else gone, or the same process after an exec: read it afresh
     } else {
@@ -190,23 +200,48 @@ export class ProcessInfoCache {
       return undefined;
     }
     this.goneUntil.delete(pid);
-    this.entries.set(pid, { info, checkedMs: now, aliases: [] });
-    while (this.entries.size > this.maxEntries) {
-      this.entries.delete(this.entries.keys().next().value as number);
+    const e: Entry = { info, checkedMs: now, aliases: [], older: this.newest, newer: undefined };
+    this.entries.set(pid, e);
+    this.link(e);
+    while (this.entries.size > this.maxEntries && this.oldest) {
+      this.forget(this.oldest.info.pid, this.oldest);
       this.stats.evictions++;
     }
     return info;
   }
 
-  /** most recently used last: Map order is the LRU order */
-  private touch(pid: number, e: Entry): void {
+  /** `e` becomes the most recently used. */
+  private touch(e: Entry): void {
+    if (e === this.newest) return;
+    this.unlink(e);
+    this.link(e);
+  }
+
+  /** at the newest end */
+  private link(e: Entry): void {
+    e.older = this.newest;
+    e.newer = undefined;
+    if (this.newest) this.newest.newer = e;
+    else this.oldest = e;
+    this.newest = e;
+  }
+
+  private unlink(e: Entry): void {
+    if (e.older) e.older.newer = e.newer;
+    else this.oldest = e.newer;
+    if (e.newer) e.newer.older = e.older;
+    else this.newest = e.older;
+    e.older = e.newer = undefined;
+  }
+
+  private forget(pid: number, e: Entry): void {
     this.entries.delete(pid);
-    this.entries.set(pid, e);
+    this.unlink(e);
   }
 }
 
 function sameName(a: string, b: string): boolean {
-  return a.slice(0, COMM_LEN) === b.slice(0, COMM_LEN);
+  return a === b || a.slice(0, COMM_LEN) === b.slice(0, COMM_LEN);
 }
 
 /**

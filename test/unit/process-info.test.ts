@@ -186,6 +186,49 @@ describe('ProcessInfoCache (fixture /proc)', () => {
   });
 });
 
+describe('ProcessInfoCache recency order', () => {
+  test('hits, re-reads, reuse and exits keep the least recently used first out, and the size exact', () => {
+    for (let pid = 300; pid < 306; pid++) proc(pid, { comm: `q${pid}`, start: pid });
+    const t = clock();
+    const c = new ProcessInfoCache({ procRoot: root, maxEntries: 3, revalidateMs: 1000, now: t.now });
+    c.get(300);
+    c.get(301);
+    c.get(302);
+    c.get(302); // already the newest
+    c.get(300); // order now 301, 302, 300
+    t.advance(1500);
+    c.get(301); // revalidated from /proc, still the same process: the newest; order 302, 300, 301
+    c.get(303); // evicts 302
+    assert.equal(c.size, 3);
+    const misses = c.stats.misses;
+    c.get(300);
+    c.get(301);
+    c.get(303);
+    assert.equal(c.stats.misses, misses, '300, 301 and 303 stayed');
+    // 301 reused by a new process: its entry goes from the middle of the list
+    proc(301, { comm: 'q301', start: 99_999 });
+    t.advance(1500);
+    assert.equal(c.get(301)!.startTicks, 99_999);
+    assert.equal(c.stats.reused, 1);
+    assert.equal(c.size, 3);
+    // 300 exits: gone at its next check, its entry dropped
+    gone(300);
+    t.advance(1500);
+    assert.equal(c.get(300), undefined);
+    assert.equal(c.size, 2);
+    c.get(304);
+    c.get(305); // evicts the least recent of 303, 301, 304: 303
+    assert.equal(c.size, 3);
+    const before = c.stats.misses;
+    c.get(301);
+    c.get(304);
+    c.get(305);
+    assert.equal(c.stats.misses, before, '301, 304 and 305 stayed');
+    c.get(303);
+    assert.equal(c.stats.misses, before + 1, '303 was evicted');
+  });
+});
+
 describe('ProcessInfoCache (real /proc)', () => {
   test('this process: exe is node, ppid is our parent', () => {
     const c = new ProcessInfoCache();
