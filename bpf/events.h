@@ -142,7 +142,7 @@ struct udp_flow_cached {
 struct udp_flow_cache {
 	struct udp_flow_cached egress;
 	struct udp_flow_cached ingress;
-	__u32 busy; /* 1 while a program of this CPU uses the element */
+	__u32 busy; /* programs of this CPU in the element now; see net.bpf.c */
 	__u32 pad;
 };
 

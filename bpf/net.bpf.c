@@ -357,23 +357,24 @@ static __always_inline bool add_cached(struct udp_flow_cache *c, struct pkt *p, 
 }
 
 /*
- * The cache element is used by one program at a time: one that interrupted
- * another of its CPU finds it busy and goes to the table. (Interrupted between
- * reading busy and setting it, a program is resumed only after the other has
- * set it back to 0, so there is no window.)
+ * The cache element is used by one program at a time. Programs of one CPU
+ * can still overlap: a softirq interrupts a task's program, or (preemptible
+ * kernels) another task's program preempts it. A program owns the element
+ * when, right after adding itself, it is the only one counted in busy; any
+ * other that overlaps it counts 2 or more and goes to the table. (An atomic
+ * add whose result is unused is the one atomic every BPF target has.)
  */
 static __always_inline bool account_cached(__u32 slot, struct pkt *p, struct sock_info *si, bool egress)
 {
 	struct udp_flow_cache *c = bpf_map_lookup_elem(&udp_cache, &slot);
-	bool done;
+	bool done = false;
 
-	if (!c || c->busy)
+	if (!c)
 		return false;
-	c->busy = 1;
-	asm volatile("" ::: "memory"); /* busy is set before the element is touched... */
-	done = add_cached(c, p, si, egress);
-	asm volatile("" ::: "memory"); /* ...and cleared after */
-	c->busy = 0;
+	__sync_fetch_and_add(&c->busy, 1);
+	if (*(volatile __u32 *)&c->busy == 1)
+		done = add_cached(c, p, si, egress);
+	__sync_fetch_and_add(&c->busy, -1);
 	return done;
 }
 
