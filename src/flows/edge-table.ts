@@ -7,7 +7,7 @@
  * `maxEdges`, further new edges are folded into one overflow edge, and counted.
  */
 import type { AgentRecord, K8sInfo, TcpRecord, UdpRecord } from '../events/records.js';
-import { Histogram, RTT_BOUNDS_US } from './histogram.js';
+import { bucketOf, Histogram, RTT_BOUNDS_US } from './histogram.js';
 
 /** One end of an edge, as specific as what is known about it. */
 export interface EdgeEnd {
@@ -168,7 +168,8 @@ const OVERFLOW: EdgeEnd = { id: '(overflow)' };
 /** The edges of one record key (local end, remote end) by port and side: nearly always one, so a short chain. */
 interface PortSlot {
   key: number;
-  edge: Edge;
+  /** the edge's row */
+  row: number;
   next: PortSlot | undefined;
 }
 
@@ -183,20 +184,46 @@ interface RemoteIndex {
   byAddr: Map<string, PortSlot>;
 }
 
+/** What an edge is, fixed when it is made; its counts are in the table's rows. */
+type EdgeHead = Pick<Edge, 'proto' | 'observedBy' | 'source' | 'destination' | 'port' | 'locality'>;
+
+/*
+ * Each edge's counts are one row of a Float64Array (exact for integers below
+ * 2^53, like any number): adding a record writes to one or two cache lines
+ * instead of following an edge object to its failure counts and histogram.
+ * Edge objects are made when the table is drained.
+ */
+const C_CONNECTIONS = 0;
+const C_REFUSED = 1;
+const C_TIMEOUT = 2;
+const C_RESET = 3;
+const C_BYTES_SENT = 4;
+const C_BYTES_RECEIVED = 5;
+const C_PACKETS_SENT = 6;
+const C_PACKETS_RECEIVED = 7;
+const C_RETRANSMITS = 8;
+const C_RTT_SUM = 9;
+const C_RTT_COUNT = 10;
+/** per-bucket RTT counts (not cumulative), +Inf last */
+const C_RTT_BUCKETS = 11;
+const ROW = C_RTT_BUCKETS + RTT_BOUNDS_US.length + 1;
+const INITIAL_ROWS = 256;
+
 export class EdgeTable {
-  /** every edge by "source id, destination id, port and side": the edges' identity; built only for a record key not yet seen */
-  private edges = new Map<string, Edge>();
+  /** every edge's row by "source id, destination id, port and side": the edges' identity; built only for a record key not yet seen */
+  private rows = new Map<string, number>();
+  private heads: EdgeHead[] = [];
+  private counts = new Float64Array(INITIAL_ROWS * ROW);
   /**
-   * The edge of a record, found from what the record carries (shared
+   * The row of a record, found from what the record carries (shared
    * Kubernetes answers, command names, DNS names, addresses) without making
    * its ends or a key string: local key, then remote key, then the port.
    * Several record keys may lead to one edge (a Kubernetes answer replaced by
-   * an equal one after a change of the cluster): `edges` unites them.
+   * an equal one after a change of the cluster): `rows` unites them.
    * Bounded: cleared when it holds too many keys, and rebuilt as records come.
    */
   private index = new Map<K8sInfo | string, RemoteIndex>();
   private indexed = 0;
-  private count = 0;
   /** records folded into the overflow edge since start */
   overflowed = 0;
 
@@ -206,7 +233,7 @@ export class EdgeTable {
   ) {}
 
   get size(): number {
-    return this.count;
+    return this.heads.length;
   }
 
   add(r: AgentRecord): void {
@@ -214,12 +241,12 @@ export class EdgeTable {
     const clientIsLocal = r.proto === 'tcp' ? r.direction === 'outbound' : udpClientIsLocal(r);
     const port = clientIsLocal ? (r.proto === 'tcp' && r.remote.reached ? r.remote.reached.port : r.remote.port) : r.local.port;
     const key = port * 4 + (r.proto === 'udp' ? 2 : 0) + (clientIsLocal ? 0 : 1);
-    const edge = this.ends === recordEnds ? this.indexedEdge(r, key, clientIsLocal) : this.edgeOf(r, key, clientIsLocal, this.ends(r, clientIsLocal));
-    count(edge, r, clientIsLocal);
+    const row = this.ends === recordEnds ? this.indexedRow(r, key, clientIsLocal) : this.rowOf(r, key, clientIsLocal, this.ends(r, clientIsLocal));
+    this.count(row, r, clientIsLocal);
   }
 
-  /** The edge of `r` through the index; on a miss, through its ends and `edges`, then indexed. */
-  private indexedEdge(r: TcpRecord | UdpRecord, key: number, clientIsLocal: boolean): Edge {
+  /** The row of `r` through the index; on a miss, through its ends and `rows`, then indexed. */
+  private indexedRow(r: TcpRecord | UdpRecord, key: number, clientIsLocal: boolean): number {
     const lk = r.local.k8s;
     const localKey = lk?.workload !== undefined ? lk : r.local.comm;
     let remotes = this.index.get(localKey);
@@ -242,21 +269,21 @@ export class EdgeTable {
       remoteKey = r.remote.reached?.addr ?? r.remote.addr;
     }
     const first = (byRemote as Map<K8sInfo | string, PortSlot>).get(remoteKey);
-    for (let s = first; s !== undefined; s = s.next) if (s.key === key) return s.edge;
+    for (let s = first; s !== undefined; s = s.next) if (s.key === key) return s.row;
 
     const local = localEnd(r);
     const remote = remoteEnd(r);
     const ends = clientIsLocal ? { source: local, destination: remote, locality: r.locality } : { source: remote, destination: local, locality: r.locality };
-    const edge = this.edgeOf(r, key, clientIsLocal, ends);
-    if (edge.source === OVERFLOW) return edge; // past the bound, a new record key creates nothing
+    const row = this.rowOf(r, key, clientIsLocal, ends);
+    if (this.heads[row]!.source === OVERFLOW) return row; // past the bound, a new record key creates nothing
     if (this.indexed >= 2 * this.maxEdges + 1024) {
       this.index.clear();
       this.indexed = 0;
-      return edge;
+      return row;
     }
-    (byRemote as Map<K8sInfo | string, PortSlot>).set(remoteKey, { key, edge, next: first });
+    (byRemote as Map<K8sInfo | string, PortSlot>).set(remoteKey, { key, row, next: first });
     this.indexed++;
-    return edge;
+    return row;
   }
 
   private newRemoteIndex(localKey: K8sInfo | string): RemoteIndex {
@@ -265,36 +292,61 @@ export class EdgeTable {
     return remotes;
   }
 
-  /** The edge of these ends, made if new; past the bound, the overflow edge. */
-  private edgeOf(r: TcpRecord | UdpRecord, key: number, clientIsLocal: boolean, ends: { source: EdgeEnd; destination: EdgeEnd; locality?: string }): Edge {
+  /** The row of the edge of these ends, made if new; past the bound, the overflow edge's. */
+  private rowOf(r: TcpRecord | UdpRecord, key: number, clientIsLocal: boolean, ends: { source: EdgeEnd; destination: EdgeEnd; locality?: string }): number {
     const id = edgeId(ends.source, ends.destination, key);
-    let edge = this.edges.get(id);
-    if (edge) return edge;
-    if (this.count >= this.maxEdges) {
-      this.overflowed++;
-      const side = key & 3;
-      const overflowId = edgeId(OVERFLOW, OVERFLOW, side);
-      edge = this.edges.get(overflowId);
-      if (!edge) {
-        edge = newEdge(r.proto, clientIsLocal, OVERFLOW, OVERFLOW, 0, ends.locality);
-        this.edges.set(overflowId, edge);
-        this.count++;
-      }
-      return edge;
+    const known = this.rows.get(id);
+    if (known !== undefined) return known;
+    if (this.heads.length < this.maxEdges) return this.newRow(id, { proto: r.proto, observedBy: clientIsLocal ? 'client' : 'server', source: ends.source, destination: ends.destination, port: key >> 2, locality: ends.locality });
+    this.overflowed++;
+    const overflowId = edgeId(OVERFLOW, OVERFLOW, key & 3);
+    return this.rows.get(overflowId) ?? this.newRow(overflowId, { proto: r.proto, observedBy: clientIsLocal ? 'client' : 'server', source: OVERFLOW, destination: OVERFLOW, port: 0, locality: ends.locality });
+  }
+
+  private newRow(id: string, head: EdgeHead): number {
+    const row = this.heads.length;
+    if ((row + 1) * ROW > this.counts.length) {
+      const grown = new Float64Array(this.counts.length * 2);
+      grown.set(this.counts);
+      this.counts = grown;
     }
-    edge = newEdge(r.proto, clientIsLocal, ends.source, ends.destination, key >> 2, ends.locality);
-    this.edges.set(id, edge);
-    this.count++;
-    return edge;
+    this.heads.push(head);
+    this.rows.set(id, row);
+    return row;
+  }
+
+  /** Adds a record to its edge's row: bytes and packets in the caller -> callee direction. */
+  private count(row: number, r: TcpRecord | UdpRecord, clientIsLocal: boolean): void {
+    const c = this.counts;
+    const o = row * ROW;
+    c[o + C_BYTES_SENT]! += clientIsLocal ? r.bytesSent : r.bytesReceived;
+    c[o + C_BYTES_RECEIVED]! += clientIsLocal ? r.bytesReceived : r.bytesSent;
+    if (r.proto === 'tcp') {
+      c[o + C_CONNECTIONS]!++;
+      if (r.outcome !== 'closed') c[o + (r.outcome === 'refused' ? C_REFUSED : r.outcome === 'timeout' ? C_TIMEOUT : C_RESET)]!++;
+      c[o + C_RETRANSMITS]! += r.retransmits;
+      if (r.srttUs > 0) {
+        c[o + C_RTT_SUM]! += r.srttUs;
+        c[o + C_RTT_COUNT]!++;
+        c[o + C_RTT_BUCKETS + bucketOf(RTT_BOUNDS_US, r.srttUs)]!++;
+      }
+    } else {
+      c[o + C_PACKETS_SENT]! += clientIsLocal ? r.packetsSent : r.packetsReceived;
+      c[o + C_PACKETS_RECEIVED]! += clientIsLocal ? r.packetsReceived : r.packetsSent;
+    }
   }
 
   /** The edges of the interval now ending; the table starts empty again. */
   drain(): Edge[] {
-    const out = [...this.edges.values()];
-    this.edges = new Map();
+    const out = this.heads.map((head, row) => edgeOf(head, this.counts.subarray(row * ROW, (row + 1) * ROW)));
+    const used = this.heads.length * ROW;
+    // a table that grew for a burst gives the memory back; otherwise its rows are reused
+    if (this.counts.length > INITIAL_ROWS * ROW && used * 4 < this.counts.length) this.counts = new Float64Array(Math.max(INITIAL_ROWS * ROW, this.counts.length / 2));
+    else this.counts.fill(0, 0, used);
+    this.heads = [];
+    this.rows = new Map();
     this.index = new Map();
     this.indexed = 0;
-    this.count = 0;
     return out;
   }
 }
@@ -304,36 +356,21 @@ function edgeId(source: EdgeEnd, destination: EdgeEnd, key: number): string {
   return `${source.id}\0${destination.id}\0${key}`;
 }
 
-function newEdge(proto: 'tcp' | 'udp', clientIsLocal: boolean, source: EdgeEnd, destination: EdgeEnd, port: number, locality: string | undefined): Edge {
+function edgeOf(head: EdgeHead, c: Float64Array): Edge {
   return {
-    proto,
-    observedBy: clientIsLocal ? 'client' : 'server',
-    source,
-    destination,
-    port,
-    locality,
-    connections: 0,
-    failed: { refused: 0, timeout: 0, reset: 0 },
-    bytesSent: 0,
-    bytesReceived: 0,
-    packetsSent: 0,
-    packetsReceived: 0,
-    retransmits: 0,
-    rttUs: new Histogram(RTT_BOUNDS_US),
+    proto: head.proto,
+    observedBy: head.observedBy,
+    source: head.source,
+    destination: head.destination,
+    port: head.port,
+    locality: head.locality,
+    connections: c[C_CONNECTIONS]!,
+    failed: { refused: c[C_REFUSED]!, timeout: c[C_TIMEOUT]!, reset: c[C_RESET]! },
+    bytesSent: c[C_BYTES_SENT]!,
+    bytesReceived: c[C_BYTES_RECEIVED]!,
+    packetsSent: c[C_PACKETS_SENT]!,
+    packetsReceived: c[C_PACKETS_RECEIVED]!,
+    retransmits: c[C_RETRANSMITS]!,
+    rttUs: Histogram.of(RTT_BOUNDS_US, c.subarray(C_RTT_BUCKETS), c[C_RTT_SUM]!, c[C_RTT_COUNT]!),
   };
-}
-
-/** Adds a record to its edge: bytes and packets in the caller -> callee direction. */
-function count(edge: Edge, r: TcpRecord | UdpRecord, clientIsLocal: boolean): void {
-  edge.bytesSent += clientIsLocal ? r.bytesSent : r.bytesReceived;
-  edge.bytesReceived += clientIsLocal ? r.bytesReceived : r.bytesSent;
-  if (r.proto === 'tcp') {
-    edge.connections++;
-    if (r.outcome !== 'closed') edge.failed[r.outcome]++;
-    edge.retransmits += r.retransmits;
-    if (r.srttUs > 0) edge.rttUs.observe(r.srttUs);
-  } else {
-    edge.packetsSent += clientIsLocal ? r.packetsSent : r.packetsReceived;
-    edge.packetsReceived += clientIsLocal ? r.packetsReceived : r.packetsSent;
-  }
 }

@@ -13,9 +13,16 @@ export class Histogram {
   observe(v: number): void {
     this.sum += v;
     this.count++;
-    let i = 0;
-    while (i < this.bounds.length && v > this.bounds[i]!) i++;
-    this.buckets[i]!++;
+    this.buckets[bucketOf(this.bounds, v)]!++;
+  }
+
+  /** A histogram of observations counted elsewhere: `buckets` per bucket (not cumulative), the last being +Inf. */
+  static of(bounds: readonly number[], buckets: ArrayLike<number>, sum: number, count: number): Histogram {
+    const h = new Histogram(bounds);
+    for (let i = 0; i < h.buckets.length; i++) h.buckets[i] = buckets[i]!;
+    h.sum = sum;
+    h.count = count;
+    return h;
   }
 
   /** cumulative counts, the last being +Inf */
@@ -33,3 +40,10 @@ export class Histogram {
 
 /** RTT buckets in microseconds: 50 µs (loopback) to 1 s (another continent, or trouble). */
 export const RTT_BOUNDS_US = [50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000] as const;
+
+/** The bucket of `v`: the first bound it does not exceed, else bounds.length (+Inf). */
+export function bucketOf(bounds: readonly number[], v: number): number {
+  let i = 0;
+  while (i < bounds.length && v > bounds[i]!) i++;
+  return i;
+}

@@ -175,4 +175,22 @@ describe('EdgeTable', () => {
     assert.deepEqual(edges.filter((e) => e.destination.id === 'payments/ledger').map((e) => e.connections), [6667, 6667, 6666]);
     assert.equal(t.overflowed, 1);
   });
+
+  test('counts past the first rows, and nothing carried over to the next interval', () => {
+    const t = new EdgeTable(undefined, 5000);
+    for (let round = 0; round < 3; round++) {
+      const n = round === 1 ? 3000 : 40; // the table grows, then gives memory back
+      for (let i = 0; i < n; i++)
+        for (let k = 0; k <= i % 3; k++) t.add(tcp({ remoteAddr: `10.${i >> 8}.${i & 255}.1`, bytesSent: i, bytesReceived: 1, srttUs: 60 + k, outcome: k === 2 ? 'reset' : 'closed' }));
+      const edges = t.drain();
+      assert.equal(edges.length, n);
+      for (const [i, e] of edges.entries()) {
+        const records = (i % 3) + 1;
+        assert.equal(e.destination.id, `10.${i >> 8}.${i & 255}.1`, 'drained in the order made');
+        assert.deepEqual([e.connections, e.bytesSent, e.bytesReceived, e.failed.reset], [records, i * records, records, records === 3 ? 1 : 0]);
+        const h = e.rttUs.toJSON();
+        assert.deepEqual([h.count, h.sum, h.counts[0], h.counts[1], h.counts.at(-1)], [records, 60 * records + (records * (records - 1)) / 2, 0, records, records]);
+      }
+    }
+  });
 });
