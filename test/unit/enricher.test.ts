@@ -146,6 +146,27 @@ describe('Enricher', () => {
     assert.deepEqual(a.remote.k8s, { ...POD_B, service: 'ledger' }, 'records already enriched keep their answer');
   });
 
+  test('merged answers are bounded: past the bound they are made afresh, still right', () => {
+    const services = Array.from({ length: 20_000 }, (_, i) => Object.freeze({ namespace: 'ns', service: `svc-${i}` }));
+    let i = 0;
+    const e = new Enricher(
+      sources({ kube: { byAddress: (ip) => (ip === '10.96.0.10' ? services[i] : POD_B), byPodUid: () => undefined, zoneOf: () => undefined } }),
+    );
+    const dnat = () => tcp({}, { addr: '10.96.0.10', port: 80, reached: { addr: '10.244.2.9', port: 8080 } });
+    const first = dnat();
+    e.enrich(first);
+    for (i = 1; i < services.length; i++) {
+      const r = dnat();
+      e.enrich(r);
+      assert.equal(r.remote.k8s?.service, `svc-${i}`);
+    }
+    i = 0;
+    const again = dnat();
+    e.enrich(again);
+    assert.deepEqual(again.remote.k8s, { ...POD_B, service: 'svc-0' });
+    assert.notEqual(again.remote.k8s, first.remote.k8s, 'forgotten past the bound, made again');
+  });
+
   test('per-cgroup results are cached, bounded, and an unknown cgroup is asked again later', () => {
     let asked = 0;
     const e = new Enricher(
