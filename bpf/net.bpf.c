@@ -128,12 +128,13 @@ struct {
 	__type(value, __u64);
 } net_counters SEC(".maps");
 
+/* Atomic on this CPU's copy: programs of one CPU may overlap (see account_cached). */
 static __always_inline void count(__u32 slot)
 {
 	__u64 *v = bpf_map_lookup_elem(&net_counters, &slot);
 
 	if (v)
-		*v += 1;
+		__sync_fetch_and_add(v, 1);
 }
 
 static __always_inline __u32 netns_of(const struct sock *sk)
