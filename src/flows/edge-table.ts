@@ -188,7 +188,7 @@ interface RemoteIndex {
 type EdgeHead = Pick<Edge, 'proto' | 'observedBy' | 'source' | 'destination' | 'port' | 'locality'>;
 
 /*
- * Each edge's counts are one row of a Float64Array (exact for integers below
+ * Each edge's counts are one row of a Float64Array chunk (exact for integers below
  * 2^53, like any number): adding a record writes to one or two cache lines
  * instead of following an edge object to its failure counts and histogram.
  * Edge objects are made when the table is drained.
@@ -207,13 +207,19 @@ const C_RTT_COUNT = 10;
 /** per-bucket RTT counts (not cumulative), +Inf last */
 const C_RTT_BUCKETS = 11;
 const ROW = C_RTT_BUCKETS + RTT_BOUNDS_US.length + 1;
-const INITIAL_ROWS = 256;
+/**
+ * Rows are kept in chunks of this many (about 200 kB each): the table grows
+ * without copying or doubling, and a drained table's chunks go back to the
+ * system whole.
+ */
+const CHUNK_ROWS = 1024;
+const CHUNK_SHIFT = 10;
 
 export class EdgeTable {
   /** every edge's row by "source id, destination id, port and side": the edges' identity; built only for a record key not yet seen */
   private rows = new Map<string, number>();
   private heads: EdgeHead[] = [];
-  private counts = new Float64Array(INITIAL_ROWS * ROW);
+  private chunks: Float64Array[] = [];
   /**
    * The row of a record, found from what the record carries (shared
    * Kubernetes answers, command names, DNS names, addresses) without making
@@ -305,11 +311,7 @@ export class EdgeTable {
 
   private newRow(id: string, head: EdgeHead): number {
     const row = this.heads.length;
-    if ((row + 1) * ROW > this.counts.length) {
-      const grown = new Float64Array(this.counts.length * 2);
-      grown.set(this.counts);
-      this.counts = grown;
-    }
+    if (row >> CHUNK_SHIFT === this.chunks.length) this.chunks.push(new Float64Array(CHUNK_ROWS * ROW));
     this.heads.push(head);
     this.rows.set(id, row);
     return row;
@@ -317,8 +319,8 @@ export class EdgeTable {
 
   /** Adds a record to its edge's row: bytes and packets in the caller -> callee direction. */
   private count(row: number, r: TcpRecord | UdpRecord, clientIsLocal: boolean): void {
-    const c = this.counts;
-    const o = row * ROW;
+    const c = this.chunks[row >> CHUNK_SHIFT]!;
+    const o = (row & (CHUNK_ROWS - 1)) * ROW;
     c[o + C_BYTES_SENT]! += clientIsLocal ? r.bytesSent : r.bytesReceived;
     c[o + C_BYTES_RECEIVED]! += clientIsLocal ? r.bytesReceived : r.bytesSent;
     if (r.proto === 'tcp') {
@@ -338,11 +340,11 @@ export class EdgeTable {
 
   /** The edges of the interval now ending; the table starts empty again. */
   drain(): Edge[] {
-    const out = this.heads.map((head, row) => edgeOf(head, this.counts.subarray(row * ROW, (row + 1) * ROW)));
-    const used = this.heads.length * ROW;
-    // a table that grew for a burst gives the memory back; otherwise its rows are reused
-    if (this.counts.length > INITIAL_ROWS * ROW && used * 4 < this.counts.length) this.counts = new Float64Array(Math.max(INITIAL_ROWS * ROW, this.counts.length / 2));
-    else this.counts.fill(0, 0, used);
+    const out = this.heads.map((head, row) => {
+      const o = (row & (CHUNK_ROWS - 1)) * ROW;
+      return edgeOf(head, this.chunks[row >> CHUNK_SHIFT]!.subarray(o, o + ROW));
+    });
+    this.chunks = [];
     this.heads = [];
     this.rows = new Map();
     this.index = new Map();
