@@ -22,8 +22,8 @@
  * or at its first send (TCP DNS clients, and sockets older than the agent),
  * and read from the socket's storage.
  *
- * UDP counts are aggregated here, in one of two per-CPU LRU hash tables, and
- * for the first flow each CPU sees in each direction, in a per-CPU cache
+ * UDP counts are aggregated here, in one of two LRU hash tables, and for the
+ * first flow each CPU sees in each direction, in a per-CPU cache
  * beside each table (no hash lookup: on a busy host most datagrams belong to
  * few flows). User space flips udp_slot each interval and drains the idle
  * table and cache, so no datagram costs an event to user space and no count
@@ -78,19 +78,20 @@ struct {
 } sock_infos SEC(".maps");
 
 /*
- * The two flow tables are per-CPU: a datagram's counts go to its CPU's copy
- * with plain adds (no atomics, no cache line shared between CPUs); user space
- * sums the copies. Only a new flow takes the LRU's lock, once per interval.
+ * Shared by all CPUs, not per-CPU: preallocated per-CPU values would take
+ * max_entries x 56 bytes x CPUs per table (over 400 MB at 65536 flows and 64
+ * CPUs), and the hot flows are counted in udp_cache anyway. Only a new flow
+ * takes the LRU's lock, once per interval.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536); /* resized by user space */
 	__type(key, struct udp_flow_key);
 	__type(value, struct udp_flow_value);
 } udp_flows_0 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536); /* resized by user space */
 	__type(key, struct udp_flow_key);
 	__type(value, struct udp_flow_value);
@@ -293,11 +294,7 @@ static __always_inline struct udp_flow_value *new_flow(void *flows, struct udp_f
 	return bpf_map_lookup_elem(flows, key);
 }
 
-/*
- * Into this CPU's copy of a table entry. Atomic although no other CPU
- * writes it: a program of this CPU (a softirq sending or receiving) may
- * interrupt another that is adding to the same entry.
- */
+/* Into a table entry, which programs of every CPU may be adding to. */
 static __always_inline void add_atomic(struct udp_flow_value *v, __u32 payload_len, bool egress)
 {
 	if (egress) {

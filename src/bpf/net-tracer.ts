@@ -10,7 +10,7 @@ import { NET_COUNTER_NAMES, type NetCounterName } from '../events/layout.js';
 import { readPerCpuCounters } from './percpu-counters.js';
 import { EnvironmentError } from '../util/errors.js';
 import type { MapDump } from './native.js';
-import { addCachedFlows, sumPerCpuFlows } from '../events/udp-flow.js';
+import { addCachedFlows } from '../events/udp-flow.js';
 
 const PROGRAMS = ['sock_create', 'skb_egress', 'skb_ingress'] as const;
 
@@ -95,7 +95,7 @@ export class NetTracer {
   private drainSlot(slot: number): UdpDrain {
     const cpus = this.native.numPossibleCpus();
     const inserts = this.counters()[slot === 0 ? 'udpInserts0' : 'udpInserts1'];
-    const table = sumPerCpuFlows(this.native.mapDump(this.obj, `udp_flows_${slot}`, true), cpus);
+    const table = this.native.mapDump(this.obj, `udp_flows_${slot}`, true);
     const evicted = Math.max(0, inserts - this.insertsSeen[slot]! - table.count);
     this.insertsSeen[slot] = inserts;
     this.evictedTotal += evicted;

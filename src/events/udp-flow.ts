@@ -9,38 +9,16 @@ const K = UDP_FLOW_KEY.fields;
 const V = UDP_FLOW_VALUE.fields;
 
 /**
- * The flow tables are per-CPU: each entry's value is one struct udp_flow_value
- * per possible CPU (each 8-byte aligned). Sum the counters into one value per
- * entry; the owner (cgroup, comm) is taken from the copy of the CPU that
- * created the entry, the only one that has it (the others start zeroed).
- */
-export function sumPerCpuFlows(dump: MapDump, cpus: number): MapDump {
-  const stride = Math.ceil(UDP_FLOW_VALUE.size / 8) * 8;
-  if (dump.count && dump.values.length !== dump.count * stride * cpus)
-    throw new Error(`udp flow table: ${dump.values.length} value bytes for ${dump.count} entries, expected ${stride}x${cpus} each`);
-  const values = Buffer.alloc(dump.count * UDP_FLOW_VALUE.size);
-  const counters = [V.packets_sent, V.bytes_sent, V.packets_received, V.bytes_received];
-  for (let i = 0; i < dump.count; i++) {
-    const out = i * UDP_FLOW_VALUE.size;
-    for (let cpu = 0; cpu < cpus; cpu++) {
-      const src = (i * cpus + cpu) * stride;
-      for (const f of counters) values.writeBigUInt64LE(values.readBigUInt64LE(out + f.offset) + dump.values.readBigUInt64LE(src + f.offset), out + f.offset);
-      if (hasOwner(dump.values, src) && !hasOwner(values, out))
-        dump.values.copy(values, out + V.cgroup_id.offset, src + V.cgroup_id.offset, src + V.comm.offset + V.comm.size);
-    }
-  }
-  return { count: dump.count, keys: dump.keys, values };
-}
-
-/**
  * Add the flows of the per-CPU cache (one udp_cache element: each CPU's
- * struct udp_flow_cache, 8-byte aligned) to a summed table dump: a flow also
+ * struct udp_flow_cache, 8-byte aligned) to a drained flow table: a flow also
  * in the table gets its counts added, another becomes one more entry.
  */
 export function addCachedFlows(table: MapDump, cache: Buffer, cpus: number): MapDump {
   const stride = Math.ceil(UDP_FLOW_CACHE.size / 8) * 8;
   if (cache.length !== stride * cpus)
     throw new Error(`udp flow cache: ${cache.length} bytes, expected ${stride}x${cpus}`);
+  if (table.values.length !== table.count * UDP_FLOW_VALUE.size)
+    throw new Error(`udp flow table: ${table.values.length} value bytes for ${table.count} entries, expected ${UDP_FLOW_VALUE.size} each`);
   const tableValues = Buffer.from(table.values);
   const index = new Map<string, number>();
   for (let i = 0; i < table.count; i++) index.set(table.keys.toString('latin1', i * UDP_FLOW_KEY.size, (i + 1) * UDP_FLOW_KEY.size), i);

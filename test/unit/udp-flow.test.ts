@@ -1,12 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addCachedFlows, decodeUdpFlows, sumPerCpuFlows } from '../../src/events/udp-flow.js';
+import { addCachedFlows, decodeUdpFlows } from '../../src/events/udp-flow.js';
 import { UDP_FLOW_CACHE, UDP_FLOW_CACHED, UDP_FLOW_KEY, UDP_FLOW_VALUE } from '../../src/events/layout.js';
 
 const K = UDP_FLOW_KEY.fields;
 const V = UDP_FLOW_VALUE.fields;
 
-interface CpuCopy {
+interface Counts {
   packetsSent?: number;
   bytesSent?: number;
   packetsReceived?: number;
@@ -15,8 +15,8 @@ interface CpuCopy {
   comm?: string;
 }
 
-/** One struct udp_flow_value, as one CPU's copy of a per-CPU entry. */
-function value(c: CpuCopy): Buffer {
+/** One struct udp_flow_value. */
+function value(c: Counts): Buffer {
   const b = Buffer.alloc(UDP_FLOW_VALUE.size);
   b.writeBigUInt64LE(BigInt(c.packetsSent ?? 0), V.packets_sent.offset);
   b.writeBigUInt64LE(BigInt(c.bytesSent ?? 0), V.bytes_sent.offset);
@@ -39,37 +39,8 @@ function key(lport: number, rport: number, pid: number): Buffer {
   return b;
 }
 
-describe('per-CPU UDP flow tables', () => {
-  test('counters are summed over CPUs; the owner comes from the CPU that created the entry', () => {
-    const dump = {
-      count: 2,
-      keys: Buffer.concat([key(5000, 53, 42), key(6000, 7000, 0)]),
-      values: Buffer.concat([
-        value({ packetsSent: 3, bytesSent: 300, packetsReceived: 1, bytesReceived: 7 }),
-        value({ packetsSent: 2, bytesSent: 20, cgroupId: 99, comm: 'dig' }),
-        value({ packetsReceived: 5, bytesReceived: 500 }),
-        value({ packetsReceived: 1, bytesReceived: 2 ** 40 }),
-      ]),
-    };
-    const records = decodeUdpFlows(sumPerCpuFlows(dump, 2), Date.UTC(2026, 0, 1), 1000);
-    assert.deepEqual(
-      records.map((r) => [r.local.port, r.local.pid, r.local.comm, r.local.cgroupId, r.packetsSent, r.bytesSent, r.packetsReceived, r.bytesReceived]),
-      [
-        [5000, 42, 'dig', 99, 5, 320, 1, 7],
-        [6000, 0, '', 0, 0, 0, 6, 500 + 2 ** 40],
-      ],
-    );
-  });
-
-  test('an empty table, and one whose values are not per-CPU copies', () => {
-    assert.deepEqual(sumPerCpuFlows({ count: 0, keys: Buffer.alloc(0), values: Buffer.alloc(0) }, 4).count, 0);
-    const wrong = { count: 1, keys: key(1, 2, 3), values: value({}) };
-    assert.throws(() => sumPerCpuFlows(wrong, 2), /expected 56x2 each/);
-  });
-});
-
 /** One CPU's struct udp_flow_cache: the flows it cached, by direction. */
-function cache(egress?: [Buffer, CpuCopy], ingress?: [Buffer, CpuCopy]): Buffer {
+function cache(egress?: [Buffer, Counts], ingress?: [Buffer, Counts]): Buffer {
   const b = Buffer.alloc(UDP_FLOW_CACHE.size);
   for (const [dir, flow] of [[UDP_FLOW_CACHE.fields.egress, egress], [UDP_FLOW_CACHE.fields.ingress, ingress]] as const) {
     if (!flow) continue;
