@@ -131,7 +131,7 @@ struct udp_flow_cached {
 	struct udp_flow_key key;
 	struct udp_flow_value value; /* sent counts in egress, received in ingress */
 	__u32 used;                  /* 1 once key and owner are set */
-	__u32 pad;
+	__u32 misses;                /* datagrams of other flows since */
 };
 
 /*

@@ -280,18 +280,45 @@ static __always_inline bool parse(struct __sk_buff *skb, bool egress, struct pkt
 	return true;
 }
 
-static __always_inline struct udp_flow_value *new_flow(void *flows, struct udp_flow_key *key,
-						       struct sock_info *si, bool second)
+/* The owner of a new table entry (counts zero), from the socket's storage. */
+static __always_inline void owner_into(struct udp_flow_value *v, const struct sock_info *si)
 {
-	struct udp_flow_value init = {};
-
 	if (si) {
-		init.cgroup_id = si->cgroup_id;
-		__builtin_memcpy(init.comm, si->comm, sizeof(init.comm));
+		v->cgroup_id = si->cgroup_id;
+		__builtin_memcpy(v->comm, si->comm, sizeof(v->comm));
 	}
-	if (bpf_map_update_elem(flows, key, &init, BPF_NOEXIST) == 0)
+}
+
+static __always_inline struct udp_flow_value *new_flow(void *flows, struct udp_flow_key *key,
+						       const struct udp_flow_value *init, bool second)
+{
+	if (bpf_map_update_elem(flows, key, init, BPF_NOEXIST) == 0)
 		count(second ? BPFAGENT_NET_STAT_UDP_INSERTS_1 : BPFAGENT_NET_STAT_UDP_INSERTS_0);
 	return bpf_map_lookup_elem(flows, key);
+}
+
+/*
+ * One call site per table: the verifier turns a lookup whose map is known
+ * into a direct call, where a map chosen at run time costs an indirect one.
+ */
+#define TABLE_ENTRY(v, flows, second, key, init)                  \
+	do {                                                      \
+		v = bpf_map_lookup_elem(&flows, key);             \
+		if (!v)                                           \
+			v = new_flow(&flows, key, init, second);  \
+	} while (0)
+
+/* The entry of `key` in the slot's table, made if new with the owner of `init`. */
+static __always_inline struct udp_flow_value *table_entry(__u32 slot, struct udp_flow_key *key,
+							  const struct udp_flow_value *init)
+{
+	struct udp_flow_value *v;
+
+	if (slot)
+		TABLE_ENTRY(v, udp_flows_1, true, key, init);
+	else
+		TABLE_ENTRY(v, udp_flows_0, false, key, init);
+	return v;
 }
 
 /* Into a table entry, which programs of every CPU may be adding to. */
@@ -306,19 +333,6 @@ static __always_inline void add_atomic(struct udp_flow_value *v, __u32 payload_l
 	}
 }
 
-/*
- * One call site per table: the verifier turns a lookup whose map is known
- * into a direct call, where a map chosen at run time costs an indirect one.
- */
-#define ACCOUNT_IN(flows, second)                                                   \
-	do {                                                                        \
-		struct udp_flow_value *v = bpf_map_lookup_elem(&flows, &p->key);   \
-		if (!v)                                                             \
-			v = new_flow(&flows, &p->key, si, second);                  \
-		if (v)                                                              \
-			add_atomic(v, p->payload_len, egress);                      \
-	} while (0)
-
 static __always_inline bool same_key(const struct udp_flow_key *a, const struct udp_flow_key *b)
 {
 	const __u64 *x = (const void *)a, *y = (const void *)b;
@@ -326,23 +340,47 @@ static __always_inline bool same_key(const struct udp_flow_key *a, const struct 
 	return !((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5]));
 }
 
+/* Move the cached flow's counts into its table entry and empty the cache; false if there is no entry. */
+static __always_inline bool flush_cached(struct udp_flow_cached *f, __u32 slot)
+{
+	struct udp_flow_value init = {}, *v;
+
+	init.cgroup_id = f->value.cgroup_id;
+	__builtin_memcpy(init.comm, f->value.comm, sizeof(init.comm));
+	v = table_entry(slot, &f->key, &init);
+	if (!v)
+		return false;
+	__sync_fetch_and_add(&v->packets_sent, f->value.packets_sent);
+	__sync_fetch_and_add(&v->bytes_sent, f->value.bytes_sent);
+	__sync_fetch_and_add(&v->packets_received, f->value.packets_received);
+	__sync_fetch_and_add(&v->bytes_received, f->value.bytes_received);
+	__builtin_memset(f, 0, sizeof(*f));
+	return true;
+}
+
 /*
  * Count the datagram in the cache if the cache holds its flow, or holds none
- * yet (it then takes this one). The caller owns the element: plain adds.
+ * yet (it then takes this one). Datagrams of other flows go to the table and
+ * count as misses; once the misses outnumber the cached flow's datagrams, the
+ * cached flow is moved to the table and the cache taken over, so a flow that
+ * went quiet does not keep it for the rest of the interval. The caller owns
+ * the element: plain adds.
  */
-static __always_inline bool add_cached(struct udp_flow_cache *c, struct pkt *p, struct sock_info *si, bool egress)
+static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, struct pkt *p, struct sock_info *si,
+				       bool egress)
 {
 	struct udp_flow_cached *f = egress ? &c->egress : &c->ingress;
 
+	if (f->used && !same_key(&f->key, &p->key)) {
+		__u64 cached = egress ? f->value.packets_sent : f->value.packets_received;
+
+		if (++f->misses <= cached || !flush_cached(f, slot))
+			return false;
+	}
 	if (!f->used) {
 		__builtin_memcpy(&f->key, &p->key, sizeof(f->key));
-		if (si) {
-			f->value.cgroup_id = si->cgroup_id;
-			__builtin_memcpy(f->value.comm, si->comm, sizeof(f->value.comm));
-		}
+		owner_into(&f->value, si);
 		f->used = 1;
-	} else if (!same_key(&f->key, &p->key)) {
-		return false;
 	}
 	if (egress) {
 		f->value.packets_sent += 1;
@@ -371,7 +409,7 @@ static __always_inline bool account_cached(__u32 slot, struct pkt *p, struct soc
 		return false;
 	__sync_fetch_and_add(&c->busy, 1);
 	if (*(volatile __u32 *)&c->busy == 1)
-		done = add_cached(c, p, si, egress);
+		done = add_cached(c, slot, p, si, egress);
 	__sync_fetch_and_add(&c->busy, -1);
 	return done;
 }
@@ -381,12 +419,14 @@ static __always_inline void account_udp(struct pkt *p, struct sock_info *si, boo
 	__u32 zero = 0, *slot = bpf_map_lookup_elem(&udp_slot, &zero);
 	bool second = slot && *slot;
 
+	struct udp_flow_value init = {}, *v;
+
 	if (account_cached(second, p, si, egress))
 		return;
-	if (second)
-		ACCOUNT_IN(udp_flows_1, true);
-	else
-		ACCOUNT_IN(udp_flows_0, false);
+	owner_into(&init, si);
+	v = table_entry(second, &p->key, &init);
+	if (v)
+		add_atomic(v, p->payload_len, egress);
 }
 
 /*

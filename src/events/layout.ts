@@ -97,7 +97,7 @@ export const UDP_FLOW_CACHED = {
     key: { offset: 0, size: 48 },
     value: { offset: 48, size: 56 },
     used: { offset: 104, size: 4 },
-    pad: { offset: 108, size: 4 },
+    misses: { offset: 108, size: 4 },
   },
 } as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
 

@@ -3,6 +3,7 @@
  * datagram and byte counts on both ends, a real DNS server answering for the
  * test network, and TCP records named after what the client looked up.
  */
+import dgram from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TraceAgent } from '../helpers/agent.js';
@@ -104,6 +105,27 @@ describe('UDP flows and DNS', { skip: KERNEL_SKIP }, () => {
     const mine = (rp: number) => (r: UdpRecord) => r.local.pid === client.pid && r.local.port === localPort && r.remote.port === rp;
     await flowTotals(mine(p1), { packetsSent: 2, bytesSent: 400, packetsReceived: 0, bytesReceived: 0 }, 'flow to the first peer');
     await flowTotals(mine(p2), { packetsSent: 2, bytesSent: 600, packetsReceived: 0, bytesReceived: 0 }, 'flow to the second peer');
+  });
+
+  test('flows taking the per-CPU cache over from one another: counts stay exact', async () => {
+    // a flow that takes the cache, one that takes it over, the first again, a third, the second again
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    const [a, b, c] = [port(), port(), port()];
+    const send = async (to: number, n: number, size: number): Promise<void> => {
+      for (let i = 0; i < n; i++) await new Promise<void>((r) => sock.send(Buffer.alloc(size), to, '127.0.0.1', () => r()));
+    };
+    await send(a, 1, 10);
+    await send(b, 300, 20);
+    await send(a, 3, 10);
+    await send(c, 500, 5);
+    await send(b, 7, 20);
+    const localPort = sock.address().port;
+    sock.close();
+    const mine = (rp: number) => (r: UdpRecord) => r.local.pid === process.pid && r.local.port === localPort && r.remote.port === rp;
+    await flowTotals(mine(a), { packetsSent: 4, bytesSent: 40, packetsReceived: 0, bytesReceived: 0 }, 'flow a');
+    await flowTotals(mine(b), { packetsSent: 307, bytesSent: 6140, packetsReceived: 0, bytesReceived: 0 }, 'flow b');
+    await flowTotals(mine(c), { packetsSent: 500, bytesSent: 2500, packetsReceived: 0, bytesReceived: 0 }, 'flow c');
   });
 
   test('IPv6, connected socket', async () => {
