@@ -18,6 +18,9 @@ const runs = readJsonl(runsPath);
 // runs that other work on the machine disturbed, run again by run.sh
 const discardedPath = path.join(path.dirname(runsPath), 'discarded.jsonl');
 const discarded = existsSync(discardedPath) ? readJsonl(discardedPath) : [];
+// one run per tracer with bpf_stats on: time of its BPF programs (run.sh's kernel pass)
+const kernelPassPath = path.join(path.dirname(runsPath), 'kernel-pass.jsonl');
+const kernelPass = existsSync(kernelPassPath) ? readJsonl(kernelPassPath) : [];
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -114,6 +117,25 @@ for (const mode of ['bpfagent', 'tcplife']) {
 const ratio =
   summary.bpfagent && summary.tcplife ? summary.bpfagent.slowdown / summary.tcplife.slowdown : undefined;
 
+// BPF program time per connection, and with the tracer's own CPU the whole
+// cost of tracing one connection (1 CPU s per 100k connections = 10 µs each)
+for (const run of kernelPass) {
+  const m = summary[run.mode];
+  if (!m || !run.progs) continue;
+  const perConnUs = (ns) => ns / 1000 / run.load.connections;
+  m.kernelUsPerConn = perConnUs(Object.values(run.progs).reduce((a, p) => a + p.ns, 0));
+  m.kernelProgs = Object.fromEntries(
+    Object.entries(run.progs)
+      .filter(([, p]) => p.runs > 0)
+      .map(([name, p]) => [name, { runsPerConn: p.runs / run.load.connections, nsPerRun: p.ns / p.runs, usPerConn: perConnUs(p.ns) }]),
+  );
+  m.totalUsPerConn = m.kernelUsPerConn + m.cpuSecPer100kConnMedian * 10;
+}
+const costRatio =
+  summary.bpfagent?.totalUsPerConn && summary.tcplife?.totalUsPerConn
+    ? summary.bpfagent.totalUsPerConn / summary.tcplife.totalUsPerConn
+    : undefined;
+
 // ------------------------------------------------------------------ table
 const pct = (x, d = 1) => `${(x * 100).toFixed(d)}%`;
 const rounds = config.rounds ?? Math.max(...Object.values(summary).map((m) => m.runs));
@@ -160,6 +182,18 @@ for (const mode of ['bpfagent', 'tcplife']) {
   notes.push(`CPU cores while loaded ${m.cpuCoresDuringLoad.map((c) => c.toFixed(2)).join(', ')}`);
   out.push(`${mode}: ${notes.join('; ')}`);
 }
+for (const mode of ['bpfagent', 'tcplife']) {
+  const m = summary[mode];
+  if (m?.kernelProgs === undefined) continue;
+  const progs = Object.entries(m.kernelProgs)
+    .sort((a, b) => b[1].usPerConn - a[1].usPerConn)
+    .map(([n, p]) => `${n} ${p.usPerConn.toFixed(2)} (${p.runsPerConn.toFixed(1)} x ${p.nsPerRun.toFixed(0)} ns)`);
+  out.push(
+    `${mode} per connection: BPF programs ${m.kernelUsPerConn.toFixed(2)} µs [${progs.join(', ')}] + process ` +
+      `${(m.cpuSecPer100kConnMedian * 10).toFixed(2)} µs = ${m.totalUsPerConn.toFixed(2)} µs`,
+  );
+}
+if (costRatio !== undefined) out.push(`bpfagent cost per connection / tcplife's = ${costRatio.toFixed(2)} (BPF programs from one bpf_stats run each, which adds its own ~tens of ns per program run)`);
 out.push(
   'other CPU while loaded (cores, by round): ' +
     MODES.filter((m) => summary[m])
@@ -183,4 +217,7 @@ if (loadErrors) out.push(`load generator: ${loadErrors} failed connections (not 
 out.push(`raw results: ${outPath}`);
 console.log(out.join('\n'));
 
-writeFileSync(outPath, JSON.stringify({ config, summary, slowdownRatio: ratio, runs, discarded }, null, 2) + '\n');
+writeFileSync(
+  outPath,
+  JSON.stringify({ config, summary, slowdownRatio: ratio, costRatio, runs, discarded, kernelPass }, null, 2) + '\n',
+);

@@ -5,12 +5,15 @@
 #
 #   bash bench/run.sh [--duration SECONDS] [--rounds N] [--clients N]
 #                     [--servers N] [--settle SECONDS] [--port N]
-#                     [--agent-dir DIR] [--retries N]
+#                     [--agent-dir DIR] [--retries N] [--no-kernel-pass]
 #
 # --agent-dir runs the agent of another built checkout (default: this one),
 # e.g. a snapshot of a commit while the work tree is being edited.
 # --retries: a run during which other work used more than 0.1 core is run
 # again, up to N times (default 2; 0 keeps every run).
+# After the rounds, each tracer runs once more with kernel.bpf_stats_enabled=1
+# to measure the time its BPF programs take per connection (--no-kernel-pass
+# skips it).
 #
 # Needs root, a built agent (npx tsc -p . and npm install), gcc, and
 # /usr/sbin/tcplife (Debian package libbpf-tools). See bench/README.md.
@@ -28,6 +31,9 @@ TCPLIFE=${TCPLIFE:-/usr/sbin/tcplife}
 AGENT_DIR=
 RETRIES=2      # reruns of a run disturbed by other work on the machine
 BUSY_MILLICORES=100 # "disturbed": other work used more than 0.1 core
+KERNEL_PASS=1  # after the rounds, one run of each tracer with bpf_stats on
+STATS_PASS=0
+STATS_WAS=
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
@@ -40,6 +46,7 @@ while (($#)); do
     --port) PORT=$2; shift 2 ;;
     --agent-dir) AGENT_DIR=$2; shift 2 ;;
     --retries) RETRIES=$2; shift 2 ;;
+    --no-kernel-pass) KERNEL_PASS=0; shift ;;
     -h|--help) usage 0 ;;
     *) echo "bench: unknown argument '$1'" >&2; usage 2 >&2 ;;
   esac
@@ -84,6 +91,7 @@ cleanup() {
     wait "$TRACER_PID" 2>/dev/null || true
   fi
   rm -f "$SHM".*
+  [[ -n $STATS_WAS ]] && sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
   ip netns del "$NS" 2>/dev/null || true
   exec 9>&- 2>/dev/null || true
 }
@@ -156,11 +164,13 @@ host_busy_ticks() {
 # Runs the load; sets LOAD (churn's JSON line) and HOST (JSON: host CPU seconds
 # while it ran, and the tracer's, so the report can compute "other" CPU).
 run_load() { # [tracer_pid]
-  local h0 h1 t0=0 t1=0
+  local h0 h1 t0=0 t1=0 p0
   [[ -n ${1:-} ]] && t0=$(cpu_ticks "$1")
+  ((STATS_PASS)) && p0=$(node bench/prog-stats.mjs snapshot "$1")
   h0=$(host_busy_ticks)
   LOAD=$(churn)
   h1=$(host_busy_ticks)
+  ((STATS_PASS)) && PROGS=$(node bench/prog-stats.mjs delta "$p0" "$(node bench/prog-stats.mjs snapshot "$1")")
   [[ -n ${1:-} ]] && t1=$(cpu_ticks "$1")
   HOST=$(printf '{"busyCpuS":%s,"tracerCpuS":%s}' "$(((h1 - h0) * 1000 / TICK))e-3" "$(((t1 - t0) * 1000 / TICK))e-3")
   # CPU of everything else, in thousandths of a core (report.mjs computes the same)
@@ -221,8 +231,8 @@ run_bpfagent() { # round attempt
   local counts
   counts=$(node bench/count-records.mjs "$out" "$NETNS_INO" "$PORT" "$REQ_BYTES" "$REP_BYTES")
   rm -f "$out"
-  RUN_JSON=$(printf '{"mode":"bpfagent","round":%d,"load":%s,"host":%s,"readyMs":%.1f,"ready":%s,"cpuTicksLoad":%d,"cpuTicksStartup":%d,"clkTck":%d,"exitCode":%d,"counts":%s,"summary":%s}' \
-    "$r" "$load" "$HOST" "$(((t1 - t0) / 1000))e-3" "$ready" $((cpu1 - cpu0)) "$cpu0" "$TICK" "$rc" "$counts" "$summary")
+  RUN_JSON=$(printf '{"mode":"bpfagent","round":%d,"load":%s,"host":%s,"readyMs":%.1f,"ready":%s,"cpuTicksLoad":%d,"cpuTicksStartup":%d,"clkTck":%d,"exitCode":%d,"counts":%s,"summary":%s,"progs":%s}' \
+    "$r" "$load" "$HOST" "$(((t1 - t0) / 1000))e-3" "$ready" $((cpu1 - cpu0)) "$cpu0" "$TICK" "$rc" "$counts" "$summary" "${PROGS:-null}")
   log "  bpfagent  $load ready=$(((t1 - t0) / 1000000))ms cpu=$((cpu1 - cpu0))ticks records=$counts exit=$rc other=${OTHER_MILLICORES}m"
 }
 
@@ -258,8 +268,8 @@ run_tcplife() { # round attempt
   # "lost N events on CPU #C" on stderr
   lost=$(awk '/lost [0-9]+ events/ { for (i = 1; i < NF; i++) if ($i == "lost") s += $(i + 1) } END { print s + 0 }' "$err")
   rm -f "$out"
-  RUN_JSON=$(printf '{"mode":"tcplife","round":%d,"load":%s,"host":%s,"readyMs":%.1f,"cpuTicksLoad":%d,"cpuTicksStartup":%d,"clkTck":%d,"exitCode":%d,"counts":{"lines":%d,"outbound":%d,"inbound":%d},"lostReported":%d}' \
-    "$r" "$load" "$HOST" "$(((t1 - t0) / 1000))e-3" $((cpu1 - cpu0)) "$cpu0" "$TICK" "$rc" "$all" "$outbound" "$inbound" "$lost")
+  RUN_JSON=$(printf '{"mode":"tcplife","round":%d,"load":%s,"host":%s,"readyMs":%.1f,"cpuTicksLoad":%d,"cpuTicksStartup":%d,"clkTck":%d,"exitCode":%d,"counts":{"lines":%d,"outbound":%d,"inbound":%d},"lostReported":%d,"progs":%s}' \
+    "$r" "$load" "$HOST" "$(((t1 - t0) / 1000))e-3" $((cpu1 - cpu0)) "$cpu0" "$TICK" "$rc" "$all" "$outbound" "$inbound" "$lost" "${PROGS:-null}")
   log "  tcplife   $load ready=$(((t1 - t0) / 1000000))ms cpu=$((cpu1 - cpu0))ticks captured=$outbound+$inbound lost=$lost exit=$rc other=${OTHER_MILLICORES}m"
 }
 
@@ -289,6 +299,25 @@ for ((r = 1; r <= ROUNDS; r++)); do
     printf '%s\n' "$RUN_JSON" >>"$RUNS"
   done
 done
+
+# One more run of each tracer with kernel.bpf_stats_enabled=1: the time its
+# BPF programs take per connection. That time is charged to the load (it is
+# in the slowdown, not in the tracer's CPU); the counting itself costs a
+# little on every program run, so these runs are not in the table's medians.
+if ((KERNEL_PASS)); then
+  log "bench: kernel programs pass (bpf_stats)"
+  STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
+  sysctl -qw kernel.bpf_stats_enabled=1
+  STATS_PASS=1
+  for mode in bpfagent tcplife; do
+    PROGS=
+    "run_$mode" 0 1
+    printf '%s\n' "$RUN_JSON" >>"$RUNDIR/kernel-pass.jsonl"
+    snooze 1
+  done
+  STATS_PASS=0
+  sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
+fi
 
 node bench/report.mjs "$RUNS" "$RESULTS/churn-$STAMP.json" \
   "{\"duration\":$DURATION,\"rounds\":$ROUNDS,\"clients\":$CLIENTS,\"servers\":$SERVERS,\"port\":$PORT,\"settle\":$SETTLE,\"retries\":$RETRIES,\"nproc\":$(nproc),\"kernel\":\"$(uname -r)\",\"stamp\":\"$STAMP\",\"agentDir\":\"$AGENT_DIR\",\"agentRev\":\"$AGENT_REV\"}" | tee "$RESULTS/churn-$STAMP.txt"
