@@ -18,6 +18,7 @@
 # Needs root, a built agent (npx tsc -p . and npm install), gcc, and
 # /usr/sbin/tcplife (Debian package libbpf-tools). See bench/README.md.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # usage, log, snooze, cpu_ticks, ...
 
 DURATION=8     # seconds of load per run
 ROUNDS=3       # each round runs every mode once
@@ -35,7 +36,6 @@ KERNEL_PASS=1  # after the rounds, one run of each tracer with bpf_stats on
 STATS_PASS=0
 STATS_WAS=
 
-usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
     --duration) DURATION=$2; shift 2 ;;
@@ -64,9 +64,7 @@ AGENT_DIR=$(cd "${AGENT_DIR:-$ROOT}" && pwd)
 cd "$ROOT"
 
 # ------------------------------------------------------------------ checks
-[[ $(id -u) == 0 ]] || { echo "bench: run as root (BPF tracing and network namespaces)" >&2; exit 1; }
-[[ -f $AGENT_DIR/dist/src/cli/main.js ]] || { echo "bench: agent not built in $AGENT_DIR: run 'npx tsc -p .' first" >&2; exit 1; }
-[[ -f $AGENT_DIR/build-bpf/tcp.bpf.o ]] || { echo "bench: BPF object missing in $AGENT_DIR: run 'npm install' (or scripts/build-bpf.sh)" >&2; exit 1; }
+require_root_and_agent tcp.bpf.o
 [[ -x $TCPLIFE ]] || { echo "bench: $TCPLIFE not found: apt-get install libbpf-tools" >&2; exit 1; }
 command -v gcc >/dev/null || { echo "bench: gcc not found" >&2; exit 1; }
 mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
@@ -107,22 +105,7 @@ ip netns exec "$NS" ip link set lo up
 ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="20000 65535"
 NETNS_INO=$(stat -L -c %i "/run/netns/$NS")
 
-# A builtin sleep with ms resolution (no fork while polling): read from a FIFO
-# nobody writes to.
-mkfifo "$SHM.sleep"
-exec 9<>"$SHM.sleep"
-rm -f "$SHM.sleep"
-snooze() { read -r -t "$1" -u 9 _ || true; }
-now_ns() { local t=$EPOCHREALTIME; echo $((${t/./} * 1000)); }
-
-# utime+stime of a process, in clock ticks
-TICK=$(getconf CLK_TCK)
-cpu_ticks() {
-  local -a f
-  read -r -a f <"/proc/$1/stat"
-  # fields 14 and 15 (1-based); comm of node/tcplife has no spaces
-  echo $((f[13] + f[14]))
-}
+open_snooze_fifo
 
 # is signal $2 caught by the program $3 running as process $1 (SigCgt in
 # /proc/PID/status)? Checking the name skips the forked shell before its exec,
@@ -139,26 +122,8 @@ catches_signal() {
   return 1
 }
 
-file_has() { # file_has FILE SUBSTRING, without forking
-  local line
-  [[ -f $1 ]] || return 1
-  while IFS= read -r line || [[ -n $line ]]; do
-    [[ $line == *"$2"* ]] && return 0
-  done <"$1"
-  return 1
-}
-
 churn() {
   ip netns exec "$NS" "$CHURN" -d "$DURATION" -c "$CLIENTS" -s "$SERVERS" -p "$PORT" -q "$REQ_BYTES" -r "$REP_BYTES"
-}
-
-# Busy CPU of the whole host in clock ticks from /proc/stat (everything but
-# idle, iowait and steal). With the load's and the tracer's own CPU it shows
-# how much else ran during a run (builds or tests of others on a shared machine).
-host_busy_ticks() {
-  local cpu user nice system idle iowait irq softirq rest
-  read -r cpu user nice system idle iowait irq softirq rest </proc/stat
-  echo $((user + nice + system + irq + softirq))
 }
 
 # Runs the load; sets LOAD (churn's JSON line) and HOST (JSON: host CPU seconds
@@ -182,14 +147,6 @@ run_load() { # [tracer_pid]
   OTHER_MILLICORES=$((other_ms < 0 ? 0 : other_ms * 1000 / $(ms "$secs")))
 }
 
-ms() { # seconds with up to 3 decimals -> whole milliseconds
-  local i=${1%%.*} f=000
-  [[ $1 == *.* ]] && f=${1#*.}000
-  echo $((10#$i * 1000 + 10#${f:0:3}))
-}
-
-log() { printf '%s\n' "$*" >&2; }
-
 # ------------------------------------------------------------------ modes
 # Each sets RUN_JSON (one JSON object) and, through run_load, OTHER_MILLICORES.
 
@@ -201,19 +158,14 @@ run_baseline() { # round attempt
 
 run_bpfagent() { # round attempt
   local r=$1 err=$RUNDIR/bpfagent-r$1-try$2.stderr out=$SHM.agent.jsonl
-  local t0 t1 deadline cpu0 cpu1 load rc=0
+  local t0 t1 cpu0 cpu1 load rc=0
   # Records go to a file on tmpfs: costs the agent about what /dev/null would
   # (a memory copy), and lets us count exactly which connections were captured.
   rm -f "$err" # a stale "ready" line must not be taken for this run's
   t0=$(now_ns)
   node "$AGENT_DIR/bin/bpfagent.js" trace --json >"$out" 2>"$err" &
   TRACER_PID=$!
-  deadline=$((t0 + 20000000000))
-  until file_has "$err" '"msg":"ready'; do
-    kill -0 "$TRACER_PID" 2>/dev/null || { log "bench: bpfagent exited before ready:"; cat "$err" >&2; exit 1; }
-    (($(now_ns) < deadline)) || { log "bench: bpfagent not ready after 20 s"; cat "$err" >&2; exit 1; }
-    snooze 0.001
-  done
+  wait_agent_ready "$TRACER_PID" "$err" "$t0"
   t1=$(now_ns)
   cpu0=$(cpu_ticks "$TRACER_PID")
   run_load "$TRACER_PID"
@@ -274,7 +226,7 @@ run_tcplife() { # round attempt
 }
 
 # ------------------------------------------------------------------ run
-AGENT_REV=$(git -C "$AGENT_DIR" describe --always --dirty 2>/dev/null || echo unknown)
+AGENT_REV=$(agent_rev)
 log "bench: $ROUNDS rounds x 3 modes x ${DURATION}s, $CLIENTS clients, $SERVERS server threads, port $PORT, netns $NS; logs in ${RUNDIR#"$ROOT"/}"
 log "bench: agent $AGENT_DIR ($AGENT_REV)"
 log "bench: warm-up (not counted)"
@@ -293,7 +245,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       ((OTHER_MILLICORES > BUSY_MILLICORES && attempt < RETRIES)) || break
       # something else used the CPUs during this run: its conn/s says little
       # about the tracer, so run it again (kept aside in discarded.jsonl)
-      log "  ($mode round $r: other work used $((OTHER_MILLICORES / 1000)).$(printf %03d $((OTHER_MILLICORES % 1000))) cores; running it again)"
+      log_rerun
       printf '%s\n' "$RUN_JSON" >>"$RUNDIR/discarded.jsonl"
     done
     printf '%s\n' "$RUN_JSON" >>"$RUNS"

@@ -22,6 +22,7 @@
 # There is no peer tool to compare with: libbpf-tools has no UDP flow tracer.
 # See bench/README.md.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # usage, log, snooze, cpu_ticks, ...
 
 DURATION=5     # seconds of flood per run
 ROUNDS=3       # each round runs every mode once, per rate
@@ -37,7 +38,6 @@ BUSY_MILLICORES=100 # "disturbed": other work used more than 0.1 core
 IDLE=0.3            # the receiver stops this long after the last datagram
 QUIET_WAIT=30       # seconds to wait for a quiet machine before each run
 
-usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
     --duration) DURATION=$2; shift 2 ;;
@@ -71,9 +71,7 @@ AGENT_DIR=$(cd "${AGENT_DIR:-$ROOT}" && pwd)
 cd "$ROOT"
 
 # ------------------------------------------------------------------ checks
-[[ $(id -u) == 0 ]] || { echo "bench: run as root (BPF tracing and network namespaces)" >&2; exit 1; }
-[[ -f $AGENT_DIR/dist/src/cli/main.js ]] || { echo "bench: agent not built in $AGENT_DIR: run 'npx tsc -p .' first" >&2; exit 1; }
-[[ -f $AGENT_DIR/build-bpf/net.bpf.o ]] || { echo "bench: BPF object missing in $AGENT_DIR: run 'npm install' (or scripts/build-bpf.sh)" >&2; exit 1; }
+require_root_and_agent net.bpf.o
 command -v gcc >/dev/null || { echo "bench: gcc not found" >&2; exit 1; }
 command -v ip >/dev/null || { echo "bench: ip not found: apt-get install iproute2" >&2; exit 1; }
 
@@ -128,38 +126,7 @@ ip -n "$NS_B" link set "$VETH_B" up
 NETNS_A=$(stat -L -c %i "/run/netns/$NS_A")
 NETNS_B=$(stat -L -c %i "/run/netns/$NS_B")
 
-# A builtin sleep with ms resolution (no fork while polling): read from a FIFO
-# nobody writes to.
-mkfifo "$SHM.sleep"
-exec 9<>"$SHM.sleep"
-rm -f "$SHM.sleep"
-snooze() { read -r -t "$1" -u 9 _ || true; }
-now_ns() { local t=$EPOCHREALTIME; echo $((${t/./} * 1000)); }
-
-# utime+stime of a process, in clock ticks
-TICK=$(getconf CLK_TCK)
-cpu_ticks() {
-  local -a f
-  read -r -a f <"/proc/$1/stat"
-  echo $((f[13] + f[14])) # fields 14 and 15 (1-based); node's comm has no spaces
-}
-
-# Busy CPU of the whole host in clock ticks from /proc/stat (everything but
-# idle, iowait and steal).
-host_busy_ticks() {
-  local cpu user nice system idle iowait irq softirq rest
-  read -r cpu user nice system idle iowait irq softirq rest </proc/stat
-  echo $((user + nice + system + irq + softirq))
-}
-
-file_has() { # file_has FILE SUBSTRING, without forking
-  local line
-  [[ -f $1 ]] || return 1
-  while IFS= read -r line || [[ -n $line ]]; do
-    [[ $line == *"$2"* ]] && return 0
-  done <"$1"
-  return 1
-}
+open_snooze_fifo
 
 # Waits (at most $QUIET_WAIT s) until the rest of the machine has used less
 # than 0.1 core for half a second, so that a run does not start in the middle
@@ -177,16 +144,9 @@ wait_quiet() {
   done
 }
 
-ms() { # seconds with up to 3 decimals -> whole milliseconds
-  local i=${1%%.*} f=000
-  [[ $1 == *.* ]] && f=${1#*.}000
-  echo $((10#$i * 1000 + 10#${f:0:3}))
-}
 json_num() { # json_num JSON KEY -> the number, or 0
   [[ $1 =~ \"$2\":(-?[0-9.]+) ]] && echo "${BASH_REMATCH[1]}" || echo 0
 }
-
-log() { printf '%s\n' "$*" >&2; }
 
 # Another bpfagent already running (someone else's test or benchmark) would
 # count this flood too, baseline included: count its UDP programs before each
@@ -278,19 +238,14 @@ run_baseline() { # rate round attempt
 
 run_bpfagent() { # rate round attempt
   local rate=$1 r=$2 err=$RUNDIR/bpfagent-rate$1-r$2-try$3.stderr out=$SHM.agent.jsonl
-  local t0 t1 w0 w1 deadline cpu0 cpu1 rc=0 foreign
+  local t0 t1 w0 w1 cpu0 cpu1 rc=0 foreign
   foreign=$(foreign_agents)
   rm -f "$err" # a stale "ready" line must not be taken for this run's
   t0=$(now_ns)
   # records to tmpfs: costs the agent about what /dev/null would
   node "$AGENT_DIR/bin/bpfagent.js" trace --json --interval "$INTERVAL" >"$out" 2>"$err" &
   AGENT_PID=$!
-  deadline=$((t0 + 20000000000))
-  until file_has "$err" '"msg":"ready'; do
-    kill -0 "$AGENT_PID" 2>/dev/null || { log "bench: bpfagent exited before ready:"; cat "$err" >&2; exit 1; }
-    (($(now_ns) < deadline)) || { log "bench: bpfagent not ready after 20 s"; cat "$err" >&2; exit 1; }
-    snooze 0.001
-  done
+  wait_agent_ready "$AGENT_PID" "$err" "$t0"
   t1=$(now_ns)
   # the receiver starts after the agent, so its socket's owner is known from
   # its creation; the agent's CPU counts from ready to just before SIGINT
@@ -314,7 +269,7 @@ run_bpfagent() { # rate round attempt
 }
 
 # ------------------------------------------------------------------ run
-AGENT_REV=$(git -C "$AGENT_DIR" describe --always --dirty 2>/dev/null || echo unknown)
+AGENT_REV=$(agent_rev)
 log "bench: rates ${RATES} (0 = flat out) x $ROUNDS rounds x 2 modes x ${DURATION}s, ${SIZE}-byte datagrams, batch $BATCH, $NS_A -> $NS_B:$PORT; logs in ${RUNDIR#"$ROOT"/}"
 log "bench: agent $AGENT_DIR ($AGENT_REV), --interval $INTERVAL"
 log "bench: warm-up (not counted)"
@@ -338,7 +293,7 @@ for rate in "${RATE_LIST[@]}"; do
         "run_$mode" "$rate" "$r" "$((attempt + 1))"
         snooze 1
         ((OTHER_MILLICORES > BUSY_MILLICORES && attempt < RETRIES)) || break
-        log "  ($mode round $r: other work used $((OTHER_MILLICORES / 1000)).$(printf %03d $((OTHER_MILLICORES % 1000))) cores; running it again)"
+        log_rerun
         printf '%s\n' "$RUN_JSON" >>"$RUNDIR/discarded.jsonl"
       done
       printf '%s\n' "$RUN_JSON" >>"$RUNS"

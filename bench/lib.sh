@@ -1,0 +1,79 @@
+# Helpers shared by bench/run.sh and bench/udp-flood.sh; sourced, not run.
+# shellcheck shell=bash
+
+# --help: the script's header comment, up to its `set -euo` line
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+
+# a line to stderr
+log() { printf '%s\n' "$*" >&2; }
+
+# exits unless root and the agent in $AGENT_DIR is built with BPF object $1
+require_root_and_agent() { # BPF_OBJECT
+  [[ $(id -u) == 0 ]] || { echo "bench: run as root (BPF tracing and network namespaces)" >&2; exit 1; }
+  [[ -f $AGENT_DIR/dist/src/cli/main.js ]] || { echo "bench: agent not built in $AGENT_DIR: run 'npx tsc -p .' first" >&2; exit 1; }
+  [[ -f $AGENT_DIR/build-bpf/$1 ]] || { echo "bench: BPF object missing in $AGENT_DIR: run 'npm install' (or scripts/build-bpf.sh)" >&2; exit 1; }
+}
+
+# A builtin sleep with ms resolution (no fork while polling): read from a FIFO
+# nobody writes to, opened on fd 9 by open_snooze_fifo (uses $SHM).
+open_snooze_fifo() {
+  mkfifo "$SHM.sleep"
+  exec 9<>"$SHM.sleep"
+  rm -f "$SHM.sleep"
+}
+snooze() { read -r -t "$1" -u 9 _ || true; }
+
+# wall clock in nanoseconds, without forking
+now_ns() { local t=$EPOCHREALTIME; echo $((${t/./} * 1000)); }
+
+# utime+stime of a process, in clock ticks
+TICK=$(getconf CLK_TCK)
+cpu_ticks() {
+  local -a f
+  read -r -a f <"/proc/$1/stat"
+  # fields 14 and 15 (1-based); comm of node/tcplife has no spaces
+  echo $((f[13] + f[14]))
+}
+
+# Busy CPU of the whole host in clock ticks from /proc/stat (everything but
+# idle, iowait and steal).
+host_busy_ticks() {
+  local cpu user nice system idle iowait irq softirq rest
+  read -r cpu user nice system idle iowait irq softirq rest </proc/stat
+  echo $((user + nice + system + irq + softirq))
+}
+
+file_has() { # file_has FILE SUBSTRING, without forking
+  local line
+  [[ -f $1 ]] || return 1
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ $line == *"$2"* ]] && return 0
+  done <"$1"
+  return 1
+}
+
+# waits (up to 20 s after T0) for the agent PID to log "ready" to its stderr
+# file ERR; exits the script if it dies or takes longer
+wait_agent_ready() { # PID ERR T0
+  local deadline=$(($3 + 20000000000))
+  until file_has "$2" '"msg":"ready'; do
+    kill -0 "$1" 2>/dev/null || { log "bench: bpfagent exited before ready:"; cat "$2" >&2; exit 1; }
+    (($(now_ns) < deadline)) || { log "bench: bpfagent not ready after 20 s"; cat "$2" >&2; exit 1; }
+    snooze 0.001
+  done
+}
+
+ms() { # seconds with up to 3 decimals -> whole milliseconds
+  local i=${1%%.*} f=000
+  [[ $1 == *.* ]] && f=${1#*.}000
+  echo $((10#$i * 1000 + 10#${f:0:3}))
+}
+
+# the agent checkout's revision, for the report
+agent_rev() { git -C "$AGENT_DIR" describe --always --dirty 2>/dev/null || echo unknown; }
+
+# one line when a run is rerun because other work used the CPUs ($mode, $r,
+# $OTHER_MILLICORES of the caller)
+log_rerun() {
+  log "  ($mode round $r: other work used $((OTHER_MILLICORES / 1000)).$(printf %03d $((OTHER_MILLICORES % 1000))) cores; running it again)"
+}
