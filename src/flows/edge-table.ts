@@ -23,7 +23,20 @@ export interface EdgeEnd {
   addr?: string;
 }
 
-export interface Edge {
+/** What an edge counts (edges, stored edges, API and ClickHouse summaries), whatever form its RTT takes. */
+export interface TrafficTotals {
+  /** TCP connections ended, and how many failed */
+  connections: number;
+  failed: { refused: number; timeout: number; reset: number };
+  /** caller to callee, and back */
+  bytesSent: number;
+  bytesReceived: number;
+  packetsSent: number;
+  packetsReceived: number;
+  retransmits: number;
+}
+
+export interface Edge extends TrafficTotals {
   proto: 'tcp' | 'udp';
   /** which end's agent saw it: the caller's (client) or the callee's (server); both may report the same traffic */
   observedBy: 'client' | 'server';
@@ -32,13 +45,6 @@ export interface Edge {
   /** the server's port */
   port: number;
   locality?: string;
-  connections: number;
-  failed: { refused: number; timeout: number; reset: number };
-  bytesSent: number;
-  bytesReceived: number;
-  packetsSent: number;
-  packetsReceived: number;
-  retransmits: number;
   rttUs: Histogram;
 }
 

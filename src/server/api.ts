@@ -28,8 +28,8 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import type { EdgeEnd } from '../flows/edge-table.js';
-import { type FlowRecord, type FlowStore, type HistogramData, type StoredEdge, addHistogram } from '../store/flow-store.js';
+import type { EdgeEnd, TrafficTotals } from '../flows/edge-table.js';
+import { type FlowRecord, type FlowStore, type HistogramData, type StoredEdge, addEdgeCounts } from '../store/flow-store.js';
 import { parseDurationMs } from '../util/units.js';
 
 export const LOCALITIES = ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const;
@@ -45,20 +45,13 @@ export interface GraphNode {
 
 export type Health = 'ok' | 'degraded' | 'failing';
 
-export interface GraphEdge {
+export interface GraphEdge extends TrafficTotals {
   id: string;
   source: string;
   target: string;
   port: number;
   proto: 'tcp' | 'udp';
   observedBy: 'client' | 'server' | 'both';
-  connections: number;
-  failed: { refused: number; timeout: number; reset: number };
-  bytesSent: number;
-  bytesReceived: number;
-  packetsSent: number;
-  packetsReceived: number;
-  retransmits: number;
   rttUs: { p50: number | null; p99: number | null; count: number };
   locality?: string;
   health: Health;
@@ -143,16 +136,7 @@ export function mergedEdges(store: FlowStore, fromMs: number, toMs: number): Mer
       out.set(m.id, m);
       continue;
     }
-    t.connections += m.connections;
-    t.failed.refused += m.failed.refused;
-    t.failed.timeout += m.failed.timeout;
-    t.failed.reset += m.failed.reset;
-    t.bytesSent += m.bytesSent;
-    t.bytesReceived += m.bytesReceived;
-    t.packetsSent += m.packetsSent;
-    t.packetsReceived += m.packetsReceived;
-    t.retransmits += m.retransmits;
-    addHistogram(t.rttUs, m.rttUs);
+    addEdgeCounts(t, m);
     for (const a of m.remoteAddrs) if (!t.remoteAddrs.includes(a)) t.remoteAddrs.push(a);
     t.keys.push(...m.keys);
   }

@@ -11,6 +11,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { quoteString } from './clickhouse-schema.js';
+import type { TrafficTotals } from '../flows/edge-table.js';
 
 export interface EdgeWindow {
   /** window start, inclusive */
@@ -38,7 +39,7 @@ export interface EdgeEndInfo {
   addr: string;
 }
 
-export interface EdgeSummary {
+export interface EdgeSummary extends TrafficTotals {
   proto: 'tcp' | 'udp';
   observedBy: 'client' | 'server';
   source: EdgeEndInfo;
@@ -47,15 +48,6 @@ export interface EdgeSummary {
   locality: string;
   /** rows summed: TCP connections and UDP flow intervals */
   records: number;
-  /** TCP connections (ended in the window) and how many failed */
-  connections: number;
-  failed: { refused: number; timeout: number; reset: number };
-  /** caller to callee, and back */
-  bytesSent: number;
-  bytesReceived: number;
-  packetsSent: number;
-  packetsReceived: number;
-  retransmits: number;
   /** mean smoothed RTT of the TCP connections that had one, µs; 0 when none */
   meanSrttUs: number;
   firstSeen: string;

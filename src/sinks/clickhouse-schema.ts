@@ -32,6 +32,18 @@ export function quoteString(s: string): string {
   return "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'";
 }
 
+/** The local end's address, process and container, in both tables. */
+const LOCAL_COLUMNS: readonly string[] = [
+  'local_addr String',
+  'local_port UInt16',
+  'local_pid UInt32',
+  'local_comm String',
+  'local_exe String',
+  'local_cgroup_id UInt64',
+  'local_netns UInt64',
+  'local_container_id String',
+];
+
 const K8S_COLUMNS = (side: 'local' | 'remote'): string[] => [
   `${side}_namespace String`,
   `${side}_pod String`,
@@ -57,14 +69,7 @@ export const FLOW_COLUMNS: readonly string[] = [
   'src_id String',
   'dst_id String',
   'server_port UInt16',
-  'local_addr String',
-  'local_port UInt16',
-  'local_pid UInt32',
-  'local_comm String',
-  'local_exe String',
-  'local_cgroup_id UInt64',
-  'local_netns UInt64',
-  'local_container_id String',
+  ...LOCAL_COLUMNS,
   'local_container_runtime String',
   ...K8S_COLUMNS('local'),
   'local_host_network UInt8',
@@ -99,14 +104,7 @@ export const DNS_COLUMNS: readonly string[] = [
   'answer_data Array(String)',
   'latency_ms Nullable(Float64)',
   'transport String',
-  'local_addr String',
-  'local_port UInt16',
-  'local_pid UInt32',
-  'local_comm String',
-  'local_exe String',
-  'local_cgroup_id UInt64',
-  'local_netns UInt64',
-  'local_container_id String',
+  ...LOCAL_COLUMNS,
   ...K8S_COLUMNS('local'),
   'remote_addr String',
   'remote_port UInt16',

@@ -9,7 +9,7 @@
  * when its end is in it. A record belongs to it when its `ts` is.
  */
 import type { TcpRecord, UdpRecord } from '../events/records.js';
-import { type Edge, type EdgeEnd, recordEnds, udpClientIsLocal } from '../flows/edge-table.js';
+import { type Edge, type EdgeEnd, type TrafficTotals, recordEnds, udpClientIsLocal } from '../flows/edge-table.js';
 import { RTT_BOUNDS_US } from '../flows/histogram.js';
 
 export type FlowRecord = TcpRecord | UdpRecord;
@@ -153,6 +153,22 @@ export function addHistogram(into: HistogramData, h: HistogramData): void {
   into.count += h.count;
 }
 
+/** The traffic counts of a stored edge: what two views of the same edge add up. */
+export type EdgeCounts = TrafficTotals & { rttUs: HistogramData };
+
+export function addEdgeCounts(into: EdgeCounts, e: EdgeCounts): void {
+  into.connections += e.connections;
+  into.failed.refused += e.failed.refused;
+  into.failed.timeout += e.failed.timeout;
+  into.failed.reset += e.failed.reset;
+  into.bytesSent += e.bytesSent;
+  into.bytesReceived += e.bytesReceived;
+  into.packetsSent += e.packetsSent;
+  into.packetsReceived += e.packetsReceived;
+  into.retransmits += e.retransmits;
+  addHistogram(into.rttUs, e.rttUs);
+}
+
 /** A stored edge from a flow-table edge of one interval. */
 export function storedEdge(e: Edge, endMs: number): StoredEdge {
   const h = e.rttUs.toJSON();
@@ -196,16 +212,7 @@ export function sumEdges(edges: Iterable<StoredEdge>): StoredEdge[] {
       });
       continue;
     }
-    t.connections += e.connections;
-    t.failed.refused += e.failed.refused;
-    t.failed.timeout += e.failed.timeout;
-    t.failed.reset += e.failed.reset;
-    t.bytesSent += e.bytesSent;
-    t.bytesReceived += e.bytesReceived;
-    t.packetsSent += e.packetsSent;
-    t.packetsReceived += e.packetsReceived;
-    t.retransmits += e.retransmits;
-    addHistogram(t.rttUs, e.rttUs);
+    addEdgeCounts(t, e);
     for (const a of e.remoteAddrs) if (!t.remoteAddrs.includes(a) && t.remoteAddrs.length < 64) t.remoteAddrs.push(a);
     // the newest interval's view of the ends and locality wins (e.g. a pod that got its service later)
     if (e.lastSeen >= t.lastSeen) {

@@ -27,20 +27,14 @@ export interface KubeMetadataOptions {
   watchTimeoutSeconds?: number;
 }
 
-export interface KubeMetadataStats {
+/** Objects held per resource, and the informers' counts (InformerStats) summed over the watched resources. */
+export interface KubeMetadataStats extends InformerStats {
   pods: number;
   services: number;
   endpointSlices: number;
   nodes: number;
   replicaSets: number;
   jobs: number;
-  /** summed over the watched resources: see InformerStats */
-  lists: number;
-  relists: number;
-  watchErrors: number;
-  restarts: number;
-  bookmarks: number;
-  events: number;
 }
 
 const RBAC = 'get, list and watch on pods, services, nodes, endpointslices.discovery.k8s.io, replicasets.apps and jobs.batch';
