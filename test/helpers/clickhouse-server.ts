@@ -8,9 +8,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './listen.js';
 
 /** The server binary and the arguments before `--config-file`. */
 function findServer(): { bin: string; pre: string[] } | undefined {
@@ -29,17 +29,6 @@ export const CLICKHOUSE_SERVER = findServer();
  */
 export const CLICKHOUSE_SKIP: string | false =
   CLICKHOUSE_SERVER || process.env.CI === 'true' ? false : 'no clickhouse-server (bash scripts/install.sh --test installs it)';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const running = new Set<ChildProcess>();
 process.once('exit', () => {

@@ -16,6 +16,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { gunzipSync } from 'node:zlib';
+import { closeServer, listenLocal } from './listen.js';
 
 export interface ReceivedMessage {
   topic: string;
@@ -72,22 +73,16 @@ export class FakeKafkaBroker {
   /** Listen (on `port`, or the one used before, or any free one). */
   async start(port = this.port): Promise<number> {
     const server = createServer((s) => this.serve(s));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
+    this.port = await listenLocal(server, port);
     this.server = server;
-    this.port = (server.address() as { port: number }).port;
     return this.port;
   }
 
   /** Go away: refuse new connections and drop the open ones. */
   async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
     const server = this.server;
     this.server = undefined;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+    await closeServer(server, this.sockets);
   }
 
   private serve(socket: Socket): void {

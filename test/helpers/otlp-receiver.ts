@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import protobuf from 'protobufjs';
+import { closeServer, listenLocal } from './listen.js';
 
 const OTLP_PROTO = `
 syntax = "proto3";
@@ -156,12 +157,8 @@ export class OtlpReceiver {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
+    this.port = await listenLocal(server, port);
     this.server = server;
-    this.port = (server.address() as { port: number }).port;
     return this.port;
   }
 
@@ -170,11 +167,9 @@ export class OtlpReceiver {
   }
 
   async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
     const server = this.server;
     this.server = undefined;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+    await closeServer(server, this.sockets);
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { AGENT_JS } from './processes.js';
 import { AgentProcess, type AgentExit } from './agent.js';
+import { freePort } from './listen.js';
 
 /** Write `yaml` to a temporary file; returns its path. */
 export function configFile(yaml: string): string {
@@ -15,14 +16,8 @@ export function configFile(yaml: string): string {
   return f;
 }
 
-/** A TCP port free right now on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
+/** freePort lives in listen.ts; the run tests import it from here. */
+export { freePort };
 
 /** Whether something accepts connections on 127.0.0.1:port. */
 export function listening(port: number, host = '127.0.0.1'): Promise<boolean> {

@@ -10,6 +10,7 @@ import { TraceAgent } from '../helpers/agent.js';
 import { RoutedNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { Peer } from '../helpers/processes.js';
+import { traceConnection } from '../helpers/trace-connection.js';
 
 describe('DNAT on a forwarding hop', { skip: KERNEL_SKIP }, () => {
   let agent: TraceAgent;
@@ -47,13 +48,12 @@ table ip6 bpfagent_test_fwd6 {
   });
 
   test('the client record keeps the ClusterIP dialled and adds the backend reached; the server sees the client', async () => {
-    const server = new Peer('tsrv-fwd', ['server', '--host', net.b.ipv4, '--port', String(backendPort), '--send', '3001'], { netns: net.b.ns });
-    await server.waitFor('listening');
-    const client = new Peer('tcli-fwd', ['client', '--host', clusterIp, '--port', '80', '--send', '7777'], { netns: net.a.ns });
-    const { localPort } = await client.waitFor('connected');
-    await client.waitFor('done');
-    const [c] = await agent.waitFor((r) => r.direction === 'outbound' && r.local.pid === client.pid);
-    const [s] = await agent.waitFor((r) => r.direction === 'inbound' && r.local.pid === server.pid);
+    const { c, s, localPort } = await traceConnection(
+      agent,
+      'fwd',
+      { host: net.b.ipv4, port: backendPort, netns: net.b.ns, send: 3001 },
+      { host: clusterIp, port: 80, netns: net.a.ns, send: 7777 },
+    );
     assert.deepEqual(c!.remote, { addr: clusterIp, port: 80, reached: { addr: net.b.ipv4, port: backendPort } });
     assert.deepEqual(
       [c!.family, c!.local.addr, c!.local.port, c!.local.netns, c!.bytesSent, c!.bytesReceived, c!.outcome],
@@ -67,24 +67,25 @@ table ip6 bpfagent_test_fwd6 {
   });
 
   test('IPv6: the same through an ip6 DNAT rule', async () => {
-    const server = new Peer('tsrv-fwd6', ['server', '--host', net.b.ipv6, '--port', String(backendPort), '--send', '33'], { netns: net.b.ns });
-    await server.waitFor('listening');
-    const client = new Peer('tcli-fwd6', ['client', '--host', clusterIp6, '--port', '80', '--send', '44'], { netns: net.a.ns });
-    const { localPort } = await client.waitFor('connected');
-    await client.waitFor('done');
-    const [c] = await agent.waitFor((r) => r.direction === 'outbound' && r.local.pid === client.pid);
-    const [s] = await agent.waitFor((r) => r.direction === 'inbound' && r.local.pid === server.pid);
+    const { c, s, localPort } = await traceConnection(
+      agent,
+      'fwd6',
+      { host: net.b.ipv6, port: backendPort, netns: net.b.ns, send: 33 },
+      { host: clusterIp6, port: 80, netns: net.a.ns, send: 44 },
+    );
     assert.deepEqual(c!.remote, { addr: clusterIp6, port: 80, reached: { addr: net.b.ipv6, port: backendPort } });
     assert.deepEqual([c!.family, c!.local.addr, c!.bytesSent, c!.bytesReceived], [6, net.a.ipv6, 44, 33]);
     assert.deepEqual(s!.remote, { addr: net.a.ipv6, port: localPort });
   });
 
   test('IPv4 in an IPv6 socket (::ffff:ClusterIP): shown as IPv4 on every address', async () => {
-    const server = new Peer('tsrv-fwdmap', ['server', '--host', net.b.ipv4, '--port', String(backendPort), '--send', '55'], { netns: net.b.ns });
-    await server.waitFor('listening');
-    const client = new Peer('tcli-fwdmap', ['client', '--host', `::ffff:${clusterIp}`, '--port', '80', '--send', '66'], { netns: net.a.ns });
-    await client.waitFor('done');
-    const [c] = await agent.waitFor((r) => r.direction === 'outbound' && r.local.pid === client.pid);
+    const { c } = await traceConnection(
+      agent,
+      'fwdmap',
+      { host: net.b.ipv4, port: backendPort, netns: net.b.ns, send: 55 },
+      { host: `::ffff:${clusterIp}`, port: 80, netns: net.a.ns, send: 66 },
+      { inbound: false },
+    );
     assert.deepEqual(c!.remote, { addr: clusterIp, port: 80, reached: { addr: net.b.ipv4, port: backendPort } });
     assert.deepEqual([c!.family, c!.local.addr, c!.bytesSent, c!.bytesReceived], [4, net.a.ipv4, 66, 55]);
   });
@@ -100,13 +101,12 @@ table ip6 bpfagent_test_fwd6 {
 
   test('a connection routed through the node without DNAT has no reached', async () => {
     const p = backendPort + 100;
-    const server = new Peer('tsrv-fwdno', ['server', '--host', net.b.ipv4, '--port', String(p), '--send', '5'], { netns: net.b.ns });
-    await server.waitFor('listening');
-    const client = new Peer('tcli-fwdno', ['client', '--host', net.b.ipv4, '--port', String(p), '--send', '6'], { netns: net.a.ns });
-    const { localPort } = await client.waitFor('connected');
-    await client.waitFor('done');
-    const [c] = await agent.waitFor((r) => r.direction === 'outbound' && r.local.pid === client.pid);
-    const [s] = await agent.waitFor((r) => r.direction === 'inbound' && r.local.pid === server.pid);
+    const { c, s, localPort } = await traceConnection(
+      agent,
+      'fwdno',
+      { host: net.b.ipv4, port: p, netns: net.b.ns, send: 5 },
+      { host: net.b.ipv4, port: p, netns: net.a.ns, send: 6 },
+    );
     assert.deepEqual(c!.remote, { addr: net.b.ipv4, port: p });
     assert.deepEqual([c!.bytesSent, c!.bytesReceived], [6, 5]);
     assert.deepEqual(s!.remote, { addr: net.a.ipv4, port: localPort });
@@ -117,11 +117,13 @@ table ip6 bpfagent_test_fwd6 {
       const other = new TraceAgent(['--attach', mode]);
       try {
         assert.equal((await other.ready)['attach'], mode);
-        const server = new Peer('tsrv-fwdm', ['server', '--host', net.b.ipv4, '--port', String(backendPort), '--send', '12'], { netns: net.b.ns });
-        await server.waitFor('listening');
-        const client = new Peer('tcli-fwdm', ['client', '--host', clusterIp, '--port', '80', '--send', '21'], { netns: net.a.ns });
-        await client.waitFor('done');
-        const [c] = await other.waitFor((r) => r.direction === 'outbound' && r.local.pid === client.pid);
+        const { c } = await traceConnection(
+          other,
+          'fwdm',
+          { host: net.b.ipv4, port: backendPort, netns: net.b.ns, send: 12 },
+          { host: clusterIp, port: 80, netns: net.a.ns, send: 21 },
+          { inbound: false },
+        );
         assert.deepEqual(c!.remote, { addr: clusterIp, port: 80, reached: { addr: net.b.ipv4, port: backendPort } });
         assert.deepEqual([c!.bytesSent, c!.bytesReceived], [21, 12]);
       } finally {

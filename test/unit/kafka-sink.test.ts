@@ -4,8 +4,7 @@ import { KafkaSink, kafkaSinkSchema, kafkaMessage, sourceKey, type KafkaSinkOpti
 import { shippedLine } from '../../src/sinks/jsonl.js';
 import type { ShippedRecord } from '../../src/sinks/sink.js';
 import { FakeKafkaBroker, crc32c } from '../helpers/fake-kafka-broker.js';
-
-const SHIP = { node: 'node-1', intervalStart: '2026-01-01T00:00:00.000Z', intervalMs: 10000 };
+import { SHIP, testBatching, waitFor } from '../helpers/sink-fixtures.js';
 
 function tcp(i: number, over: Partial<Extract<ShippedRecord, { proto: 'tcp' }>> = {}): ShippedRecord {
   return {
@@ -19,16 +18,8 @@ function tcp(i: number, over: Partial<Extract<ShippedRecord, { proto: 'tcp' }>> 
 
 const config = (port: number, { maxQueued, maxBatch, ...over }: Record<string, unknown> & { maxQueued?: number; maxBatch?: number } = {}): KafkaSinkOptions => ({
   brokers: [`127.0.0.1:${port}`], topic: 'flows', connectionTimeoutMs: 500, requestTimeoutMs: 2000, ...over,
-  batching: { flushIntervalMs: 20, retryBaseMs: 50, retryMaxMs: 200, ...(maxQueued ? { maxQueued } : {}), ...(maxBatch ? { maxBatch } : {}) },
+  batching: testBatching({ maxQueued, maxBatch }),
 });
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('Kafka sink: messages', () => {
   test('key: the caller, as the edge tables name it', () => {

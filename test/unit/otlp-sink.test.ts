@@ -4,8 +4,8 @@ import { OtlpSink, otlpSinkSchema, type OtlpSinkOptions } from '../../src/sinks/
 import { shippedLine } from '../../src/sinks/jsonl.js';
 import type { ShippedRecord } from '../../src/sinks/sink.js';
 import { OtlpReceiver, type ReceivedPoint } from '../helpers/otlp-receiver.js';
+import { SHIP, testBatching, waitFor } from '../helpers/sink-fixtures.js';
 
-const SHIP = { node: 'node-1', intervalStart: '2026-01-01T00:00:00.000Z', intervalMs: 10000 };
 const local = (comm: string, port: number, k8s?: { namespace: string; workload: string }) => ({
   addr: '10.0.0.1', port, pid: 7, comm, cgroupId: 1, netns: 2, ...(k8s ? { k8s } : {}),
 });
@@ -29,16 +29,8 @@ const dns: ShippedRecord = {
 
 const config = (endpoint: string, { maxQueued, maxBatch, ...over }: Record<string, unknown> & { maxQueued?: number; maxBatch?: number } = {}): OtlpSinkOptions => ({
   endpoint, timeoutMs: 500, metricsIntervalMs: 60_000, ...over,
-  batching: { flushIntervalMs: 20, retryBaseMs: 50, retryMaxMs: 200, ...(maxQueued ? { maxQueued } : {}), ...(maxBatch ? { maxBatch } : {}) },
+  batching: testBatching({ maxQueued, maxBatch }),
 });
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** metric name -> "attr=value,..." -> value, from the last metrics export */
 function sums(points: ReceivedPoint[]): Record<string, Record<string, number>> {
