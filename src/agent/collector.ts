@@ -16,7 +16,8 @@ import { loadNative, PROJECT_ROOT, type BpfNative } from '../bpf/native.js';
 import { NetTracer, type UdpDrain } from '../bpf/net-tracer.js';
 import { TcpTracer, type AttachMode } from '../bpf/tcp-tracer.js';
 import { decodeBatch, type DecodeStats, type RecordSink } from '../events/batch.js';
-import type { AgentRecord } from '../events/records.js';
+import type { AgentRecord, TcpRecord, UdpRecord } from '../events/records.js';
+import { beginBatchTime, endBatchTime } from '../events/batch-time.js';
 import { decodeUdpFlows } from '../events/udp-flow.js';
 import { DnsNameCache } from '../enrich/dns-cache.js';
 import { DnsTracker } from '../enrich/dns-tracker.js';
@@ -115,11 +116,11 @@ export class Collector {
     requireBaseFeatures(features);
 
     const clock = new MonotonicClock();
+    const batchTcp: TcpRecord[] = [];
     const sink: RecordSink = {
       tcp: (r, endMs) => {
         nameRemote(r, endMs, this.names);
-        this.enricher?.enrich(r);
-        this.pending.push(r);
+        batchTcp.push(r);
       },
       dns: (p) => this.dns.handle(p),
     };
@@ -131,7 +132,16 @@ export class Collector {
       ringbufBytes: this.opts.ringbufBytes,
       pollMs: this.opts.pollMs,
       onBatch: (batch) => {
-        decodeBatch(batch, clock, this.decoded, sink);
+        // enriched as a whole once decoded (see Enricher.enrichAll), within the batch's time
+        const outer = beginBatchTime();
+        try {
+          decodeBatch(batch, clock, this.decoded, sink);
+          this.enricher?.enrichAll(batchTcp);
+          for (const r of batchTcp) this.pending.push(r);
+        } finally {
+          batchTcp.length = 0;
+          endBatchTime(outer);
+        }
         this.flush(false);
       },
       onFallback: (mode, reason) => this.log.info({ mode, reason }, `attach mode ${mode} passed over`),
@@ -163,14 +173,16 @@ export class Collector {
 
   private emitUdp(drains: UdpDrain[]): void {
     const now = Date.now();
+    const flows: UdpRecord[] = [];
     for (const d of drains) {
       for (const r of decodeUdpFlows(d.dump, now, now - this.lastCollect)) {
         nameRemote(r, now, this.names);
-        this.enricher?.enrich(r);
-        this.pending.push(r);
-        this.udpRecords++;
+        flows.push(r);
       }
     }
+    this.enricher?.enrichAll(flows);
+    for (const r of flows) this.pending.push(r);
+    this.udpRecords += flows.length;
     this.lastCollect = now;
   }
 

@@ -69,6 +69,17 @@ export class Enricher {
     };
   }
 
+  /**
+   * Records that arrived together: every local address is learned first, so
+   * that a connection between two network namespaces of this host is
+   * same-host from both ends, whichever end's record came first.
+   */
+  enrichAll(records: readonly AgentRecord[]): void {
+    const learn = this.src.learnHostAddress;
+    if (learn) for (const r of records) learn(r.local.addr);
+    for (const r of records) this.enrich(r);
+  }
+
   enrich(r: AgentRecord): void {
     this.stats.records++;
     this.enrichLocal(r.local);

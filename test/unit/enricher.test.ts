@@ -53,6 +53,24 @@ function sources(over: Partial<EnricherSources> = {}): EnricherSources {
 }
 
 describe('Enricher', () => {
+  test('records of one batch: both ends of a connection between two namespaces of this host are same-host, the server first', () => {
+    const hosts = new HostAddresses(16, () => 0, () => []);
+    const e = new Enricher(
+      sources({ kube: undefined, isHostAddress: (a) => hosts.has(a), learnHostAddress: (a) => hosts.learn(a), inCluster: () => false }),
+    );
+    const server = tcp({ addr: '10.77.0.2', port: 8080 }, { addr: '10.77.0.1', port: 39060 });
+    const client = tcp({ addr: '10.77.0.1', port: 39060 }, { addr: '10.77.0.2', port: 8080 });
+    e.enrichAll([server, client]);
+    assert.equal(server.locality, 'same-host');
+    assert.equal(client.locality, 'same-host');
+    // one at a time, the server's record could not know the client's address yet
+    const lone = new HostAddresses(16, () => 0, () => []);
+    const e2 = new Enricher(sources({ kube: undefined, isHostAddress: (a) => lone.has(a), learnHostAddress: (a) => lone.learn(a), inCluster: () => false }));
+    const s2 = tcp({ addr: '10.77.0.2', port: 8080 }, { addr: '10.77.0.1', port: 39060 });
+    e2.enrich(s2);
+    assert.equal(s2.locality, 'external');
+  });
+
   test('both ends of a pod-to-pod call: exe, container, pods, workloads, service, cross-zone', () => {
     const r = tcp({}, {});
     new Enricher(sources()).enrich(r);
