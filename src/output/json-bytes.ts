@@ -28,6 +28,13 @@ export class JsonBytes {
     return out;
   }
 
+  /** What was written, as text, and a fresh start. */
+  takeText(): string {
+    const text = this.buf.toString('utf8', 0, this.pos);
+    this.pos = 0;
+    return text;
+  }
+
   /**
    * What was written, as a view of this writer's buffer, and a fresh start in
    * another one: no copy. Give the view back with release() once it has been

@@ -259,10 +259,12 @@ export function writeJsonLines(w: JsonBytes, records: readonly AgentRecord[]): v
   }
 }
 
-/** The same lines as text (for the low-volume users). */
+/** One writer for formatJsonLines: it is used synchronously and hands out text. */
+const textWriter = new JsonBytes(16 * 1024);
+
+/** The same lines as text (the sinks format each shipped record with it). */
 export function formatJsonLines(records: readonly AgentRecord[]): string {
   if (!records.length) return '';
-  const w = new JsonBytes(1024);
-  writeJsonLines(w, records);
-  return w.take().toString('utf8');
+  writeJsonLines(textWriter, records);
+  return textWriter.takeText();
 }
