@@ -29,7 +29,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { EdgeEnd, TrafficTotals } from '../flows/edge-table.js';
-import { type FlowRecord, type FlowStore, type HistogramData, type StoredEdge, addEdgeCounts } from '../store/flow-store.js';
+import { type FlowRecord, type FlowStore, type HistogramData, type StoredEdge, addEdgeCounts, copyTotals } from '../store/flow-store.js';
 import { parseDurationMs } from '../util/units.js';
 
 export const LOCALITIES = ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const;
@@ -94,13 +94,7 @@ function fromStored(e: StoredEdge, observedBy: MergedEdge['observedBy'], destina
     destination,
     port: e.port,
     ...(e.locality !== undefined ? { locality: e.locality } : {}),
-    connections: e.connections,
-    failed: { ...e.failed },
-    bytesSent: e.bytesSent,
-    bytesReceived: e.bytesReceived,
-    packetsSent: e.packetsSent,
-    packetsReceived: e.packetsReceived,
-    retransmits: e.retransmits,
+    ...copyTotals(e),
     rttUs: { ...e.rttUs, counts: [...e.rttUs.counts] },
     remoteAddrs: [...e.remoteAddrs],
     keys: [e.key],

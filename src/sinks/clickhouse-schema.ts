@@ -7,7 +7,7 @@
  * plain arrays for DNS answers. The TTL clause (ClickHouse >= 19.6) is added
  * only when the server supports it.
  */
-import type { DnsRecord, K8sInfo, TcpRecord, UdpRecord } from '../events/records.js';
+import type { DnsRecord, K8sInfo, LocalEndpoint, TcpRecord, UdpRecord } from '../events/records.js';
 import { recordEnds, udpClientIsLocal } from '../flows/edge-table.js';
 import type { ShippedRecord } from './sink.js';
 
@@ -196,14 +196,7 @@ export function flowRow(r: ShippedRecord & (TcpRecord | UdpRecord)): FlowRow {
     src_id: source.id,
     dst_id: destination.id,
     server_port: u(serverPort),
-    local_addr: r.local.addr,
-    local_port: u(r.local.port),
-    local_pid: u(r.local.pid),
-    local_comm: r.local.comm,
-    local_exe: r.local.exe ?? '',
-    local_cgroup_id: u(r.local.cgroupId),
-    local_netns: u(r.local.netns),
-    local_container_id: r.local.containerId ?? '',
+    ...localColumns(r.local),
     local_container_runtime: r.local.containerRuntime ?? '',
     ...k8sColumns('local', r.local.k8s),
     local_host_network: r.local.k8s?.hostNetwork ? 1 : 0,
@@ -224,6 +217,20 @@ export function flowRow(r: ShippedRecord & (TcpRecord | UdpRecord)): FlowRow {
   };
 }
 
+/** The LOCAL_COLUMNS of a row. */
+function localColumns(l: LocalEndpoint) {
+  return {
+    local_addr: l.addr,
+    local_port: u(l.port),
+    local_pid: u(l.pid),
+    local_comm: l.comm,
+    local_exe: l.exe ?? '',
+    local_cgroup_id: u(l.cgroupId),
+    local_netns: u(l.netns),
+    local_container_id: l.containerId ?? '',
+  };
+}
+
 /** A DNS record as a row of the DNS table. */
 export function dnsRow(r: ShippedRecord & DnsRecord): DnsRow {
   const { ts, ms } = splitTime(r.ts);
@@ -241,14 +248,7 @@ export function dnsRow(r: ShippedRecord & DnsRecord): DnsRow {
     answer_data: r.answers.map((a) => a.data),
     latency_ms: r.latencyMs !== null && Number.isFinite(r.latencyMs) ? r.latencyMs : null,
     transport: r.transport,
-    local_addr: r.local.addr,
-    local_port: u(r.local.port),
-    local_pid: u(r.local.pid),
-    local_comm: r.local.comm,
-    local_exe: r.local.exe ?? '',
-    local_cgroup_id: u(r.local.cgroupId),
-    local_netns: u(r.local.netns),
-    local_container_id: r.local.containerId ?? '',
+    ...localColumns(r.local),
     ...k8sColumns('local', r.local.k8s),
     remote_addr: r.remote.addr,
     remote_port: u(r.remote.port),

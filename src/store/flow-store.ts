@@ -156,6 +156,19 @@ export function addHistogram(into: HistogramData, h: HistogramData): void {
 /** The traffic counts of a stored edge: what two views of the same edge add up. */
 export type EdgeCounts = TrafficTotals & { rttUs: HistogramData };
 
+/** An edge's traffic totals, as a copy of its own (the failure counts included). */
+export function copyTotals(e: TrafficTotals): TrafficTotals {
+  return {
+    connections: e.connections,
+    failed: { ...e.failed },
+    bytesSent: e.bytesSent,
+    bytesReceived: e.bytesReceived,
+    packetsSent: e.packetsSent,
+    packetsReceived: e.packetsReceived,
+    retransmits: e.retransmits,
+  };
+}
+
 export function addEdgeCounts(into: EdgeCounts, e: EdgeCounts): void {
   into.connections += e.connections;
   into.failed.refused += e.failed.refused;
@@ -182,13 +195,7 @@ export function storedEdge(e: Edge, endMs: number): StoredEdge {
     destination: e.destination,
     port: e.port,
     ...(e.locality !== undefined ? { locality: e.locality } : {}),
-    connections: e.connections,
-    failed: { ...e.failed },
-    bytesSent: e.bytesSent,
-    bytesReceived: e.bytesReceived,
-    packetsSent: e.packetsSent,
-    packetsReceived: e.packetsReceived,
-    retransmits: e.retransmits,
+    ...copyTotals(e),
     rttUs: { bounds: h.bounds, counts: h.counts, sum: h.sum, count: h.count },
     remoteAddrs: remote.addr !== undefined ? [remote.addr] : [],
     firstSeen: endMs,
