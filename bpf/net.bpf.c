@@ -1,40 +1,51 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * UDP flow accounting and DNS packet capture, from cgroup programs attached
- * to the cgroup v2 root (so they apply to every socket on the host):
+ * UDP flow accounting and DNS capture. Nothing here runs per packet in the
+ * socket layer: UDP is counted where a process sends or receives (once per
+ * datagram, in the process itself), DNS is picked out of the device-level
+ * tracepoints with a few loads per packet.
  *
- *   cgroup/sock_create     remember who created each UDP socket (process context),
- *                          in the socket's own storage (freed with the socket)
- *   cgroup_skb/egress      every packet a local socket sends
- *   cgroup_skb/ingress     every packet delivered to a local socket
+ *   tp_btf/sock_send_length     every sendmsg() on any socket ends here with
+ *   tp_btf/sock_recv_length     its byte count (recvmsg() likewise); UDP is
+ *                               counted, the rest returns after two loads
+ *   cgroup/sendmsg4, sendmsg6   where a datagram of an unconnected UDP socket
+ *                               goes (sendto()), kept in the socket's storage
+ *                               for sock_send_length, which follows it
+ *   cgroup/recvmsg4, recvmsg6   where it came from, when the receiver asks
+ *                               (recvfrom()); a receiver that does not ask
+ *                               cannot be told apart, its flow has no peer
+ *   cgroup/sock_create          who created a UDP socket (process context),
+ *                               for DNS queries sent from softirq
+ *   tp_btf/net_dev_start_xmit   DNS queries leaving a local socket, and the
+ *                               source address of sockets bound to a wildcard
+ *   tp_btf/netif_receive_skb    DNS answers arriving on any device
  *
- * Why cgroup_skb rather than the sock:sock_{send,recv}_length tracepoints:
- * those carry no peer address, so datagrams of unconnected sockets (sendto()
- * to many peers, a server's recvfrom()) could not be told apart; and a socket
- * filter sees one network namespace's devices only, missing namespaces joined
- * directly by veth. A cgroup_skb program runs for each socket whatever its
- * namespace, sees whole datagrams (before fragmentation on egress, after
- * reassembly on ingress) with their real addresses, and one program serves
- * both UDP accounting and DNS capture.
- *
- * Attribution: ingress runs in softirq, where the current task means nothing,
- * so the owner of a socket is recorded in process context at sock_create (UDP),
- * or at its first send (TCP DNS clients, and sockets older than the agent),
- * and read from the socket's storage.
+ * Why not per packet in the socket layer (cgroup_skb, as this file did
+ * before): the hook itself, empty, cost ~12% of a UDP flood's packet rate and
+ * a tenth of a loopback TCP connection's cost on a 2-core host. The
+ * tracepoints above are called directly, and the device ones return after a
+ * few loads for anything but DNS. Both device tracepoints fire in every
+ * network namespace, including namespaces joined to each other by a veth
+ * pair only.
  *
  * UDP counts are aggregated here, in one of two LRU hash tables, and for the
- * first flow each CPU sees in each direction, in a per-CPU cache
- * beside each table (no hash lookup: on a busy host most datagrams belong to
- * few flows). User space flips udp_slot each interval and drains the idle
- * table and cache, so no datagram costs an event to user space and no count
- * is lost between read and delete. LRU evictions are counted as inserts minus
+ * first flow each CPU sees in each direction, in a per-CPU cache beside each
+ * table (no hash lookup: on a busy host most datagrams belong to few flows).
+ * User space flips udp_slot each interval and drains the idle table and
+ * cache, so no datagram costs an event to user space and no count is lost
+ * between read and delete. LRU evictions are counted as inserts minus
  * entries drained.
  *
- * Needs the bpf_cast_to_kern_ctx kfunc (Linux >= 6.2) to reach the socket.
+ * What is counted is what the process sent and received: a datagram sent with
+ * UDP_SEGMENT counts once, a datagram corked over several sends (MSG_MORE)
+ * once per send, a datagram the receiver never read not at all.
+ *
+ * Needs the sock_send_length/sock_recv_length tracepoints (Linux >= 6.3).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "events.h"
 
@@ -47,6 +58,8 @@
 #define DNS_PORT 53
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1FFF
+#define MSG_PEEK 0x2
+#define MSG_ERRQUEUE 0x2000
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -55,19 +68,36 @@ const struct udp_flow_key *unused_udp_flow_key __attribute__((unused));
 const struct udp_flow_value *unused_udp_flow_value __attribute__((unused));
 const struct dns_event *unused_dns_event __attribute__((unused));
 
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
-
 const volatile __u64 dns_wakeup_bytes = 64 * 1024;
+/*
+ * Read DNS payloads through an skb dynptr, which reaches page fragments (where
+ * TCP keeps its payload); user space clears it where tracing programs may not
+ * make one (before Linux 6.12), and the linear part is read instead.
+ */
+const volatile bool skb_dynptr = true;
+
+extern int bpf_dynptr_from_skb(struct __sk_buff *skb, __u64 flags, struct bpf_dynptr *ptr__uninit) __ksym __weak;
+
+/* An address and port in a flow key's form (IPv4 in the first 4 bytes, port in host order). */
+struct endpoint {
+	__u8 addr[16];
+	__u16 port;
+	__u8 family; /* 0: not known */
+	__u8 pad;
+};
 
 /*
- * Who owns a socket and in which network namespace it lives, kept with the
- * socket itself (freed with it): one cheap lookup per packet.
+ * What is known of a socket beyond its own fields, kept with the socket
+ * (freed with it).
  */
 struct sock_info {
 	__u64 cgroup_id;
 	__u32 pid;
-	__u32 netns;
+	__u32 pad;
 	char comm[BPFAGENT_COMM_LEN];
+	struct endpoint send_to;    /* unconnected: destination of the datagram being sent */
+	struct endpoint recv_from;  /* unconnected: source of the datagram being received */
+	struct endpoint local;      /* bound to a wildcard: source address of its last packet */
 };
 
 struct {
@@ -143,150 +173,175 @@ static __always_inline __u32 netns_of(const struct sock *sk)
 	return sk->__sk_common.skc_net.net->ns.inum;
 }
 
-/* The kernel's struct sock behind a packet (also the DNS records' socket identity). */
-static __always_inline const struct sock *skb_sock(struct __sk_buff *skb)
-{
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-
-	return kskb->sk;
-}
-
-/* Record the current task as the socket's owner: call in process context only. */
-static __always_inline struct sock_info *learn_owner(struct bpf_sock *sk, const struct sock *ksk)
-{
-	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-
-	if (!si)
-		return NULL;
-	si->pid = bpf_get_current_pid_tgid() >> 32;
-	si->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(si->comm, sizeof(si->comm));
-	si->netns = ksk ? netns_of(ksk) : 0;
-	return si;
-}
-
-/*
- * The socket's owner: learnt at creation (UDP), else at its first send (TCP
- * DNS clients, sockets older than the agent), which happens in the sending
- * process. Ingress runs in softirq, where the current task means nothing.
- */
-static __always_inline struct sock_info *owner_of(struct __sk_buff *skb, struct bpf_sock *sk, bool egress)
-{
-	struct sock_info *si = bpf_sk_storage_get(&sock_infos, sk, 0, 0);
-
-	if (si || !egress)
-		return si;
-	return learn_owner(sk, skb_sock(skb));
-}
+/* ---------- who owns a socket ---------- */
 
 SEC("cgroup/sock_create")
 int sock_create(struct bpf_sock *ctx)
 {
+	struct sock_info *si;
+
 	if (ctx->protocol != IPPROTO_UDP || (ctx->family != AF_INET && ctx->family != AF_INET6))
 		return 1;
-	learn_owner(ctx, bpf_cast_to_kern_ctx(ctx));
+	si = bpf_sk_storage_get(&sock_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (si) {
+		si->pid = bpf_get_current_pid_tgid() >> 32;
+		si->cgroup_id = bpf_get_current_cgroup_id();
+		bpf_get_current_comm(si->comm, sizeof(si->comm));
+	}
 	return 1; /* always allow */
 }
 
-/* What a packet says about itself, from the local socket's point of view. */
-struct pkt {
-	struct udp_flow_key key; /* netns and pid are the caller's to fill */
-	__u8 protocol;
-	__u32 payload_off; /* offset of the UDP/TCP payload */
-	__u32 payload_len;
-} __attribute__((aligned(8))); /* the key is compared 8 bytes at a time */
+/* ---------- peers of unconnected UDP sockets ---------- */
+
+static __always_inline void set_v4(struct endpoint *e, __u32 addr_be, __u16 port_be)
+{
+	__builtin_memset(e, 0, sizeof(*e));
+	e->family = AF_INET;
+	*(__u32 *)e->addr = addr_be;
+	e->port = bpf_ntohs(port_be);
+}
+
+/* An IPv6 address as the packet on the wire has it: ::ffff:a.b.c.d is IPv4. */
+static __always_inline void set_v6(struct endpoint *e, const __u32 a[4], __u16 port_be)
+{
+	if (a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff)) {
+		set_v4(e, a[3], port_be);
+		return;
+	}
+	e->family = AF_INET6;
+	__builtin_memcpy(e->addr, a, 16);
+	e->port = bpf_ntohs(port_be);
+	e->pad = 0;
+}
+
+static __always_inline struct sock_info *unconnected_info(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	if (!sk || sk->protocol != IPPROTO_UDP || sk->state == TCP_ESTABLISHED)
+		return NULL;
+	return bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+}
+
+SEC("cgroup/sendmsg4")
+int udp4_sendmsg(struct bpf_sock_addr *ctx)
+{
+	struct sock_info *si = unconnected_info(ctx);
+
+	if (si)
+		set_v4(&si->send_to, ctx->user_ip4, ctx->user_port);
+	return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int udp6_sendmsg(struct bpf_sock_addr *ctx)
+{
+	struct sock_info *si = unconnected_info(ctx);
+	__u32 a[4];
+
+	if (si) {
+		a[0] = ctx->user_ip6[0];
+		a[1] = ctx->user_ip6[1];
+		a[2] = ctx->user_ip6[2];
+		a[3] = ctx->user_ip6[3];
+		set_v6(&si->send_to, a, ctx->user_port);
+	}
+	return 1;
+}
+
+SEC("cgroup/recvmsg4")
+int udp4_recvmsg(struct bpf_sock_addr *ctx)
+{
+	struct sock_info *si = unconnected_info(ctx);
+
+	if (si)
+		set_v4(&si->recv_from, ctx->user_ip4, ctx->user_port);
+	return 1;
+}
+
+SEC("cgroup/recvmsg6")
+int udp6_recvmsg(struct bpf_sock_addr *ctx)
+{
+	struct sock_info *si = unconnected_info(ctx);
+	__u32 a[4];
+
+	if (si) {
+		a[0] = ctx->user_ip6[0];
+		a[1] = ctx->user_ip6[1];
+		a[2] = ctx->user_ip6[2];
+		a[3] = ctx->user_ip6[3];
+		set_v6(&si->recv_from, a, ctx->user_port);
+	}
+	return 1;
+}
+
+/* ---------- UDP accounting ---------- */
+
+/* A socket address field pair as a flow key end: v4-mapped IPv6 becomes IPv4. */
+static __always_inline void sock_endpoint(const struct sock *sk, bool remote, struct endpoint *e)
+{
+	if (sk->__sk_common.skc_family == AF_INET) {
+		set_v4(e, remote ? sk->__sk_common.skc_daddr : sk->__sk_common.skc_rcv_saddr,
+		       remote ? sk->__sk_common.skc_dport : bpf_htons(sk->__sk_common.skc_num));
+	} else {
+		const struct in6_addr *a = remote ? &sk->__sk_common.skc_v6_daddr : &sk->__sk_common.skc_v6_rcv_saddr;
+		__u32 w[4];
+
+		w[0] = a->in6_u.u6_addr32[0];
+		w[1] = a->in6_u.u6_addr32[1];
+		w[2] = a->in6_u.u6_addr32[2];
+		w[3] = a->in6_u.u6_addr32[3];
+		set_v6(e, w, remote ? sk->__sk_common.skc_dport : bpf_htons(sk->__sk_common.skc_num));
+	}
+}
+
+static __always_inline bool any_addr(const struct endpoint *e)
+{
+	const __u32 *a = (const __u32 *)e->addr;
+
+	return !(a[0] | a[1] | a[2] | a[3]);
+}
 
 /*
- * Where the `len` bytes at `off` are: in place (direct packet access: the
- * linear part of the skb starts at the network header here) when they are
- * there, which they are for all but odd packets; else copied into `buf`.
+ * The flow of a datagram this socket sends or receives, from the local end:
+ * its own addresses when connected, else the peer the sock_addr program
+ * left in its storage for this very call.
  */
-static __always_inline void *header(struct __sk_buff *skb, __u32 off, __u32 len, void *buf)
+static __always_inline void flow_key(const struct sock *sk, bool egress, struct udp_flow_key *k)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
+	struct endpoint local, remote;
+	struct sock_info *si = NULL;
 
-	if (off <= 64 && data + off + len <= data_end)
-		return data + off;
-	return bpf_skb_load_bytes(skb, off, buf, len) ? NULL : buf;
-}
-
-/* IPv4/IPv6 addresses and protocol; the offset of the L4 header, 0 if none. */
-static __always_inline __u32 parse_ip(struct __sk_buff *skb, bool egress, struct pkt *p, __u32 *ip_len)
-{
-	struct udp_flow_key *k = &p->key;
-
-	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr buf, *iph = header(skb, 0, sizeof(buf), &buf);
-
-		if (!iph || iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-			return 0; /* a fragment is not a whole datagram */
-		k->family = AF_INET;
-		p->protocol = iph->protocol;
-		*ip_len = bpf_ntohs(iph->tot_len);
-		__builtin_memcpy(egress ? k->laddr : k->raddr, &iph->saddr, 4);
-		__builtin_memcpy(egress ? k->raddr : k->laddr, &iph->daddr, 4);
-		return iph->ihl * 4;
-	}
-	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr buf, *ip6h = header(skb, 0, sizeof(buf), &buf);
-
-		if (!ip6h)
-			return 0;
-		k->family = AF_INET6;
-		p->protocol = ip6h->nexthdr; /* extension headers are not followed */
-		*ip_len = sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len);
-		__builtin_memcpy(egress ? k->laddr : k->raddr, &ip6h->saddr, 16);
-		__builtin_memcpy(egress ? k->raddr : k->laddr, &ip6h->daddr, 16);
-		return sizeof(*ip6h);
-	}
-	return 0;
-}
-
-/* Parse IPv4/IPv6 + UDP/TCP headers; false for anything else. */
-static __always_inline bool parse(struct __sk_buff *skb, bool egress, struct pkt *p)
-{
-	__u32 ip_len = 0, l4_off = parse_ip(skb, egress, p, &ip_len);
-	__u16 sport, dport;
-
-	if (!l4_off)
-		return false;
-	if (p->protocol == IPPROTO_UDP) {
-		struct udphdr buf, *uh = header(skb, l4_off, sizeof(buf), &buf);
-		__u16 len;
-
-		if (!uh)
-			return false;
-		sport = uh->source;
-		dport = uh->dest;
-		len = bpf_ntohs(uh->len);
-		p->payload_off = l4_off + sizeof(*uh);
-		/* udp len, not ip len: GSO super-packets set it per segment */
-		p->payload_len = len > sizeof(*uh) ? len - sizeof(*uh) : 0;
-	} else if (p->protocol == IPPROTO_TCP) {
-		struct tcphdr buf, *th = header(skb, l4_off, sizeof(buf), &buf);
-
-		if (!th)
-			return false;
-		sport = th->source;
-		dport = th->dest;
-		p->payload_off = l4_off + th->doff * 4;
-		p->payload_len = ip_len > p->payload_off ? ip_len - p->payload_off : 0;
+	sock_endpoint(sk, false, &local);
+	if (sk->__sk_common.skc_state == TCP_ESTABLISHED) {
+		sock_endpoint(sk, true, &remote);
+		if (any_addr(&local))
+			si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
 	} else {
-		return false;
+		si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
+		if (si && (egress ? si->send_to.family : si->recv_from.family))
+			__builtin_memcpy(&remote, egress ? &si->send_to : &si->recv_from, sizeof(remote));
+		else
+			__builtin_memset(&remote, 0, sizeof(remote)); /* a receiver that did not ask */
 	}
-	p->key.lport = bpf_ntohs(egress ? sport : dport);
-	p->key.rport = bpf_ntohs(egress ? dport : sport);
-	return true;
+	/* bound to a wildcard: the address its packets leave from, once one has */
+	if (si && si->local.family && any_addr(&local))
+		__builtin_memcpy(local.addr, si->local.addr, 16);
+	k->netns = netns_of(sk);
+	k->pid = bpf_get_current_pid_tgid() >> 32;
+	k->lport = local.port;
+	k->rport = remote.port;
+	k->family = remote.family ? remote.family : local.family;
+	k->pad[0] = k->pad[1] = k->pad[2] = 0;
+	__builtin_memcpy(k->laddr, local.addr, 16);
+	__builtin_memcpy(k->raddr, remote.addr, 16);
 }
 
-/* The owner of a new table entry (counts zero), from the socket's storage. */
-static __always_inline void owner_into(struct udp_flow_value *v, const struct sock_info *si)
+/* A new entry's owner: the current task, which is the sender or receiver. */
+static __always_inline void owner_into(struct udp_flow_value *v)
 {
-	if (si) {
-		v->cgroup_id = si->cgroup_id;
-		__builtin_memcpy(v->comm, si->comm, sizeof(v->comm));
-	}
+	v->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(v->comm, sizeof(v->comm));
 }
 
 static __always_inline struct udp_flow_value *new_flow(void *flows, struct udp_flow_key *key,
@@ -319,18 +374,6 @@ static __always_inline struct udp_flow_value *table_entry(__u32 slot, struct udp
 	else
 		TABLE_ENTRY(v, udp_flows_0, false, key, init);
 	return v;
-}
-
-/* Into a table entry, which programs of every CPU may be adding to. */
-static __always_inline void add_atomic(struct udp_flow_value *v, __u32 payload_len, bool egress)
-{
-	if (egress) {
-		__sync_fetch_and_add(&v->packets_sent, 1);
-		__sync_fetch_and_add(&v->bytes_sent, payload_len);
-	} else {
-		__sync_fetch_and_add(&v->packets_received, 1);
-		__sync_fetch_and_add(&v->bytes_received, payload_len);
-	}
 }
 
 static __always_inline bool same_key(const struct udp_flow_key *a, const struct udp_flow_key *b)
@@ -366,41 +409,41 @@ static __always_inline bool flush_cached(struct udp_flow_cached *f, __u32 slot)
  * went quiet does not keep it for the rest of the interval. The caller owns
  * the element: plain adds.
  */
-static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, struct pkt *p, struct sock_info *si,
+static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, struct udp_flow_key *key, __u32 len,
 				       bool egress)
 {
 	struct udp_flow_cached *f = egress ? &c->egress : &c->ingress;
 
-	if (f->used && !same_key(&f->key, &p->key)) {
+	if (f->used && !same_key(&f->key, key)) {
 		__u64 cached = egress ? f->value.packets_sent : f->value.packets_received;
 
 		if (++f->misses <= cached || !flush_cached(f, slot))
 			return false;
 	}
 	if (!f->used) {
-		__builtin_memcpy(&f->key, &p->key, sizeof(f->key));
-		owner_into(&f->value, si);
+		__builtin_memcpy(&f->key, key, sizeof(f->key));
+		owner_into(&f->value);
 		f->used = 1;
 	}
 	if (egress) {
 		f->value.packets_sent += 1;
-		f->value.bytes_sent += p->payload_len;
+		f->value.bytes_sent += len;
 	} else {
 		f->value.packets_received += 1;
-		f->value.bytes_received += p->payload_len;
+		f->value.bytes_received += len;
 	}
 	return true;
 }
 
 /*
  * The cache element is used by one program at a time. Programs of one CPU
- * can still overlap: a softirq interrupts a task's program, or (preemptible
- * kernels) another task's program preempts it. A program owns the element
+ * can still overlap: on preemptible kernels, another task's program preempts
+ * one (tracing programs only disable migration). A program owns the element
  * when, right after adding itself, it is the only one counted in busy; any
  * other that overlaps it counts 2 or more and goes to the table. (An atomic
  * add whose result is unused is the one atomic every BPF target has.)
  */
-static __always_inline bool account_cached(__u32 slot, struct pkt *p, struct sock_info *si, bool egress)
+static __always_inline bool account_cached(__u32 slot, struct udp_flow_key *key, __u32 len, bool egress)
 {
 	struct udp_flow_cache *c = bpf_map_lookup_elem(&udp_cache, &slot);
 	bool done = false;
@@ -409,49 +452,205 @@ static __always_inline bool account_cached(__u32 slot, struct pkt *p, struct soc
 		return false;
 	__sync_fetch_and_add(&c->busy, 1);
 	if (*(volatile __u32 *)&c->busy == 1)
-		done = add_cached(c, slot, p, si, egress);
+		done = add_cached(c, slot, key, len, egress);
 	__sync_fetch_and_add(&c->busy, -1);
 	return done;
 }
 
-static __always_inline void account_udp(struct pkt *p, struct sock_info *si, bool egress)
+static __always_inline int account_udp(const struct sock *sk, int ret, bool egress)
 {
 	__u32 zero = 0, *slot = bpf_map_lookup_elem(&udp_slot, &zero);
 	bool second = slot && *slot;
-
 	struct udp_flow_value init = {}, *v;
+	struct udp_flow_key key;
 
-	if (account_cached(second, p, si, egress))
-		return;
-	owner_into(&init, si);
-	v = table_entry(second, &p->key, &init);
-	if (v)
-		add_atomic(v, p->payload_len, egress);
+	flow_key(sk, egress, &key);
+	if (account_cached(second, &key, ret, egress))
+		return 0;
+	owner_into(&init);
+	v = table_entry(second, &key, &init);
+	if (!v)
+		return 0;
+	if (egress) {
+		__sync_fetch_and_add(&v->packets_sent, 1);
+		__sync_fetch_and_add(&v->bytes_sent, ret);
+	} else {
+		__sync_fetch_and_add(&v->packets_received, 1);
+		__sync_fetch_and_add(&v->bytes_received, ret);
+	}
+	return 0;
+}
+
+static __always_inline bool is_udp(const struct sock *sk)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	return sk->sk_protocol == IPPROTO_UDP && (family == AF_INET || family == AF_INET6);
+}
+
+/* ret: bytes sent (a datagram's payload), or a negative errno. */
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(udp_send, struct sock *sk, int ret, int flags)
+{
+	if (ret < 0 || !sk || !is_udp(sk))
+		return 0;
+	return account_udp(sk, ret, true);
+}
+
+/* ret: bytes received (the datagram's length with MSG_TRUNC); peeks and error-queue reads are not datagrams. */
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(udp_recv, struct sock *sk, int ret, int flags)
+{
+	if (ret < 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE)) || !sk || !is_udp(sk))
+		return 0;
+	return account_udp(sk, ret, false);
+}
+
+/* ---------- DNS ---------- */
+
+/* A packet as the device tracepoints see it, and where its payload is. */
+struct pkt {
+	__u64 nh;          /* kernel address of the network header */
+	__u64 sock;        /* the sending socket (queries), 0 for answers */
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 netns;
+	__u32 payload_off; /* from the network header */
+	__u32 payload_len; /* in the packet */
+	__u32 linear;      /* bytes in the linear part from the network header on */
+	__u32 data_off;    /* of the network header from skb->data (dynptr offsets) */
+	__u32 len;         /* bytes of the packet from the network header on */
+	__be16 sport;
+	__be16 dport;
+	__u8 family;
+	__u8 protocol;
+	__u8 egress;
+	__u8 pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	char comm[BPFAGENT_COMM_LEN];
+};
+
+/*
+ * IP and UDP/TCP headers at the network header, read in one go (a second
+ * read for IPv4 options); false for anything else and for fragments past
+ * the first. Extension headers are not followed.
+ */
+static __always_inline bool read_headers(const struct sk_buff *skb, struct pkt *p)
+{
+	__u16 proto = skb->protocol;
+	const unsigned char *nh;
+
+	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
+		return false;
+	nh = skb->head + skb->network_header;
+	p->nh = (__u64)nh;
+	p->linear = skb->tail - skb->network_header;
+	p->data_off = nh - skb->data;
+	p->len = skb->len - p->data_off;
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct {
+			struct iphdr ip;
+			__be16 ports[2];
+		} h;
+		__u32 ihl;
+
+		if (bpf_probe_read_kernel(&h, sizeof(h), nh) ||
+		    (h.ip.protocol != IPPROTO_UDP && h.ip.protocol != IPPROTO_TCP) ||
+		    (h.ip.frag_off & bpf_htons(IP_OFFSET)))
+			return false;
+		ihl = h.ip.ihl * 4;
+		if (ihl != sizeof(h.ip) && bpf_probe_read_kernel(h.ports, sizeof(h.ports), nh + ihl))
+			return false;
+		p->family = AF_INET;
+		p->protocol = h.ip.protocol;
+		p->sport = h.ports[0];
+		p->dport = h.ports[1];
+		*(__u32 *)p->saddr = h.ip.saddr;
+		*(__u32 *)p->daddr = h.ip.daddr;
+		p->payload_off = ihl; /* of the L4 header, for now */
+		p->payload_len = bpf_ntohs(h.ip.tot_len);
+	} else {
+		struct {
+			struct ipv6hdr ip;
+			__be16 ports[2];
+		} h;
+
+		if (bpf_probe_read_kernel(&h, sizeof(h), nh) ||
+		    (h.ip.nexthdr != IPPROTO_UDP && h.ip.nexthdr != IPPROTO_TCP))
+			return false;
+		p->family = AF_INET6;
+		p->protocol = h.ip.nexthdr;
+		p->sport = h.ports[0];
+		p->dport = h.ports[1];
+		__builtin_memcpy(p->saddr, &h.ip.saddr, 16);
+		__builtin_memcpy(p->daddr, &h.ip.daddr, 16);
+		p->payload_off = sizeof(h.ip);
+		p->payload_len = sizeof(h.ip) + bpf_ntohs(h.ip.payload_len);
+	}
+	return true;
 }
 
 /*
- * Copy a DNS message a client sent (query, egress) or received (answer,
- * ingress). The server's view of the same exchange adds nothing and is skipped.
- *
- * A global function, not inlined: the verifier checks it once against its
- * prototype instead of once per path that reaches it (from UDP and from TCP,
- * IPv4 and IPv6, with and without an owner), which took each cgroup_skb
- * program from ~7,700 to ~2,500 instructions to verify and cut ~120 ms from
- * start-up. Only DNS packets pay the call.
+ * From the L4 header's offset and the IP length (what read_headers left) to
+ * the DNS payload's offset and length: the UDP length, or what follows the
+ * TCP header (with its 2-byte length prefix).
  */
-__noinline int capture_dns(struct __sk_buff *skb, struct pkt *p, struct sock_info *si, int egress)
+static __always_inline bool find_payload(struct pkt *p)
+{
+	__u32 l4 = p->payload_off, ip_len = p->payload_len;
+
+	if (p->protocol == IPPROTO_UDP) {
+		__be16 len;
+
+		if (bpf_probe_read_kernel(&len, sizeof(len), (void *)(p->nh + l4 + 4)))
+			return false;
+		p->payload_off = l4 + 8;
+		p->payload_len = bpf_ntohs(len) > 8 ? bpf_ntohs(len) - 8 : 0;
+	} else {
+		__u8 doff;
+
+		if (bpf_probe_read_kernel(&doff, sizeof(doff), (void *)(p->nh + l4 + 12)))
+			return false;
+		p->payload_off = l4 + (doff >> 4) * 4;
+		p->payload_len = ip_len > p->payload_off ? ip_len - p->payload_off : 0;
+	}
+	return p->payload_len >= 12; /* a DNS header */
+}
+
+/* Read `n` bytes at `off` from the network header, wherever in the skb they are. */
+static __always_inline long read_at(const struct sk_buff *skb, const struct pkt *p, __u32 off, void *dst, __u32 n)
+{
+	struct bpf_dynptr d;
+
+	if (skb_dynptr) {
+		if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &d))
+			return -1;
+		return bpf_dynptr_read(dst, n, &d, p->data_off + off, 0);
+	}
+	if (off + n > p->linear)
+		return -1;
+	return bpf_probe_read_kernel(dst, n, (void *)(p->nh + off));
+}
+
+/*
+ * Copy a DNS message a client sent (query, leaving) or received (answer,
+ * arriving): the server's side of the same exchange adds nothing. A message
+ * longer than the capture is cut, and counted.
+ */
+static __always_inline int capture_dns(const struct sk_buff *skb, struct pkt *p)
 {
 	struct dns_event *e;
 	__u32 flags_off;
 	__u32 len;
 	__u8 flags;
 
-	if (!p || p->key.rport != DNS_PORT)
-		return 0; /* we are the server, or not DNS */
-	flags_off = p->payload_off + 2 + (p->protocol == IPPROTO_TCP ? 2 : 0);
-	if (p->payload_len < 12 || bpf_skb_load_bytes(skb, flags_off, &flags, 1))
+	if (!find_payload(p))
 		return 0;
-	if (!!(flags & 0x80) == egress)
+	flags_off = p->payload_off + 2 + (p->protocol == IPPROTO_TCP ? 2 : 0);
+	if (read_at(skb, p, flags_off, &flags, 1))
+		return 0;
+	if (!!(flags & 0x80) == !!p->egress)
 		return 0; /* QR bit: a query must leave, an answer must arrive */
 
 	e = bpf_ringbuf_reserve(&dns_events, sizeof(*e), 0);
@@ -460,36 +659,39 @@ __noinline int capture_dns(struct __sk_buff *skb, struct pkt *p, struct sock_inf
 		return 0;
 	}
 	e->kind = BPFAGENT_EVENT_DNS;
-	e->family = p->key.family;
+	e->family = p->family;
 	e->protocol = p->protocol;
-	e->direction = egress ? BPFAGENT_PKT_EGRESS : BPFAGENT_PKT_INGRESS;
-	e->pid = p->key.pid;
+	e->direction = p->egress ? BPFAGENT_PKT_EGRESS : BPFAGENT_PKT_INGRESS;
+	e->pid = p->pid;
 	e->ts_ns = bpf_ktime_get_ns();
-	e->cgroup_id = si ? si->cgroup_id : 0;
-	e->sock = (__u64)skb_sock(skb);
-	e->netns = p->key.netns;
-	e->lport = p->key.lport;
-	e->rport = p->key.rport;
-	__builtin_memcpy(e->laddr, p->key.laddr, 16);
-	__builtin_memcpy(e->raddr, p->key.raddr, 16);
+	e->cgroup_id = p->cgroup_id;
+	e->sock = p->sock;
+	e->netns = p->netns;
+	e->lport = bpf_ntohs(p->egress ? p->sport : p->dport);
+	e->rport = bpf_ntohs(p->egress ? p->dport : p->sport);
+	__builtin_memcpy(e->laddr, p->egress ? p->saddr : p->daddr, 16);
+	__builtin_memcpy(e->raddr, p->egress ? p->daddr : p->saddr, 16);
 	e->payload_len = p->payload_len;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
-	if (si)
-		__builtin_memcpy(e->comm, si->comm, sizeof(e->comm));
-	else
-		__builtin_memset(e->comm, 0, sizeof(e->comm));
+	__builtin_memcpy(e->comm, p->comm, sizeof(e->comm));
 
+	/* what the packet holds of the message: all of it, unless cut short (or past the linear part) */
 	len = p->payload_len;
-	if (len > BPFAGENT_DNS_CAPTURE) {
-		len = BPFAGENT_DNS_CAPTURE;
-		count(BPFAGENT_NET_STAT_DNS_TRUNCATED);
+	{
+		__u32 held = skb_dynptr ? p->len : p->linear;
+
+		if (p->payload_off + len > held)
+			len = held > p->payload_off ? held - p->payload_off : 0;
 	}
+	if (len > BPFAGENT_DNS_CAPTURE)
+		len = BPFAGENT_DNS_CAPTURE;
+	if (len < p->payload_len)
+		count(BPFAGENT_NET_STAT_DNS_TRUNCATED);
 	e->captured_len = len;
 	/* bounded for the verifier, in the register it checks: 1..BPFAGENT_DNS_CAPTURE */
 	asm volatile("" : "+r"(len));
 	len &= 0x7ff;
-	if (len < 1 || len > BPFAGENT_DNS_CAPTURE ||
-	    bpf_skb_load_bytes(skb, p->payload_off, e->data, len))
+	if (len < 1 || len > BPFAGENT_DNS_CAPTURE || read_at(skb, p, p->payload_off, e->data, len))
 		e->captured_len = 0;
 	count(BPFAGENT_NET_STAT_DNS_EVENTS);
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&dns_events, BPF_RB_AVAIL_DATA) >= dns_wakeup_bytes
@@ -498,76 +700,89 @@ __noinline int capture_dns(struct __sk_buff *skb, struct pkt *p, struct sock_inf
 	return 0;
 }
 
-/* Fill the key's owner and namespace, from the socket's storage when it has one. */
-static __always_inline void set_owner(struct __sk_buff *skb, struct pkt *p, struct sock_info *si)
+static __always_inline bool wildcard_bound(const struct sock *sk)
 {
-	const struct sock *ksk;
-
-	if (si) {
-		p->key.pid = si->pid;
-		p->key.netns = si->netns;
-		return;
-	}
-	ksk = skb_sock(skb);
-	p->key.netns = ksk ? netns_of(ksk) : 0;
-}
-
-static __always_inline void on_udp(struct __sk_buff *skb, struct bpf_sock *sk, bool egress)
-{
-	struct sock_info *si;
-	struct pkt p = {};
-
-	if (!parse(skb, egress, &p) || p.protocol != IPPROTO_UDP)
-		return;
-	si = owner_of(skb, sk, egress);
-	set_owner(skb, &p, si);
-	account_udp(&p, si, egress);
-	if (p.key.rport == DNS_PORT)
-		capture_dns(skb, &p, si, egress);
+	if (sk->__sk_common.skc_family == AF_INET)
+		return !sk->__sk_common.skc_rcv_saddr;
+	return !(sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[0] |
+		 sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[1] |
+		 sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[2] |
+		 sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3]);
 }
 
 /*
- * TCP is traced by tcp.bpf.c (where DNAT sent a connection included: its
- * net_dev_start_xmit program sees SYNs after every hop's DNAT); only DNS over
- * TCP is of interest here. Its queries leave from the sending syscall, in
- * process context, where the current task is the owner.
+ * Every packet leaving any device: only packets of local sockets that may
+ * carry a DNS query go further than a few loads (TCP or connected UDP to port
+ * 53, and unconnected UDP, whose destination is in the packet). It runs in
+ * the sender's network namespace, before any NAT of other hops, and once per
+ * packet: forwarded packets have no socket.
  */
-static __always_inline void on_tcp_dns(struct __sk_buff *skb, struct bpf_sock *sk, bool egress)
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(dns_xmit, const struct sk_buff *skb, const struct net_device *dev)
 {
-	struct sock_info *si;
+	const struct sock *sk = skb->sk;
+	struct sock_info *si = NULL;
+	struct pkt p = {};
+	bool learn = false;
+	__u8 state;
+
+	if (!sk)
+		return 0;
+	state = sk->__sk_common.skc_state;
+	if (state != TCP_ESTABLISHED && state != TCP_CLOSE)
+		return 0; /* not a full socket that sends datagrams or queries */
+	if (sk->sk_protocol == IPPROTO_UDP) {
+		if (state == TCP_ESTABLISHED && sk->__sk_common.skc_dport != bpf_htons(DNS_PORT))
+			return 0;
+		learn = state != TCP_ESTABLISHED && wildcard_bound(sk);
+	} else if (sk->sk_protocol != IPPROTO_TCP || sk->__sk_common.skc_dport != bpf_htons(DNS_PORT)) {
+		return 0;
+	}
+	if (!read_headers(skb, &p))
+		return 0;
+	if (learn || p.dport == bpf_htons(DNS_PORT))
+		si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
+	if (learn && si) {
+		const __u32 *had = (const __u32 *)si->local.addr, *now = (const __u32 *)p.saddr;
+
+		/* written only when it changed: no cache line bouncing between CPUs */
+		if (si->local.family != p.family || had[0] != now[0] || had[1] != now[1] || had[2] != now[2] ||
+		    had[3] != now[3]) {
+			si->local.family = p.family;
+			__builtin_memcpy(si->local.addr, p.saddr, 16);
+		}
+	}
+	if (p.dport != bpf_htons(DNS_PORT))
+		return 0;
+	p.egress = 1;
+	p.sock = (__u64)sk;
+	p.netns = netns_of(sk);
+	if (si && si->pid) {
+		p.pid = si->pid;
+		p.cgroup_id = si->cgroup_id;
+		__builtin_memcpy(p.comm, si->comm, sizeof(p.comm));
+	} else {
+		/* TCP, or a socket older than the agent: sent from the sender's send() */
+		p.pid = bpf_get_current_pid_tgid() >> 32;
+		p.cgroup_id = bpf_get_current_cgroup_id();
+		bpf_get_current_comm(p.comm, sizeof(p.comm));
+	}
+	return capture_dns(skb, &p);
+}
+
+/*
+ * Every packet arriving on any device, in every namespace: only what comes
+ * from port 53 goes further than one read of its headers. A forwarded answer
+ * is seen on each hop; user space keeps the copy that arrives in the
+ * namespace that asked.
+ */
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(dns_receive, const struct sk_buff *skb)
+{
 	struct pkt p = {};
 
-	if (!parse(skb, egress, &p) || p.protocol != IPPROTO_TCP)
-		return;
-	si = owner_of(skb, sk, egress);
-	set_owner(skb, &p, si);
-	capture_dns(skb, &p, si, egress);
-}
-
-static __always_inline int on_packet(struct __sk_buff *skb, bool egress)
-{
-	struct bpf_sock *sk = skb->sk;
-
-	if (!sk)
-		return 1;
-	sk = bpf_sk_fullsock(sk);
-	if (!sk)
-		return 1;
-	if (sk->protocol == IPPROTO_UDP)
-		on_udp(skb, sk, egress);
-	else if (sk->protocol == IPPROTO_TCP && (sk->src_port == DNS_PORT || sk->dst_port == bpf_htons(DNS_PORT)))
-		on_tcp_dns(skb, sk, egress);
-	return 1; /* observe only: never drop */
-}
-
-SEC("cgroup_skb/egress")
-int skb_egress(struct __sk_buff *skb)
-{
-	return on_packet(skb, true);
-}
-
-SEC("cgroup_skb/ingress")
-int skb_ingress(struct __sk_buff *skb)
-{
-	return on_packet(skb, false);
+	if (!read_headers(skb, &p) || p.sport != bpf_htons(DNS_PORT))
+		return 0;
+	p.netns = skb->dev->nd_net.net->ns.inum;
+	return capture_dns(skb, &p);
 }

@@ -54,7 +54,7 @@ export function checkPrivileges(): void {
     );
 }
 
-/** UDP and DNS are an addition: without cgroup v2 or a recent kernel, TCP tracing goes on alone. */
+/** UDP and DNS are an addition: without cgroup v2 or a recent kernel (6.3), TCP tracing goes on alone. */
 function startNetTracer(native: BpfNative, tcp: TcpTracer, opts: CollectorOptions, log: Logger): NetTracer | undefined {
   const cgroupRoot = findCgroup2Root();
   if (!cgroupRoot) {
@@ -62,13 +62,16 @@ function startNetTracer(native: BpfNative, tcp: TcpTracer, opts: CollectorOption
     return undefined;
   }
   try {
-    return NetTracer.start(native, {
+    const net = NetTracer.start(native, {
       objectPath: NET_OBJECT,
       btfPath: opts.btf,
       cgroupRoot,
       maxUdpFlows: opts.maxUdpFlows,
       ring: { obj: tcp.obj, map: 'events', bytes: opts.ringbufBytes },
     });
+    if (net.linearDnsOnly)
+      log.warn('tracing programs cannot read whole packets on this kernel (skb dynptrs need Linux >= 6.12): DNS over TCP is not seen');
+    return net;
   } catch (e) {
     if (!(e instanceof EnvironmentError)) throw e;
     log.warn(`${e.message}: UDP flows and DNS are off`);
@@ -161,7 +164,7 @@ export class Collector {
   }
 
   get description(): string {
-    return `TCP via ${this.tcp.mode}${this.net ? '; UDP and DNS via cgroup programs' : ''}`;
+    return `TCP via ${this.tcp.mode}${this.net ? '; UDP and DNS via tp_btf' : ''}`;
   }
 
   private flush(intervalEnd: boolean): void {

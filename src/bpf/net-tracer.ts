@@ -1,6 +1,8 @@
 /**
- * Loads bpf/net.bpf.c: UDP flow accounting and DNS capture from cgroup
- * programs on the cgroup v2 root. DNS packets go into the TCP tracer's ring
+ * Loads bpf/net.bpf.c: UDP flow accounting from the sock_send_length and
+ * sock_recv_length tracepoints (peers of unconnected sockets from cgroup
+ * sock_addr programs on the cgroup v2 root), DNS capture from the device
+ * tracepoints. DNS packets go into the TCP tracer's ring
  * buffer (one ring, one order); UDP counts stay in the kernel until
  * collectUdp() swaps and drains a flow table.
  */
@@ -12,7 +14,8 @@ import { EnvironmentError } from '../util/errors.js';
 import type { MapDump } from './native.js';
 import { addCachedFlows } from '../events/udp-flow.js';
 
-const PROGRAMS = ['sock_create', 'skb_egress', 'skb_ingress'] as const;
+const CGROUP_PROGRAMS = ['sock_create', 'udp4_sendmsg', 'udp6_sendmsg', 'udp4_recvmsg', 'udp6_recvmsg'] as const;
+const TRACING_PROGRAMS = ['udp_send', 'udp_recv', 'dns_xmit', 'dns_receive'] as const;
 
 export interface NetTracerOptions {
   objectPath: string;
@@ -44,7 +47,26 @@ export class NetTracer {
     private readonly obj: ObjectHandle,
   ) {}
 
+  /**
+   * DNS payloads are read through skb dynptrs, which tracing programs may
+   * make from Linux 6.12; before that, the load fails and is retried reading
+   * the linear part only (TCP keeps its payload in page fragments: DNS over
+   * TCP is then not seen, nor the parts of UDP answers a driver put there).
+   */
   static start(native: BpfNative, opts: NetTracerOptions): NetTracer {
+    try {
+      return NetTracer.load(native, opts, true);
+    } catch {
+      const tracer = NetTracer.load(native, opts, false);
+      tracer.linearDnsOnly = true;
+      return tracer;
+    }
+  }
+
+  /** true when DNS payloads are read from the packets' linear part only (see start) */
+  linearDnsOnly = false;
+
+  private static load(native: BpfNative, opts: NetTracerOptions, skbDynptr: boolean): NetTracer {
     let obj: ObjectHandle;
     try {
       obj = native.open(opts.objectPath, opts.btfPath);
@@ -56,14 +78,17 @@ export class NetTracer {
       native.setMaxEntries(obj, 'udp_flows_0', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'udp_flows_1', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'dns_events', opts.ring.bytes);
+      native.setGlobal(obj, 'skb_dynptr', Buffer.from([skbDynptr ? 1 : 0]));
       native.reuseMap(obj, 'dns_events', opts.ring.obj, opts.ring.map);
       native.load(obj);
-      for (const p of PROGRAMS) tracer.links.push(native.attachCgroup(obj, p, opts.cgroupRoot));
+      for (const p of CGROUP_PROGRAMS) tracer.links.push(native.attachCgroup(obj, p, opts.cgroupRoot));
+      for (const p of TRACING_PROGRAMS) tracer.links.push(native.attach(obj, p));
     } catch (e) {
+      tracer.detach();
       native.close(obj);
       const msg = (e as Error).message;
-      const hint = /bpf_cast_to_kern_ctx/.test(msg)
-        ? ' (needs the bpf_cast_to_kern_ctx kfunc, Linux >= 6.2)'
+      const hint = /sock_(send|recv)_length/.test(msg)
+        ? ' (needs the sock:sock_send_length and sock:sock_recv_length tracepoints, Linux >= 6.3)'
         : isNativeError(e) && (e.errno === 1 || e.errno === 13)
           ? ': run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN'
           : '';

@@ -1,7 +1,14 @@
 /**
- * Pairs the DNS queries local clients send with the answers they receive
- * (same socket, same id, same question), producing one record per lookup,
- * and teaches the name cache the addresses each answer carries.
+ * Pairs the DNS queries local clients send with the answers they receive,
+ * producing one record per lookup, and teaches the name cache the addresses
+ * each answer carries.
+ *
+ * An answer is seen as it arrives on a device, before any socket is known:
+ * it belongs to the query sent from its destination address and port, in the
+ * same network namespace, with the same id and question. A forwarded answer
+ * is seen on every hop; only the copy arriving in the asking namespace
+ * matches, the others are counted as unmatched and add nothing (they would
+ * name addresses in namespaces that never asked).
  */
 import type { DnsPacket } from '../events/dns-event.js';
 import type { DnsRecord } from '../events/records.js';
@@ -17,7 +24,7 @@ export interface DnsStats {
   lookups: number;
   /** packets that could not be parsed: counted and skipped */
   malformed: number;
-  /** answers with no query seen (the query predates the agent, or was lost) */
+  /** answers with no query seen in their namespace: copies on forwarding hops, queries older than the agent */
   unmatchedAnswers: number;
   /** pending queries dropped because too many were outstanding */
   pendingDropped: number;
@@ -34,8 +41,10 @@ export class DnsTracker {
     private readonly maxPending = 10_000,
   ) {}
 
+  /** The client's end (the query's source, the answer's destination), the id and the question. */
   private static key(p: DnsPacket, m: DnsMessage): string {
-    return `${p.sock}|${m.id}|${m.question?.name ?? ''}|${m.question?.type ?? ''}`;
+    const q = m.question;
+    return `${p.local.netns}|${p.local.addr}|${p.local.port}|${m.id}|${q?.name ?? ''}|${q?.type ?? ''}`;
   }
 
   handle(packet: DnsPacket): void {
@@ -56,10 +65,13 @@ export class DnsTracker {
     if (packet.direction !== 'ingress' || !m.isResponse) return;
     const key = DnsTracker.key(packet, m);
     const query = this.pending.get(key);
-    if (query) this.pending.delete(key);
-    else this.stats.unmatchedAnswers++;
-    this.learn(packet, m);
-    this.record(query?.packet ?? packet, m, packet.ts, query ? packet.ts - query.packet.ts : null);
+    if (!query) {
+      this.stats.unmatchedAnswers++;
+      return;
+    }
+    this.pending.delete(key);
+    this.learn(query.packet, m);
+    this.record(query.packet, m, packet.ts, packet.ts - query.packet.ts);
   }
 
   /** Every A/AAAA address of the answer maps to the name the client asked (before any CNAME). */

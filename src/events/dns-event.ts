@@ -12,8 +12,6 @@ export interface DnsPacket {
   transport: 'udp' | 'tcp';
   /** sent by the local client (a query) or received by it (an answer) */
   direction: 'egress' | 'ingress';
-  /** opaque socket identity: pairs a query with its answer */
-  sock: string;
   local: LocalEndpoint;
   remote: Endpoint;
   /** the DNS bytes captured (for TCP, with the 2-byte length prefix) */
@@ -38,7 +36,6 @@ export function decodeDnsEvent(b: Buffer, off: number, clock: MonotonicClock): D
     family: family === AF_INET ? 4 : 6,
     transport: protocol === 17 ? 'udp' : 'tcp',
     direction: direction === PACKET_DIRECTION.EGRESS ? 'egress' : 'ingress',
-    sock: b.readBigUInt64LE(off + F.sock.offset).toString(16),
     local: {
       addr: formatAddr(family, b, off + F.laddr.offset),
       port: b.readUInt16LE(off + F.lport.offset),

@@ -43,7 +43,6 @@ function packet(payload: Buffer, direction: 'egress' | 'ingress', transport: 'ud
     family: 4,
     transport,
     direction,
-    sock: 'ffff0001',
     local: { addr: '10.0.0.1', port: 40000, pid: 1, comm: 'x', cgroupId: 1, netns: 1 },
     remote: { addr: '10.0.0.2', port: 53 },
     payload,
@@ -104,31 +103,60 @@ describe('DNS parsing never throws', () => {
   });
 });
 
+/** The query a response answers: the same message with the QR bit clear. */
+function queryOf(response: Buffer): Buffer {
+  const q = Buffer.from(response);
+  q[2] = q[2]! & 0x7f;
+  return q;
+}
+
 describe('DnsTracker counts what it skips', () => {
-  test('malformed packets are counted one for one; valid answers still name addresses', () => {
+  test('malformed packets and answers nobody asked for are counted one for one; answered queries are lookups', () => {
     fc.assert(
       fc.property(fc.array(fc.oneof(fc.uint8Array({ maxLength: 100 }).map((b) => ({ junk: Buffer.from(b) })), responseArb.map((ok) => ({ ok }))), { maxLength: 30 }), (items) => {
         const cache = new DnsNameCache();
         const out: DnsRecord[] = [];
         const tracker = new DnsTracker(cache, (r) => out.push(r));
         let expectedMalformed = 0;
+        let expectedUnmatched = 0;
         let expectedLookups = 0;
         for (const it of items) {
           if ('junk' in it) {
             if ('error' in parseDnsMessage(it.junk, 'udp')) expectedMalformed++;
-            else if (dnsPacket.decode(it.junk).type === 'response') expectedLookups++;
+            else if (dnsPacket.decode(it.junk).type === 'response') expectedUnmatched++;
             tracker.handle(packet(it.junk, 'ingress'));
           } else {
             expectedLookups++;
+            tracker.handle(packet(queryOf(it.ok), 'egress'));
             tracker.handle(packet(it.ok, 'ingress'));
           }
         }
         assert.equal(tracker.stats.malformed, expectedMalformed);
+        assert.equal(tracker.stats.unmatchedAnswers, expectedUnmatched);
         assert.equal(tracker.stats.lookups, expectedLookups);
         assert.equal(out.length, expectedLookups);
       }),
       { numRuns: 500 },
     );
+  });
+
+  test('an answer is the lookup of the namespace that asked: copies on other hops name nothing', () => {
+    const cache = new DnsNameCache();
+    const out: DnsRecord[] = [];
+    const tracker = new DnsTracker(cache, (r) => out.push(r));
+    const answer = dnsPacket.encode({
+      type: 'response',
+      id: 7,
+      flags: dnsPacket.RECURSION_DESIRED,
+      questions: [{ type: 'A', name: 'asked.test' }],
+      answers: [{ type: 'A', name: 'asked.test', ttl: 60, data: '192.0.2.9' }],
+    });
+    const inNetns = (p: DnsPacket, netns: number): DnsPacket => ({ ...p, local: { ...p.local, netns } });
+    tracker.handle(inNetns(packet(queryOf(answer), 'egress'), 5));
+    tracker.handle(inNetns(packet(answer, 'ingress'), 1)); // the node's copy, on its way to namespace 5
+    assert.deepEqual([out.length, tracker.stats.unmatchedAnswers, cache.lookup(1, '192.0.2.9', 1000)], [0, 1, undefined]);
+    tracker.handle(inNetns(packet(answer, 'ingress'), 5));
+    assert.deepEqual([out.length, out[0]?.query, out[0]?.latencyMs, cache.lookup(5, '192.0.2.9', 1000)], [1, 'asked.test', 0, 'asked.test']);
   });
 });
 
