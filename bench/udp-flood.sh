@@ -327,13 +327,13 @@ const reportedLoss = (r) => {
   return n;
 };
 // Exact: the sender's records count what the sender sent; the receiver's,
-// every datagram that reached its socket: what it read plus what the socket
-// dropped for lack of buffer (counted by the kernel after the agent saw them).
+// what it read (datagrams its socket dropped for lack of buffer never reached
+// the process, and are not counted).
 const exactness = (r) => {
-  const c = r.counts, size = r.send.size;
+  const c = r.counts;
   const sent = c.sender.packetsSent === r.send.packets && c.sender.bytesSent === r.send.bytes;
-  const arrived = r.recv.packets + Math.max(0, r.recv.drops);
-  const received = c.receiver.packetsReceived === arrived && c.receiver.bytesReceived === r.recv.bytes + Math.max(0, r.recv.drops) * size;
+  const arrived = r.recv.packets;
+  const received = c.receiver.packetsReceived === arrived && c.receiver.bytesReceived === r.recv.bytes;
   const noReverse = c.sender.packetsReceived === 0 && c.receiver.packetsSent === 0;
   return { sent, received, noReverse, arrived, exact: sent && received && noReverse };
 };

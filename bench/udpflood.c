@@ -7,7 +7,8 @@
  *                 [--batch N] [--sndbuf BYTES]
  *
  * recv binds ADDR:P (default 0.0.0.0), prints {"role":"recv","ready":true,...}
- * on stderr once bound, then counts datagrams and payload bytes (recvmmsg)
+ * on stderr once bound, then counts datagrams and payload bytes (recvmmsg,
+ * asking for each sender's address, as a server that answers or logs does)
  * until SIGINT/SIGTERM, or until no datagram came for --idle-timeout seconds
  * (default 0: wait for a signal) after the first. It then prints one JSON line
  * on stdout:
@@ -162,7 +163,9 @@ static int run_recv(const char *bind_addr, int port, double idle_timeout, long r
   static char bufs[MAX_BATCH][2048];
   static struct mmsghdr msgs[MAX_BATCH];
   static struct iovec iovs[MAX_BATCH];
+  static struct sockaddr_in senders[MAX_BATCH];
   for (int i = 0; i < batch; i++) {
+    msgs[i].msg_hdr.msg_name = &senders[i];
     iovs[i].iov_base = bufs[i];
     iovs[i].iov_len = sizeof bufs[i]; /* larger datagrams are truncated: msg_len still tells their size */
     msgs[i].msg_hdr.msg_iov = &iovs[i];
@@ -172,6 +175,7 @@ static int run_recv(const char *bind_addr, int port, double idle_timeout, long r
   uint64_t packets = 0, bytes = 0;
   double first = 0, last = 0;
   while (!stop) {
+    for (int i = 0; i < batch; i++) msgs[i].msg_hdr.msg_namelen = sizeof senders[i]; /* the kernel shortens it */
     int n = recvmmsg(fd, msgs, (unsigned)batch, MSG_TRUNC, NULL);
     if (n < 0) {
       if (errno == EINTR) continue;

@@ -75,6 +75,17 @@ const volatile __u64 dns_wakeup_bytes = 64 * 1024;
  * make one (before Linux 6.12), and the linear part is read instead.
  */
 const volatile bool skb_dynptr = true;
+/*
+ * Read packet headers with plain loads, which the verifier turns into loads
+ * with a fault handler (Linux >= 6.16?); user space clears it where the
+ * verifier refuses them, and bpf_probe_read_kernel is called instead.
+ */
+const volatile bool direct_reads = true;
+
+/* *dst = *src, from packet memory: see direct_reads. */
+#define READ_PKT(dst, src)                                                         \
+	(direct_reads ? (*(dst) = *(const typeof(*(dst)) *)(src), 0)                \
+		      : bpf_probe_read_kernel((dst), sizeof(*(dst)), (const void *)(src)))
 
 extern int bpf_dynptr_from_skb(struct __sk_buff *skb, __u64 flags, struct bpf_dynptr *ptr__uninit) __ksym __weak;
 
@@ -168,6 +179,12 @@ static __always_inline void count(__u32 slot)
 		__sync_fetch_and_add(v, 1);
 }
 
+/*
+ * A pointer walked with a direct load (skc_net.net, skb->dev) costs the
+ * verifier ~2 ms for each path that reaches it (it looks the pointer's type up
+ * among all of the kernel's): programs walk one at their top, once, where it is
+ * needed per call, and read through probe reads where it is needed rarely.
+ */
 static __always_inline __u32 netns_of(const struct sock *sk)
 {
 	return sk->__sk_common.skc_net.net->ns.inum;
@@ -307,7 +324,7 @@ static __always_inline bool any_addr(const struct endpoint *e)
  * its own addresses when connected, else the peer the sock_addr program
  * left in its storage for this very call.
  */
-static __always_inline void flow_key(const struct sock *sk, bool egress, struct udp_flow_key *k)
+static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool egress, struct udp_flow_key *k)
 {
 	struct endpoint local, remote;
 	struct sock_info *si = NULL;
@@ -327,7 +344,7 @@ static __always_inline void flow_key(const struct sock *sk, bool egress, struct 
 	/* bound to a wildcard: the address its packets leave from, once one has */
 	if (si && si->local.family && any_addr(&local))
 		__builtin_memcpy(local.addr, si->local.addr, 16);
-	k->netns = netns_of(sk);
+	k->netns = netns;
 	k->pid = bpf_get_current_pid_tgid() >> 32;
 	k->lport = local.port;
 	k->rport = remote.port;
@@ -457,14 +474,14 @@ static __always_inline bool account_cached(__u32 slot, struct udp_flow_key *key,
 	return done;
 }
 
-static __always_inline int account_udp(const struct sock *sk, int ret, bool egress)
+static __always_inline int account_udp(const struct sock *sk, __u32 netns, int ret, bool egress)
 {
 	__u32 zero = 0, *slot = bpf_map_lookup_elem(&udp_slot, &zero);
 	bool second = slot && *slot;
 	struct udp_flow_value init = {}, *v;
 	struct udp_flow_key key;
 
-	flow_key(sk, egress, &key);
+	flow_key(sk, netns, egress, &key);
 	if (account_cached(second, &key, ret, egress))
 		return 0;
 	owner_into(&init);
@@ -492,25 +509,33 @@ static __always_inline bool is_udp(const struct sock *sk)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(udp_send, struct sock *sk, int ret, int flags)
 {
+	__u32 netns;
+
 	if (ret < 0 || !sk || !is_udp(sk))
 		return 0;
-	return account_udp(sk, ret, true);
+	netns = netns_of(sk);
+	barrier_var(netns); /* walked here, once: not sunk into every path below */
+	return account_udp(sk, netns, ret, true);
 }
 
 /* ret: bytes received (the datagram's length with MSG_TRUNC); peeks and error-queue reads are not datagrams. */
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(udp_recv, struct sock *sk, int ret, int flags)
 {
+	__u32 netns;
+
 	if (ret < 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE)) || !sk || !is_udp(sk))
 		return 0;
-	return account_udp(sk, ret, false);
+	netns = netns_of(sk);
+	barrier_var(netns); /* walked here, once: not sunk into every path below */
+	return account_udp(sk, netns, ret, false);
 }
 
 /* ---------- DNS ---------- */
 
 /* A packet as the device tracepoints see it, and where its payload is. */
 struct pkt {
-	__u64 nh;          /* kernel address of the network header */
+	const unsigned char *nh; /* the network header */
 	__u64 sock;        /* the sending socket (queries), 0 for answers */
 	__u64 cgroup_id;
 	__u32 pid;
@@ -531,12 +556,18 @@ struct pkt {
 	char comm[BPFAGENT_COMM_LEN];
 };
 
+/* The first 4 bytes of a UDP or TCP header. */
+struct ports {
+	__be16 source;
+	__be16 dest;
+};
+
 /*
  * IP and UDP/TCP headers at the network header, read in one go (a second
  * read for IPv4 options); false for anything else and for fragments past
  * the first. Extension headers are not followed.
  */
-static __always_inline bool read_headers(const struct sk_buff *skb, struct pkt *p)
+static __always_inline bool read_headers(const struct sk_buff *skb, struct pkt *p, bool answers_only)
 {
 	__u16 proto = skb->protocol;
 	const unsigned char *nh;
@@ -544,28 +575,27 @@ static __always_inline bool read_headers(const struct sk_buff *skb, struct pkt *
 	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
 		return false;
 	nh = skb->head + skb->network_header;
-	p->nh = (__u64)nh;
-	p->linear = skb->tail - skb->network_header;
-	p->data_off = nh - skb->data;
-	p->len = skb->len - p->data_off;
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct {
 			struct iphdr ip;
-			__be16 ports[2];
+			struct ports ports;
 		} h;
 		__u32 ihl;
 
-		if (bpf_probe_read_kernel(&h, sizeof(h), nh) ||
+		if (READ_PKT(&h, nh) ||
 		    (h.ip.protocol != IPPROTO_UDP && h.ip.protocol != IPPROTO_TCP) ||
 		    (h.ip.frag_off & bpf_htons(IP_OFFSET)))
 			return false;
 		ihl = h.ip.ihl * 4;
-		if (ihl != sizeof(h.ip) && bpf_probe_read_kernel(h.ports, sizeof(h.ports), nh + ihl))
+		if (ihl != sizeof(h.ip) && READ_PKT(&h.ports, nh + ihl))
 			return false;
+		if (answers_only && h.ports.source != bpf_htons(DNS_PORT))
+			return false;
+		__builtin_memset(p, 0, sizeof(*p));
 		p->family = AF_INET;
 		p->protocol = h.ip.protocol;
-		p->sport = h.ports[0];
-		p->dport = h.ports[1];
+		p->sport = h.ports.source;
+		p->dport = h.ports.dest;
 		*(__u32 *)p->saddr = h.ip.saddr;
 		*(__u32 *)p->daddr = h.ip.daddr;
 		p->payload_off = ihl; /* of the L4 header, for now */
@@ -573,21 +603,28 @@ static __always_inline bool read_headers(const struct sk_buff *skb, struct pkt *
 	} else {
 		struct {
 			struct ipv6hdr ip;
-			__be16 ports[2];
+			struct ports ports;
 		} h;
 
-		if (bpf_probe_read_kernel(&h, sizeof(h), nh) ||
+		if (READ_PKT(&h, nh) ||
 		    (h.ip.nexthdr != IPPROTO_UDP && h.ip.nexthdr != IPPROTO_TCP))
 			return false;
+		if (answers_only && h.ports.source != bpf_htons(DNS_PORT))
+			return false;
+		__builtin_memset(p, 0, sizeof(*p));
 		p->family = AF_INET6;
 		p->protocol = h.ip.nexthdr;
-		p->sport = h.ports[0];
-		p->dport = h.ports[1];
+		p->sport = h.ports.source;
+		p->dport = h.ports.dest;
 		__builtin_memcpy(p->saddr, &h.ip.saddr, 16);
 		__builtin_memcpy(p->daddr, &h.ip.daddr, 16);
 		p->payload_off = sizeof(h.ip);
 		p->payload_len = sizeof(h.ip) + bpf_ntohs(h.ip.payload_len);
 	}
+	p->nh = nh;
+	p->linear = skb->tail - skb->network_header;
+	p->data_off = nh - skb->data;
+	p->len = skb->len - p->data_off;
 	return true;
 }
 
@@ -603,14 +640,14 @@ static __always_inline bool find_payload(struct pkt *p)
 	if (p->protocol == IPPROTO_UDP) {
 		__be16 len;
 
-		if (bpf_probe_read_kernel(&len, sizeof(len), (void *)(p->nh + l4 + 4)))
+		if (READ_PKT(&len, p->nh + l4 + 4))
 			return false;
 		p->payload_off = l4 + 8;
 		p->payload_len = bpf_ntohs(len) > 8 ? bpf_ntohs(len) - 8 : 0;
 	} else {
 		__u8 doff;
 
-		if (bpf_probe_read_kernel(&doff, sizeof(doff), (void *)(p->nh + l4 + 12)))
+		if (READ_PKT(&doff, p->nh + l4 + 12))
 			return false;
 		p->payload_off = l4 + (doff >> 4) * 4;
 		p->payload_len = ip_len > p->payload_off ? ip_len - p->payload_off : 0;
@@ -722,7 +759,7 @@ int BPF_PROG(dns_xmit, const struct sk_buff *skb, const struct net_device *dev)
 {
 	const struct sock *sk = skb->sk;
 	struct sock_info *si = NULL;
-	struct pkt p = {};
+	struct pkt p;
 	bool learn = false;
 	__u8 state;
 
@@ -738,7 +775,7 @@ int BPF_PROG(dns_xmit, const struct sk_buff *skb, const struct net_device *dev)
 	} else if (sk->sk_protocol != IPPROTO_TCP || sk->__sk_common.skc_dport != bpf_htons(DNS_PORT)) {
 		return 0;
 	}
-	if (!read_headers(skb, &p))
+	if (!read_headers(skb, &p, false))
 		return 0;
 	if (learn || p.dport == bpf_htons(DNS_PORT))
 		si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
@@ -756,7 +793,7 @@ int BPF_PROG(dns_xmit, const struct sk_buff *skb, const struct net_device *dev)
 		return 0;
 	p.egress = 1;
 	p.sock = (__u64)sk;
-	p.netns = netns_of(sk);
+	p.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	if (si && si->pid) {
 		p.pid = si->pid;
 		p.cgroup_id = si->cgroup_id;
@@ -779,10 +816,10 @@ int BPF_PROG(dns_xmit, const struct sk_buff *skb, const struct net_device *dev)
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(dns_receive, const struct sk_buff *skb)
 {
-	struct pkt p = {};
+	struct pkt p;
 
-	if (!read_headers(skb, &p) || p.sport != bpf_htons(DNS_PORT))
+	if (!read_headers(skb, &p, true))
 		return 0;
-	p.netns = skb->dev->nd_net.net->ns.inum;
+	p.netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
 	return capture_dns(skb, &p);
 }
