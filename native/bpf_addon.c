@@ -130,8 +130,9 @@ static void throw_msg(napi_env env, const char *msg)
 
 /* ---------- argument helpers ---------- */
 
-#define MAX_ARGS 4
+#define MAX_ARGS 5
 #define GET_ARGS(n)                                                                    \
+	_Static_assert((n) <= MAX_ARGS, "raise MAX_ARGS");                             \
 	size_t argc = (n);                                                             \
 	napi_value argv[MAX_ARGS];                                                     \
 	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < (n)) { \
@@ -645,6 +646,38 @@ static napi_value js_map_update(napi_env env, napi_callback_info info)
 	return make_undefined(env);
 }
 
+/*
+ * chainProgram(handle, progArrayMap, index, fromHandle, progName): put a
+ * loaded program of another object into a program array, for the first
+ * object's programs to tail-call (one tracepoint run for both).
+ */
+static napi_value js_chain_program(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(5);
+	struct object *o = get_object(env, argv[0]);
+	struct object *from = o ? get_object(env, argv[3]) : NULL;
+	struct bpf_program *p;
+	struct bpf_map *m;
+	uint32_t index;
+	int fd;
+
+	if (!o || !from || !(m = get_map(env, o, argv[1])) || check_loaded(env, o, m) ||
+	    !(p = get_prog(env, from, argv[4])))
+		return NULL;
+	if (napi_get_value_uint32(env, argv[2], &index) != napi_ok) {
+		napi_throw_type_error(env, NULL, "index must be a non-negative integer");
+		return NULL;
+	}
+	fd = bpf_program__fd(p);
+	if (fd < 0) {
+		throw_errno(env, EBADF, "program %s: object not loaded", bpf_program__name(p));
+		return NULL;
+	}
+	if (bpf_map_update_elem(bpf_map__fd(m), &index, &fd, BPF_ANY))
+		throw_errno(env, errno, "put program %s in map %s", bpf_program__name(p), bpf_map__name(m));
+	return make_undefined(env);
+}
+
 /* mapDelete(handle, mapName, key) -> bool (false if absent) */
 static napi_value js_map_delete(napi_env env, napi_callback_info info)
 {
@@ -1120,6 +1153,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "mapLookup", js_map_lookup },
 		{ "mapUpdate", js_map_update },
 		{ "mapDelete", js_map_delete },
+		{ "chainProgram", js_chain_program },
 		{ "mapDump", js_map_dump },
 		{ "ringOpen", js_ring_open },
 		{ "ringStop", js_ring_stop },

@@ -68,6 +68,7 @@ function startNetTracer(native: BpfNative, tcp: TcpTracer, opts: CollectorOption
       cgroupRoot,
       maxUdpFlows: opts.maxUdpFlows,
       ring: { obj: tcp.obj, map: 'events', bytes: opts.ringbufBytes },
+      xmitChain: tcp.xmitChain,
     });
     if (net.linearDnsOnly)
       log.warn('tracing programs cannot read whole packets on this kernel (skb dynptrs need Linux >= 6.12): DNS over TCP is not seen');

@@ -52,6 +52,8 @@ export interface BpfNative {
   mapUpdate(obj: ObjectHandle, map: string, key: Buffer, value: Buffer): void;
   mapDelete(obj: ObjectHandle, map: string, key: Buffer): boolean;
   mapDump(obj: ObjectHandle, map: string, deleteAfter: boolean): MapDump;
+  /** Put `program` of loaded object `from` at `index` of program array `map`, for tail calls. */
+  chainProgram(obj: ObjectHandle, map: string, index: number, from: ObjectHandle, program: string): void;
   ringOpen(obj: ObjectHandle, map: string, callback: RingCallback, pollMs: number): RingHandle;
   ringStop(ring: RingHandle): void;
   close(obj: ObjectHandle): void;

@@ -15,7 +15,17 @@ import type { MapDump } from './native.js';
 import { addCachedFlows } from '../events/udp-flow.js';
 
 const CGROUP_PROGRAMS = ['sock_create', 'udp4_sendmsg', 'udp6_sendmsg', 'udp4_recvmsg', 'udp6_recvmsg'] as const;
-const TRACING_PROGRAMS = ['udp_send', 'udp_recv', 'dns_xmit', 'dns_receive'] as const;
+const TRACING_PROGRAMS = ['udp_send', 'udp_recv', 'dns_receive'] as const;
+/** on net:net_dev_start_xmit: tail-called by the TCP object's program there when it has one (see `xmitChain`) */
+const XMIT_PROGRAM = 'dns_xmit';
+
+/** How the programs read packets, newest kernels first (see net.bpf.c's skb_dynptr and direct_reads). */
+const READ_MODES = [
+  { skbDynptr: true, directReads: true },
+  { skbDynptr: true, directReads: false },
+  { skbDynptr: false, directReads: false },
+] as const;
+type ReadMode = (typeof READ_MODES)[number];
 
 export interface NetTracerOptions {
   objectPath: string;
@@ -25,6 +35,12 @@ export interface NetTracerOptions {
   maxUdpFlows: number;
   /** the TCP object: its ring buffer (map `events`, of this size) is shared */
   ring: { obj: ObjectHandle; map: string; bytes: number };
+  /**
+   * A program array of the TCP object whose net_dev_start_xmit program
+   * tail-calls slot 0: dns_xmit goes there rather than on the tracepoint
+   * itself (one program run per packet instead of two).
+   */
+  xmitChain?: { obj: ObjectHandle; map: string };
 }
 
 export interface UdpDrain {
@@ -48,25 +64,32 @@ export class NetTracer {
   ) {}
 
   /**
-   * DNS payloads are read through skb dynptrs, which tracing programs may
-   * make from Linux 6.12; before that, the load fails and is retried reading
-   * the linear part only (TCP keeps its payload in page fragments: DNS over
-   * TCP is then not seen, nor the parts of UDP answers a driver put there).
+   * The newest ways of reading packets need recent kernels: skb dynptrs in
+   * tracing programs (Linux 6.12), plain loads from packet memory (later).
+   * A load the verifier refuses is retried the older way; with no dynptr,
+   * only the packets' linear part is read (TCP keeps its payload in page
+   * fragments: DNS over TCP is then not seen, nor the parts of UDP answers
+   * a driver put there).
    */
   static start(native: BpfNative, opts: NetTracerOptions): NetTracer {
-    try {
-      return NetTracer.load(native, opts, true);
-    } catch {
-      const tracer = NetTracer.load(native, opts, false);
-      tracer.linearDnsOnly = true;
-      return tracer;
+    let first: unknown;
+    for (const mode of READ_MODES) {
+      try {
+        const tracer = NetTracer.load(native, opts, mode);
+        tracer.linearDnsOnly = !mode.skbDynptr;
+        return tracer;
+      } catch (e) {
+        first ??= e;
+      }
     }
+    throw first;
   }
 
   /** true when DNS payloads are read from the packets' linear part only (see start) */
   linearDnsOnly = false;
+  private chained: { obj: ObjectHandle; map: string } | undefined;
 
-  private static load(native: BpfNative, opts: NetTracerOptions, skbDynptr: boolean): NetTracer {
+  private static load(native: BpfNative, opts: NetTracerOptions, mode: ReadMode): NetTracer {
     let obj: ObjectHandle;
     try {
       obj = native.open(opts.objectPath, opts.btfPath);
@@ -78,11 +101,18 @@ export class NetTracer {
       native.setMaxEntries(obj, 'udp_flows_0', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'udp_flows_1', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'dns_events', opts.ring.bytes);
-      native.setGlobal(obj, 'skb_dynptr', Buffer.from([skbDynptr ? 1 : 0]));
+      native.setGlobal(obj, 'skb_dynptr', Buffer.from([mode.skbDynptr ? 1 : 0]));
+      native.setGlobal(obj, 'direct_reads', Buffer.from([mode.directReads ? 1 : 0]));
       native.reuseMap(obj, 'dns_events', opts.ring.obj, opts.ring.map);
       native.load(obj);
       for (const p of CGROUP_PROGRAMS) tracer.links.push(native.attachCgroup(obj, p, opts.cgroupRoot));
       for (const p of TRACING_PROGRAMS) tracer.links.push(native.attach(obj, p));
+      if (opts.xmitChain) {
+        native.chainProgram(opts.xmitChain.obj, opts.xmitChain.map, 0, obj, XMIT_PROGRAM);
+        tracer.chained = opts.xmitChain;
+      } else {
+        tracer.links.push(native.attach(obj, XMIT_PROGRAM));
+      }
     } catch (e) {
       tracer.detach();
       native.close(obj);
@@ -135,6 +165,8 @@ export class NetTracer {
   /** Detach the programs (the shared ring is drained by its owner). */
   detach(): void {
     for (const l of this.links.splice(0)) this.native.detach(l);
+    if (this.chained) this.native.mapDelete(this.chained.obj, this.chained.map, Buffer.alloc(4));
+    this.chained = undefined;
   }
 
   /** After detach: what both tables still hold. */

@@ -64,6 +64,14 @@ export class TcpTracer {
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
   }
 
+  /**
+   * The program array its net_dev_start_xmit program tail-calls (tp_btf
+   * only: a tail call reaches programs of the same kind and attach point).
+   */
+  get xmitChain(): { obj: ObjectHandle; map: string } | undefined {
+    return this.mode === 'tp_btf' ? { obj: this.obj, map: 'xmit_next' } : undefined;
+  }
+
   /** Open, load and attach; throws EnvironmentError when no mode works. */
   static start(native: BpfNative, features: KernelFeatures, opts: TcpTracerOptions): TcpTracer {
     const candidates: AttachMode[] = opts.mode === 'auto' ? [...ATTACH_MODES] : [opts.mode];
