@@ -191,14 +191,15 @@ static __always_inline void current_owner(struct owner *o, __u8 source)
 }
 
 /*
- * Read through probe reads in every flavour: a pointer walked with a direct
- * load (skc_net.net) costs the verifier ~2 ms per path that reaches it (it
- * looks the pointer's type up among all of the kernel's), which made up most
- * of the tp_btf programs' load time, for ~20 ns saved per record.
+ * The socket's network namespace. The tp_btf flavour walks the pointer once,
+ * at the top of its program, and passes it down as `known`: a pointer walked
+ * with a direct load costs the verifier ~2 ms for each path that reaches it
+ * (it looks the pointer's type up among all of the kernel's), which made most
+ * of the load time when it was walked where it is used.
  */
-static __always_inline __u32 sock_netns(const struct sock *sk)
+static __always_inline __u32 sock_netns(const struct sock *sk, __u32 known, const bool direct)
 {
-	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return direct ? known : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
 /*
@@ -213,9 +214,9 @@ static __always_inline __u16 local_port(const struct sock *sk, const struct tcp_
 }
 
 static __always_inline void fill_listen_key(struct listen_key *k, const struct sock *sk, const struct tcp_sock *tp,
-					    const bool direct)
+					    __u32 netns, const bool direct)
 {
-	k->netns = sock_netns(sk);
+	k->netns = sock_netns(sk, netns, direct);
 	k->port = local_port(sk, tp, direct);
 	k->family = RD(direct, sk, __sk_common.skc_family);
 }
@@ -433,7 +434,7 @@ static __always_inline void adopt_forwarded(const struct sock *sk, const struct 
 }
 
 static __always_inline void emit_close(const struct sock *sk, const struct tcp_sock *tp, struct sock_info *info,
-				       int oldstate, int sk_err, const bool direct)
+				       int oldstate, int sk_err, __u32 netns, const bool direct)
 {
 	struct tcp_close_event *e;
 	__u64 queued;
@@ -454,7 +455,7 @@ static __always_inline void emit_close(const struct sock *sk, const struct tcp_s
 	payload_bytes(sk, tp, info, oldstate, &e->bytes_sent, &e->bytes_received, direct);
 	e->retransmits = RD(direct, tp, total_retrans);
 	e->srtt_us = RD(direct, tp, srtt_us) >> 3;
-	e->netns = sock_netns(sk);
+	e->netns = sock_netns(sk, netns, direct);
 	e->lport = local_port(sk, tp, direct);
 	e->rport = bpf_ntohs(RD(direct, sk, __sk_common.skc_dport));
 	read_addrs(e, sk, direct);
@@ -486,7 +487,8 @@ static __always_inline void claim_passive(struct sock_info *info)
 	current_owner(&info->owner, BPFAGENT_OWNER_CLOSE);
 }
 
-static __always_inline int on_state_change(const struct sock *sk, int oldstate, int newstate, const bool direct)
+static __always_inline int on_state_change(const struct sock *sk, __u32 netns, int oldstate, int newstate,
+					   const bool direct)
 {
 	__u64 key = (__u64)sk;
 	const struct tcp_sock *tp;
@@ -511,7 +513,7 @@ static __always_inline int on_state_change(const struct sock *sk, int oldstate, 
 		tp = as_tcp(sk, direct);
 		if (!tp)
 			return 0;
-		fill_listen_key(&lk, sk, tp, direct);
+		fill_listen_key(&lk, sk, tp, netns, direct);
 		current_owner(&o, BPFAGENT_OWNER_LISTENER);
 		if (bpf_map_update_elem(&listeners, &lk, &o, BPF_ANY) != 0)
 			count(BPFAGENT_LOSS_LISTEN_MAP_FULL);
@@ -533,7 +535,7 @@ static __always_inline int on_state_change(const struct sock *sk, int oldstate, 
 		tp = as_tcp(sk, direct);
 		if (!tp)
 			return 0;
-		fill_listen_key(&lk, sk, tp, direct);
+		fill_listen_key(&lk, sk, tp, netns, direct);
 		track(sk, BPFAGENT_DIR_INBOUND, bpf_map_lookup_elem(&listeners, &lk));
 		return 0;
 	}
@@ -551,7 +553,7 @@ static __always_inline int on_state_change(const struct sock *sk, int oldstate, 
 		if (oldstate == TCP_LISTEN) {
 			struct listen_key lk = {};
 
-			fill_listen_key(&lk, sk, tp, direct);
+			fill_listen_key(&lk, sk, tp, netns, direct);
 			bpf_map_delete_elem(&listeners, &lk);
 			return 0;
 		}
@@ -568,7 +570,7 @@ static __always_inline int on_state_change(const struct sock *sk, int oldstate, 
 			claim_passive(info);
 		if (oldstate == TCP_SYN_SENT)
 			adopt_forwarded(sk, tp, info, direct); /* a failed attempt: where did it go? */
-		emit_close(sk, tp, info, oldstate, sk_err, direct);
+		emit_close(sk, tp, info, oldstate, sk_err, netns, direct);
 		bpf_map_delete_elem(&socks, &key);
 		return 0;
 	}
@@ -709,7 +711,10 @@ static __always_inline int on_xmit(const struct sk_buff *skb, const bool direct)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(btf_state, const struct sock *sk, int oldstate, int newstate)
 {
-	return on_state_change(sk, oldstate, newstate, true);
+	__u32 netns = sk->__sk_common.skc_net.net->ns.inum;
+
+	barrier_var(netns); /* walked here, once (see sock_netns) */
+	return on_state_change(sk, netns, oldstate, newstate, true);
 }
 
 SEC("tp_btf/tcp_send_reset")
@@ -749,7 +754,7 @@ int BPF_PROG(btf_xmit, const struct sk_buff *skb, const struct net_device *dev)
 SEC("raw_tp/inet_sock_set_state")
 int BPF_PROG(raw_state, const struct sock *sk, int oldstate, int newstate)
 {
-	return on_state_change(sk, oldstate, newstate, false);
+	return on_state_change(sk, 0, oldstate, newstate, false);
 }
 
 SEC("raw_tp/tcp_send_reset")
@@ -775,7 +780,7 @@ int BPF_PROG(raw_xmit, const struct sk_buff *skb, const struct net_device *dev)
 SEC("tracepoint/sock/inet_sock_set_state")
 int tp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
-	return on_state_change((const struct sock *)BPF_CORE_READ(ctx, skaddr), BPF_CORE_READ(ctx, oldstate),
+	return on_state_change((const struct sock *)BPF_CORE_READ(ctx, skaddr), 0, BPF_CORE_READ(ctx, oldstate),
 			       BPF_CORE_READ(ctx, newstate), false);
 }
 
