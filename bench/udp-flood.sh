@@ -7,12 +7,22 @@
 #   bash bench/udp-flood.sh [--duration SECONDS] [--rounds N] [--rates LIST]
 #                           [--size BYTES] [--batch N] [--interval DUR]
 #                           [--settle SECONDS] [--port N] [--retries N]
-#                           [--quiet-wait SECONDS] [--agent-dir DIR]
+#                           [--quiet-wait SECONDS] [--agent-dir DIR] [--no-pin]
+#                           [--no-kernel-pass]
 #
 # --rates: comma-separated datagram rates to run, one variant each; 0 is flat
 # out (default "0,200000,100000"). --interval is the agent's UDP --interval
 # (1s).
 # --agent-dir runs the agent of another built checkout (default: this one).
+# The sender runs on CPU 0 and the receiver on CPU 1 (taskset), in every mode:
+# left to the scheduler, the two sometimes share a CPU and sometimes not, and
+# the baseline's packet rate jumps by a third between runs. --no-pin leaves
+# them to the scheduler.
+# After the rounds, the agent runs once more at 100000 datagrams/s with
+# kernel.bpf_stats_enabled=1: the time its BPF programs take per datagram,
+# against the CPU the load spends per datagram (--no-kernel-pass skips it).
+# The packet rate of this VM drifts by a third from one run to the next;
+# that time does not.
 # --retries: a run during which other work used more than 0.1 core is run
 # again, up to N times (default 2; 0 keeps every run). Before each run the
 # script waits up to --quiet-wait s (30) for the rest of the machine to use
@@ -33,6 +43,11 @@ INTERVAL=1s    # the agent's --interval (UDP flows are reported per interval)
 SETTLE=1       # seconds between the end of the flood and stopping the agent
 PORT=19100     # the receiver's port, in its own network namespace
 AGENT_DIR=
+PIN=1               # sender on CPU 0, receiver on CPU 1
+KERNEL_PASS=1       # after the rounds, one agent run with bpf_stats on
+STATS_PASS=0
+KERNEL_PASS_RATE=100000
+STATS_WAS=
 RETRIES=2           # reruns of a run disturbed by other work on the machine
 BUSY_MILLICORES=100 # "disturbed": other work used more than 0.1 core
 IDLE=0.3            # the receiver stops this long after the last datagram
@@ -49,6 +64,8 @@ while (($#)); do
     --settle) SETTLE=$2; shift 2 ;;
     --port) PORT=$2; shift 2 ;;
     --agent-dir) AGENT_DIR=$2; shift 2 ;;
+    --no-pin) PIN=0; shift ;;
+    --no-kernel-pass) KERNEL_PASS=0; shift ;;
     --retries) RETRIES=$2; shift 2 ;;
     --quiet-wait) QUIET_WAIT=$2; shift 2 ;;
     -h|--help) usage 0 ;;
@@ -84,6 +101,10 @@ RUNS=$RUNDIR/runs.jsonl
 
 FLOOD=$RESULTS/udpflood
 gcc -O2 -Wall -o "$FLOOD" bench/udpflood.c
+ON_SENDER_CPU=() ON_RECEIVER_CPU=() PINNED="not pinned"
+if ((PIN)) && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+  ON_SENDER_CPU=(taskset -c 0) ON_RECEIVER_CPU=(taskset -c 1) PINNED="sender on CPU 0, receiver on CPU 1"
+fi
 
 # ------------------------------------------------------------------ setup
 NS_A=bpfudp-a-$$ # sender
@@ -104,6 +125,7 @@ cleanup() {
     fi
   done
   rm -f "$SHM".*
+  [[ -n $STATS_WAS ]] && sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
   # deleting a namespace deletes the veth end in it, and with it its peer
   ip netns del "$NS_A" 2>/dev/null || true
   ip netns del "$NS_B" 2>/dev/null || true
@@ -163,7 +185,7 @@ foreign_agents() {
 flood() { # rate [agent_pid]
   local rate=$1 agent=${2:-} h0 h1 t0=0 t1=0 deadline
   rm -f "$SHM.recv" "$SHM.recv.err"
-  ip netns exec "$NS_B" "$FLOOD" recv --bind "$ADDR_B" --port "$PORT" --idle-timeout "$IDLE" --batch "$BATCH" \
+  ip netns exec "$NS_B" "${ON_RECEIVER_CPU[@]}" "$FLOOD" recv --bind "$ADDR_B" --port "$PORT" --idle-timeout "$IDLE" --batch "$BATCH" \
     >"$SHM.recv" 2>"$SHM.recv.err" &
   RECV_PID=$!
   deadline=$(($(now_ns) + 10000000000))
@@ -174,7 +196,7 @@ flood() { # rate [agent_pid]
   done
   [[ -n $agent ]] && t0=$(cpu_ticks "$agent")
   h0=$(host_busy_ticks)
-  SEND=$(ip netns exec "$NS_A" "$FLOOD" send --dest "$ADDR_B" --port "$PORT" --duration "$DURATION" \
+  SEND=$(ip netns exec "$NS_A" "${ON_SENDER_CPU[@]}" "$FLOOD" send --dest "$ADDR_B" --port "$PORT" --duration "$DURATION" \
     --rate "$rate" --size "$SIZE" --batch "$BATCH")
   h1=$(host_busy_ticks)
   [[ -n $agent ]] && t1=$(cpu_ticks "$agent")
@@ -251,7 +273,10 @@ run_bpfagent() { # rate round attempt
   # its creation; the agent's CPU counts from ready to just before SIGINT
   w0=$(now_ns)
   cpu0=$(cpu_ticks "$AGENT_PID")
+  local p0 progs=null
+  ((STATS_PASS)) && p0=$(node bench/prog-stats.mjs snapshot "$AGENT_PID")
   flood "$rate" "$AGENT_PID"
+  ((STATS_PASS)) && progs=$(node bench/prog-stats.mjs delta "$p0" "$(node bench/prog-stats.mjs snapshot "$AGENT_PID")")
   snooze "$SETTLE"
   cpu1=$(cpu_ticks "$AGENT_PID")
   w1=$(now_ns)
@@ -262,8 +287,8 @@ run_bpfagent() { # rate round attempt
   summary=$(grep -m1 '"msg":"summary:' "$err" || echo null)
   counts=$(node --input-type=module -e "$COUNT_JS" "$out" "$NETNS_A" "$NETNS_B" "$PORT" "$(json_num "$SEND" localPort)")
   rm -f "$out"
-  RUN_JSON=$(printf '{"mode":"bpfagent","rate":%d,"round":%d,"foreignAgents":%d,"send":%s,"recv":%s,"host":%s,"readyMs":%.1f,"cpuTicks":%d,"cpuWallS":%s,"clkTck":%d,"exitCode":%d,"counts":%s,"summary":%s}' \
-    "$rate" "$r" "$foreign" "$SEND" "$RECV" "$HOST" "$(((t1 - t0) / 1000))e-3" $((cpu1 - cpu0)) "$(((w1 - w0) / 1000000))e-3" "$TICK" "$rc" "$counts" "$summary")
+  RUN_JSON=$(printf '{"mode":"bpfagent","rate":%d,"round":%d,"foreignAgents":%d,"send":%s,"recv":%s,"host":%s,"readyMs":%.1f,"cpuTicks":%d,"cpuWallS":%s,"clkTck":%d,"exitCode":%d,"counts":%s,"summary":%s,"progs":%s}' \
+    "$rate" "$r" "$foreign" "$SEND" "$RECV" "$HOST" "$(((t1 - t0) / 1000))e-3" $((cpu1 - cpu0)) "$(((w1 - w0) / 1000000))e-3" "$TICK" "$rc" "$counts" "$summary" "$progs")
   log "  bpfagent  sent $(json_num "$SEND" packets) ($(json_num "$SEND" pps)/s) received $(json_num "$RECV" packets) drops $(json_num "$RECV" drops) cpu=$((cpu1 - cpu0))ticks exit=$rc other=${OTHER_MILLICORES}m"
   log "            records $counts"
 }
@@ -300,6 +325,23 @@ for rate in "${RATE_LIST[@]}"; do
     done
   done
 done
+
+# One more agent run with kernel.bpf_stats_enabled=1: the time its BPF
+# programs take per datagram. The counting itself adds to every program run,
+# so this run is not in the table's medians.
+KERNEL_PASS_FILE=$RUNDIR/kernel-pass.jsonl
+if ((KERNEL_PASS)); then
+  log "bench: kernel programs pass (bpf_stats) at $KERNEL_PASS_RATE/s"
+  STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
+  sysctl -qw kernel.bpf_stats_enabled=1
+  STATS_PASS=1
+  wait_quiet
+  run_bpfagent "$KERNEL_PASS_RATE" 1 1
+  printf '%s\n' "$RUN_JSON" >"$KERNEL_PASS_FILE"
+  STATS_PASS=0
+  sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
+  STATS_WAS=
+fi
 
 # ------------------------------------------------------------------ report
 read -r -d '' REPORT_JS <<'EOF' || true
@@ -412,7 +454,7 @@ for (const rate of config.rates)
 const widths = cols.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 const out = [
   `udp flood: ${config.size}-byte datagrams, netns A -> netns B over veth, ${config.duration} s per run, ${config.rounds} rounds, ` +
-    `batch ${config.batch}, ${config.nproc} CPUs, kernel ${config.kernel}, agent ${config.agentRev} --interval ${config.interval}`,
+    `batch ${config.batch}, ${config.nproc} CPUs (${config.pinned}), kernel ${config.kernel}, agent ${config.agentRev} --interval ${config.interval}`,
   ...rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()),
 ];
 for (const rate of config.rates) {
@@ -438,6 +480,20 @@ for (const rate of config.rates) {
   out.push(`  ${notes.join("; ")}`);
   out.push(`  other CPU while loaded (cores, by round): baseline ${b.otherCores.map((c) => c.toFixed(2)).join(", ")}; bpfagent ${m.otherCores.map((c) => c.toFixed(2)).join(", ")}`);
 }
+const passPath = path.join(path.dirname(runsPath), "kernel-pass.jsonl");
+if (existsSync(passPath)) {
+  const [k] = readJsonl(passPath);
+  const progs = Object.entries(k.progs ?? {}).filter(([, v]) => v.runs > 0).sort((a, b) => b[1].ns - a[1].ns);
+  const packets = k.send.packets;
+  const totalNs = sum(progs.map(([, v]) => v.ns)) / packets;
+  const base = summary[k.rate]?.baseline?.loadCpuUsPerPacketMedian;
+  out.push(
+    `bpfagent per datagram at ${k.rate}/s: BPF programs ${totalNs.toFixed(0)} ns [` +
+      progs.map(([name, v]) => `${name} ${(v.ns / packets).toFixed(0)} (${(v.runs / packets).toFixed(1)} x ${(v.ns / v.runs).toFixed(0)} ns)`).join(", ") + "]" +
+      (base ? `; the load's CPU per datagram without the agent (median) ${(base * 1000).toFixed(0)} ns: the programs add ${pct(totalNs / (base * 1000))}` : "") +
+      " (one bpf_stats run, which adds its own ~tens of ns per program run)",
+  );
+}
 if (discarded.length)
   out.push(`rerun because other work used > 0.1 cores: ` + discarded.map((r) => `${r.mode} ${r.rate ? r.rate + "/s" : "flat out"} round ${r.round} (${otherCores(r).toFixed(2)})`).join(", "));
 const busy = runs.filter((r) => otherCores(r) > 0.1);
@@ -453,5 +509,5 @@ EOF
 
 RATES_JSON="[${RATES}]"
 node --input-type=module -e "$REPORT_JS" "$RUNS" "$RESULTS/udp-flood-$STAMP.json" \
-  "{\"duration\":$DURATION,\"rounds\":$ROUNDS,\"rates\":$RATES_JSON,\"size\":$SIZE,\"batch\":$BATCH,\"interval\":\"$INTERVAL\",\"settle\":$SETTLE,\"port\":$PORT,\"retries\":$RETRIES,\"nproc\":$(nproc),\"kernel\":\"$(uname -r)\",\"stamp\":\"$STAMP\",\"netnsA\":$NETNS_A,\"netnsB\":$NETNS_B,\"agentDir\":\"$AGENT_DIR\",\"agentRev\":\"$AGENT_REV\"}" |
+  "{\"duration\":$DURATION,\"rounds\":$ROUNDS,\"rates\":$RATES_JSON,\"size\":$SIZE,\"batch\":$BATCH,\"interval\":\"$INTERVAL\",\"settle\":$SETTLE,\"port\":$PORT,\"retries\":$RETRIES,\"nproc\":$(nproc),\"pinned\":\"$PINNED\",\"kernel\":\"$(uname -r)\",\"stamp\":\"$STAMP\",\"netnsA\":$NETNS_A,\"netnsB\":$NETNS_B,\"agentDir\":\"$AGENT_DIR\",\"agentRev\":\"$AGENT_REV\"}" |
   tee "$RESULTS/udp-flood-$STAMP.txt"

@@ -45,7 +45,7 @@ export interface BpfNative {
   reuseMap(obj: ObjectHandle, map: string, from: ObjectHandle, fromMap: string): void;
   load(obj: ObjectHandle): void;
   attach(obj: ObjectHandle, program: string): LinkHandle;
-  /** Attach a cgroup program (cgroup_skb/*, cgroup/sock_*) to a cgroup v2 directory. */
+  /** Attach a cgroup program (cgroup/sock_create, cgroup/sendmsg4, ...) to a cgroup v2 directory. */
   attachCgroup(obj: ObjectHandle, program: string, cgroupDir: string): LinkHandle;
   detach(link: LinkHandle): void;
   mapLookup(obj: ObjectHandle, map: string, key: Buffer): Buffer | null;
