@@ -103,12 +103,12 @@ enum bpfagent_net_counter {
 };
 
 /*
- * Key of the in-kernel UDP flow tables (udp_flows_0/1): one flow per socket
- * owner and 5-tuple, seen from the local end.
+ * Key of the in-kernel UDP flow tables (udp_flows_0/1): one flow per process
+ * (the one sending or reading) and 5-tuple, seen from the local end.
  */
 struct udp_flow_key {
 	__u32 netns;  /* network namespace inode */
-	__u32 pid;    /* owner's thread group id, 0 when unknown */
+	__u32 pid;    /* thread group id of the sender or reader */
 	__u16 lport;  /* host byte order */
 	__u16 rport;
 	__u8 family;  /* AF_INET or AF_INET6 of the packets */
@@ -122,7 +122,7 @@ struct udp_flow_value {
 	__u64 bytes_sent;     /* UDP payload bytes */
 	__u64 packets_received;
 	__u64 bytes_received;
-	__u64 cgroup_id;      /* owner's cgroup v2 id */
+	__u64 cgroup_id;      /* the process's cgroup v2 id */
 	char comm[BPFAGENT_COMM_LEN];
 };
 
@@ -154,9 +154,11 @@ enum bpfagent_packet_direction {
 };
 
 /*
- * A DNS message as a client sees it: a query it sent or an answer it
- * received, over UDP or TCP port 53. `data` holds the UDP payload, or the
- * TCP payload (with its 2-byte length prefix).
+ * A DNS message as a client sees it: a query it sent (seen leaving its
+ * socket: pid, cgroup_id, comm and sock set) or an answer it received (seen
+ * arriving on a device, before any socket: those are 0), over UDP or TCP
+ * port 53. `data` holds the UDP payload, or the TCP payload (with its 2-byte
+ * length prefix). netns: the socket's namespace, or the device's.
  */
 struct dns_event {
 	__u8 kind;      /* BPFAGENT_EVENT_DNS */
@@ -166,7 +168,7 @@ struct dns_event {
 	__u32 pid;
 	__u64 ts_ns;    /* CLOCK_MONOTONIC */
 	__u64 cgroup_id;
-	__u64 sock;     /* opaque socket identity, pairs queries with answers */
+	__u64 sock;     /* opaque identity of the querying socket, 0 for answers */
 	__u32 netns;
 	__u16 lport;
 	__u16 rport;

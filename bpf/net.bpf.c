@@ -18,6 +18,8 @@
  *                               for DNS queries sent from softirq
  *   tp_btf/net_dev_start_xmit   DNS queries leaving a local socket, and the
  *                               source address of sockets bound to a wildcard
+ *                               (tail-called by tcp.bpf.c's program on the
+ *                               same tracepoint when that one runs)
  *   tp_btf/netif_receive_skb    DNS answers arriving on any device
  *
  * Why not per packet in the socket layer (cgroup_skb, as this file did
@@ -231,65 +233,59 @@ static __always_inline void set_v6(struct endpoint *e, const __u32 a[4], __u16 p
 	e->pad = 0;
 }
 
-static __always_inline struct sock_info *unconnected_info(struct bpf_sock_addr *ctx)
+/*
+ * Keep the address of this sendto() (or recvfrom()) in an unconnected UDP
+ * socket's storage, for the sock_send_length (sock_recv_length) program that
+ * ends the same call. Always allows the call.
+ */
+static __always_inline int remember_peer(struct bpf_sock_addr *ctx, const bool v6, const bool sending)
 {
 	struct bpf_sock *sk = ctx->sk;
+	struct sock_info *si;
+	struct endpoint *e;
+	__u32 a[4];
 
 	if (!sk || sk->protocol != IPPROTO_UDP || sk->state == TCP_ESTABLISHED)
-		return NULL;
-	return bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		return 1;
+	si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!si)
+		return 1;
+	e = sending ? &si->send_to : &si->recv_from;
+	if (!v6) {
+		set_v4(e, ctx->user_ip4, ctx->user_port);
+		return 1;
+	}
+	/* context fields are read 4 bytes at a time, at constant offsets */
+	a[0] = ctx->user_ip6[0];
+	a[1] = ctx->user_ip6[1];
+	a[2] = ctx->user_ip6[2];
+	a[3] = ctx->user_ip6[3];
+	set_v6(e, a, ctx->user_port);
+	return 1;
 }
 
 SEC("cgroup/sendmsg4")
 int udp4_sendmsg(struct bpf_sock_addr *ctx)
 {
-	struct sock_info *si = unconnected_info(ctx);
-
-	if (si)
-		set_v4(&si->send_to, ctx->user_ip4, ctx->user_port);
-	return 1;
+	return remember_peer(ctx, false, true);
 }
 
 SEC("cgroup/sendmsg6")
 int udp6_sendmsg(struct bpf_sock_addr *ctx)
 {
-	struct sock_info *si = unconnected_info(ctx);
-	__u32 a[4];
-
-	if (si) {
-		a[0] = ctx->user_ip6[0];
-		a[1] = ctx->user_ip6[1];
-		a[2] = ctx->user_ip6[2];
-		a[3] = ctx->user_ip6[3];
-		set_v6(&si->send_to, a, ctx->user_port);
-	}
-	return 1;
+	return remember_peer(ctx, true, true);
 }
 
 SEC("cgroup/recvmsg4")
 int udp4_recvmsg(struct bpf_sock_addr *ctx)
 {
-	struct sock_info *si = unconnected_info(ctx);
-
-	if (si)
-		set_v4(&si->recv_from, ctx->user_ip4, ctx->user_port);
-	return 1;
+	return remember_peer(ctx, false, false);
 }
 
 SEC("cgroup/recvmsg6")
 int udp6_recvmsg(struct bpf_sock_addr *ctx)
 {
-	struct sock_info *si = unconnected_info(ctx);
-	__u32 a[4];
-
-	if (si) {
-		a[0] = ctx->user_ip6[0];
-		a[1] = ctx->user_ip6[1];
-		a[2] = ctx->user_ip6[2];
-		a[3] = ctx->user_ip6[3];
-		set_v6(&si->recv_from, a, ctx->user_port);
-	}
-	return 1;
+	return remember_peer(ctx, true, false);
 }
 
 /* ---------- UDP accounting ---------- */
