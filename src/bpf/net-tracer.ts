@@ -20,7 +20,7 @@ const TRACING_PROGRAMS = ['udp_send', 'udp_recv', 'dns_receive'] as const;
 const XMIT_PROGRAM = 'dns_xmit';
 
 /** How the programs read packets, newest kernels first (see net.bpf.c's skb_dynptr and direct_reads). */
-const READ_MODES = [
+export const READ_MODES = [
   { skbDynptr: true, directReads: true },
   { skbDynptr: true, directReads: false },
   { skbDynptr: false, directReads: false },
