@@ -155,7 +155,7 @@ enum bpfagent_packet_direction {
 
 /*
  * A DNS message as a client sees it: a query it sent (seen leaving its
- * socket: pid, cgroup_id, comm and sock set) or an answer it received (seen
+ * socket: pid, cgroup_id and comm set) or an answer it received (seen
  * arriving on a device, before any socket: those are 0), over UDP or TCP
  * port 53. `data` holds the UDP payload, or the TCP payload (with its 2-byte
  * length prefix). netns: the socket's namespace, or the device's.
@@ -168,7 +168,6 @@ struct dns_event {
 	__u32 pid;
 	__u64 ts_ns;    /* CLOCK_MONOTONIC */
 	__u64 cgroup_id;
-	__u64 sock;     /* opaque identity of the querying socket, 0 for answers */
 	__u32 netns;
 	__u16 lport;
 	__u16 rport;

@@ -532,7 +532,6 @@ int BPF_PROG(udp_recv, struct sock *sk, int ret, int flags)
 /* A packet as the device tracepoints see it, and where its payload is. */
 struct pkt {
 	const unsigned char *nh; /* the network header */
-	__u64 sock;        /* the sending socket (queries), 0 for answers */
 	__u64 cgroup_id;
 	__u32 pid;
 	__u32 netns;
@@ -698,7 +697,6 @@ static __always_inline int capture_dns(const struct sk_buff *skb, struct pkt *p)
 	e->pid = p->pid;
 	e->ts_ns = bpf_ktime_get_ns();
 	e->cgroup_id = p->cgroup_id;
-	e->sock = p->sock;
 	e->netns = p->netns;
 	e->lport = bpf_ntohs(p->egress ? p->sport : p->dport);
 	e->rport = bpf_ntohs(p->egress ? p->dport : p->sport);
@@ -788,7 +786,6 @@ int BPF_PROG(dns_xmit, const struct sk_buff *skb, const struct net_device *dev)
 	if (p.dport != bpf_htons(DNS_PORT))
 		return 0;
 	p.egress = 1;
-	p.sock = (__u64)sk;
 	p.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	if (si && si->pid) {
 		p.pid = si->pid;

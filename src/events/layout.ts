@@ -10,6 +10,13 @@ export interface FieldLayout {
   size: number;
 }
 
+/** One struct of bpf/events.h: its size and the fields the decoders read. */
+export interface StructLayout {
+  name: string;
+  size: number;
+  fields: Readonly<Record<string, FieldLayout>>;
+}
+
 export const EVENT_KIND = { TCP_CLOSE: 1, DNS: 2 } as const;
 
 export const TCP_CLOSE_EVENT = {
@@ -42,7 +49,7 @@ export const TCP_CLOSE_EVENT = {
     dnat: { offset: 138, size: 1 },
     pad2: { offset: 139, size: 5 },
   },
-} as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
+} as const satisfies StructLayout;
 
 /** enum bpfagent_counter, by slot. LOSS_* are records the agent failed to report. */
 export const COUNTER_NAMES = [
@@ -73,7 +80,7 @@ export const UDP_FLOW_KEY = {
     laddr: { offset: 16, size: 16 },
     raddr: { offset: 32, size: 16 },
   },
-} as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
+} as const satisfies StructLayout;
 
 /** struct udp_flow_value: counters of one UDP flow. */
 export const UDP_FLOW_VALUE = {
@@ -87,7 +94,7 @@ export const UDP_FLOW_VALUE = {
     cgroup_id: { offset: 32, size: 8 },
     comm: { offset: 40, size: 16 },
   },
-} as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
+} as const satisfies StructLayout;
 
 /** struct udp_flow_cached: a flow counted in a CPU's cache. */
 export const UDP_FLOW_CACHED = {
@@ -99,7 +106,7 @@ export const UDP_FLOW_CACHED = {
     used: { offset: 104, size: 4 },
     misses: { offset: 108, size: 4 },
   },
-} as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
+} as const satisfies StructLayout;
 
 /** struct udp_flow_cache: one CPU's copy of an element of the per-CPU array udp_cache. */
 export const UDP_FLOW_CACHE = {
@@ -111,12 +118,12 @@ export const UDP_FLOW_CACHE = {
     busy: { offset: 224, size: 4 },
     pad: { offset: 228, size: 4 },
   },
-} as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
+} as const satisfies StructLayout;
 
 /** struct dns_event: a DNS message a local client sent or received. */
 export const DNS_EVENT = {
   name: 'dns_event',
-  size: 1632,
+  size: 1624,
   fields: {
     kind: { offset: 0, size: 1 },
     family: { offset: 1, size: 1 },
@@ -125,19 +132,18 @@ export const DNS_EVENT = {
     pid: { offset: 4, size: 4 },
     ts_ns: { offset: 8, size: 8 },
     cgroup_id: { offset: 16, size: 8 },
-    sock: { offset: 24, size: 8 },
-    netns: { offset: 32, size: 4 },
-    lport: { offset: 36, size: 2 },
-    rport: { offset: 38, size: 2 },
-    laddr: { offset: 40, size: 16 },
-    raddr: { offset: 56, size: 16 },
-    payload_len: { offset: 72, size: 2 },
-    captured_len: { offset: 74, size: 2 },
-    pad: { offset: 76, size: 4 },
-    comm: { offset: 80, size: 16 },
-    data: { offset: 96, size: 1536 },
+    netns: { offset: 24, size: 4 },
+    lport: { offset: 28, size: 2 },
+    rport: { offset: 30, size: 2 },
+    laddr: { offset: 32, size: 16 },
+    raddr: { offset: 48, size: 16 },
+    payload_len: { offset: 64, size: 2 },
+    captured_len: { offset: 66, size: 2 },
+    pad: { offset: 68, size: 4 },
+    comm: { offset: 72, size: 16 },
+    data: { offset: 88, size: 1536 },
   },
-} as const satisfies { name: string; size: number; fields: Record<string, FieldLayout> };
+} as const satisfies StructLayout;
 
 /** Every struct the decoders read, for the BTF layout test. */
 export const STRUCT_LAYOUTS = [TCP_CLOSE_EVENT, UDP_FLOW_KEY, UDP_FLOW_VALUE, UDP_FLOW_CACHED, UDP_FLOW_CACHE, DNS_EVENT] as const;

@@ -30,6 +30,7 @@ import {
   NET_COUNTER_NAMES,
   PACKET_DIRECTION,
   type FieldLayout,
+  type StructLayout,
 } from '../../src/events/layout.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -60,12 +61,6 @@ interface BtfType {
 }
 
 type BtfTypes = ReadonlyMap<number, BtfType>;
-
-interface StructLayout {
-  name: string;
-  size: number;
-  fields: Readonly<Record<string, FieldLayout>>;
-}
 
 /** Byte size of BTF type `id`, following typedefs, qualifiers and arrays. */
 function btfTypeSize(types: BtfTypes, id: number, seen = new Set<number>()): number {

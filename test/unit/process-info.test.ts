@@ -45,6 +45,18 @@ describe('parseProcStat', () => {
   });
 });
 
+/**
+ * Asks for `stayed`, in that order (each a hit), then for `evicted` (each a
+ * miss). The asking itself makes them the most recently used.
+ */
+function assertKept(c: ProcessInfoCache, stayed: number[], evicted: number[]): void {
+  const misses = c.stats.misses;
+  for (const pid of stayed) c.get(pid);
+  assert.equal(c.stats.misses, misses, `${stayed.join(', ')} stayed`);
+  for (const pid of evicted) c.get(pid);
+  assert.equal(c.stats.misses, misses + evicted.length, `${evicted.join(', ')} evicted`);
+}
+
 describe('ProcessInfoCache (fixture /proc)', () => {
   test('a normal process: exe, cmdline, ppid, start time, comm; the second lookup is a hit', () => {
     proc(100, { comm: 'nginx', ppid: 1, start: 5000, args: ['nginx', '-g', 'daemon off;'], exe: '/usr/sbin/nginx' });
@@ -174,13 +186,7 @@ describe('ProcessInfoCache (fixture /proc)', () => {
     c.get(203);
     assert.equal(c.size, 3);
     assert.equal(c.stats.evictions, 1);
-    const misses = c.stats.misses;
-    c.get(200);
-    c.get(202);
-    c.get(203);
-    assert.equal(c.stats.misses, misses, '200, 202 and 203 stayed');
-    c.get(201);
-    assert.equal(c.stats.misses, misses + 1, '201 was evicted');
+    assertKept(c, [200, 202, 203], [201]);
     for (let pid = 200; pid < 210; pid++) c.get(pid);
     assert.equal(c.size, 3);
   });
@@ -200,11 +206,7 @@ describe('ProcessInfoCache recency order', () => {
     c.get(301); // revalidated from /proc, still the same process: the newest; order 302, 300, 301
     c.get(303); // evicts 302
     assert.equal(c.size, 3);
-    const misses = c.stats.misses;
-    c.get(300);
-    c.get(301);
-    c.get(303);
-    assert.equal(c.stats.misses, misses, '300, 301 and 303 stayed');
+    assertKept(c, [300, 301, 303], []);
     // 301 reused by a new process: its entry goes from the middle of the list
     proc(301, { comm: 'q301', start: 99_999 });
     t.advance(1500);
@@ -219,13 +221,7 @@ describe('ProcessInfoCache recency order', () => {
     c.get(304);
     c.get(305); // evicts the least recent of 303, 301, 304: 303
     assert.equal(c.size, 3);
-    const before = c.stats.misses;
-    c.get(301);
-    c.get(304);
-    c.get(305);
-    assert.equal(c.stats.misses, before, '301, 304 and 305 stayed');
-    c.get(303);
-    assert.equal(c.stats.misses, before + 1, '303 was evicted');
+    assertKept(c, [301, 304, 305], [303]);
   });
 });
 
