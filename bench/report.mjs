@@ -98,24 +98,57 @@ for (const mode of MODES) {
   summary[mode] = m;
 }
 
-const base = summary.baseline?.connPerSecMedian;
-for (const mode of ['bpfagent', 'tcplife']) {
-  if (summary[mode] && base) summary[mode].slowdown = 1 - summary[mode].connPerSecMedian / base;
+/*
+ * Slowdown of each traced run against the baselines run just before and just
+ * after it (run.sh puts one between any two traced runs): the machine's rate
+ * drifts over minutes far more than within one such triple. The mode's
+ * slowdown is the median over its runs.
+ */
+function pairedSlowdowns(mode) {
+  const out = [];
+  runs.forEach((r, i) => {
+    if (r.mode !== mode) return;
+    const before = runs.slice(0, i).reverse().find((x) => x.mode === 'baseline');
+    const after = runs.slice(i + 1).find((x) => x.mode === 'baseline');
+    const around = [before, after].filter(Boolean).map((b) => b.load.connPerSec);
+    if (around.length) out.push(1 - r.load.connPerSec / (sum(around) / around.length));
+  });
+  return out;
 }
-// slowdown against the baseline run of the same round: less sensitive to
-// drift between rounds than the ratio of medians
 for (const mode of ['bpfagent', 'tcplife']) {
   if (!summary[mode] || !summary.baseline) continue;
-  const byRound = [];
-  for (const r of runs.filter((x) => x.mode === mode)) {
-    const b = runs.find((x) => x.mode === 'baseline' && x.round === r.round);
-    if (b) byRound.push(1 - r.load.connPerSec / b.load.connPerSec);
-  }
-  summary[mode].slowdownByRound = byRound;
-  summary[mode].slowdownByRoundMedian = median(byRound);
+  summary[mode].slowdownPaired = pairedSlowdowns(mode);
+  summary[mode].slowdown = median(summary[mode].slowdownPaired);
+  summary[mode].slowdownOfMedians = 1 - summary[mode].connPerSecMedian / summary.baseline.connPerSecMedian;
 }
 const ratio =
   summary.bpfagent && summary.tcplife ? summary.bpfagent.slowdown / summary.tcplife.slowdown : undefined;
+
+/**
+ * How far the ratio could be from what another run of the same benchmark
+ * would give: a bootstrap (each tracer's paired slowdowns resampled with
+ * replacement, 2000 times, fixed seed), 5th to 95th percentile.
+ */
+function ratioInterval(a, b, draws = 2000) {
+  if (a.length < 3 || b.length < 3) return undefined;
+  let seed = 0x9e3779b9;
+  const rand = () => {
+    // mulberry32
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const resample = (xs) => xs.map(() => xs[Math.floor(rand() * xs.length)]);
+  const ratios = [];
+  for (let i = 0; i < draws; i++) ratios.push(median(resample(a)) / median(resample(b)));
+  ratios.sort((x, y) => x - y);
+  return [ratios[Math.floor(draws * 0.05)], ratios[Math.floor(draws * 0.95)]];
+}
+const ratioRange =
+  summary.bpfagent?.slowdownPaired && summary.tcplife?.slowdownPaired
+    ? ratioInterval(summary.bpfagent.slowdownPaired, summary.tcplife.slowdownPaired)
+    : undefined;
 
 // BPF program time per connection, and with the tracer's own CPU the whole
 // cost of tracing one connection (1 CPU s per 100k connections = 10 µs each)
@@ -141,8 +174,9 @@ const pct = (x, d = 1) => `${(x * 100).toFixed(d)}%`;
 const rounds = config.rounds ?? Math.max(...Object.values(summary).map((m) => m.runs));
 const cols = [
   ['mode', (m, name) => name],
-  [`conn/s (median of ${rounds})`, (m) => m.connPerSecMedian.toFixed(0)],
-  ['slowdown', (m, name) => (name === 'baseline' ? '-' : pct(m.slowdown))],
+  ['runs', (m) => String(m.runs)],
+  ['conn/s (median)', (m) => m.connPerSecMedian.toFixed(0)],
+  ['slowdown (median, paired)', (m, name) => (name === 'baseline' ? '-' : pct(m.slowdown))],
   [
     'captured/expected',
     (m, name) => (name === 'baseline' ? '-' : `${m.captured}/${m.expected} (${pct(m.capturedFraction, 3)})`),
@@ -162,14 +196,19 @@ out.push(
     `${rounds} rounds, ${config.nproc ?? '?'} CPUs, kernel ${config.kernel ?? '?'}, agent ${config.agentRev ?? '?'}`,
 );
 out.push(...lines);
-if (ratio !== undefined) out.push(`bpfagent slowdown / tcplife slowdown = ${ratio.toFixed(2)}`);
+if (ratio !== undefined)
+  out.push(
+    `bpfagent slowdown / tcplife slowdown = ${ratio.toFixed(2)}` +
+      (ratioRange ? ` (bootstrap 90% interval ${ratioRange[0].toFixed(2)}-${ratioRange[1].toFixed(2)})` : ''),
+  );
 for (const mode of ['bpfagent', 'tcplife']) {
   const m = summary[mode];
   if (!m) continue;
   const notes = [];
-  if (m.slowdownByRound)
+  if (m.slowdownPaired)
     notes.push(
-      `slowdown by round ${m.slowdownByRound.map((x) => pct(x)).join(', ')} (median ${pct(m.slowdownByRoundMedian)})`,
+      `slowdown of each run against the baselines around it ${m.slowdownPaired.map((x) => pct(x)).join(', ')}; ` +
+        `of the medians of conn/s ${pct(m.slowdownOfMedians)}`,
     );
   if (m.missingUnreported > 0) notes.push(`${m.missingUnreported} records missing and not reported as lost`);
   if (m.worstRunCapturedFraction < m.capturedFraction)
@@ -219,5 +258,5 @@ console.log(out.join('\n'));
 
 writeFileSync(
   outPath,
-  JSON.stringify({ config, summary, slowdownRatio: ratio, costRatio, runs, discarded, kernelPass }, null, 2) + '\n',
+  JSON.stringify({ config, summary, slowdownRatio: ratio, slowdownRatioInterval: ratioRange, costRatio, runs, discarded, kernelPass }, null, 2) + '\n',
 );

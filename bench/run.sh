@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Connection-churn benchmark: loopback TCP churn with no tracing, under
-# `bpfagent trace --json`, and under libbpf-tools `tcplife`, alternating, then a
-# table of throughput, slowdown, capture, tracer CPU and start-up time.
+# `bpfagent trace --json`, and under libbpf-tools `tcplife`, alternating with a
+# baseline run between any two traced runs, then a table of throughput,
+# slowdown, capture, tracer CPU and start-up time.
 #
 #   bash bench/run.sh [--duration SECONDS] [--rounds N] [--clients N]
 #                     [--servers N] [--settle SECONDS] [--port N]
@@ -232,25 +233,33 @@ log "bench: agent $AGENT_DIR ($AGENT_REV)"
 log "bench: warm-up (not counted)"
 ip netns exec "$NS" "$CHURN" -d 1 -c "$CLIENTS" -s "$SERVERS" -p "$PORT" >/dev/null
 
-MODES=(baseline bpfagent tcplife)
+# A baseline run before each traced run and one after the last: every traced
+# run is compared with the two baselines around it (report.mjs). This VM's
+# connection rate drifts by 20-30% over minutes, far more than within the
+# ~10 s between a run and its neighbours.
+run_kept() { # mode round
+  local mode=$1 r=$2 attempt
+  for ((attempt = 0; ; attempt++)); do
+    "run_$mode" "$r" "$((attempt + 1))"
+    snooze 1
+    ((OTHER_MILLICORES > BUSY_MILLICORES && attempt < RETRIES)) || break
+    # something else used the CPUs during this run: its conn/s says little
+    # about the tracer, so run it again (kept aside in discarded.jsonl)
+    log_rerun
+    printf '%s\n' "$RUN_JSON" >>"$RUNDIR/discarded.jsonl"
+  done
+  printf '%s\n' "$RUN_JSON" >>"$RUNS"
+}
+TRACERS=(bpfagent tcplife)
 for ((r = 1; r <= ROUNDS; r++)); do
   log "bench: round $r/$ROUNDS"
-  # rotate the order each round so that drift (other work on the machine,
-  # TIME_WAIT build-up) does not always fall on the same mode
-  for ((i = 0; i < 3; i++)); do
-    mode=${MODES[(i + r - 1) % 3]}
-    for ((attempt = 0; ; attempt++)); do
-      "run_$mode" "$r" "$((attempt + 1))"
-      snooze 1
-      ((OTHER_MILLICORES > BUSY_MILLICORES && attempt < RETRIES)) || break
-      # something else used the CPUs during this run: its conn/s says little
-      # about the tracer, so run it again (kept aside in discarded.jsonl)
-      log_rerun
-      printf '%s\n' "$RUN_JSON" >>"$RUNDIR/discarded.jsonl"
-    done
-    printf '%s\n' "$RUN_JSON" >>"$RUNS"
+  # alternate which tracer goes first, so that neither always follows the other
+  for ((i = 0; i < 2; i++)); do
+    run_kept baseline "$r"
+    run_kept "${TRACERS[(i + r - 1) % 2]}" "$r"
   done
 done
+run_kept baseline "$ROUNDS"
 
 # One more run of each tracer with kernel.bpf_stats_enabled=1: the time its
 # BPF programs take per connection. That time is charged to the load (it is
