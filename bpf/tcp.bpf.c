@@ -107,7 +107,13 @@ struct {
 	__uint(max_entries, 8 * 1024 * 1024); /* resized by user space */
 } events SEC(".maps");
 
-/* Live connections, keyed by struct sock address. Sized by user space. */
+/*
+ * Live connections, keyed by struct sock address. Sized by user space.
+ * A preallocated hash: under loopback churn, keeping this in each socket's
+ * own storage (BPF_MAP_TYPE_SK_STORAGE) made the state-change program take
+ * ~600-700 ns a run instead of ~370-450 (an allocation per socket), and
+ * BPF_F_NO_PREALLOC was no faster.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
