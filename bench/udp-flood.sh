@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # UDP flood benchmark: 64-byte datagrams from one network namespace to another
 # over a veth pair, with no tracing and under `bpfagent trace --json`,
-# alternating, then a table of packet rate, slowdown, whether the agent's UDP
+# alternating (a baseline run before each agent run and after the last), then a table of packet rate, slowdown, whether the agent's UDP
 # counts are exact, and the agent's CPU.
 #
 #   bash bench/udp-flood.sh [--duration SECONDS] [--rounds N] [--rates LIST]
@@ -35,7 +35,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # usage, log, snooze, cpu_ticks, ...
 
 DURATION=5     # seconds of flood per run
-ROUNDS=3       # each round runs every mode once, per rate
+ROUNDS=3       # each round: a baseline run, then an agent run, per rate
 RATES=0,200000,100000 # datagrams/s per variant; 0 = flat out
 SIZE=64        # UDP payload bytes per datagram
 BATCH=32       # datagrams per sendmmsg/recvmmsg call
@@ -305,25 +305,28 @@ ip netns exec "$NS_A" "$FLOOD" send --dest "$ADDR_B" --port "$PORT" --duration 1
 wait "$RECV_PID" || true
 RECV_PID=
 
-MODES=(baseline bpfagent)
+# Per rate, a baseline run before each agent run and one after the last: each
+# agent run is compared with the two baselines around it (this VM's packet
+# rate drifts by a third between minutes, far more than within one triple).
+run_kept() { # mode rate round
+  local mode=$1 rate=$2 r=$3 attempt
+  for ((attempt = 0; ; attempt++)); do
+    wait_quiet
+    "run_$mode" "$rate" "$r" "$((attempt + 1))"
+    snooze 1
+    ((OTHER_MILLICORES > BUSY_MILLICORES && attempt < RETRIES)) || break
+    log_rerun
+    printf '%s\n' "$RUN_JSON" >>"$RUNDIR/discarded.jsonl"
+  done
+  printf '%s\n' "$RUN_JSON" >>"$RUNS"
+}
 for rate in "${RATE_LIST[@]}"; do
   for ((r = 1; r <= ROUNDS; r++)); do
     log "bench: rate $( ((rate)) && echo "$rate/s" || echo "flat out"), round $r/$ROUNDS"
-    # alternate, and rotate the order each round so that drift does not
-    # always fall on the same mode
-    for ((i = 0; i < 2; i++)); do
-      mode=${MODES[(i + r - 1) % 2]}
-      for ((attempt = 0; ; attempt++)); do
-        wait_quiet
-        "run_$mode" "$rate" "$r" "$((attempt + 1))"
-        snooze 1
-        ((OTHER_MILLICORES > BUSY_MILLICORES && attempt < RETRIES)) || break
-        log_rerun
-        printf '%s\n' "$RUN_JSON" >>"$RUNDIR/discarded.jsonl"
-      done
-      printf '%s\n' "$RUN_JSON" >>"$RUNS"
-    done
+    run_kept baseline "$rate" "$r"
+    run_kept bpfagent "$rate" "$r"
   done
+  run_kept baseline "$rate" "$ROUNDS"
 done
 
 # One more agent run with kernel.bpf_stats_enabled=1: the time its BPF
@@ -417,31 +420,32 @@ for (const rate of config.rates) {
       m.cpuSecPerMillionPacketsMedian = median(m.cpuSecPerMillionPackets);
       m.readyMs = rs.map((r) => r.readyMs);
       m.exitCodes = rs.map((r) => r.exitCode);
-      const byRound = [];
-      for (const r of rs) {
-        const b = runs.find((x) => x.rate === rate && x.mode === "baseline" && x.round === r.round);
-        if (b) byRound.push(1 - r.send.pps / b.send.pps);
-      }
-      m.slowdownByRound = byRound;
-      m.cpuIncreaseByRound = rs.map((r) => {
-        const b = runs.find((x) => x.rate === rate && x.mode === "baseline" && x.round === r.round);
-        const per = (x) => (x.send.cpuUser + x.send.cpuSys + x.recv.cpuUser + x.recv.cpuSys) / x.send.packets;
-        return b ? per(r) / per(b) - 1 : NaN;
-      });
+      // each run against the mean of the baselines of its rate run just before and after it
+      const per = (x) => (x.send.cpuUser + x.send.cpuSys + x.recv.cpuUser + x.recv.cpuSys) / x.send.packets;
+      const around = (r) => {
+        const i = runs.indexOf(r);
+        const same = (x) => x.rate === rate && x.mode === "baseline";
+        return [runs.slice(0, i).reverse().find(same), runs.slice(i + 1).find(same)].filter(Boolean);
+      };
+      const mean = (xs) => sum(xs) / xs.length;
+      m.slowdownPaired = rs.map((r) => 1 - r.send.pps / mean(around(r).map((b) => b.send.pps)));
+      m.cpuIncreasePaired = rs.map((r) => per(r) / mean(around(r).map(per)) - 1);
     }
     s[mode] = m;
   }
   if (s.baseline && s.bpfagent) {
-    s.bpfagent.slowdown = 1 - s.bpfagent.ppsMedian / s.baseline.ppsMedian;
-    s.bpfagent.loadCpuIncrease = s.bpfagent.loadCpuUsPerPacketMedian / s.baseline.loadCpuUsPerPacketMedian - 1;
+    s.bpfagent.slowdown = median(s.bpfagent.slowdownPaired);
+    s.bpfagent.slowdownOfMedians = 1 - s.bpfagent.ppsMedian / s.baseline.ppsMedian;
+    s.bpfagent.loadCpuIncrease = median(s.bpfagent.cpuIncreasePaired);
   }
 }
 
 const cols = [
   ["rate", (m, mode, rate) => (rate ? `${rate}/s` : "flat out")],
   ["mode", (m, mode) => mode],
-  [`packets/s (median of ${config.rounds})`, (m) => m.ppsMedian.toFixed(0)],
-  ["slowdown", (m, mode) => (mode === "baseline" ? "-" : pct(m.slowdown))],
+  ["runs", (m) => String(m.runs)],
+  ["packets/s (median)", (m) => m.ppsMedian.toFixed(0)],
+  ["slowdown (median, paired)", (m, mode) => (mode === "baseline" ? "-" : pct(m.slowdown))],
   ["load CPU us/packet", (m, mode) => m.loadCpuUsPerPacketMedian.toFixed(2) + (mode === "baseline" ? "" : ` (${m.loadCpuIncrease >= 0 ? "+" : ""}${pct(m.loadCpuIncrease)})`)],
   ["counts exact", (m, mode) => (mode === "baseline" ? "-" : `${m.exactRuns === m.runs ? "yes" : "NO"} (${m.exactRuns}/${m.runs} runs)`)],
   ["loss(reported)", (m, mode) => (mode === "baseline" ? "-" : String(m.lossReported))],
@@ -467,8 +471,8 @@ for (const rate of config.rates) {
       (m.socketDrops ? ` + ${m.socketDrops} dropped by its full socket buffer` : ", socket drops 0"),
   );
   const notes = [
-    `slowdown by round ${m.slowdownByRound.map(pct).join(", ")}`,
-    `load CPU/packet by round ${m.cpuIncreaseByRound.map((x) => (x >= 0 ? "+" : "") + pct(x)).join(", ")}`,
+    `slowdown of each run against the baselines around it ${m.slowdownPaired.map(pct).join(", ")} (of the medians ${pct(m.slowdownOfMedians)})`,
+    `load CPU/packet of each run against them ${m.cpuIncreasePaired.map((x) => (x >= 0 ? "+" : "") + pct(x)).join(", ")}`,
     `agent CPU cores ${m.cpuCores.map((c) => c.toFixed(3)).join(", ")}`,
     `records per run (sender, receiver) ${m.records.map((x) => x.join("+")).join(", ")}`,
     `ready ms ${m.readyMs.map((x) => x.toFixed(0)).join(", ")}`,
