@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { batchNowMs } from '../events/batch-time.js';
 
 /**
@@ -9,6 +9,12 @@ import { batchNowMs } from '../events/batch-time.js';
  * start time in /proc/PID/stat is. A differing comm only triggers that check;
  * once the check passes the comm is remembered as one of the process's thread
  * names, so a busy multi-threaded process does not re-read /proc on every record.
+ *
+ * An exec keeps the pid and the start time but changes the program: a record
+ * of `bash` read after that bash exec'd `sleep` would otherwise get sleep's
+ * exe. So a comm that is not the process's own is accepted only when one of
+ * its threads carries it now (/proc/PID/task/TID/comm); otherwise the record
+ * came from an image that is gone, and nothing is known about it.
  */
 
 export interface ProcessInfo {
@@ -27,7 +33,7 @@ export interface ProcessInfo {
 export const CMDLINE_MAX = 256;
 /** The kernel keeps 15 characters of a command name (TASK_COMM_LEN 16 with the NUL). */
 const COMM_LEN = 15;
-/** Thread names remembered per process; past this, a new one costs one stat read. */
+/** Thread names remembered per process, and names of none of its threads; past this, a new one costs reads of /proc. */
 const MAX_ALIASES = 16;
 
 interface Stat {
@@ -107,6 +113,8 @@ interface Entry {
   checkedMs: number;
   /** thread comms seen for this process and found consistent with it */
   aliases: string[];
+  /** comms of records that none of its threads carried when last checked (an earlier image's, after an exec) */
+  strangers: string[];
   /** neighbours in the recency list */
   older: Entry | undefined;
   newer: Entry | undefined;
@@ -121,6 +129,8 @@ export interface ProcessInfoStats {
   gone: number;
   /** cached entries found to belong to an earlier process with the same pid */
   reused: number;
+  /** lookups whose comm no thread of the process carries: a program it has exec'd away from (answered undefined) */
+  otherImage: number;
   evictions: number;
 }
 
@@ -139,7 +149,7 @@ export class ProcessInfoCache {
   private newest: Entry | undefined;
   /** pid -> until when it is known to have gone */
   private readonly goneUntil = new Map<number, number>();
-  readonly stats: ProcessInfoStats = { hits: 0, misses: 0, gone: 0, reused: 0, evictions: 0 };
+  readonly stats: ProcessInfoStats = { hits: 0, misses: 0, gone: 0, reused: 0, otherImage: 0, evictions: 0 };
 
   constructor(opts: { procRoot?: string; maxEntries?: number; revalidateMs?: number; now?: () => number } = {}) {
     this.procRoot = opts.procRoot ?? '/proc';
@@ -153,25 +163,31 @@ export class ProcessInfoCache {
     return this.entries.size;
   }
 
-  /** metadata of the process `pid` whose command name is `comm` (as the kernel reported it); undefined when it has gone */
+  /**
+   * Metadata of the process `pid` whose thread named `comm` (as the kernel
+   * reported it) made the record; undefined when it has gone, or when none of
+   * its threads carries that name (it has exec'd another program since).
+   */
   get(pid: number, comm?: string): ProcessInfo | undefined {
     const now = this.now();
     const e = this.entries.get(pid);
     if (e) {
-      const sameComm = comm === undefined || sameName(comm, e.info.comm) || e.aliases.includes(comm.slice(0, COMM_LEN));
-      if (sameComm && now - e.checkedMs < this.revalidateMs) {
+      const name = comm?.slice(0, COMM_LEN);
+      const sameComm = name === undefined || sameName(name, e.info.comm) || e.aliases.includes(name);
+      const fresh = now - e.checkedMs < this.revalidateMs;
+      if (fresh && (sameComm || e.strangers.includes(name!))) {
         this.touch(e);
         this.stats.hits++;
-        return e.info;
+        return sameComm ? e.info : this.otherImage();
       }
       // due for a check, or a comm never seen for it: the start time tells the same process from a new one
       const st = readStat(this.procRoot, pid);
       if (st && st.startTicks === e.info.startTicks && sameName(st.comm, e.info.comm)) {
+        if (!fresh) e.strangers.length = 0; // threads come and go: ask again
         e.checkedMs = now;
-        if (!sameComm && e.aliases.length < MAX_ALIASES) e.aliases.push(comm!.slice(0, COMM_LEN));
         this.touch(e);
         this.stats.hits++;
-        return e.info;
+        return sameComm ? e.info : this.byThreadName(e, name!);
       }
       this.forget(pid, e);
       if (st && st.startTicks !== e.info.startTicks) this.stats.reused++;
@@ -186,10 +202,27 @@ export class ProcessInfoCache {
         this.goneUntil.delete(pid);
       }
     }
-    return this.load(pid, now);
+    const loaded = this.load(pid, now);
+    if (!loaded || comm === undefined || sameName(comm, loaded.info.comm)) return loaded?.info;
+    return this.byThreadName(loaded, comm.slice(0, COMM_LEN));
   }
 
-  private load(pid: number, now: number): ProcessInfo | undefined {
+  /** The process's info if one of its threads is named `name` (remembered either way). */
+  private byThreadName(e: Entry, name: string): ProcessInfo | undefined {
+    if (threadNamed(this.procRoot, e.info.pid, name)) {
+      if (e.aliases.length < MAX_ALIASES) e.aliases.push(name);
+      return e.info;
+    }
+    if (e.strangers.length < MAX_ALIASES) e.strangers.push(name);
+    return this.otherImage();
+  }
+
+  private otherImage(): undefined {
+    this.stats.otherImage++;
+    return undefined;
+  }
+
+  private load(pid: number, now: number): Entry | undefined {
     this.stats.misses++;
     const info = readProcess(this.procRoot, pid);
     if (!info) {
@@ -200,14 +233,14 @@ export class ProcessInfoCache {
       return undefined;
     }
     this.goneUntil.delete(pid);
-    const e: Entry = { info, checkedMs: now, aliases: [], older: this.newest, newer: undefined };
+    const e: Entry = { info, checkedMs: now, aliases: [], strangers: [], older: this.newest, newer: undefined };
     this.entries.set(pid, e);
     this.link(e);
     while (this.entries.size > this.maxEntries && this.oldest) {
       this.forget(this.oldest.info.pid, this.oldest);
       this.stats.evictions++;
     }
-    return info;
+    return e;
   }
 
   /** `e` becomes the most recently used. */
@@ -242,6 +275,24 @@ export class ProcessInfoCache {
 
 function sameName(a: string, b: string): boolean {
   return a === b || a.slice(0, COMM_LEN) === b.slice(0, COMM_LEN);
+}
+
+/** Does a thread of process `pid` carry the command name `name` now? */
+function threadNamed(procRoot: string, pid: number, name: string): boolean {
+  let tids: string[];
+  try {
+    tids = readdirSync(`${procRoot}/${pid}/task`);
+  } catch {
+    return false; // gone, or no task directory
+  }
+  for (const tid of tids) {
+    try {
+      if (sameName(readFileSync(`${procRoot}/${pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, ''), name)) return true;
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return false;
 }
 
 /**

@@ -7,8 +7,15 @@ import { CMDLINE_MAX, ProcessInfoCache, parseProcStat } from '../../src/enrich/p
 
 let root: string;
 
-/** A fixture /proc/PID: stat with the given comm, ppid and start time, cmdline from args, exe symlink. */
-function proc(pid: number, p: { comm: string; ppid?: number; start: number; args?: string[]; exe?: string }): void {
+/**
+ * A fixture /proc/PID: stat with the given comm, ppid and start time, cmdline
+ * from args, exe symlink, and task/TID/comm for the main thread and one more
+ * thread per name in `threads`.
+ */
+function proc(
+  pid: number,
+  p: { comm: string; ppid?: number; start: number; args?: string[]; exe?: string; threads?: string[] },
+): void {
   const dir = join(root, String(pid));
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir);
@@ -17,6 +24,10 @@ function proc(pid: number, p: { comm: string; ppid?: number; start: number; args
   writeFileSync(join(dir, 'stat'), `${pid} (${p.comm}) ${fields.join(' ')}\n`);
   writeFileSync(join(dir, 'cmdline'), (p.args ?? [p.comm]).map((a) => a + '\0').join(''));
   symlinkSync(p.exe ?? `/usr/bin/${p.comm}`, join(dir, 'exe'));
+  [p.comm, ...(p.threads ?? [])].forEach((name, i) => {
+    mkdirSync(join(dir, 'task', String(pid + i)), { recursive: true });
+    writeFileSync(join(dir, 'task', String(pid + i), 'comm'), `${name}\n`);
+  });
 }
 
 function gone(pid: number): void {
@@ -126,8 +137,24 @@ describe('ProcessInfoCache (fixture /proc)', () => {
     assert.equal(c.stats.reused, 0);
   });
 
+  test('a record made before an exec gets nothing: no thread carries its comm any more', () => {
+    proc(115, { comm: 'sleep', start: 600, args: ['sleep', '1'], exe: '/bin/sleep' });
+    const t = clock();
+    const c = new ProcessInfoCache({ procRoot: root, revalidateMs: 1000, now: t.now });
+    // bash connected, then exec'd sleep before its record was read: sleep's exe is not bash's
+    assert.equal(c.get(115, 'bash'), undefined);
+    assert.equal(c.get(115, 'sleep')!.exe, '/bin/sleep', "the new image's own records still get it");
+    const misses = c.stats.misses;
+    assert.equal(c.get(115, 'bash'), undefined, 'remembered: no second look at /proc');
+    assert.deepEqual([c.stats.otherImage, c.stats.misses, c.stats.reused, c.size], [2, misses, 0, 1]);
+    // asked again once due: a thread named so since is believed
+    proc(115, { comm: 'sleep', start: 600, args: ['sleep', '1'], exe: '/bin/sleep', threads: ['bash'] });
+    t.advance(1000);
+    assert.equal(c.get(115, 'bash')!.exe, '/bin/sleep');
+  });
+
   test('a thread name is not a reuse: the start time is checked once, then the name is known', () => {
-    proc(112, { comm: 'node', start: 300 });
+    proc(112, { comm: 'node', start: 300, threads: ['libuv-worker'] });
     const c = new ProcessInfoCache({ procRoot: root, now: clock().now });
     c.get(112, 'node');
     const misses = c.stats.misses;
