@@ -77,3 +77,23 @@ agent_rev() { git -C "$AGENT_DIR" describe --always --dirty 2>/dev/null || echo 
 log_rerun() {
   log "  ($mode round $r: other work used $((OTHER_MILLICORES / 1000)).$(printf %03d $((OTHER_MILLICORES % 1000))) cores; running it again)"
 }
+
+# Runs "run_MODE ARGS... ATTEMPT" (the last of ARGS is the round; run_MODE
+# sets RUN_JSON and OTHER_MILLICORES) until other work on the machine used at
+# most $BUSY_MILLICORES, at most $RETRIES times more; appends the kept run to
+# $RUNS, the others to discarded.jsonl in $RUNDIR. $BEFORE_RUN, if set, is
+# called before each attempt.
+run_kept() { # MODE ARGS...
+  local mode=$1 r=${!#} attempt
+  shift
+  for ((attempt = 0; ; attempt++)); do
+    ${BEFORE_RUN:-:}
+    "run_$mode" "$@" "$((attempt + 1))"
+    snooze 1
+    ((OTHER_MILLICORES > BUSY_MILLICORES && attempt < RETRIES)) || break
+    # its rate says little about the tracer: run it again
+    log_rerun
+    printf '%s\n' "$RUN_JSON" >>"$RUNDIR/discarded.jsonl"
+  done
+  printf '%s\n' "$RUN_JSON" >>"$RUNS"
+}

@@ -236,20 +236,7 @@ ip netns exec "$NS" "$CHURN" -d 1 -c "$CLIENTS" -s "$SERVERS" -p "$PORT" >/dev/n
 # A baseline run before each traced run and one after the last: every traced
 # run is compared with the two baselines around it (report.mjs). This VM's
 # connection rate drifts by 20-30% over minutes, far more than within the
-# ~10 s between a run and its neighbours.
-run_kept() { # mode round
-  local mode=$1 r=$2 attempt
-  for ((attempt = 0; ; attempt++)); do
-    "run_$mode" "$r" "$((attempt + 1))"
-    snooze 1
-    ((OTHER_MILLICORES > BUSY_MILLICORES && attempt < RETRIES)) || break
-    # something else used the CPUs during this run: its conn/s says little
-    # about the tracer, so run it again (kept aside in discarded.jsonl)
-    log_rerun
-    printf '%s\n' "$RUN_JSON" >>"$RUNDIR/discarded.jsonl"
-  done
-  printf '%s\n' "$RUN_JSON" >>"$RUNS"
-}
+# ~10 s between a run and its neighbours. (run_kept: lib.sh)
 TRACERS=(bpfagent tcplife)
 for ((r = 1; r <= ROUNDS; r++)); do
   log "bench: round $r/$ROUNDS"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # UDP flood benchmark: 64-byte datagrams from one network namespace to another
 # over a veth pair, with no tracing and under `bpfagent trace --json`,
-# alternating (a baseline run before each agent run and after the last), then a table of packet rate, slowdown, whether the agent's UDP
-# counts are exact, and the agent's CPU.
+# alternating (a baseline run before each agent run and one after the last),
+# then a table of packet rate, slowdown, whether the agent's UDP counts are
+# exact, and the agent's CPU.
 #
 #   bash bench/udp-flood.sh [--duration SECONDS] [--rounds N] [--rates LIST]
 #                           [--size BYTES] [--batch N] [--interval DUR]
@@ -308,18 +309,7 @@ RECV_PID=
 # Per rate, a baseline run before each agent run and one after the last: each
 # agent run is compared with the two baselines around it (this VM's packet
 # rate drifts by a third between minutes, far more than within one triple).
-run_kept() { # mode rate round
-  local mode=$1 rate=$2 r=$3 attempt
-  for ((attempt = 0; ; attempt++)); do
-    wait_quiet
-    "run_$mode" "$rate" "$r" "$((attempt + 1))"
-    snooze 1
-    ((OTHER_MILLICORES > BUSY_MILLICORES && attempt < RETRIES)) || break
-    log_rerun
-    printf '%s\n' "$RUN_JSON" >>"$RUNDIR/discarded.jsonl"
-  done
-  printf '%s\n' "$RUN_JSON" >>"$RUNS"
-}
+BEFORE_RUN=wait_quiet # run_kept: lib.sh
 for rate in "${RATE_LIST[@]}"; do
   for ((r = 1; r <= ROUNDS; r++)); do
     log "bench: rate $( ((rate)) && echo "$rate/s" || echo "flat out"), round $r/$ROUNDS"
