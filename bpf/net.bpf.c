@@ -79,8 +79,9 @@ const volatile __u64 dns_wakeup_bytes = 64 * 1024;
 const volatile bool skb_dynptr = true;
 /*
  * Read packet headers with plain loads, which the verifier turns into loads
- * with a fault handler (Linux >= 6.16?); user space clears it where the
- * verifier refuses them, and bpf_probe_read_kernel is called instead.
+ * with a fault handler (recent kernels: 6.18 here); user space clears it
+ * where the verifier refuses them, and bpf_probe_read_kernel is called
+ * instead.
  */
 const volatile bool direct_reads = true;
 

@@ -27,6 +27,9 @@ export const READ_MODES = [
 ] as const;
 type ReadMode = (typeof READ_MODES)[number];
 
+/** The object did not load in one read mode: the next mode may (any other failure is the same in all of them). */
+class LoadRefused extends EnvironmentError {}
+
 export interface NetTracerOptions {
   objectPath: string;
   btfPath: string | null;
@@ -66,7 +69,8 @@ export class NetTracer {
   /**
    * The newest ways of reading packets need recent kernels: skb dynptrs in
    * tracing programs (Linux 6.12), plain loads from packet memory (later).
-   * A load the verifier refuses is retried the older way; with no dynptr,
+   * A load the verifier refuses is retried the older way (a failure to
+   * attach, or missing tracepoints, is not: no mode changes it); with no dynptr,
    * only the packets' linear part is read (TCP keeps its payload in page
    * fragments: DNS over TCP is then not seen, nor the parts of UDP answers
    * a driver put there).
@@ -79,6 +83,7 @@ export class NetTracer {
         tracer.linearDnsOnly = !mode.skbDynptr;
         return tracer;
       } catch (e) {
+        if (!(e instanceof LoadRefused)) throw e;
         first ??= e;
       }
     }
@@ -97,6 +102,7 @@ export class NetTracer {
       throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}; rebuild with 'npm install'`);
     }
     const tracer = new NetTracer(native, obj);
+    let loaded = false;
     try {
       native.setMaxEntries(obj, 'udp_flows_0', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'udp_flows_1', opts.maxUdpFlows);
@@ -105,6 +111,7 @@ export class NetTracer {
       native.setGlobal(obj, 'direct_reads', Buffer.from([mode.directReads ? 1 : 0]));
       native.reuseMap(obj, 'dns_events', opts.ring.obj, opts.ring.map);
       native.load(obj);
+      loaded = true;
       for (const p of CGROUP_PROGRAMS) tracer.links.push(native.attachCgroup(obj, p, opts.cgroupRoot));
       for (const p of TRACING_PROGRAMS) tracer.links.push(native.attach(obj, p));
       if (opts.xmitChain) {
@@ -117,12 +124,14 @@ export class NetTracer {
       tracer.detach();
       native.close(obj);
       const msg = (e as Error).message;
-      const hint = /sock_(send|recv)_length/.test(msg)
+      const noTracepoints = /sock_(send|recv)_length/.test(msg);
+      const hint = noTracepoints
         ? ' (needs the sock:sock_send_length and sock:sock_recv_length tracepoints, Linux >= 6.3)'
         : isNativeError(e) && (e.errno === 1 || e.errno === 13)
           ? ': run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN'
           : '';
-      throw new EnvironmentError(`UDP and DNS probes: ${msg.split('\n')[0]}${hint}`);
+      const Failure = loaded || noTracepoints ? EnvironmentError : LoadRefused;
+      throw new Failure(`UDP and DNS probes: ${msg.split('\n')[0]}${hint}`);
     }
     return tracer;
   }
