@@ -112,7 +112,8 @@ struct udp_flow_key {
 	__u16 lport;  /* host byte order */
 	__u16 rport;
 	__u8 family;  /* AF_INET or AF_INET6 of the packets */
-	__u8 pad[3];
+	__u8 port_bound; /* 1: the process bound lport itself (bind() with a port), 0: the kernel chose it */
+	__u8 pad[2];
 	__u8 laddr[16];
 	__u8 raddr[16];
 };

@@ -62,6 +62,7 @@
 #define IP_OFFSET 0x1FFF
 #define MSG_PEEK 0x2
 #define MSG_ERRQUEUE 0x2000
+#define SOCK_BINDPORT_LOCK 8
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -346,7 +347,13 @@ static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool eg
 	k->lport = local.port;
 	k->rport = remote.port;
 	k->family = remote.family ? remote.family : local.family;
-	k->pad[0] = k->pad[1] = k->pad[2] = 0;
+	/*
+	 * Which end is the client: a server binds its port, a client's is
+	 * usually the kernel's choice (set by bind() with a port, kept across
+	 * connect() and disconnect). A bitfield in older kernels: read either way.
+	 */
+	k->port_bound = !!(BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK);
+	k->pad[0] = k->pad[1] = 0;
 	__builtin_memcpy(k->laddr, local.addr, 16);
 	__builtin_memcpy(k->raddr, remote.addr, 16);
 }

@@ -74,6 +74,8 @@ export interface UdpRecord {
   ts: string;
   proto: 'udp';
   family: 4 | 6;
+  /** outbound: the local end is the client (see udpDirection) */
+  direction: 'outbound' | 'inbound';
   local: LocalEndpoint;
   remote: RemoteEndpoint;
   packetsSent: number;

@@ -61,6 +61,21 @@ function hasOwner(b: Buffer, off: number): boolean {
   return b.readBigUInt64LE(off + V.cgroup_id.offset) !== 0n || b[off + V.comm.offset] !== 0;
 }
 
+/** Where the kernel picks ports by default (ip_local_port_range 32768-60999). */
+const EPHEMERAL_PORTS = 32768;
+
+/**
+ * Which end of a UDP flow is the client. UDP has no connection to tell, but
+ * the socket does: a port the kernel chose (no bind(), or bind() to port 0)
+ * is a client's. A port the process bound itself is a server's, unless it is
+ * in the ephemeral range and the peer's is not: a client that picks its own
+ * random source port (resolvers do) to call a service.
+ */
+export function udpDirection(portBound: boolean, lport: number, rport: number): 'outbound' | 'inbound' {
+  if (!portBound) return 'outbound';
+  return lport >= EPHEMERAL_PORTS && rport !== 0 && rport < EPHEMERAL_PORTS ? 'outbound' : 'inbound';
+}
+
 /** `dump` holds `count` keys and values back to back; `endMs` closes the interval. */
 export function decodeUdpFlows(dump: MapDump, endMs: number, intervalMs: number): UdpRecord[] {
   const keySize = dump.count ? dump.keys.length / dump.count : 0;
@@ -75,19 +90,22 @@ export function decodeUdpFlows(dump: MapDump, endMs: number, intervalMs: number)
     const v = dump.values;
     const vo = i * valueSize;
     const family = k[ko + K.family.offset]!;
+    const lport = k.readUInt16LE(ko + K.lport.offset);
+    const rport = k.readUInt16LE(ko + K.rport.offset);
     out.push({
       ts,
       proto: 'udp',
       family: family === AF_INET ? 4 : 6,
+      direction: udpDirection(k[ko + K.port_bound.offset] !== 0, lport, rport),
       local: {
         addr: formatAddr(family, k, ko + K.laddr.offset),
-        port: k.readUInt16LE(ko + K.lport.offset),
+        port: lport,
         pid: k.readUInt32LE(ko + K.pid.offset),
         comm: cString(v, vo + V.comm.offset, V.comm.size),
         cgroupId: u64(v, vo + V.cgroup_id.offset),
         netns: k.readUInt32LE(ko + K.netns.offset),
       },
-      remote: { addr: formatAddr(family, k, ko + K.raddr.offset), port: k.readUInt16LE(ko + K.rport.offset) },
+      remote: { addr: formatAddr(family, k, ko + K.raddr.offset), port: rport },
       packetsSent: u64(v, vo + V.packets_sent.offset),
       packetsReceived: u64(v, vo + V.packets_received.offset),
       bytesSent: u64(v, vo + V.bytes_sent.offset),

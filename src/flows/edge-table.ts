@@ -160,15 +160,6 @@ export const recordEnds: EdgeEnds = (r, clientIsLocal) => {
   return clientIsLocal ? { source: local, destination: remote, locality: r.locality } : { source: remote, destination: local, locality: r.locality };
 };
 
-/** UDP has no caller and callee: the end on the ephemeral (or, failing that, higher) port is taken as the client. */
-export function udpClientIsLocal(r: UdpRecord): boolean {
-  const EPHEMERAL = 32768;
-  const localEphemeral = r.local.port >= EPHEMERAL;
-  const remoteEphemeral = r.remote.port >= EPHEMERAL;
-  if (localEphemeral !== remoteEphemeral) return localEphemeral;
-  return r.local.port > r.remote.port;
-}
-
 const OVERFLOW: EdgeEnd = { id: '(overflow)' };
 
 /** The edges of one record key (local end, remote end) by port and side: nearly always one, so a short chain. */
@@ -250,7 +241,7 @@ export class EdgeTable {
 
   add(r: AgentRecord): void {
     if (r.proto === 'dns') return;
-    const clientIsLocal = r.proto === 'tcp' ? r.direction === 'outbound' : udpClientIsLocal(r);
+    const clientIsLocal = r.direction === 'outbound';
     const port = clientIsLocal ? (r.proto === 'tcp' && r.remote.reached ? r.remote.reached.port : r.remote.port) : r.local.port;
     const key = port * 4 + (r.proto === 'udp' ? 2 : 0) + (clientIsLocal ? 0 : 1);
     const row = this.ends === recordEnds ? this.indexedRow(r, key, clientIsLocal) : this.rowOf(r, key, clientIsLocal, this.ends(r, clientIsLocal));

@@ -140,7 +140,7 @@ export class AgentMetrics {
     this.udpPackets = counter('bpfagent_udp_packets_total', 'UDP datagrams per edge; direction as for bytes', [...EDGE_LABELS, 'direction']);
     this.udpBytes = counter(
       'bpfagent_udp_bytes_total',
-      'UDP payload bytes per edge; direction "sent" is from source (the end on the ephemeral port) to destination',
+      'UDP payload bytes per edge; direction "sent" is from source (the client: the end whose port the kernel chose) to destination',
       [...EDGE_LABELS, 'direction'],
     );
     this.dnsLookups = counter('bpfagent_dns_lookups_total', 'DNS lookups made by local clients, by name asked and record type', ['name', 'qtype']);

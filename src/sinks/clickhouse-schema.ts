@@ -8,7 +8,7 @@
  * only when the server supports it.
  */
 import type { DnsRecord, K8sInfo, LocalEndpoint, TcpRecord, UdpRecord } from '../events/records.js';
-import { recordEnds, udpClientIsLocal } from '../flows/edge-table.js';
+import { recordEnds } from '../flows/edge-table.js';
 import type { ShippedRecord } from './sink.js';
 
 export interface TableNames {
@@ -179,7 +179,7 @@ export type DnsRow = Record<string, string | number | null | string[] | number[]
 /** A TCP or UDP record as a row of the flows table (edge key computed as `bpfagent flows` does). */
 export function flowRow(r: ShippedRecord & (TcpRecord | UdpRecord)): FlowRow {
   const { ts, ms } = splitTime(r.ts);
-  const clientIsLocal = r.proto === 'tcp' ? r.direction === 'outbound' : udpClientIsLocal(r);
+  const clientIsLocal = r.direction === 'outbound';
   const serverPort = clientIsLocal ? (r.remote.reached ? r.remote.reached.port : r.remote.port) : r.local.port;
   const { source, destination } = recordEnds(r, clientIsLocal);
   return {
@@ -190,7 +190,7 @@ export function flowRow(r: ShippedRecord & (TcpRecord | UdpRecord)): FlowRow {
     interval_ms: u(r.intervalMs),
     proto: r.proto,
     family: r.family,
-    direction: r.proto === 'tcp' ? r.direction : '',
+    direction: r.direction,
     outcome: r.proto === 'tcp' ? r.outcome : '',
     observed_by: clientIsLocal ? 'client' : 'server',
     src_id: source.id,

@@ -17,7 +17,7 @@ import { CompressionTypes, Kafka, Partitioners, logLevel, type LogEntry, type Me
 import type { Logger } from 'pino';
 import { BatchingSink } from './batching-sink.js';
 import { batchingSchema, shippedLine } from './jsonl.js';
-import { recordEnds, udpClientIsLocal } from '../flows/edge-table.js';
+import { recordEnds } from '../flows/edge-table.js';
 import type { ShippedRecord, SinkStats } from './sink.js';
 import { defineSink } from './registry.js';
 
@@ -45,8 +45,8 @@ export type KafkaSinkConfig = z.output<typeof kafkaSinkSchema>;
 
 /**
  * The record's source: its caller, as specific as what is known. The caller is
- * the local end of outbound TCP, of a DNS lookup and of UDP from an ephemeral
- * port; the remote end otherwise. Its key is the edge tables' source id:
+ * the local end of outbound TCP and UDP and of a DNS lookup; the remote end
+ * otherwise. Its key is the edge tables' source id:
  * "namespace/workload" for a Kubernetes workload, else "process:<comm>" for a
  * local process, else (a remote caller) its DNS name, node or address.
  */
@@ -55,7 +55,7 @@ export function sourceKey(r: ShippedRecord): string {
     const k = r.local.k8s;
     return k?.workload !== undefined ? `${k.namespace ?? ''}/${k.workload}` : `process:${r.local.comm}`;
   }
-  const clientIsLocal = r.proto === 'tcp' ? r.direction === 'outbound' : udpClientIsLocal(r);
+  const clientIsLocal = r.direction === 'outbound';
   return recordEnds(r, clientIsLocal).source.id;
 }
 

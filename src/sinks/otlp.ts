@@ -39,7 +39,7 @@ import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchingSink } from './batching-sink.js';
 import { batchingSchema, shippedLine } from './jsonl.js';
-import { recordEnds, udpClientIsLocal } from '../flows/edge-table.js';
+import { recordEnds } from '../flows/edge-table.js';
 import type { ShippedRecord, SinkStats } from './sink.js';
 import { defineSink } from './registry.js';
 
@@ -83,7 +83,7 @@ class Catcher implements LogRecordProcessor {
 /** The ends of a record's edge and the caller's side. */
 function edgeOf(r: ShippedRecord): { source: string; destination: string; port: number; clientIsLocal: boolean } | undefined {
   if (r.proto === 'dns') return undefined;
-  const clientIsLocal = r.proto === 'tcp' ? r.direction === 'outbound' : udpClientIsLocal(r);
+  const clientIsLocal = r.direction === 'outbound';
   const { source, destination } = recordEnds(r, clientIsLocal);
   const port = clientIsLocal ? (r.remote.reached?.port ?? r.remote.port) : r.local.port;
   return { source: source.id, destination: destination.id, port, clientIsLocal };

@@ -9,7 +9,7 @@
  * when its end is in it. A record belongs to it when its `ts` is.
  */
 import type { TcpRecord, UdpRecord } from '../events/records.js';
-import { type Edge, type EdgeEnd, type TrafficTotals, recordEnds, udpClientIsLocal } from '../flows/edge-table.js';
+import { type Edge, type EdgeEnd, type TrafficTotals, recordEnds } from '../flows/edge-table.js';
 import { RTT_BOUNDS_US } from '../flows/histogram.js';
 
 export type FlowRecord = TcpRecord | UdpRecord;
@@ -90,7 +90,7 @@ export function edgeKey(e: { proto: string; observedBy: string; source: { id: st
 
 /** Which side of a record is the client, and the server's port, as the flow table decides. */
 function recordSide(r: FlowRecord): { clientIsLocal: boolean; port: number } {
-  const clientIsLocal = r.proto === 'tcp' ? r.direction === 'outbound' : udpClientIsLocal(r);
+  const clientIsLocal = r.direction === 'outbound';
   const port = clientIsLocal ? (r.proto === 'tcp' && r.remote.reached ? r.remote.reached.port : r.remote.port) : r.local.port;
   return { clientIsLocal, port };
 }

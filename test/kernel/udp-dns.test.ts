@@ -92,6 +92,38 @@ describe('UDP flows and DNS', { skip: KERNEL_SKIP }, () => {
       assert.ok(r.intervalMs > 0 && r.intervalMs < 5000);
     }
     for (const r of srv) assert.deepEqual([r.local.addr, r.local.comm, r.local.netns, r.remote.addr], [net.b.ipv4, 'usrv', net.b.netnsInode, net.a.ipv4]);
+    assert.deepEqual([...new Set(cli.map((r) => r.direction))], ['outbound']);
+    assert.deepEqual([...new Set(srv.map((r) => r.direction))], ['inbound']);
+  });
+
+  test('client and server told apart by who chose the port, not by port numbers', async () => {
+    // a server on a high port (no port rule can tell it from its client's), and a client that bound its own high port
+    const high = 61000 + (process.pid % 100) * 20;
+    const server = new Peer('usrvhi', ['server', '--host', net.b.ipv4, '--port', String(high), '--expect', '2', '--reply-sizes', '4,4'],
+      { netns: net.b.ns, script: 'udp-peer' });
+    await server.waitFor('listening');
+    const client = new Peer('uclihi', ['client', '--to', `${net.b.ipv4}:${high}`, '--sizes', '8,8', '--expect-replies', '2'],
+      { netns: net.a.ns, script: 'udp-peer' });
+    const { localPort } = await client.waitFor('done');
+    const totals = { packetsSent: 2, bytesSent: 16, packetsReceived: 2, bytesReceived: 8 };
+    const cli = await flowTotals((r) => r.local.pid === client.pid && r.remote.port === high, totals, 'client of a high port');
+    const srv = await flowTotals((r) => r.local.pid === server.pid && r.remote.port === localPort,
+      { packetsSent: 2, bytesSent: 8, packetsReceived: 2, bytesReceived: 16 }, 'server on a high port');
+    assert.deepEqual([...new Set(cli.map((r) => r.direction)), ...new Set(srv.map((r) => r.direction))], ['outbound', 'inbound']);
+
+    const low = port();
+    const lowServer = new Peer('usrvlo', ['server', '--host', '127.0.0.1', '--port', String(low), '--expect', '1'], { script: 'udp-peer' });
+    await lowServer.waitFor('listening');
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(high + 1, '127.0.0.1', r)); // its own port, in the ephemeral range
+    await new Promise<void>((r) => sock.send(Buffer.alloc(3), low, '127.0.0.1', () => r()));
+    await lowServer.waitFor('done');
+    sock.close();
+    const own = await flowTotals((r) => r.local.pid === process.pid && r.local.port === high + 1 && r.remote.port === low,
+      { packetsSent: 1, bytesSent: 3, packetsReceived: 0, bytesReceived: 0 }, 'a client that bound its port');
+    const lowSrv = await flowTotals((r) => r.local.pid === lowServer.pid && r.local.port === low,
+      { packetsSent: 0, bytesSent: 0, packetsReceived: 1, bytesReceived: 3 }, 'its server');
+    assert.deepEqual([...new Set(own.map((r) => r.direction)), ...new Set(lowSrv.map((r) => r.direction))], ['outbound', 'inbound']);
   });
 
   test('an unconnected socket sending to two peers: one flow per peer', async () => {

@@ -24,7 +24,7 @@ function tcp(over: Partial<TcpRecord> = {}): TcpRecord {
 
 function udp(over: Partial<UdpRecord> = {}): UdpRecord {
   return {
-    ts: '2026-11-25T10:00:02.000Z', proto: 'udp', family: 4,
+    ts: '2026-11-25T10:00:02.000Z', proto: 'udp', family: 4, direction: 'outbound',
     local: { addr: '10.0.0.1', port: 40000, pid: 21, comm: 'statsd-client', cgroupId: 1, netns: 1 },
     remote: { addr: '10.0.0.9', port: 8125 },
     packetsSent: 3, packetsReceived: 0, bytesSent: 300, bytesReceived: 0, intervalMs: 1000, locality: 'external',
@@ -155,8 +155,8 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
       R('node-a', '2026-11-25 10:00:01', 250, 'tcp', 'outbound', 'closed', 'client', 'process:curl', 'dns:example.com', 443, 'curl', '', '93.184.216.34', 'example.com', '', 0, '', '', 'external', 50, 5000, 0, 0, 0, 1000, 1.5),
       R('node-a', '2026-11-25 10:00:01', 250, 'tcp', 'outbound', 'closed', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 100, 1000, 0, 0, 0, 200, 1.5),
       R('node-b', '2026-11-25 10:00:01', 250, 'tcp', 'inbound', 'closed', 'server', 'shop/web', 'shop/api', 8080, 'api', 'api', '10.244.0.3', '', '', 0, 'web', 'z1', 'cross-zone', 3000, 300, 0, 0, 0, 100, 1.5),
-      R('node-a', '2026-11-25 10:00:02', 0, 'udp', '', '', 'client', 'process:statsd-client', '10.0.0.9', 8125, 'statsd-client', '', '10.0.0.9', '', '', 0, '', '', 'external', 300, 0, 3, 0, 0, 0, 0),
-      R('node-a', '2026-11-25 10:00:03', 0, 'udp', '', '', 'client', 'process:statsd-client', '10.0.0.9', 8125, 'statsd-client', '', '10.0.0.9', '', '', 0, '', '', 'external', 300, 20, 3, 1, 0, 0, 0),
+      R('node-a', '2026-11-25 10:00:02', 0, 'udp', 'outbound', '', 'client', 'process:statsd-client', '10.0.0.9', 8125, 'statsd-client', '', '10.0.0.9', '', '', 0, '', '', 'external', 300, 0, 3, 0, 0, 0, 0),
+      R('node-a', '2026-11-25 10:00:03', 0, 'udp', 'outbound', '', 'client', 'process:statsd-client', '10.0.0.9', 8125, 'statsd-client', '', '10.0.0.9', '', '', 0, '', '', 'external', 300, 20, 3, 1, 0, 0, 0),
       R('node-a', '2026-11-25 10:00:03', 500, 'tcp', 'outbound', 'reset', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 200, 2000, 0, 0, 2, 400, 1.5),
       R('node-a', '2026-11-25 10:00:04', 0, 'tcp', 'outbound', 'refused', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 0, 0, 0, 0, 0, 0, 1.5),
       R('node-a', '2026-11-25 12:00:00', 0, 'tcp', 'outbound', 'closed', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 7, 7, 0, 0, 0, 0, 1.5),

@@ -159,11 +159,11 @@ describe('MemoryFlowStore', () => {
   test('UDP flows pair by their 5-tuple too', () => {
     const s = new MemoryFlowStore();
     const c: UdpRecord = {
-      ts: new Date(T0 + 10).toISOString(), proto: 'udp', family: 4,
+      ts: new Date(T0 + 10).toISOString(), proto: 'udp', family: 4, direction: 'outbound',
       local: { addr: '10.0.0.1', port: 40001, pid: 1, comm: 'ucli', cgroupId: 1, netns: 1 }, remote: { addr: '10.0.0.2', port: 8125 },
       packetsSent: 3, packetsReceived: 1, bytesSent: 600, bytesReceived: 5, intervalMs: 1000, locality: 'same-host',
     };
-    const sv: UdpRecord = { ...c, local: { addr: '10.0.0.2', port: 8125, pid: 2, comm: 'usrv', cgroupId: 1, netns: 2 }, remote: { addr: '10.0.0.1', port: 40001 }, packetsSent: 1, packetsReceived: 3, bytesSent: 5, bytesReceived: 600 };
+    const sv: UdpRecord = { ...c, direction: 'inbound', local: { addr: '10.0.0.2', port: 8125, pid: 2, comm: 'usrv', cgroupId: 1, netns: 2 }, remote: { addr: '10.0.0.1', port: 40001 }, packetsSent: 1, packetsReceived: 3, bytesSent: 5, bytesReceived: 600 };
     interval(s, 1000, [c, sv]);
     const g = buildGraph(s, T0, T0 + 1000);
     assert.deepEqual(g.edges.map((e) => [e.source, e.target, e.port, e.proto, e.observedBy, e.packetsSent, e.packetsReceived, e.bytesSent, e.bytesReceived]), [

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addCachedFlows, decodeUdpFlows } from '../../src/events/udp-flow.js';
+import { addCachedFlows, decodeUdpFlows, udpDirection } from '../../src/events/udp-flow.js';
 import { UDP_FLOW_CACHE, UDP_FLOW_CACHED, UDP_FLOW_KEY, UDP_FLOW_VALUE } from '../../src/events/layout.js';
 
 const K = UDP_FLOW_KEY.fields;
@@ -27,8 +27,9 @@ function value(c: Counts): Buffer {
   return b;
 }
 
-function key(lport: number, rport: number, pid: number): Buffer {
+function key(lport: number, rport: number, pid: number, portBound = false): Buffer {
   const b = Buffer.alloc(UDP_FLOW_KEY.size);
+  b[K.port_bound.offset] = portBound ? 1 : 0;
   b.writeUInt32LE(4026531840, K.netns.offset);
   b.writeUInt32LE(pid, K.pid.offset);
   b.writeUInt16LE(lport, K.lport.offset);
@@ -80,5 +81,23 @@ describe('per-CPU UDP flow cache', () => {
     assert.equal(same.count, 1);
     assert.deepEqual(same.values, table.values);
     assert.throws(() => addCachedFlows(table, cache(), 2), /expected 232x2/);
+  });
+});
+
+describe('UDP direction', () => {
+  test('a port the kernel chose is a client\'s; a port the process bound a server\'s, unless an ephemeral one calling a lower port', () => {
+    const cases: [boolean, number, number, 'outbound' | 'inbound'][] = [
+      [false, 45000, 8125, 'outbound'],
+      [false, 40000, 45000, 'outbound'], // both in the ephemeral range: no port guess
+      [false, 5000, 0, 'outbound'], // a receiver that did not ask who sent
+      [true, 8125, 45000, 'inbound'],
+      [true, 33000, 32800, 'inbound'], // a server on a high port, its client's port lower
+      [true, 123, 123, 'inbound'],
+      [true, 5000, 0, 'inbound'],
+      [true, 40123, 53, 'outbound'], // a resolver that bound a random source port
+    ];
+    for (const [bound, lport, rport, want] of cases) assert.equal(udpDirection(bound, lport, rport), want, `${bound} ${lport} ${rport}`);
+    const dump = { count: 2, keys: Buffer.concat([key(33000, 32800, 1, true), key(32800, 33000, 2)]), values: Buffer.concat([value({}), value({})]) };
+    assert.deepEqual(decodeUdpFlows(dump, 0, 1000).map((r) => [r.local.pid, r.direction]), [[1, 'inbound'], [2, 'outbound']]);
   });
 });
