@@ -38,9 +38,12 @@
  * between read and delete. LRU evictions are counted as inserts minus
  * entries drained.
  *
- * What is counted is what the process sent and received: a datagram sent with
- * UDP_SEGMENT counts once, a datagram corked over several sends (MSG_MORE)
- * once per send, a datagram the receiver never read not at all.
+ * What is counted is what the process sent and received: a datagram corked
+ * over several sends (MSG_MORE, UDP_CORK) once, at the send that ends it (not
+ * at all when setsockopt() ends it, turning UDP_CORK off); a send split
+ * by the UDP_SEGMENT socket option as the datagrams it makes (given per call,
+ * as a control message, once); a read of datagrams coalesced by UDP_GRO once;
+ * a datagram the receiver never read not at all.
  *
  * Needs the sock_send_length/sock_recv_length tracepoints (Linux >= 6.3).
  */
@@ -92,6 +95,7 @@ const volatile bool direct_reads = true;
 		      : bpf_probe_read_kernel((dst), sizeof(*(dst)), (const void *)(src)))
 
 extern int bpf_dynptr_from_skb(struct __sk_buff *skb, __u64 flags, struct bpf_dynptr *ptr__uninit) __ksym __weak;
+extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym; /* Linux 6.2+ */
 
 /* An address and port in a flow key's form (IPv4 in the first 4 bytes, port in host order). */
 struct endpoint {
@@ -431,7 +435,7 @@ static __always_inline bool flush_cached(struct udp_flow_cached *f, __u32 slot)
  * the element: plain adds.
  */
 static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, struct udp_flow_key *key, __u32 len,
-				       bool egress)
+				       __u32 packets, bool egress)
 {
 	struct udp_flow_cached *f = egress ? &c->egress : &c->ingress;
 
@@ -447,10 +451,10 @@ static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, str
 		f->used = 1;
 	}
 	if (egress) {
-		f->value.packets_sent += 1;
+		f->value.packets_sent += packets;
 		f->value.bytes_sent += len;
 	} else {
-		f->value.packets_received += 1;
+		f->value.packets_received += packets;
 		f->value.bytes_received += len;
 	}
 	return true;
@@ -464,7 +468,8 @@ static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, str
  * other that overlaps it counts 2 or more and goes to the table. (An atomic
  * add whose result is unused is the one atomic every BPF target has.)
  */
-static __always_inline bool account_cached(__u32 slot, struct udp_flow_key *key, __u32 len, bool egress)
+static __always_inline bool account_cached(__u32 slot, struct udp_flow_key *key, __u32 len, __u32 packets,
+					   bool egress)
 {
 	struct udp_flow_cache *c = bpf_map_lookup_elem(&udp_cache, &slot);
 	bool done = false;
@@ -473,12 +478,12 @@ static __always_inline bool account_cached(__u32 slot, struct udp_flow_key *key,
 		return false;
 	__sync_fetch_and_add(&c->busy, 1);
 	if (*(volatile __u32 *)&c->busy == 1)
-		done = add_cached(c, slot, key, len, egress);
+		done = add_cached(c, slot, key, len, packets, egress);
 	__sync_fetch_and_add(&c->busy, -1);
 	return done;
 }
 
-static __always_inline int account_udp(const struct sock *sk, __u32 netns, int ret, bool egress)
+static __always_inline int account_udp(const struct sock *sk, __u32 netns, int ret, __u32 packets, bool egress)
 {
 	__u32 zero = 0, *slot = bpf_map_lookup_elem(&udp_slot, &zero);
 	bool second = slot && *slot;
@@ -486,17 +491,17 @@ static __always_inline int account_udp(const struct sock *sk, __u32 netns, int r
 	struct udp_flow_key key;
 
 	flow_key(sk, netns, egress, &key);
-	if (account_cached(second, &key, ret, egress))
+	if (account_cached(second, &key, ret, packets, egress))
 		return 0;
 	owner_into(&init);
 	v = table_entry(second, &key, &init);
 	if (!v)
 		return 0;
 	if (egress) {
-		__sync_fetch_and_add(&v->packets_sent, 1);
+		__sync_fetch_and_add(&v->packets_sent, packets);
 		__sync_fetch_and_add(&v->bytes_sent, ret);
 	} else {
-		__sync_fetch_and_add(&v->packets_received, 1);
+		__sync_fetch_and_add(&v->packets_received, packets);
 		__sync_fetch_and_add(&v->bytes_received, ret);
 	}
 	return 0;
@@ -509,6 +514,27 @@ static __always_inline bool is_udp(const struct sock *sk)
 	return sk->sk_protocol == IPPROTO_UDP && (family == AF_INET || family == AF_INET6);
 }
 
+/*
+ * The datagrams one send() made. A send that leaves its data corked
+ * (MSG_MORE, UDP_CORK: up->pending) makes none yet; the send that ends the
+ * datagram makes it. With the UDP_SEGMENT socket option, a send longer than
+ * gso_size leaves as that many datagrams. (UDP_SEGMENT given per call, as a
+ * control message, is not seen here: that send counts once.)
+ */
+static __always_inline __u32 datagrams_sent(const struct sock *sk, int ret)
+{
+	/* a udp6_sock starts with its udp_sock; the cast gives plain loads that may fault */
+	const struct udp_sock *up = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct udp_sock));
+	__u32 gso;
+
+	if (up->pending)
+		return 0;
+	gso = up->gso_size;
+	if (gso && (__u32)ret > gso)
+		return ((__u32)ret + gso - 1) / gso;
+	return 1;
+}
+
 /* ret: bytes sent (a datagram's payload), or a negative errno. */
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(udp_send, struct sock *sk, int ret, int flags)
@@ -519,7 +545,7 @@ int BPF_PROG(udp_send, struct sock *sk, int ret, int flags)
 		return 0;
 	netns = netns_of(sk);
 	barrier_var(netns); /* walked here, once: not sunk into every path below */
-	return account_udp(sk, netns, ret, true);
+	return account_udp(sk, netns, ret, datagrams_sent(sk, ret), true);
 }
 
 /* ret: bytes received (the datagram's length with MSG_TRUNC); peeks and error-queue reads are not datagrams. */
@@ -532,7 +558,7 @@ int BPF_PROG(udp_recv, struct sock *sk, int ret, int flags)
 		return 0;
 	netns = netns_of(sk);
 	barrier_var(netns); /* walked here, once: not sunk into every path below */
-	return account_udp(sk, netns, ret, false);
+	return account_udp(sk, netns, ret, 1, false);
 }
 
 /* ---------- DNS ---------- */

@@ -126,6 +126,33 @@ describe('UDP flows and DNS', { skip: KERNEL_SKIP }, () => {
     assert.deepEqual([...new Set(own.map((r) => r.direction)), ...new Set(lowSrv.map((r) => r.direction))], ['outbound', 'inbound']);
   });
 
+  test('a datagram corked over several sends counts once; a send split by UDP_SEGMENT counts each datagram', async () => {
+    const p = port();
+    const server = new Peer('usrvgso', ['server', '--host', net.b.ipv4, '--port', String(p), '--expect', '4'], { netns: net.b.ns, script: 'udp-peer' });
+    await server.waitFor('listening');
+    const to = `('${net.b.ipv4}', ${p})`;
+    const script = [
+      'import json, socket',
+      'a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      `a.sendto(b"x" * 5, socket.MSG_MORE, ${to})`,
+      `a.sendto(b"y" * 6, socket.MSG_MORE, ${to})`,
+      `a.sendto(b"z" * 7, ${to})`,
+      'b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      'b.setsockopt(socket.SOL_UDP, 103, 1000)  # UDP_SEGMENT',
+      `b.sendto(b"w" * 2500, ${to})`,
+      'print(json.dumps({"event": "done", "corked": a.getsockname()[1], "segmented": b.getsockname()[1]}), flush=True)',
+    ].join('\n');
+    const client = new Peer('ugso', ['-c', script], { netns: net.a.ns, script: 'python3' });
+    const { corked, segmented } = (await client.waitFor('done')) as unknown as { corked: number; segmented: number };
+    const got = await server.waitFor('done');
+    assert.deepEqual([got['received'], got['bytes']], [4, 18 + 2500], 'the server read one corked datagram and three segments');
+    const none = { packetsReceived: 0, bytesReceived: 0 };
+    await flowTotals((r) => r.local.pid === client.pid && r.local.port === corked, { packetsSent: 1, bytesSent: 18, ...none }, 'corked datagram');
+    await flowTotals((r) => r.local.pid === client.pid && r.local.port === segmented, { packetsSent: 3, bytesSent: 2500, ...none }, 'segmented send');
+    await flowTotals((r) => r.local.pid === server.pid && r.local.port === p && r.remote.port === segmented,
+      { packetsSent: 0, bytesSent: 0, packetsReceived: 3, bytesReceived: 2500 }, 'segments read');
+  });
+
   test('an unconnected socket sending to two peers: one flow per peer', async () => {
     const [p1, p2] = [port(), port()];
     const s1 = new Peer('usrv1', ['server', '--host', net.b.ipv4, '--port', String(p1), '--expect', '2'], { netns: net.b.ns, script: 'udp-peer' });
