@@ -28,11 +28,13 @@
 
 /* ---------- libbpf log capture ---------- */
 
-/* libbpf warnings since the last operation; appended to thrown errors. */
-static char libbpf_log[4096];
-static size_t libbpf_log_len;
+/*
+ * libbpf warnings since the last operation, appended to thrown errors: one
+ * buffer per thread, since objects load on worker threads (see loadAsync).
+ */
+static __thread char libbpf_log[4096];
+static __thread size_t libbpf_log_len;
 static int libbpf_debug;
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int print_fn(enum libbpf_print_level level, const char *fmt, va_list args)
 {
@@ -45,7 +47,6 @@ static int print_fn(enum libbpf_print_level level, const char *fmt, va_list args
 	}
 	if (level == LIBBPF_DEBUG)
 		return 0;
-	pthread_mutex_lock(&log_lock);
 	if (libbpf_log_len < sizeof(libbpf_log) - 1) {
 		int n = vsnprintf(libbpf_log + libbpf_log_len, sizeof(libbpf_log) - libbpf_log_len, fmt,
 				  args);
@@ -55,16 +56,13 @@ static int print_fn(enum libbpf_print_level level, const char *fmt, va_list args
 		if (libbpf_log_len > sizeof(libbpf_log) - 1)
 			libbpf_log_len = sizeof(libbpf_log) - 1;
 	}
-	pthread_mutex_unlock(&log_lock);
 	return 0;
 }
 
 static void log_reset(void)
 {
-	pthread_mutex_lock(&log_lock);
 	libbpf_log_len = 0;
 	libbpf_log[0] = 0;
-	pthread_mutex_unlock(&log_lock);
 }
 
 static const char *errno_name(int err)
@@ -89,38 +87,44 @@ static const char *errno_name(int err)
 	}
 }
 
-/* Throw "<what>: <strerror(err)>[: libbpf: ...]" with code/errno set. */
-static void throw_errno(napi_env env, int err, const char *fmt, ...)
+/* An Error "<what>: <strerror(err)>[\nlibbpf: ...]" with code/errno set; `log` is libbpf's messages. */
+static napi_value make_error(napi_env env, int err, const char *log, const char *what)
 {
 	char msg[5120];
-	char what[512];
 	char errbuf[256];
-	va_list ap;
+	size_t log_len = strlen(log);
 	napi_value error, code_v, msg_v, errno_v;
 
 	if (err < 0)
 		err = -err;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	pthread_mutex_lock(&log_lock);
-	/* trim trailing newline of libbpf's messages */
-	while (libbpf_log_len > 0 && libbpf_log[libbpf_log_len - 1] == '\n')
-		libbpf_log[--libbpf_log_len] = 0;
+	/* trim trailing newlines of libbpf's messages */
+	while (log_len > 0 && log[log_len - 1] == '\n')
+		log_len--;
 	/* libbpf_strerror knows libbpf's own codes (>= 4000) as well as errno */
 	if (libbpf_strerror(err, errbuf, sizeof(errbuf)))
 		snprintf(errbuf, sizeof(errbuf), "%s", strerror(err));
-	if (libbpf_log_len)
-		snprintf(msg, sizeof(msg), "%s: %s\n%s", what, errbuf, libbpf_log);
+	if (log_len)
+		snprintf(msg, sizeof(msg), "%s: %s\n%.*s", what, errbuf, (int)log_len, log);
 	else
 		snprintf(msg, sizeof(msg), "%s: %s", what, errbuf);
-	pthread_mutex_unlock(&log_lock);
 	napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code_v);
 	napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_v);
 	napi_create_error(env, code_v, msg_v, &error);
 	napi_create_int32(env, err, &errno_v);
 	napi_set_named_property(env, error, "errno", errno_v);
-	napi_throw(env, error);
+	return error;
+}
+
+/* Throw make_error() with this thread's libbpf messages. */
+static void throw_errno(napi_env env, int err, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	napi_throw(env, make_error(env, err, libbpf_log, what));
 }
 
 static void throw_msg(napi_env env, const char *msg)
@@ -209,6 +213,7 @@ struct object {
 	struct ring *rings; /* open ring buffer readers, stopped on close */
 	struct link *links; /* attached programs, destroyed on close */
 	bool loaded;
+	bool loading; /* a worker thread has it (loadAsync): hands off until it is done */
 };
 
 static void object_free(napi_env env, void *data, void *hint);
@@ -224,6 +229,10 @@ static struct object *get_object(napi_env env, napi_value v)
 	}
 	if (!o->obj) {
 		throw_msg(env, "bpfagent native: object handle already closed");
+		return NULL;
+	}
+	if (o->loading) {
+		throw_msg(env, "bpfagent native: object is loading; wait for loadAsync()");
 		return NULL;
 	}
 	return o;
@@ -433,43 +442,130 @@ static napi_value js_set_global(napi_env env, napi_callback_info info)
 }
 
 /*
- * reuseMap(handle, mapName, fromHandle, fromMapName): before load, make a map
- * of this object the same kernel map as one of an already loaded object
- * (e.g. share one ring buffer, so records of both keep one order).
+ * loadAsync(handle) -> Promise: load on a libuv worker thread, so that
+ * objects load side by side and JavaScript goes on meanwhile. Most of a
+ * load is libbpf parsing the kernel's BTF and the verifier.
  */
-static napi_value js_reuse_map(napi_env env, napi_callback_info info)
-{
-	GET_ARGS(4);
-	struct object *o = get_object(env, argv[0]);
-	struct object *from = o ? get_object(env, argv[2]) : NULL;
-	struct bpf_map *m, *fm;
+struct load_work {
+	napi_async_work work;
+	napi_deferred deferred;
+	napi_ref handle; /* keeps the object alive until the load is done */
+	struct object *o;
 	int err;
+	char log[4096];
+};
 
-	if (!o || !from || !(m = get_map(env, o, argv[1])) || !(fm = get_map(env, from, argv[3])) ||
-	    check_loaded(env, from, fm))
-		return NULL;
-	err = bpf_map__reuse_fd(m, bpf_map__fd(fm));
-	if (err)
-		throw_errno(env, err, "reuse map %s as %s", bpf_map__name(m), bpf_map__name(fm));
-	return make_undefined(env);
+static void load_execute(napi_env env, void *data)
+{
+	struct load_work *w = data;
+
+	(void)env;
+	log_reset();
+	w->err = bpf_object__load(w->o->obj);
+	snprintf(w->log, sizeof(w->log), "%s", libbpf_log);
 }
 
-/* load(handle) */
-static napi_value js_load(napi_env env, napi_callback_info info)
+static void load_complete(napi_env env, napi_status status, void *data)
+{
+	struct load_work *w = data;
+	char what[512];
+	napi_value v;
+
+	w->o->loading = false;
+	if (status != napi_ok && !w->err)
+		w->err = ECANCELED;
+	if (w->err) {
+		snprintf(what, sizeof(what), "load BPF object %s", bpf_object__name(w->o->obj));
+		napi_reject_deferred(env, w->deferred, make_error(env, w->err, w->log, what));
+	} else {
+		w->o->loaded = true;
+		napi_get_undefined(env, &v);
+		napi_resolve_deferred(env, w->deferred, v);
+	}
+	napi_delete_reference(env, w->handle);
+	napi_delete_async_work(env, w->work);
+	free(w);
+}
+
+static napi_value js_load_async(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
 	struct object *o = get_object(env, argv[0]);
-	int err;
+	struct load_work *w;
+	napi_value promise, name;
 
 	if (!o)
 		return NULL;
-	log_reset();
-	err = bpf_object__load(o->obj);
-	if (err) {
-		throw_errno(env, err, "load BPF object %s", bpf_object__name(o->obj));
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		throw_errno(env, ENOMEM, "load BPF object %s", bpf_object__name(o->obj));
 		return NULL;
 	}
-	o->loaded = true;
+	w->o = o;
+	napi_create_string_utf8(env, "bpfagent-load", NAPI_AUTO_LENGTH, &name);
+	if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
+	    napi_create_reference(env, argv[0], 1, &w->handle) != napi_ok ||
+	    napi_create_async_work(env, NULL, name, load_execute, load_complete, w, &w->work) != napi_ok ||
+	    napi_queue_async_work(env, w->work) != napi_ok) {
+		throw_msg(env, "bpfagent native: cannot start an asynchronous load");
+		return NULL;
+	}
+	o->loading = true;
+	return promise;
+}
+
+/*
+ * ringCreate(name, bytes) -> fd: a ring buffer that objects share
+ * (reuseMapFd) before they load. A reused map takes the kernel map's name.
+ */
+static napi_value js_ring_create(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	char name[16];
+	uint32_t bytes;
+	napi_value v;
+	int fd;
+
+	if (get_string(env, argv[0], name, sizeof(name)))
+		return NULL;
+	napi_get_value_uint32(env, argv[1], &bytes);
+	log_reset();
+	fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, name, 0, 0, bytes, NULL);
+	if (fd < 0) {
+		throw_errno(env, errno, "create a ring buffer of %u bytes", bytes);
+		return NULL;
+	}
+	napi_create_int32(env, fd, &v);
+	return v;
+}
+
+/* reuseMapFd(handle, mapName, fd): before load, the map is that map (the object keeps its own copy of the fd) */
+static napi_value js_reuse_map_fd(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_map *m;
+	int32_t fd;
+	int err;
+
+	if (!o || !(m = get_map(env, o, argv[1])))
+		return NULL;
+	napi_get_value_int32(env, argv[2], &fd);
+	err = bpf_map__reuse_fd(m, fd);
+	if (err)
+		throw_errno(env, err, "reuse map fd %d as %s", fd, bpf_map__name(m));
+	return make_undefined(env);
+}
+
+/* closeFd(fd) */
+static napi_value js_close_fd(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	int32_t fd;
+
+	napi_get_value_int32(env, argv[0], &fd);
+	if (fd >= 0)
+		close(fd);
 	return make_undefined(env);
 }
 
@@ -1067,6 +1163,10 @@ static napi_value js_close(napi_env env, napi_callback_info info)
 		throw_msg(env, "bpfagent native: expected an object handle");
 		return NULL;
 	}
+	if (o->loading) {
+		throw_msg(env, "bpfagent native: object is loading; wait for loadAsync() before close()");
+		return NULL;
+	}
 	object_close(o);
 	return make_undefined(env);
 }
@@ -1145,8 +1245,10 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "setAutoload", js_set_autoload },
 		{ "setMaxEntries", js_set_max_entries },
 		{ "setGlobal", js_set_global },
-		{ "reuseMap", js_reuse_map },
-		{ "load", js_load },
+		{ "loadAsync", js_load_async },
+		{ "ringCreate", js_ring_create },
+		{ "reuseMapFd", js_reuse_map_fd },
+		{ "closeFd", js_close_fd },
 		{ "attach", js_attach },
 		{ "attachCgroup", js_attach_cgroup },
 		{ "detach", js_detach },

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { findCgroup2Root } from '../bpf/cgroup-root.js';
 import { ensureTracefs, probeKernelFeatures, requireBaseFeatures } from '../bpf/features.js';
-import { loadNative, PROJECT_ROOT, type BpfNative } from '../bpf/native.js';
+import { isNativeError, loadNative, PROJECT_ROOT, type BpfNative } from '../bpf/native.js';
 import { NetTracer, type UdpDrain } from '../bpf/net-tracer.js';
 import { TcpTracer, type AttachMode } from '../bpf/tcp-tracer.js';
 import { decodeBatch, type DecodeStats, type RecordSink } from '../events/batch.js';
@@ -54,24 +54,39 @@ export function checkPrivileges(): void {
     );
 }
 
-/** UDP and DNS are an addition: without cgroup v2 or a recent kernel (6.3), TCP tracing goes on alone. */
-function startNetTracer(native: BpfNative, tcp: TcpTracer, opts: CollectorOptions, log: Logger): NetTracer | undefined {
+/**
+ * The UDP/DNS object, loaded (not attached); undefined, with a warning, where
+ * it cannot load: UDP and DNS are an addition, without cgroup v2 or a recent
+ * kernel (6.3) TCP tracing goes on alone.
+ */
+async function loadNetTracer(native: BpfNative, ringFd: number, opts: CollectorOptions, log: Logger): Promise<NetTracer | undefined> {
   const cgroupRoot = findCgroup2Root();
   if (!cgroupRoot) {
     log.warn('cgroup v2 is not mounted (mount -t cgroup2 none /sys/fs/cgroup/unified): UDP flows and DNS are off');
     return undefined;
   }
   try {
-    const net = NetTracer.start(native, {
+    const net = await NetTracer.load(native, {
       objectPath: NET_OBJECT,
       btfPath: opts.btf,
       cgroupRoot,
       maxUdpFlows: opts.maxUdpFlows,
-      ring: { obj: tcp.obj, map: 'events', bytes: opts.ringbufBytes },
-      xmitChain: tcp.xmitChain,
+      ring: { fd: ringFd },
     });
     if (net.linearDnsOnly)
       log.warn('tracing programs cannot read whole packets on this kernel (skb dynptrs need Linux >= 6.12): DNS over TCP is not seen');
+    return net;
+  } catch (e) {
+    if (!(e instanceof EnvironmentError)) throw e;
+    log.warn(`${e.message}: UDP flows and DNS are off`);
+    return undefined;
+  }
+}
+
+/** Attach a loaded UDP/DNS object; undefined, with a warning, where it cannot attach. */
+function attachNetTracer(net: NetTracer, tcp: TcpTracer, log: Logger): NetTracer | undefined {
+  try {
+    net.attach(tcp.xmitChain);
     return net;
   } catch (e) {
     if (!(e instanceof EnvironmentError)) throw e;
@@ -111,7 +126,11 @@ export class Collector {
     });
   }
 
-  start(): void {
+  /**
+   * Load both objects side by side (each on a worker thread; they share one
+   * ring buffer, made first), then attach: TCP first, then UDP/DNS.
+   */
+  async start(): Promise<void> {
     checkPrivileges();
     const native = loadNative();
     native.setDebug(this.opts.debug);
@@ -128,12 +147,20 @@ export class Collector {
       },
       dns: (p) => this.dns.handle(p),
     };
-    this.tcp = TcpTracer.start(native, features, {
+    let ringFd: number;
+    try {
+      // named as the TCP object's ring: a reused map takes the kernel map's name, and the reader opens it by name
+      ringFd = native.ringCreate('events', this.opts.ringbufBytes);
+    } catch (e) {
+      throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}${isNativeError(e) && (e.errno === 1 || e.errno === 13) ? ': run as root or grant CAP_BPF' : ''}`);
+    }
+    const netLoad = loadNetTracer(native, ringFd, this.opts, this.log);
+    const tcpLoad = TcpTracer.start(native, features, {
       objectPath: TCP_OBJECT,
       btfPath: this.opts.btf,
       mode: this.opts.attach,
       maxConnections: this.opts.maxConnections,
-      ringbufBytes: this.opts.ringbufBytes,
+      ring: { fd: ringFd, bytes: this.opts.ringbufBytes },
       pollMs: this.opts.pollMs,
       onBatch: (batch) => {
         // enriched as a whole once decoded (see Enricher.enrichAll), within the batch's time
@@ -150,7 +177,22 @@ export class Collector {
       },
       onFallback: (mode, reason) => this.log.info({ mode, reason }, `attach mode ${mode} passed over`),
     });
-    this.net = startNetTracer(native, this.tcp, this.opts, this.log);
+    try {
+      // both settle before anything is thrown: no object is left loading
+      const [tcp, net] = await Promise.allSettled([tcpLoad, netLoad]);
+      if (tcp.status === 'rejected') {
+        if (net.status === 'fulfilled') net.value?.close();
+        throw tcp.reason;
+      }
+      this.tcp = tcp.value;
+      if (net.status === 'rejected') {
+        this.tcp.close();
+        throw net.reason;
+      }
+      this.net = net.value && attachNetTracer(net.value, this.tcp, this.log);
+    } finally {
+      native.closeFd(ringFd); // each object holds its own copy
+    }
     this.tick = setInterval(() => {
       this.collecting = this.collecting.then(() => this.endInterval());
     }, this.opts.intervalMs);
@@ -269,8 +311,7 @@ export function runUntilSignalled(
   stopOn?: Promise<string>,
   enrichment?: { stats(): Record<string, number>; stop(): Promise<void> },
 ): Promise<number> {
-  collector.start();
-  return new Promise<number>((resolve) => {
+  return collector.start().then(() => new Promise<number>((resolve) => {
     let stopping = false;
     const stop = async (why: string): Promise<void> => {
       if (stopping) return;
@@ -287,5 +328,5 @@ export function runUntilSignalled(
     void stopOn?.then((why) => stop(why));
     // only now: whoever waits for "ready" may signal us at once
     log.info(collector.info, `ready: probes attached (${collector.description})`);
-  });
+  }));
 }

@@ -41,9 +41,13 @@ export interface BpfNative {
   setAutoload(obj: ObjectHandle, program: string, on: boolean): void;
   setMaxEntries(obj: ObjectHandle, map: string, entries: number): void;
   setGlobal(obj: ObjectHandle, variable: string, value: Buffer): void;
-  /** Before load: make `map` the same kernel map as `fromMap` of a loaded object. */
-  reuseMap(obj: ObjectHandle, map: string, from: ObjectHandle, fromMap: string): void;
-  load(obj: ObjectHandle): void;
+  /** A ring buffer map of `bytes` (a power of two): its fd, for reuseMapFd, closed with closeFd. */
+  ringCreate(name: string, bytes: number): number;
+  /** Before load: make `map` the kernel map of `fd` (the object keeps a copy of the fd); the map takes that map's name. */
+  reuseMapFd(obj: ObjectHandle, map: string, fd: number): void;
+  closeFd(fd: number): void;
+  /** Load on a worker thread: objects load side by side, JavaScript goes on; the handle is off-limits until it settles. */
+  loadAsync(obj: ObjectHandle): Promise<void>;
   attach(obj: ObjectHandle, program: string): LinkHandle;
   /** Attach a cgroup program (cgroup/sock_create, cgroup/sendmsg4, ...) to a cgroup v2 directory. */
   attachCgroup(obj: ObjectHandle, program: string, cgroupDir: string): LinkHandle;

@@ -2,9 +2,10 @@
  * Loads bpf/net.bpf.c: UDP flow accounting from the sock_send_length and
  * sock_recv_length tracepoints (peers of unconnected sockets from cgroup
  * sock_addr programs on the cgroup v2 root), DNS capture from the device
- * tracepoints. DNS packets go into the TCP tracer's ring
- * buffer (one ring, one order); UDP counts stay in the kernel until
- * collectUdp() swaps and drains a flow table.
+ * tracepoints. DNS packets go into the ring buffer the TCP tracer reads (one
+ * ring, one order); UDP counts stay in the kernel until collectUdp() swaps
+ * and drains a flow table. It loads while the TCP object does (load), and
+ * attaches once that one is loaded too (attach).
  */
 import type { BpfNative, LinkHandle, ObjectHandle } from './native.js';
 import { isNativeError } from './native.js';
@@ -36,14 +37,8 @@ export interface NetTracerOptions {
   cgroupRoot: string;
   /** capacity of each of the two UDP flow tables */
   maxUdpFlows: number;
-  /** the TCP object: its ring buffer (map `events`, of this size) is shared */
-  ring: { obj: ObjectHandle; map: string; bytes: number };
-  /**
-   * A program array of the TCP object whose net_dev_start_xmit program
-   * tail-calls slot 0: dns_xmit goes there rather than on the tracepoint
-   * itself (one program run per packet instead of two).
-   */
-  xmitChain?: { obj: ObjectHandle; map: string };
+  /** the ring buffer the TCP tracer reads (see BpfNative.ringCreate): `dns_events` becomes it */
+  ring: { fd: number };
 }
 
 export interface UdpDrain {
@@ -64,22 +59,23 @@ export class NetTracer {
   private constructor(
     private readonly native: BpfNative,
     private readonly obj: ObjectHandle,
+    private readonly cgroupRoot: string,
   ) {}
 
   /**
-   * The newest ways of reading packets need recent kernels: skb dynptrs in
-   * tracing programs (Linux 6.12), plain loads from packet memory (later).
-   * A load the verifier refuses is retried the older way (a failure to
-   * attach, or missing tracepoints, is not: no mode changes it); with no dynptr,
-   * only the packets' linear part is read (TCP keeps its payload in page
-   * fragments: DNS over TCP is then not seen, nor the parts of UDP answers
-   * a driver put there).
+   * Open and load, not attached yet. The newest ways of reading packets need
+   * recent kernels: skb dynptrs in tracing programs (Linux 6.12), plain loads
+   * from packet memory (later). A load the verifier refuses is retried the
+   * older way (missing tracepoints are not: no mode changes that); with no
+   * dynptr, only the packets' linear part is read (TCP keeps its payload in
+   * page fragments: DNS over TCP is then not seen, nor the parts of UDP
+   * answers a driver put there).
    */
-  static start(native: BpfNative, opts: NetTracerOptions): NetTracer {
+  static async load(native: BpfNative, opts: NetTracerOptions): Promise<NetTracer> {
     let first: unknown;
     for (const mode of READ_MODES) {
       try {
-        const tracer = NetTracer.load(native, opts, mode);
+        const tracer = await NetTracer.loadInMode(native, opts, mode);
         tracer.linearDnsOnly = !mode.skbDynptr;
         return tracer;
       } catch (e) {
@@ -94,46 +90,59 @@ export class NetTracer {
   linearDnsOnly = false;
   private chained: { obj: ObjectHandle; map: string } | undefined;
 
-  private static load(native: BpfNative, opts: NetTracerOptions, mode: ReadMode): NetTracer {
+  private static async loadInMode(native: BpfNative, opts: NetTracerOptions, mode: ReadMode): Promise<NetTracer> {
     let obj: ObjectHandle;
     try {
       obj = native.open(opts.objectPath, opts.btfPath);
     } catch (e) {
       throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}; rebuild with 'npm install'`);
     }
-    const tracer = new NetTracer(native, obj);
-    let loaded = false;
     try {
       native.setMaxEntries(obj, 'udp_flows_0', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'udp_flows_1', opts.maxUdpFlows);
-      native.setMaxEntries(obj, 'dns_events', opts.ring.bytes);
       native.setGlobal(obj, 'skb_dynptr', Buffer.from([mode.skbDynptr ? 1 : 0]));
       native.setGlobal(obj, 'direct_reads', Buffer.from([mode.directReads ? 1 : 0]));
-      native.reuseMap(obj, 'dns_events', opts.ring.obj, opts.ring.map);
-      native.load(obj);
-      loaded = true;
-      for (const p of CGROUP_PROGRAMS) tracer.links.push(native.attachCgroup(obj, p, opts.cgroupRoot));
-      for (const p of TRACING_PROGRAMS) tracer.links.push(native.attach(obj, p));
-      if (opts.xmitChain) {
-        native.chainProgram(opts.xmitChain.obj, opts.xmitChain.map, 0, obj, XMIT_PROGRAM);
-        tracer.chained = opts.xmitChain;
+      native.reuseMapFd(obj, 'dns_events', opts.ring.fd);
+      await native.loadAsync(obj);
+    } catch (e) {
+      native.close(obj);
+      const noTracepoints = /sock_(send|recv)_length/.test((e as Error).message);
+      throw new (noTracepoints ? EnvironmentError : LoadRefused)(NetTracer.failure(e, noTracepoints));
+    }
+    return new NetTracer(native, obj, opts.cgroupRoot);
+  }
+
+  private static failure(e: unknown, noTracepoints = false): string {
+    const hint = noTracepoints
+      ? ' (needs the sock:sock_send_length and sock:sock_recv_length tracepoints, Linux >= 6.3)'
+      : isNativeError(e) && (e.errno === 1 || e.errno === 13)
+        ? ': run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN'
+        : '';
+    return `UDP and DNS probes: ${(e as Error).message.split('\n')[0]}${hint}`;
+  }
+
+  /**
+   * Attach every program. `xmitChain`: a program array of the TCP object
+   * whose net_dev_start_xmit program tail-calls slot 0; dns_xmit goes there
+   * rather than on the tracepoint itself (one program run per packet
+   * instead of two). On failure everything is detached and the object
+   * closed (EnvironmentError: no read mode would change it).
+   */
+  attach(xmitChain?: { obj: ObjectHandle; map: string }): void {
+    try {
+      for (const p of CGROUP_PROGRAMS) this.links.push(this.native.attachCgroup(this.obj, p, this.cgroupRoot));
+      for (const p of TRACING_PROGRAMS) this.links.push(this.native.attach(this.obj, p));
+      if (xmitChain) {
+        this.native.chainProgram(xmitChain.obj, xmitChain.map, 0, this.obj, XMIT_PROGRAM);
+        this.chained = xmitChain;
       } else {
-        tracer.links.push(native.attach(obj, XMIT_PROGRAM));
+        this.links.push(this.native.attach(this.obj, XMIT_PROGRAM));
       }
     } catch (e) {
-      tracer.detach();
-      native.close(obj);
-      const msg = (e as Error).message;
-      const noTracepoints = /sock_(send|recv)_length/.test(msg);
-      const hint = noTracepoints
-        ? ' (needs the sock:sock_send_length and sock:sock_recv_length tracepoints, Linux >= 6.3)'
-        : isNativeError(e) && (e.errno === 1 || e.errno === 13)
-          ? ': run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN'
-          : '';
-      const Failure = loaded || noTracepoints ? EnvironmentError : LoadRefused;
-      throw new Failure(`UDP and DNS probes: ${msg.split('\n')[0]}${hint}`);
+      this.detach();
+      this.close();
+      throw new EnvironmentError(NetTracer.failure(e, /sock_(send|recv)_length/.test((e as Error).message)));
     }
-    return tracer;
   }
 
   counters(): Record<NetCounterName, number> {

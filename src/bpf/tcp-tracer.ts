@@ -29,7 +29,8 @@ export interface TcpTracerOptions {
   mode: AttachMode | 'auto';
   /** capacity of the live-connection map */
   maxConnections: number;
-  ringbufBytes: number;
+  /** the ring buffer its `events` map becomes (see BpfNative.ringCreate), and its size */
+  ring: { fd: number; bytes: number };
   /** reader wake-up period; bounds how late a record can be */
   pollMs: number;
   onBatch: (batch: Buffer, count: number) => void;
@@ -72,8 +73,8 @@ export class TcpTracer {
     return this.mode === 'tp_btf' ? { obj: this.obj, map: 'xmit_next' } : undefined;
   }
 
-  /** Open, load and attach; throws EnvironmentError when no mode works. */
-  static start(native: BpfNative, features: KernelFeatures, opts: TcpTracerOptions): TcpTracer {
+  /** Open, load and attach; rejects with EnvironmentError when no mode works. */
+  static async start(native: BpfNative, features: KernelFeatures, opts: TcpTracerOptions): Promise<TcpTracer> {
     const candidates: AttachMode[] = opts.mode === 'auto' ? [...ATTACH_MODES] : [opts.mode];
     const failures: string[] = [];
     for (const mode of candidates) {
@@ -93,12 +94,12 @@ export class TcpTracer {
       try {
         for (const p of native.programs(obj)) native.setAutoload(obj, p.name, programs.includes(p.name));
         native.setMaxEntries(obj, 'socks', opts.maxConnections);
-        native.setMaxEntries(obj, 'events', opts.ringbufBytes);
+        native.reuseMapFd(obj, 'events', opts.ring.fd);
         const wakeup = Buffer.alloc(8);
         // wake the reader early when a quarter of the ring is queued
-        wakeup.writeBigUInt64LE(BigInt(Math.floor(opts.ringbufBytes / 4)));
+        wakeup.writeBigUInt64LE(BigInt(Math.floor(opts.ring.bytes / 4)));
         native.setGlobal(obj, 'wakeup_bytes', wakeup);
-        native.load(obj);
+        await native.loadAsync(obj);
       } catch (e) {
         native.close(obj);
         const reason = `${(e as Error).message.split('\n')[0]}${permissionHint(e)}`;

@@ -13,13 +13,13 @@ import { NET_OBJECT } from '../../src/agent/collector.js';
 
 describe('UDP/DNS object read modes', { skip: KERNEL_SKIP }, () => {
   for (const mode of READ_MODES) {
-    test(`loads with skb dynptrs ${mode.skbDynptr ? 'on' : 'off'}, direct packet loads ${mode.directReads ? 'on' : 'off'}`, () => {
+    test(`loads with skb dynptrs ${mode.skbDynptr ? 'on' : 'off'}, direct packet loads ${mode.directReads ? 'on' : 'off'}`, async () => {
       const native = loadNative();
       const obj = native.open(NET_OBJECT, null);
       try {
         native.setGlobal(obj, 'skb_dynptr', Buffer.from([mode.skbDynptr ? 1 : 0]));
         native.setGlobal(obj, 'direct_reads', Buffer.from([mode.directReads ? 1 : 0]));
-        native.load(obj);
+        await native.loadAsync(obj);
         const names = native.programs(obj).map((p) => p.name);
         for (const p of ['udp_send', 'udp_recv', 'dns_xmit', 'dns_receive', 'udp4_sendmsg', 'udp6_recvmsg'])
           assert.ok(names.includes(p), `${p} in the object`);
@@ -28,4 +28,25 @@ describe('UDP/DNS object read modes', { skip: KERNEL_SKIP }, () => {
       }
     });
   }
+
+  test('an object is off-limits while it loads on its worker thread; a failed load rejects with errno and libbpf\'s words', async () => {
+    const native = loadNative();
+    const obj = native.open(NET_OBJECT, null);
+    const loading = native.loadAsync(obj);
+    assert.throws(() => native.close(obj), /object is loading/);
+    assert.throws(() => native.programs(obj), /object is loading/);
+    await loading;
+    native.close(obj);
+
+    // a map the kernel refuses (a hash of no entries): the load fails on the worker thread
+    const bad = native.open(NET_OBJECT, null);
+    native.setMaxEntries(bad, 'udp_flows_0', 0);
+    const err = await native.loadAsync(bad).then(() => undefined, (e: unknown) => e as Error & { errno: number; code: string });
+    native.close(bad);
+    assert.ok(err, 'the load failed');
+    assert.match(err.message, /^load BPF object \S+: Invalid argument/);
+    assert.equal(err.code, 'EINVAL');
+    assert.equal(err.errno, 22);
+    assert.match(err.message, /libbpf: /, 'libbpf\'s messages from the worker thread come with it');
+  });
 });
