@@ -1,20 +1,17 @@
 /**
- * The probes-to-records pipeline every command shares: check privileges and
- * kernel features, load and attach the TCP and UDP/DNS probes, decode what
- * they report, pair DNS lookups, name remote addresses, and hand each record
+ * The probes-to-records pipeline every command shares: attach the TCP and
+ * UDP/DNS probes (loaded by src/bpf/probe-load.ts, which checks privileges
+ * and kernel features), decode what they report, pair DNS lookups, name remote addresses, and hand each record
  * to `onRecords` in batches. UDP flows come once per interval.
  *
  * stop() detaches every probe first and drains afterwards, so the summary it
  * returns accounts for everything that happened while attached.
  */
 import { performance } from 'node:perf_hooks';
-import path from 'node:path';
 import type { Logger } from 'pino';
-import { findCgroup2Root } from '../bpf/cgroup-root.js';
-import { ensureTracefs, probeKernelFeatures, requireBaseFeatures } from '../bpf/features.js';
-import { isNativeError, loadNative, PROJECT_ROOT, type BpfNative } from '../bpf/native.js';
-import { NetTracer, type UdpDrain } from '../bpf/net-tracer.js';
-import { TcpTracer, type AttachMode } from '../bpf/tcp-tracer.js';
+import type { NetTracer, UdpDrain } from '../bpf/net-tracer.js';
+import { loadProbes, type LoadedProbes } from '../bpf/probe-load.js';
+import type { AttachMode, TcpTracer } from '../bpf/tcp-tracer.js';
 import { decodeBatch, type DecodeStats, type RecordSink } from '../events/batch.js';
 import type { AgentRecord, TcpRecord, UdpRecord } from '../events/records.js';
 import { beginBatchTime, endBatchTime } from '../events/batch-time.js';
@@ -23,13 +20,8 @@ import { DnsNameCache } from '../enrich/dns-cache.js';
 import { DnsTracker } from '../enrich/dns-tracker.js';
 import type { Enricher } from '../enrich/enricher.js';
 import { nameRemote } from '../enrich/remote-names.js';
-import { effectiveCapabilities, missingTracingCapabilities } from '../util/capabilities.js';
 import { MonotonicClock } from '../util/clock.js';
 import { EnvironmentError } from '../util/errors.js';
-
-export const DEFAULT_BTF = '/sys/kernel/btf/vmlinux';
-export const TCP_OBJECT = path.join(PROJECT_ROOT, 'build-bpf/tcp.bpf.o');
-export const NET_OBJECT = path.join(PROJECT_ROOT, 'build-bpf/net.bpf.o');
 
 export interface CollectorOptions {
   attach: AttachMode | 'auto';
@@ -44,44 +36,6 @@ export interface CollectorOptions {
 
 /** What stop() reports: every count of records made and of records lost. */
 export type CollectorSummary = Record<string, number>;
-
-/** Fail early, in one line, when privileges are short. */
-export function checkPrivileges(): void {
-  const missing = missingTracingCapabilities(effectiveCapabilities());
-  if (missing.length)
-    throw new EnvironmentError(
-      `missing capabilities ${missing.join(', ')}: run as root, or grant them (setcap cap_bpf,cap_perfmon+ep on the node binary)`,
-    );
-}
-
-/**
- * The UDP/DNS object, loaded (not attached); undefined, with a warning, where
- * it cannot load: UDP and DNS are an addition, without cgroup v2 or a recent
- * kernel (6.3) TCP tracing goes on alone.
- */
-async function loadNetTracer(native: BpfNative, ringFd: number, opts: CollectorOptions, log: Logger): Promise<NetTracer | undefined> {
-  const cgroupRoot = findCgroup2Root();
-  if (!cgroupRoot) {
-    log.warn('cgroup v2 is not mounted (mount -t cgroup2 none /sys/fs/cgroup/unified): UDP flows and DNS are off');
-    return undefined;
-  }
-  try {
-    const net = await NetTracer.load(native, {
-      objectPath: NET_OBJECT,
-      btfPath: opts.btf,
-      cgroupRoot,
-      maxUdpFlows: opts.maxUdpFlows,
-      ring: { fd: ringFd },
-    });
-    if (net.linearDnsOnly)
-      log.warn('tracing programs cannot read whole packets on this kernel (skb dynptrs need Linux >= 6.12): DNS over TCP is not seen');
-    return net;
-  } catch (e) {
-    if (!(e instanceof EnvironmentError)) throw e;
-    log.warn(`${e.message}: UDP flows and DNS are off`);
-    return undefined;
-  }
-}
 
 /** Attach a loaded UDP/DNS object; undefined, with a warning, where it cannot attach. */
 function attachNetTracer(net: NetTracer, tcp: TcpTracer, log: Logger): NetTracer | undefined {
@@ -127,17 +81,12 @@ export class Collector {
   }
 
   /**
-   * Load both objects side by side (each on a worker thread; they share one
-   * ring buffer, made first), then attach: TCP first, then UDP/DNS.
+   * Attach the probes `probes` loaded (begun by the caller, or here), then
+   * read them: TCP first, then UDP/DNS.
    */
-  async start(): Promise<void> {
-    checkPrivileges();
-    const native = loadNative();
-    native.setDebug(this.opts.debug);
-    const tracefs = ensureTracefs(native);
-    const features = probeKernelFeatures(native, this.opts.btf ?? DEFAULT_BTF, tracefs);
-    requireBaseFeatures(features);
-
+  async start(probes: Promise<LoadedProbes> = loadProbes(this.opts)): Promise<void> {
+    const loaded = await probes;
+    for (const n of loaded.notes) this.log[n.level](n.fields ?? {}, n.msg);
     const clock = new MonotonicClock();
     const batchTcp: TcpRecord[] = [];
     const sink: RecordSink = {
@@ -147,22 +96,9 @@ export class Collector {
       },
       dns: (p) => this.dns.handle(p),
     };
-    let ringFd: number;
+    this.tcp = loaded.tcp;
     try {
-      // named as the TCP object's ring: a reused map takes the kernel map's name, and the reader opens it by name
-      ringFd = native.ringCreate('events', this.opts.ringbufBytes);
-    } catch (e) {
-      throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}${isNativeError(e) && (e.errno === 1 || e.errno === 13) ? ': run as root or grant CAP_BPF' : ''}`);
-    }
-    const netLoad = loadNetTracer(native, ringFd, this.opts, this.log);
-    const tcpLoad = TcpTracer.start(native, features, {
-      objectPath: TCP_OBJECT,
-      btfPath: this.opts.btf,
-      mode: this.opts.attach,
-      maxConnections: this.opts.maxConnections,
-      ring: { fd: ringFd, bytes: this.opts.ringbufBytes },
-      pollMs: this.opts.pollMs,
-      onBatch: (batch) => {
+      this.tcp.attach((batch) => {
         // enriched as a whole once decoded (see Enricher.enrichAll), within the batch's time
         const outer = beginBatchTime();
         try {
@@ -174,32 +110,19 @@ export class Collector {
           endBatchTime(outer);
         }
         this.flush(false);
-      },
-      onFallback: (mode, reason) => this.log.info({ mode, reason }, `attach mode ${mode} passed over`),
-    });
-    try {
-      // both settle before anything is thrown: no object is left loading
-      const [tcp, net] = await Promise.allSettled([tcpLoad, netLoad]);
-      if (tcp.status === 'rejected') {
-        if (net.status === 'fulfilled') net.value?.close();
-        throw tcp.reason;
-      }
-      this.tcp = tcp.value;
-      if (net.status === 'rejected') {
-        this.tcp.close();
-        throw net.reason;
-      }
-      this.net = net.value && attachNetTracer(net.value, this.tcp, this.log);
-    } finally {
-      native.closeFd(ringFd); // each object holds its own copy
+      }, this.opts.pollMs);
+    } catch (e) {
+      loaded.net?.close();
+      throw e;
     }
+    this.net = loaded.net && attachNetTracer(loaded.net, this.tcp, this.log);
     this.tick = setInterval(() => {
       this.collecting = this.collecting.then(() => this.endInterval());
     }, this.opts.intervalMs);
     Object.assign(this.info, {
       attach: this.tcp.mode,
       programs: this.tcp.programs,
-      features,
+      features: loaded.features,
       udp: !!this.net,
       dns: !!this.net,
       startupMs: Math.round(performance.now()),
@@ -310,8 +233,9 @@ export function runUntilSignalled(
   onStopped: () => void | Promise<void>,
   stopOn?: Promise<string>,
   enrichment?: { stats(): Record<string, number>; stop(): Promise<void> },
+  probes?: Promise<LoadedProbes>,
 ): Promise<number> {
-  return collector.start().then(() => new Promise<number>((resolve) => {
+  return collector.start(probes).then(() => new Promise<number>((resolve) => {
     let stopping = false;
     const stop = async (why: string): Promise<void> => {
       if (stopping) return;

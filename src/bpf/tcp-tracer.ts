@@ -1,7 +1,8 @@
 /**
  * Loads bpf/tcp.bpf.c and keeps it attached: picks the attach mode the kernel
- * supports (tp_btf, then raw_tp, then classic tracepoints), sizes the maps,
- * attaches, and streams ring buffer batches to a callback.
+ * supports (tp_btf, then raw_tp, then classic tracepoints), sizes the maps
+ * and loads (load), then attaches and streams ring buffer batches to a
+ * callback (attach).
  */
 import type { BpfNative, LinkHandle, ObjectHandle, RingHandle } from './native.js';
 import { isNativeError } from './native.js';
@@ -31,9 +32,6 @@ export interface TcpTracerOptions {
   maxConnections: number;
   /** the ring buffer its `events` map becomes (see BpfNative.ringCreate), and its size */
   ring: { fd: number; bytes: number };
-  /** reader wake-up period; bounds how late a record can be */
-  pollMs: number;
-  onBatch: (batch: Buffer, count: number) => void;
   /** told why a mode was passed over, when auto-selecting */
   onFallback?: (mode: AttachMode, reason: string) => void;
 }
@@ -73,8 +71,8 @@ export class TcpTracer {
     return this.mode === 'tp_btf' ? { obj: this.obj, map: 'xmit_next' } : undefined;
   }
 
-  /** Open, load and attach; rejects with EnvironmentError when no mode works. */
-  static async start(native: BpfNative, features: KernelFeatures, opts: TcpTracerOptions): Promise<TcpTracer> {
+  /** Open and load in the first mode that works (not attached yet); rejects with EnvironmentError when none does. */
+  static async load(native: BpfNative, features: KernelFeatures, opts: TcpTracerOptions): Promise<TcpTracer> {
     const candidates: AttachMode[] = opts.mode === 'auto' ? [...ATTACH_MODES] : [opts.mode];
     const failures: string[] = [];
     for (const mode of candidates) {
@@ -107,29 +105,36 @@ export class TcpTracer {
         opts.onFallback?.(mode, reason);
         continue;
       }
-      const tracer = new TcpTracer(native, obj, mode, programs);
-      try {
-        for (const p of programs) tracer.links.push(native.attach(obj, p));
-        tracer.ring = native.ringOpen(
-          obj,
-          'events',
-          (batch, count) => {
-            if (batch) opts.onBatch(batch, count);
-            else tracer.resolveEnded();
-          },
-          opts.pollMs,
-        );
-      } catch (e) {
-        native.close(obj);
-        throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}${permissionHint(e)}`);
-      }
-      return tracer;
+      return new TcpTracer(native, obj, mode, programs);
     }
     const btf = opts.btfPath ? ` with kernel BTF ${opts.btfPath}` : '';
     const reasons = new Set(failures.map((f) => f.slice(f.indexOf(': ') + 2)));
     throw new EnvironmentError(
       `no way to attach the TCP probes on this kernel${btf}: ${reasons.size === 1 ? [...reasons][0] : failures.join('; ')}`,
     );
+  }
+
+  /**
+   * Attach the probes and read the ring buffer: `onBatch` gets its records
+   * in batches, at the latest every `pollMs`. On failure the object is
+   * closed (EnvironmentError).
+   */
+  attach(onBatch: (batch: Buffer, count: number) => void, pollMs: number): void {
+    try {
+      for (const p of this.programs) this.links.push(this.native.attach(this.obj, p));
+      this.ring = this.native.ringOpen(
+        this.obj,
+        'events',
+        (batch, count) => {
+          if (batch) onBatch(batch, count);
+          else this.resolveEnded();
+        },
+        pollMs,
+      );
+    } catch (e) {
+      this.close();
+      throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}${permissionHint(e)}`);
+    }
   }
 
   /** Kernel-side counters summed over CPUs. */

@@ -3,7 +3,8 @@
  * callee, server port, protocol, observing side), printed once per interval.
  */
 import type { Logger } from 'pino';
-import { checkPrivileges, Collector, runUntilSignalled } from '../agent/collector.js';
+import { Collector, runUntilSignalled } from '../agent/collector.js';
+import { checkPrivileges, type LoadedProbes } from '../bpf/probe-load.js';
 import { startEnrichment } from '../agent/enrichment.js';
 import { EdgeTable, type Edge } from '../flows/edge-table.js';
 import type { TraceOptions } from './trace-options.js';
@@ -50,7 +51,8 @@ function text(e: EdgeLine): string {
   return `${e.ts.slice(11, 23)} ${e.proto} ${e.source.id} -> ${e.destination.id}:${e.port} (${e.observedBy}) ${traffic}, ${e.bytesSent}/${e.bytesReceived} bytes\n`;
 }
 
-export async function runFlows(opts: TraceOptions, log: Logger): Promise<number> {
+/** `probes`: their loading, begun by the caller before it imported this (see beginProbeLoad). */
+export async function runFlows(opts: TraceOptions, log: Logger, probes?: Promise<LoadedProbes>): Promise<number> {
   checkPrivileges();
   const enrichment = await startEnrichment(opts, log);
   const table = new EdgeTable();
@@ -72,5 +74,6 @@ export async function runFlows(opts: TraceOptions, log: Logger): Promise<number>
     },
     undefined,
     enrichment,
+    probes,
   );
 }

@@ -1,8 +1,16 @@
 #!/usr/bin/env node
 /** The `bpfagent` command: dispatch to a subcommand, turn errors into one line and an exit code. */
-import { createLogger } from '../util/log.js';
 import { UsageError } from '../util/errors.js';
 import { parseTraceArgs, TRACE_HELP } from './trace-options.js';
+
+/*
+ * Only what parses the command line is imported up front: tracing commands
+ * begin loading their kernel programs (on worker threads, see
+ * src/bpf/probe-load.ts) before the logger and the rest of the agent are
+ * imported, so that the two overlap.
+ */
+const logger = async () => (await import('../util/log.js')).createLogger;
+const beginProbeLoad = async () => (await import('../bpf/probe-load.js')).beginProbeLoad;
 
 const HELP = `Usage: bpfagent <command> [options]
 
@@ -24,17 +32,19 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(TRACE_HELP);
         return 0;
       }
+      const probes = (await beginProbeLoad())(opts);
       const { runTrace } = await import('./trace.js');
-      return runTrace(opts, createLogger());
+      return runTrace(opts, (await logger())(), probes);
     }
     case 'flows': {
       const opts = parseTraceArgs(rest, 'flows');
-      const { runFlows, FLOWS_HELP } = await import('./flows.js');
       if (opts === 'help') {
-        process.stdout.write(FLOWS_HELP);
+        process.stdout.write((await import('./flows.js')).FLOWS_HELP);
         return 0;
       }
-      return runFlows(opts, createLogger());
+      const probes = (await beginProbeLoad())(opts);
+      const { runFlows } = await import('./flows.js');
+      return runFlows(opts, (await logger())(), probes);
     }
     case 'run': {
       const { parseRunArgs, RUN_HELP } = await import('./run-options.js');
@@ -46,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
       // the whole configuration is checked before anything starts
       const { loadConfig } = await import('../config/load.js');
       const loaded = loadConfig({ file: args.configFile, env: process.env, flags: args.flags });
-      const log = createLogger(loaded.config.logLevel);
+      const log = (await logger())(loaded.config.logLevel);
       if (loaded.file || Object.keys(loaded.overrides).length) log.info({ file: loaded.file, overrides: loaded.overrides }, 'configuration loaded');
       const { runAgent } = await import('./run.js');
       return runAgent(loaded.config, log);

@@ -13,7 +13,8 @@
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { checkPrivileges, Collector, runUntilSignalled } from '../agent/collector.js';
+import { Collector, runUntilSignalled } from '../agent/collector.js';
+import { checkPrivileges } from '../bpf/probe-load.js';
 import { startEnrichment, type Enrichment } from '../agent/enrichment.js';
 import { SinkSet } from '../agent/sink-set.js';
 import type { AgentConfig } from '../config/schema.js';

@@ -3,12 +3,14 @@
  * interval, and per DNS lookup. stdout carries records only; logs go to stderr.
  */
 import type { Logger } from 'pino';
-import { checkPrivileges, Collector, runUntilSignalled } from '../agent/collector.js';
+import { Collector, runUntilSignalled } from '../agent/collector.js';
+import { checkPrivileges, type LoadedProbes } from '../bpf/probe-load.js';
 import { startEnrichment } from '../agent/enrichment.js';
 import { RecordWriter } from '../output/writer.js';
 import type { TraceOptions } from './trace-options.js';
 
-export async function runTrace(opts: TraceOptions, log: Logger): Promise<number> {
+/** `probes`: their loading, begun by the caller before it imported this (see beginProbeLoad). */
+export async function runTrace(opts: TraceOptions, log: Logger, probes?: Promise<LoadedProbes>): Promise<number> {
   checkPrivileges();
   const enrichment = await startEnrichment(opts, log);
   const writer = new RecordWriter(process.stdout, opts.json);
@@ -28,7 +30,7 @@ export async function runTrace(opts: TraceOptions, log: Logger): Promise<number>
       resolve(`stdout ${e.code ?? e.message}`);
     }),
   );
-  const run = runUntilSignalled(collector, log, () => writer.flush(), stdoutGone, enrichment);
+  const run = runUntilSignalled(collector, log, () => writer.flush(), stdoutGone, enrichment, probes);
   writer.header();
   return run;
 }

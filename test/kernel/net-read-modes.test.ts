@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { loadNative } from '../../src/bpf/native.js';
 import { READ_MODES } from '../../src/bpf/net-tracer.js';
-import { NET_OBJECT } from '../../src/agent/collector.js';
+import { NET_OBJECT } from '../../src/bpf/probe-load.js';
 
 describe('UDP/DNS object read modes', { skip: KERNEL_SKIP }, () => {
   for (const mode of READ_MODES) {
