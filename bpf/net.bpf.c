@@ -112,10 +112,12 @@ struct endpoint {
 struct sock_info {
 	__u64 cgroup_id;
 	__u32 pid;
-	__u32 pad;
+	__u32 parked;               /* peers of this socket's calls waiting in parked_peers */
 	char comm[BPFAGENT_COMM_LEN];
-	struct endpoint send_to;    /* unconnected: destination of the datagram being sent */
-	struct endpoint recv_from;  /* unconnected: source of the datagram being received */
+	struct endpoint send_to;    /* unconnected: destination of the datagram being sent... */
+	struct endpoint recv_from;  /* ...source of the datagram being received... */
+	__u64 send_tid;             /* ...by this thread, as pid_tgid (0: no call holds send_to) */
+	__u64 recv_tid;             /* ...by this thread, as pid_tgid (0: no call holds recv_from); 64-bit for the atomics */
 	struct endpoint local;      /* bound to a wildcard: source address of its last packet */
 };
 
@@ -125,6 +127,24 @@ struct {
 	__type(key, int);
 	__type(value, struct sock_info);
 } sock_infos SEC(".maps");
+
+/*
+ * The peer of a sendto() or recvfrom() whose socket's own slot (send_to,
+ * recv_from) another thread's call held, by thread and direction: a thread
+ * makes one call at a time, and its hook and tracepoint run in that call.
+ * LRU: an entry whose tracepoint never came ages out.
+ */
+struct peer_key {
+	__u32 tid;
+	__u32 sending;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct peer_key);
+	__type(value, struct endpoint);
+} parked_peers SEC(".maps");
 
 /*
  * Shared by all CPUs, not per-CPU: preallocated per-CPU values would take
@@ -240,15 +260,18 @@ static __always_inline void set_v6(struct endpoint *e, const __u32 a[4], __u16 p
 }
 
 /*
- * Keep the address of this sendto() (or recvfrom()) in an unconnected UDP
- * socket's storage, for the sock_send_length (sock_recv_length) program that
- * ends the same call. Always allows the call.
+ * Keep the address of this sendto() (or recvfrom()) of an unconnected UDP
+ * socket for the sock_send_length (sock_recv_length) program that ends the
+ * same call: in the socket's storage, which the call takes for itself by
+ * writing its thread id; when another thread's call holds it (two threads or
+ * processes on one socket at once), in parked_peers. Always allows the call.
  */
 static __always_inline int remember_peer(struct bpf_sock_addr *ctx, const bool v6, const bool sending)
 {
 	struct bpf_sock *sk = ctx->sk;
+	struct endpoint parked, *e;
 	struct sock_info *si;
-	struct endpoint *e;
+	__u64 tid, held;
 	__u32 a[4];
 
 	if (!sk || sk->protocol != IPPROTO_UDP || sk->state == TCP_ESTABLISHED)
@@ -256,17 +279,25 @@ static __always_inline int remember_peer(struct bpf_sock_addr *ctx, const bool v
 	si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!si)
 		return 1;
-	e = sending ? &si->send_to : &si->recv_from;
+	tid = bpf_get_current_pid_tgid();
+	held = __sync_val_compare_and_swap(sending ? &si->send_tid : &si->recv_tid, 0, tid);
+	e = held == 0 || held == tid ? (sending ? &si->send_to : &si->recv_from) : &parked;
 	if (!v6) {
 		set_v4(e, ctx->user_ip4, ctx->user_port);
-		return 1;
+	} else {
+		/* context fields are read 4 bytes at a time, at constant offsets */
+		a[0] = ctx->user_ip6[0];
+		a[1] = ctx->user_ip6[1];
+		a[2] = ctx->user_ip6[2];
+		a[3] = ctx->user_ip6[3];
+		set_v6(e, a, ctx->user_port);
 	}
-	/* context fields are read 4 bytes at a time, at constant offsets */
-	a[0] = ctx->user_ip6[0];
-	a[1] = ctx->user_ip6[1];
-	a[2] = ctx->user_ip6[2];
-	a[3] = ctx->user_ip6[3];
-	set_v6(e, a, ctx->user_port);
+	if (e == &parked) {
+		struct peer_key k = { .tid = (__u32)tid, .sending = sending };
+
+		if (bpf_map_update_elem(&parked_peers, &k, &parked, BPF_ANY) == 0)
+			__sync_fetch_and_add(&si->parked, 1);
+	}
 	return 1;
 }
 
@@ -322,9 +353,51 @@ static __always_inline bool any_addr(const struct endpoint *e)
 }
 
 /*
+ * The peer remember_peer() kept for this thread's call, if it kept one, into
+ * `out`; either way the call's hold on the socket's slot ends here (the
+ * tracepoint ends every sendmsg()/recvmsg(), failed ones included).
+ */
+static __always_inline bool take_peer(struct sock_info *si, bool sending, struct endpoint *out)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	__u64 *held = sending ? &si->send_tid : &si->recv_tid;
+
+	if (*held == tid) {
+		__builtin_memcpy(out, sending ? &si->send_to : &si->recv_from, sizeof(*out));
+		__sync_lock_test_and_set(held, 0); /* an exchange: ordered after the copy */
+		return true;
+	}
+	if (si->parked) {
+		struct peer_key k = { .tid = (__u32)tid, .sending = sending };
+		struct endpoint *p = bpf_map_lookup_elem(&parked_peers, &k);
+
+		if (p) {
+			__builtin_memcpy(out, p, sizeof(*out));
+			bpf_map_delete_elem(&parked_peers, &k);
+			__sync_fetch_and_add(&si->parked, -1);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* An unconnected socket's call that counts nothing (failed, a peek) still ends its hold: see take_peer(). */
+static __always_inline void release_peer(const struct sock *sk, bool sending)
+{
+	struct endpoint unused;
+	struct sock_info *si;
+
+	if (sk->__sk_common.skc_state == TCP_ESTABLISHED)
+		return;
+	si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
+	if (si)
+		take_peer(si, sending, &unused);
+}
+
+/*
  * The flow of a datagram this socket sends or receives, from the local end:
- * its own addresses when connected, else the peer the sock_addr program
- * left in its storage for this very call.
+ * its own addresses when connected, else the peer the sock_addr program kept
+ * for this very call (none: a receiver that did not ask who sent).
  */
 static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool egress, struct udp_flow_key *k)
 {
@@ -338,10 +411,8 @@ static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool eg
 			si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
 	} else {
 		si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
-		if (si && (egress ? si->send_to.family : si->recv_from.family))
-			__builtin_memcpy(&remote, egress ? &si->send_to : &si->recv_from, sizeof(remote));
-		else
-			__builtin_memset(&remote, 0, sizeof(remote)); /* a receiver that did not ask */
+		if (!si || !take_peer(si, egress, &remote))
+			__builtin_memset(&remote, 0, sizeof(remote));
 	}
 	/* bound to a wildcard: the address its packets leave from, once one has */
 	if (si && si->local.family && any_addr(&local))
@@ -541,8 +612,12 @@ int BPF_PROG(udp_send, struct sock *sk, int ret, int flags)
 {
 	__u32 netns;
 
-	if (ret < 0 || !sk || !is_udp(sk))
+	if (!sk || !is_udp(sk))
 		return 0;
+	if (ret < 0) {
+		release_peer(sk, true);
+		return 0;
+	}
 	netns = netns_of(sk);
 	barrier_var(netns); /* walked here, once: not sunk into every path below */
 	return account_udp(sk, netns, ret, datagrams_sent(sk, ret), true);
@@ -554,8 +629,12 @@ int BPF_PROG(udp_recv, struct sock *sk, int ret, int flags)
 {
 	__u32 netns;
 
-	if (ret < 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE)) || !sk || !is_udp(sk))
+	if (!sk || !is_udp(sk))
 		return 0;
+	if (ret < 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE))) {
+		release_peer(sk, false);
+		return 0;
+	}
 	netns = netns_of(sk);
 	barrier_var(netns); /* walked here, once: not sunk into every path below */
 	return account_udp(sk, netns, ret, 1, false);

@@ -4,12 +4,13 @@
  * test network, and TCP records named after what the client looked up.
  */
 import dgram from 'node:dgram';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TraceAgent } from '../helpers/agent.js';
 import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
-import { Peer } from '../helpers/processes.js';
+import { Peer, REPO_ROOT } from '../helpers/processes.js';
 import type { UdpRecord } from '../../src/events/records.js';
 
 interface Totals {
@@ -29,6 +30,8 @@ function sum(records: UdpRecord[]): Totals {
   }
   return t;
 }
+
+const UDP_SHARED = path.join(REPO_ROOT, 'test/helpers/udp-shared.py');
 
 describe('UDP flows and DNS', { skip: KERNEL_SKIP }, () => {
   let agent: TraceAgent;
@@ -164,6 +167,43 @@ describe('UDP flows and DNS', { skip: KERNEL_SKIP }, () => {
     const mine = (rp: number) => (r: UdpRecord) => r.local.pid === client.pid && r.local.port === localPort && r.remote.port === rp;
     await flowTotals(mine(p1), { packetsSent: 2, bytesSent: 400, packetsReceived: 0, bytesReceived: 0 }, 'flow to the first peer');
     await flowTotals(mine(p2), { packetsSent: 2, bytesSent: 600, packetsReceived: 0, bytesReceived: 0 }, 'flow to the second peer');
+  });
+
+  test('one unconnected socket used by two processes at once: each datagram counted with its own peer', async (t) => {
+    const N = 5000;
+    const [p1, p2] = [port(), port()];
+    const s1 = new Peer('ushr1', ['server', '--host', net.b.ipv4, '--port', String(p1), '--expect', String(N)], { netns: net.b.ns, script: 'udp-peer' });
+    const s2 = new Peer('ushr2', ['server', '--host', net.b.ipv4, '--port', String(p2), '--expect', String(N)], { netns: net.b.ns, script: 'udp-peer' });
+    // the senders count what they sent, which is the point; a datagram the servers' buffers dropped would keep them waiting
+    t.after(() => [s1, s2].forEach((s) => s.kill()));
+    await Promise.all([s1.waitFor('listening'), s2.waitFor('listening')]);
+    const sender = new Peer('ushrs', [UDP_SHARED, 'send', net.b.ipv4, String(p1), String(p2), String(N)], { netns: net.a.ns, script: 'python3' });
+    const { localPort } = await sender.waitFor('done', 30_000);
+    const child = (await sender.waitFor('child')).pid;
+    const none = { packetsReceived: 0, bytesReceived: 0 };
+    const flow = (pid: number, rp: number) => (r: UdpRecord) => r.local.pid === pid && r.local.port === localPort && r.remote.port === rp;
+    await flowTotals(flow(sender.pid, p1), { packetsSent: N, bytesSent: 10 * N, ...none }, 'the parent\'s flow');
+    await flowTotals(flow(child, p2), { packetsSent: N, bytesSent: 20 * N, ...none }, 'the child\'s flow');
+    assert.deepEqual([agent.udp(flow(sender.pid, p2)).length, agent.udp(flow(child, p1)).length], [0, 0], 'no datagram with the other\'s peer');
+
+    // parent and child reading one socket, from two senders: every datagram read goes to its sender's flow
+    const p = port();
+    const reader = new Peer('ushrr', [UDP_SHARED, 'recv', net.b.ipv4, String(p)], { netns: net.b.ns, script: 'python3' });
+    await reader.waitFor('listening');
+    const c1 = new Peer('ushrc1', ['client', '--to', `${net.b.ipv4}:${p}`, '--sizes', Array(N).fill(10).join(',')], { netns: net.a.ns, script: 'udp-peer' });
+    const c2 = new Peer('ushrc2', ['client', '--to', `${net.b.ipv4}:${p}`, '--sizes', Array(N).fill(20).join(',')], { netns: net.a.ns, script: 'udp-peer' });
+    const [l1, l2] = (await Promise.all([c1.waitFor('done', 30_000), c2.waitFor('done', 30_000)])).map((e) => e['localPort'] as number);
+    const done = await reader.waitFor('done', 30_000);
+    const childReads = await reader.waitFor('child');
+    const readers = [{ pid: reader.pid, received: done['received'] as number }, { pid: childReads.pid, received: childReads['received'] as number }];
+    for (const { pid, received } of readers) {
+      assert.ok(received > 0, `process ${pid} read`);
+      const from = (rp: number) => sum(agent.udp((r) => r.local.pid === pid && r.local.port === p && r.remote.port === rp));
+      await agent.until(() => (from(l1!).packetsReceived + from(l2!).packetsReceived === received ? true : undefined), `reads of ${pid} counted`);
+      const [t1, t2] = [from(l1!), from(l2!)];
+      assert.equal(t1.bytesReceived, 10 * t1.packetsReceived, `the first sender's flow holds its 10-byte datagrams only: ${JSON.stringify(t1)}`);
+      assert.equal(t2.bytesReceived, 20 * t2.packetsReceived, `the second sender's flow holds its 20-byte datagrams only: ${JSON.stringify(t2)}`);
+    }
   });
 
   test('flows taking the per-CPU cache over from one another: counts stay exact', async () => {
