@@ -1,8 +1,9 @@
 /**
  * The probes-to-records pipeline every command shares: attach the TCP and
  * UDP/DNS probes (loaded by src/bpf/probe-load.ts, which checks privileges
- * and kernel features), decode what they report, pair DNS lookups, name remote addresses, and hand each record
- * to `onRecords` in batches. UDP flows come once per interval.
+ * and kernel features), decode what they report, pair DNS lookups, name
+ * remote addresses, and hand each record to `onRecords` in batches. UDP
+ * flows come once per interval.
  *
  * stop() detaches every probe first and drains afterwards, so the summary it
  * returns accounts for everything that happened while attached.
