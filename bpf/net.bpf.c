@@ -355,16 +355,19 @@ static __always_inline bool any_addr(const struct endpoint *e)
 /*
  * The peer remember_peer() kept for this thread's call, if it kept one, into
  * `out`; either way the call's hold on the socket's slot ends here (the
- * tracepoint ends every sendmsg()/recvmsg(), failed ones included).
+ * tracepoint ends every sendmsg()/recvmsg(), failed ones included), unless
+ * `keep`: a send that leaves its datagram corked keeps it for the sends that
+ * go on with the datagram, which skip the sock_addr hook.
  */
-static __always_inline bool take_peer(struct sock_info *si, bool sending, struct endpoint *out)
+static __always_inline bool take_peer(struct sock_info *si, bool sending, struct endpoint *out, bool keep)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
 	__u64 *held = sending ? &si->send_tid : &si->recv_tid;
 
 	if (*held == tid) {
 		__builtin_memcpy(out, sending ? &si->send_to : &si->recv_from, sizeof(*out));
-		__sync_lock_test_and_set(held, 0); /* an exchange: ordered after the copy */
+		if (!keep)
+			__sync_lock_test_and_set(held, 0); /* an exchange: ordered after the copy */
 		return true;
 	}
 	if (si->parked) {
@@ -373,8 +376,10 @@ static __always_inline bool take_peer(struct sock_info *si, bool sending, struct
 
 		if (p) {
 			__builtin_memcpy(out, p, sizeof(*out));
-			bpf_map_delete_elem(&parked_peers, &k);
-			__sync_fetch_and_add(&si->parked, -1);
+			if (!keep) {
+				bpf_map_delete_elem(&parked_peers, &k);
+				__sync_fetch_and_add(&si->parked, -1);
+			}
 			return true;
 		}
 	}
@@ -391,7 +396,7 @@ static __always_inline void release_peer(const struct sock *sk, bool sending)
 		return;
 	si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
 	if (si)
-		take_peer(si, sending, &unused);
+		take_peer(si, sending, &unused, false);
 }
 
 /*
@@ -399,7 +404,8 @@ static __always_inline void release_peer(const struct sock *sk, bool sending)
  * its own addresses when connected, else the peer the sock_addr program kept
  * for this very call (none: a receiver that did not ask who sent).
  */
-static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool egress, struct udp_flow_key *k)
+static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool egress, bool corked,
+				     struct udp_flow_key *k)
 {
 	struct endpoint local, remote;
 	struct sock_info *si = NULL;
@@ -411,7 +417,7 @@ static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool eg
 			si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
 	} else {
 		si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
-		if (!si || !take_peer(si, egress, &remote))
+		if (!si || !take_peer(si, egress, &remote, corked))
 			__builtin_memset(&remote, 0, sizeof(remote));
 	}
 	/* bound to a wildcard: the address its packets leave from, once one has */
@@ -561,7 +567,7 @@ static __always_inline int account_udp(const struct sock *sk, __u32 netns, int r
 	struct udp_flow_value init = {}, *v;
 	struct udp_flow_key key;
 
-	flow_key(sk, netns, egress, &key);
+	flow_key(sk, netns, egress, egress && !packets, &key); /* no datagram sent yet: corked */
 	if (account_cached(second, &key, ret, packets, egress))
 		return 0;
 	owner_into(&init);
