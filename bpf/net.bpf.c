@@ -386,7 +386,10 @@ static __always_inline bool take_peer(struct sock_info *si, bool sending, struct
 	return false;
 }
 
-/* An unconnected socket's call that counts nothing (failed, a peek) still ends its hold: see take_peer(). */
+/*
+ * An unconnected socket's call that counts nothing still ends its hold (see
+ * take_peer()): a failed send (its hook ran before it failed), a peek.
+ */
 static __always_inline void release_peer(const struct sock *sk, bool sending)
 {
 	struct endpoint unused;
@@ -635,9 +638,9 @@ int BPF_PROG(udp_recv, struct sock *sk, int ret, int flags)
 {
 	__u32 netns;
 
-	if (!sk || !is_udp(sk))
-		return 0;
-	if (ret < 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE))) {
+	if (ret < 0 || !sk || !is_udp(sk))
+		return 0; /* a failed read (EAGAIN above all) never reached the recvmsg hook: nothing held */
+	if (flags & (MSG_PEEK | MSG_ERRQUEUE)) {
 		release_peer(sk, false);
 		return 0;
 	}

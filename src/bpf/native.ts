@@ -78,6 +78,12 @@ export function isNativeError(e: unknown): e is NativeError {
   return e instanceof Error && typeof (e as Partial<NativeError>).errno === 'number';
 }
 
+/** The first line of a native error, and what to do when it was refused for lack of privileges (EPERM, EACCES). */
+export function describeNativeError(e: unknown, capabilities: string): string {
+  const hint = isNativeError(e) && (e.errno === 1 || e.errno === 13) ? `: run as root or grant ${capabilities}` : '';
+  return `${(e as Error).message.split('\n')[0]}${hint}`;
+}
+
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 let cached: BpfNative | undefined;

@@ -8,7 +8,7 @@
  * attaches once that one is loaded too (attach).
  */
 import type { BpfNative, LinkHandle, ObjectHandle } from './native.js';
-import { isNativeError } from './native.js';
+import { describeNativeError } from './native.js';
 import { NET_COUNTER_NAMES, type NetCounterName } from '../events/layout.js';
 import { readPerCpuCounters } from './percpu-counters.js';
 import { EnvironmentError } from '../util/errors.js';
@@ -27,6 +27,9 @@ export const READ_MODES = [
   { skbDynptr: false, directReads: false },
 ] as const;
 type ReadMode = (typeof READ_MODES)[number];
+
+/** The kernel has no sock_send_length/sock_recv_length tracepoints (before Linux 6.3): no read mode helps. */
+const missingTracepoints = (e: unknown): boolean => /sock_(send|recv)_length/.test((e as Error).message);
 
 /** The object did not load in one read mode: the next mode may (any other failure is the same in all of them). */
 class LoadRefused extends EnvironmentError {}
@@ -106,19 +109,16 @@ export class NetTracer {
       await native.loadAsync(obj);
     } catch (e) {
       native.close(obj);
-      const noTracepoints = /sock_(send|recv)_length/.test((e as Error).message);
-      throw new (noTracepoints ? EnvironmentError : LoadRefused)(NetTracer.failure(e, noTracepoints));
+      throw new (missingTracepoints(e) ? EnvironmentError : LoadRefused)(NetTracer.failure(e));
     }
     return new NetTracer(native, obj, opts.cgroupRoot);
   }
 
-  private static failure(e: unknown, noTracepoints = false): string {
-    const hint = noTracepoints
-      ? ' (needs the sock:sock_send_length and sock:sock_recv_length tracepoints, Linux >= 6.3)'
-      : isNativeError(e) && (e.errno === 1 || e.errno === 13)
-        ? ': run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN'
-        : '';
-    return `UDP and DNS probes: ${(e as Error).message.split('\n')[0]}${hint}`;
+  private static failure(e: unknown): string {
+    const what = missingTracepoints(e)
+      ? `${(e as Error).message.split('\n')[0]} (needs the sock:sock_send_length and sock:sock_recv_length tracepoints, Linux >= 6.3)`
+      : describeNativeError(e, 'CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN');
+    return `UDP and DNS probes: ${what}`;
   }
 
   /**
@@ -141,7 +141,7 @@ export class NetTracer {
     } catch (e) {
       this.detach();
       this.close();
-      throw new EnvironmentError(NetTracer.failure(e, /sock_(send|recv)_length/.test((e as Error).message)));
+      throw new EnvironmentError(NetTracer.failure(e));
     }
   }
 

@@ -12,7 +12,7 @@
 import path from 'node:path';
 import { findCgroup2Root } from './cgroup-root.js';
 import { ensureTracefs, probeKernelFeatures, requireBaseFeatures, type KernelFeatures } from './features.js';
-import { isNativeError, loadNative, PROJECT_ROOT, type BpfNative } from './native.js';
+import { describeNativeError, loadNative, PROJECT_ROOT, type BpfNative } from './native.js';
 import { NetTracer } from './net-tracer.js';
 import { TcpTracer, type AttachMode } from './tcp-tracer.js';
 import { effectiveCapabilities, missingTracingCapabilities } from '../util/capabilities.js';
@@ -76,8 +76,7 @@ export async function loadProbes(opts: ProbeLoadOptions): Promise<LoadedProbes> 
     // named as the TCP object's ring: a reused map takes the kernel map's name, and the reader opens it by name
     ringFd = native.ringCreate('events', opts.ringbufBytes);
   } catch (e) {
-    const hint = isNativeError(e) && (e.errno === 1 || e.errno === 13) ? ': run as root or grant CAP_BPF' : '';
-    throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}${hint}`);
+    throw new EnvironmentError(describeNativeError(e, 'CAP_BPF'));
   }
   try {
     const netLoad = loadNet(native, ringFd, opts, notes);

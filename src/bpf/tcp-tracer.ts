@@ -5,7 +5,7 @@
  * callback (attach).
  */
 import type { BpfNative, LinkHandle, ObjectHandle, RingHandle } from './native.js';
-import { isNativeError } from './native.js';
+import { describeNativeError } from './native.js';
 import type { KernelFeatures } from './features.js';
 import { EnvironmentError } from '../util/errors.js';
 import { COUNTER_NAMES, type CounterName } from '../events/layout.js';
@@ -40,11 +40,7 @@ function featureFor(mode: AttachMode, f: KernelFeatures) {
   return mode === 'tp_btf' ? f.tpBtf : mode === 'raw_tp' ? f.rawTp : f.tracepoint;
 }
 
-function permissionHint(e: unknown): string {
-  return isNativeError(e) && (e.errno === 1 || e.errno === 13)
-    ? ': run as root or grant CAP_BPF and CAP_PERFMON'
-    : '';
-}
+const CAPABILITIES = 'CAP_BPF and CAP_PERFMON';
 
 export class TcpTracer {
   private ring: RingHandle | undefined;
@@ -100,7 +96,7 @@ export class TcpTracer {
         await native.loadAsync(obj);
       } catch (e) {
         native.close(obj);
-        const reason = `${(e as Error).message.split('\n')[0]}${permissionHint(e)}`;
+        const reason = describeNativeError(e, CAPABILITIES);
         failures.push(`${mode}: ${reason}`);
         opts.onFallback?.(mode, reason);
         continue;
@@ -133,7 +129,7 @@ export class TcpTracer {
       );
     } catch (e) {
       this.close();
-      throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}${permissionHint(e)}`);
+      throw new EnvironmentError(describeNativeError(e, CAPABILITIES));
     }
   }
 
