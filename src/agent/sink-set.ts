@@ -31,14 +31,14 @@ export class SinkSet {
     private readonly log: Logger,
   ) {}
 
-  /** Make every configured sink (no I/O yet). */
-  static create(sections: Record<string, unknown>, registry: SinkRegistry, ctx: Omit<SinkContext, 'log'> & { log: Logger }): SinkSet {
+  /** Make every configured sink (no I/O yet; each sink's module is imported now). */
+  static async create(sections: Record<string, unknown>, registry: SinkRegistry, ctx: Omit<SinkContext, 'log'> & { log: Logger }): Promise<SinkSet> {
     const sinks: NamedSink[] = [];
     for (const [name, section] of Object.entries(sections)) {
       if (section === undefined) continue;
       const plugin = registry[name];
       if (!plugin) throw new UsageError(`config: sinks.${name}: unknown sink, expected one of: ${Object.keys(registry).join(', ') || '(none in this build)'}`);
-      sinks.push({ name, sink: plugin.create(section, { ...ctx, log: ctx.log.child({ sink: name }) }) });
+      sinks.push({ name, sink: await plugin.create(section, { ...ctx, log: ctx.log.child({ sink: name }) }) });
     }
     return new SinkSet(sinks, ctx.log);
   }

@@ -115,6 +115,17 @@ export function beginProbeLoad(opts: ProbeLoadOptions): Promise<LoadedProbes> {
   return loading;
 }
 
+/** Close what a begun load loaded, once it is known that nothing will attach it. */
+export function discardProbes(probes: Promise<LoadedProbes>): void {
+  probes.then(
+    (p) => {
+      p.tcp.close();
+      p.net?.close();
+    },
+    () => undefined,
+  );
+}
+
 async function loadNet(native: BpfNative, ringFd: number, opts: ProbeLoadOptions, notes: ProbeNote[]): Promise<NetTracer | undefined> {
   const cgroupRoot = findCgroup2Root();
   if (!cgroupRoot) {

@@ -47,7 +47,7 @@ async function main(argv: string[]): Promise<number> {
       return runFlows(opts, (await logger())(), probes);
     }
     case 'run': {
-      const { parseRunArgs, RUN_HELP } = await import('./run-options.js');
+      const { parseRunArgs, RUN_HELP, collectorOptions } = await import('./run-options.js');
       const args = parseRunArgs(rest);
       if (args === 'help') {
         process.stdout.write(RUN_HELP);
@@ -56,10 +56,12 @@ async function main(argv: string[]): Promise<number> {
       // the whole configuration is checked before anything starts
       const { loadConfig } = await import('../config/load.js');
       const loaded = loadConfig({ file: args.configFile, env: process.env, flags: args.flags });
+      // loaded (not attached) while the agent's modules are imported and its HTTP side starts
+      const probes = (await beginProbeLoad())(collectorOptions(loaded.config));
       const log = (await logger())(loaded.config.logLevel);
       if (loaded.file || Object.keys(loaded.overrides).length) log.info({ file: loaded.file, overrides: loaded.overrides }, 'configuration loaded');
       const { runAgent } = await import('./run.js');
-      return runAgent(loaded.config, log);
+      return runAgent(loaded.config, log, { probes });
     }
     case undefined:
     case 'help':

@@ -4,9 +4,24 @@
  * configuration (src/config), so a flag's error reads like a key's.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_LISTEN } from '../config/schema.js';
+import { DEFAULT_LISTEN, type AgentConfig } from '../config/schema.js';
 import type { FlagValue } from '../config/load.js';
+import type { CollectorOptions } from '../agent/collector.js';
 import { UsageError } from '../util/errors.js';
+
+/** What the probes and the collector take from the configuration. */
+export function collectorOptions(cfg: AgentConfig): CollectorOptions {
+  return {
+    attach: cfg.trace.attach,
+    btf: cfg.trace.btf,
+    maxConnections: cfg.trace.maxConnections,
+    ringbufBytes: cfg.trace.ringbufSize,
+    pollMs: cfg.trace.pollInterval,
+    intervalMs: cfg.interval,
+    maxUdpFlows: cfg.trace.maxUdpFlows,
+    debug: cfg.trace.debug,
+  };
+}
 
 /** flag -> the key path it sets */
 export const RUN_FLAGS: Record<string, { path: string[]; boolean?: boolean; multiple?: boolean }> = {

@@ -6,7 +6,8 @@
  * Start-up order, so that nothing is half-started: configuration (already
  * validated by the caller), privileges, sinks made (their sections checked),
  * the HTTP listener bound (a port in use stops here, exit 2, before any
- * probe), enrichment, sinks started, probes attached, then "ready".
+ * probe is attached), enrichment, sinks started, probes attached, then
+ * "ready". The probes may load meanwhile (`probes`, begun by the caller).
  * Stop (SIGTERM/SIGINT): not ready at once; probes detached and drained; the
  * last interval into metrics and sinks; every sink shut down in parallel
  * within `shutdownTimeout`; the listener closed; a summary logged; exit 0.
@@ -14,7 +15,7 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { Collector, runUntilSignalled } from '../agent/collector.js';
-import { checkPrivileges } from '../bpf/probe-load.js';
+import { checkPrivileges, discardProbes, type LoadedProbes } from '../bpf/probe-load.js';
 import { startEnrichment, type Enrichment } from '../agent/enrichment.js';
 import { SinkSet } from '../agent/sink-set.js';
 import type { AgentConfig } from '../config/schema.js';
@@ -27,6 +28,7 @@ import type { FlowRecord } from '../store/flow-store.js';
 import { openFlowStore } from '../store/open.js';
 import { SINKS, type SinkRegistry } from '../sinks/registry.js';
 import type { ShippedRecord } from '../sinks/sink.js';
+import { collectorOptions } from './run-options.js';
 
 /** How long start-up waits for the sinks to connect before going on (they keep trying). */
 const SINK_START_WAIT_MS = 15_000;
@@ -36,12 +38,30 @@ export interface RunOptions {
   registry?: SinkRegistry;
   /** how long start-up waits for the sinks to start before announcing ready (default 15 s) */
   sinkStartWaitMs?: number;
+  /** the probes' loading, begun by the caller (see beginProbeLoad); default: loaded when the collector starts */
+  probes?: Promise<LoadedProbes>;
 }
 
-export async function runAgent(cfg: AgentConfig, log: Logger, { registry = SINKS, sinkStartWaitMs = SINK_START_WAIT_MS }: RunOptions = {}): Promise<number> {
+export async function runAgent(cfg: AgentConfig, log: Logger, opts: RunOptions = {}): Promise<number> {
+  const handover = { done: false };
+  try {
+    return await startAndRun(cfg, log, opts, handover);
+  } catch (e) {
+    // loaded for a collector that never started: nobody else will close them
+    if (opts.probes && !handover.done) discardProbes(opts.probes);
+    throw e;
+  }
+}
+
+async function startAndRun(
+  cfg: AgentConfig,
+  log: Logger,
+  { registry = SINKS, sinkStartWaitMs = SINK_START_WAIT_MS, probes }: RunOptions,
+  handover: { done: boolean },
+): Promise<number> {
   checkPrivileges();
   const node = cfg.nodeName ?? process.env.NODE_NAME ?? os.hostname();
-  const sinks = SinkSet.create(cfg.sinks as Record<string, unknown>, registry, { node, log, intervalMs: cfg.interval });
+  const sinks = await SinkSet.create(cfg.sinks as Record<string, unknown>, registry, { node, log, intervalMs: cfg.interval });
   const table = new EdgeTable(recordEnds, cfg.flows.maxEdges);
   const store = openFlowStore(cfg.store, log);
   const startedAt = new Date().toISOString();
@@ -132,25 +152,12 @@ export async function runAgent(cfg: AgentConfig, log: Logger, { registry = SINKS
         intervalStart = end;
       }
     };
-    collector = new Collector(
-      {
-        attach: cfg.trace.attach,
-        btf: cfg.trace.btf,
-        maxConnections: cfg.trace.maxConnections,
-        ringbufBytes: cfg.trace.ringbufSize,
-        pollMs: cfg.trace.pollInterval,
-        intervalMs: cfg.interval,
-        maxUdpFlows: cfg.trace.maxUdpFlows,
-        debug: cfg.trace.debug,
-      },
-      log,
-      onRecords,
-      enrichment.enricher,
-    );
+    collector = new Collector(collectorOptions(cfg), log, onRecords, enrichment.enricher);
     Object.assign(collector.info, { node, listen: server.address, sinks: sinks.names, sinksReady: sinks.ready });
     const started = enrichment;
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    handover.done = true; // the collector owns the probes from here on
     return await runUntilSignalled(
       collector,
       log,
@@ -165,6 +172,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger, { registry = SINKS
       },
       undefined,
       started,
+      probes,
     );
   } catch (e) {
     // nothing half-started: undo what was started, then report

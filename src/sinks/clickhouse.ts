@@ -10,12 +10,9 @@
  */
 import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from 'pino';
-import { z } from 'zod';
-import { BatchingSink, DEFAULT_BATCHING } from './batching-sink.js';
+import { BatchingSink } from './batching-sink.js';
 import type { ShippedRecord } from './sink.js';
 import { UsageError } from '../util/errors.js';
-// types only: registry.ts imports this module, a value import back would be a cycle
-import type { SinkContext, SinkPlugin } from './registry.js';
 import type { DnsRecord, TcpRecord, UdpRecord } from '../events/records.js';
 import {
   createTableStatement,
@@ -34,39 +31,9 @@ import {
   type TableNames,
 } from './clickhouse-schema.js';
 
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+import { clickhouseSinkSchema, type ClickHouseSinkConfig, type ClickHouseSinkOptions } from './sink-configs.js';
 
-export const clickhouseSinkSchema = z
-  .object({
-    /** the server's HTTP interface */
-    url: z.string().url().default('http://127.0.0.1:8123'),
-    database: z.string().regex(IDENT, 'a database name: letters, digits and _').default('bpfagent'),
-    /** default: the URL's user, else `default` */
-    username: z.string().optional(),
-    /** default: the URL's password, else none */
-    password: z.string().optional(),
-    /** prepended to the table names (`flows`, `dns`) */
-    tablePrefix: z.string().regex(/^[A-Za-z0-9_]*$/, 'letters, digits and _').default(''),
-    /** rows older than this are deleted (TTL, or partition drops on servers before 19.6); 0 keeps them */
-    ttlDays: z.number().int().min(0).default(7),
-    /** one HTTP request at most this long */
-    requestTimeoutMs: z.number().int().positive().default(30_000),
-    batching: z
-      .object({
-        maxQueued: z.number().int().positive().default(DEFAULT_BATCHING.maxQueued),
-        maxBatch: z.number().int().positive().default(DEFAULT_BATCHING.maxBatch),
-        flushIntervalMs: z.number().int().positive().default(DEFAULT_BATCHING.flushIntervalMs),
-        retryBaseMs: z.number().int().positive().default(DEFAULT_BATCHING.retryBaseMs),
-        retryMaxMs: z.number().int().positive().default(DEFAULT_BATCHING.retryMaxMs),
-      })
-      .strict()
-      .default({}),
-  })
-  .strict();
-
-/** The sink's configuration as written (defaults may be left out). */
-export type ClickHouseSinkOptions = z.input<typeof clickhouseSinkSchema>;
-export type ClickHouseSinkConfig = z.output<typeof clickhouseSinkSchema>;
+export { clickhouseSinkSchema, type ClickHouseSinkConfig, type ClickHouseSinkOptions };
 
 /** How old rows go away. */
 export type Retention = 'ttl' | 'agent' | 'none';
@@ -271,9 +238,3 @@ function startError(text: string, cause: unknown): Error {
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
-
-/** The sink for `bpfagent run` (src/sinks/registry.ts): `sinks: { clickhouse: { url, database, ... } }`. */
-export const clickhouseSink: SinkPlugin<typeof clickhouseSinkSchema> = {
-  schema: clickhouseSinkSchema,
-  create: (config: ClickHouseSinkConfig, ctx: SinkContext) => new ClickHouseSink(config, { log: ctx.log }),
-};

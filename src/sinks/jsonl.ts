@@ -11,50 +11,14 @@
  * reader is slower than the flow, new records are dropped and counted.
  */
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { z } from 'zod';
 import { formatJsonLines } from '../output/jsonl.js';
-import { BatchingSink, DEFAULT_BATCHING, type BatchingOptions } from './batching-sink.js';
+import { BatchingSink } from './batching-sink.js';
 import type { ShippedRecord } from './sink.js';
 import type { AgentRecord } from '../events/records.js';
-import { defineSink } from './registry.js';
 
-/**
- * The `batching` section every sink's configuration accepts (see
- * BatchingSink), with that sink's defaults.
- */
-export function batchingSchema(defaults: Partial<BatchingOptions> = {}) {
-  const d = { ...DEFAULT_BATCHING, ...defaults };
-  return z
-    .object({
-      /** records held at most while the destination is slow or down; beyond, dropped and counted */
-      maxQueued: z.number().int().positive().default(d.maxQueued),
-      /** records per send */
-      maxBatch: z.number().int().positive().default(d.maxBatch),
-      /** longest a record waits before a partial batch is sent */
-      flushIntervalMs: z.number().int().positive().default(d.flushIntervalMs),
-      /** back-off after a failed send, doubling from retryBaseMs up to retryMaxMs */
-      retryBaseMs: z.number().int().positive().default(d.retryBaseMs),
-      retryMaxMs: z.number().int().positive().default(d.retryMaxMs),
-    })
-    .strict()
-    .default({});
-}
+import { jsonlSinkSchema, type JsonlSinkConfig, type JsonlSinkOptions } from './sink-configs.js';
 
-export const jsonlSinkSchema = z
-  .object({
-    /** a file path, or "-" for stdout */
-    path: z.string().min(1).default('-'),
-    /** a file is rotated before a write would take it past this size (a single longer line gets a file of its own) */
-    maxBytes: z.number().int().positive().default(100 * 1024 * 1024),
-    /** files kept, the current one included: path, path.1, ..., path.<maxFiles-1> */
-    maxFiles: z.number().int().min(1).max(1000).default(5),
-    batching: batchingSchema({ flushIntervalMs: 200 }),
-  })
-  .strict();
-
-/** The configuration as written (defaults may be left out). */
-export type JsonlSinkOptions = z.input<typeof jsonlSinkSchema>;
-export type JsonlSinkConfig = z.output<typeof jsonlSinkSchema>;
+export { jsonlSinkSchema, type JsonlSinkConfig, type JsonlSinkOptions };
 
 /** One shipped record as one JSON line (with its newline): the `trace --json` line plus node, intervalStart, intervalMs. */
 export function shippedLine(r: ShippedRecord): string {
@@ -194,4 +158,3 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /** `sinks.jsonl` in the configuration of `bpfagent run`. */
-export const jsonlSink = defineSink(jsonlSinkSchema, (config) => new JsonlSink(config));

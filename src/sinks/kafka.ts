@@ -12,36 +12,16 @@
  * protocol's non-retriable codes) drops that batch, counted, instead of
  * retrying it forever in front of everything queued behind it.
  */
-import { z } from 'zod';
 import { CompressionTypes, Kafka, Partitioners, logLevel, type LogEntry, type Message, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { BatchingSink } from './batching-sink.js';
-import { batchingSchema, shippedLine } from './jsonl.js';
+import { shippedLine } from './jsonl.js';
 import { recordEnds } from '../flows/edge-table.js';
 import type { ShippedRecord, SinkStats } from './sink.js';
-import { defineSink } from './registry.js';
 
-export const kafkaSinkSchema = z
-  .object({
-    /** bootstrap brokers, host:port */
-    brokers: z.array(z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port')).min(1),
-    topic: z.string().min(1).max(249).regex(/^[a-zA-Z0-9._-]+$/, 'a Kafka topic name: letters, digits, ".", "_", "-"'),
-    clientId: z.string().min(1).default('bpfagent'),
-    /** gzip is built into kafkajs; snappy, lz4 and zstd need codec packages that bpfagent does not ship */
-    compression: z.enum(['none', 'gzip']).default('gzip'),
-    /** -1: all in-sync replicas; 1: the leader; 0: no acknowledgement */
-    acks: z.number().int().min(-1, 'one of -1, 0, 1').max(1, 'one of -1, 0, 1').default(-1),
-    /** how long the broker may wait for the acks */
-    ackTimeoutMs: z.number().int().positive().default(30_000),
-    connectionTimeoutMs: z.number().int().positive().default(3_000),
-    requestTimeoutMs: z.number().int().positive().default(30_000),
-    batching: batchingSchema({ maxBatch: 1_000 }),
-  })
-  .strict();
+import { kafkaSinkSchema, type KafkaSinkConfig, type KafkaSinkOptions } from './sink-configs.js';
 
-/** The configuration as written (defaults may be left out). */
-export type KafkaSinkOptions = z.input<typeof kafkaSinkSchema>;
-export type KafkaSinkConfig = z.output<typeof kafkaSinkSchema>;
+export { kafkaSinkSchema, type KafkaSinkConfig, type KafkaSinkOptions };
 
 /**
  * The record's source: its caller, as specific as what is known. The caller is
@@ -168,4 +148,3 @@ function rootCause(e: unknown): Error {
 }
 
 /** `sinks.kafka` in the configuration of `bpfagent run`. */
-export const kafkaSink = defineSink(kafkaSinkSchema, (config, ctx) => new KafkaSink(config, { log: ctx.log }));

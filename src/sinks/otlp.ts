@@ -29,7 +29,6 @@
  * cumulative totals.
  */
 import { hostname } from 'node:os';
-import { z } from 'zod';
 import { ValueType, type Attributes, type Counter } from '@opentelemetry/api';
 import { SeverityNumber, type Logger } from '@opentelemetry/api-logs';
 import { LoggerProvider, type LogRecordProcessor, type ReadableLogRecord, type SdkLogRecord } from '@opentelemetry/sdk-logs';
@@ -38,35 +37,13 @@ import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchingSink } from './batching-sink.js';
-import { batchingSchema, shippedLine } from './jsonl.js';
+import { shippedLine } from './jsonl.js';
 import { recordEnds } from '../flows/edge-table.js';
 import type { ShippedRecord, SinkStats } from './sink.js';
-import { defineSink } from './registry.js';
 
-export const otlpSinkSchema = z
-  .object({
-    /** the receiver's base URL: logs go to <endpoint>/v1/logs, metrics to <endpoint>/v1/metrics */
-    endpoint: z.string().url().default('http://127.0.0.1:4318'),
-    /**
-     * extra HTTP headers, e.g. { authorization: "Bearer ..." }; from the
-     * environment or a flag as name=value pairs (see parseKeyValues)
-     */
-    headers: z
-      .record(z.string())
-      .default({})
-      .describe('a mapping of header names to values; in the environment name=value pairs, comma-separated, values URL-encoded (e.g. authorization=Bearer%20abc)'),
-    /** one HTTP export (with the exporter's own quick retries inside it) gives up after this */
-    timeoutMs: z.number().int().positive().default(10_000),
-    logs: z.boolean().default(true),
-    metrics: z.boolean().default(true),
-    metricsIntervalMs: z.number().int().min(100).default(10_000),
-    batching: batchingSchema({ maxBatch: 1_000 }),
-  })
-  .strict();
+import { otlpSinkSchema, type OtlpSinkConfig, type OtlpSinkOptions } from './sink-configs.js';
 
-/** The configuration as written (defaults may be left out). */
-export type OtlpSinkOptions = z.input<typeof otlpSinkSchema>;
-export type OtlpSinkConfig = z.output<typeof otlpSinkSchema>;
+export { otlpSinkSchema, type OtlpSinkConfig, type OtlpSinkOptions };
 
 const SUCCESS = 0; // ExportResultCode.SUCCESS (@opentelemetry/core)
 
@@ -280,4 +257,3 @@ async function withTimeout(p: Promise<void>, deadline: number): Promise<void> {
 }
 
 /** `sinks.otlp` in the configuration of `bpfagent run`. */
-export const otlpSink = defineSink(otlpSinkSchema, (config, ctx) => new OtlpSink(config, { node: ctx.node }));

@@ -1,22 +1,21 @@
 /**
  * The sinks `bpfagent run` knows, by the name of their section under `sinks:`
  * in the configuration. A sink plugs in with one line in SINKS below: its
- * configuration schema (zod, strict, with its defaults) and a factory. The
- * sink runs when its section is present; `run` validates the section with the
- * schema at start (errors name the key), calls `create`, then `start()`.
+ * configuration schema (zod, strict, with its defaults, in sink-configs.ts)
+ * and a factory that imports the sink's module. The sink runs when its
+ * section is present; `run` validates the section with the schema at start
+ * (errors name the key), calls `create`, then `start()`. Only the modules of
+ * configured sinks are imported: their client libraries take ~200 ms to load.
  *
- *   // src/sinks/example.ts
- *   export const exampleSink = defineSink(z.object({ url: z.string().url() }).strict(), (cfg, ctx) => new ExampleSink(cfg, ctx));
+ *   // sink-configs.ts
+ *   export const exampleSinkSchema = z.object({ url: z.string().url() }).strict();
  *   // here:
- *   get example() { return exampleSink; },
+ *   example: defineSink(exampleSinkSchema, async (cfg, ctx) => new (await import('./example.js')).ExampleSink(cfg, ctx)),
  */
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { FlowSink } from './sink.js';
-import { clickhouseSink } from './clickhouse.js';
-import { jsonlSink } from './jsonl.js';
-import { kafkaSink } from './kafka.js';
-import { otlpSink } from './otlp.js';
+import { clickhouseSinkSchema, jsonlSinkSchema, kafkaSinkSchema, otlpSinkSchema } from './sink-configs.js';
 
 /** What a sink is given besides its own configuration section. */
 export interface SinkContext {
@@ -31,12 +30,15 @@ export interface SinkContext {
 export interface SinkPlugin<S extends z.ZodTypeAny = z.ZodTypeAny> {
   /** the schema of `sinks.<name>`: validated (and defaults filled in) before `create` */
   readonly schema: S;
-  /** Make the sink (no I/O yet: `start()` connects). Throw a UsageError for a configuration that cannot work. */
-  create(config: z.output<S>, ctx: SinkContext): FlowSink;
+  /**
+   * Make the sink (no I/O yet: `start()` connects); may import its module
+   * first. Throw a UsageError for a configuration that cannot work.
+   */
+  create(config: z.output<S>, ctx: SinkContext): FlowSink | Promise<FlowSink>;
 }
 
 /** Typed helper: `defineSink(schema, (config, ctx) => new MySink(config, ctx))`. */
-export function defineSink<S extends z.ZodTypeAny>(schema: S, create: (config: z.output<S>, ctx: SinkContext) => FlowSink): SinkPlugin<S> {
+export function defineSink<S extends z.ZodTypeAny>(schema: S, create: (config: z.output<S>, ctx: SinkContext) => FlowSink | Promise<FlowSink>): SinkPlugin<S> {
   return { schema, create };
 }
 
@@ -44,9 +46,8 @@ export type SinkRegistry = Readonly<Record<string, SinkPlugin>>;
 
 /** Every sink of this build, one line each: `get name() { return plugin; },` (the name is the key under `sinks:`). */
 export const SINKS: SinkRegistry = {
-  // getters: read when the configuration is loaded, so a sink module may import this one (defineSink) without a cycle biting
-  get clickhouse() { return clickhouseSink; },
-  get jsonl() { return jsonlSink; },
-  get kafka() { return kafkaSink; },
-  get otlp() { return otlpSink; },
+  clickhouse: defineSink(clickhouseSinkSchema, async (config, ctx) => new (await import('./clickhouse.js')).ClickHouseSink(config, { log: ctx.log })),
+  jsonl: defineSink(jsonlSinkSchema, async (config) => new (await import('./jsonl.js')).JsonlSink(config)),
+  kafka: defineSink(kafkaSinkSchema, async (config, ctx) => new (await import('./kafka.js')).KafkaSink(config, { log: ctx.log })),
+  otlp: defineSink(otlpSinkSchema, async (config, ctx) => new (await import('./otlp.js')).OtlpSink(config, { node: ctx.node })),
 };

@@ -1,8 +1,8 @@
 /**
- * The sink registry: every registered sink loads whichever module is imported
- * first (a sink module importing defineSink from the registry that imports it
- * back must not trip over the cycle), and its schema has defaults the
- * configuration can fill in.
+ * The sink registry: every entry has a schema with defaults the configuration
+ * can fill in, and a factory; any sink module can be imported first; and
+ * checking the configuration does not import the sinks' client libraries
+ * (only a configured sink's module is loaded, when it is made).
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,5 +36,29 @@ describe('sink registry', () => {
       const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
       assert.equal(r.status, 0, `importing ${m} first: ${r.stderr}`);
     }
+  });
+
+  test("checking the configuration loads no sink's client library; making the sink does", () => {
+    // CommonJS packages show up in require's cache once imported, from ESM too
+    const script = `
+      import { createRequire } from 'node:module';
+      const cache = createRequire(import.meta.url).cache;
+      const loaded = (pkg) => Object.keys(cache).some((k) => k.includes('/node_modules/' + pkg + '/'));
+      const { loadConfig } = await import(${JSON.stringify(path.join(SINKS_DIR, '../config/load.js'))});
+      const { SINKS } = await import(${JSON.stringify(path.join(SINKS_DIR, 'registry.js'))});
+      const { config } = loadConfig({ env: {}, flags: [] });
+      const before = [loaded('kafkajs'), loaded('@clickhouse/client')];
+      const log = { child: () => log, warn() {}, error() {}, info() {}, debug() {} };
+      const ctx = { node: 'n', log, intervalMs: 1000 };
+      await SINKS.kafka.create(SINKS.kafka.schema.parse({ brokers: ['127.0.0.1:1'], topic: 't' }), ctx);
+      await SINKS.clickhouse.create(SINKS.clickhouse.schema.parse({}), ctx);
+      console.log(JSON.stringify({ interval: config.interval, before, after: [loaded('kafkajs'), loaded('@clickhouse/client')] }));
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { interval: number; before: boolean[]; after: boolean[] };
+    assert.ok(out.interval > 0);
+    assert.deepEqual(out.before, [false, false]);
+    assert.deepEqual(out.after, [true, true]);
   });
 });

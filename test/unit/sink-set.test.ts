@@ -57,7 +57,7 @@ const udp = { ts: '2026-11-25T10:00:10.000Z', proto: 'udp', intervalMs: 1000 } a
 describe('SinkSet', () => {
   test('only the sinks with a section are made, with the node, the interval and a logger', async () => {
     const made: FakeSink[] = [];
-    const set = SinkSet.create({ two: { level: 1 } }, registry(made), { node: 'n1', log, intervalMs: 5000 });
+    const set = await SinkSet.create({ two: { level: 1 } }, registry(made), { node: 'n1', log, intervalMs: 5000 });
     assert.deepEqual(set.names, ['two']);
     assert.equal(made[0]!.ctx.node, 'n1');
     assert.equal(made[0]!.ctx.intervalMs, 5000);
@@ -69,7 +69,7 @@ describe('SinkSet', () => {
 
   test('every sink gets every batch', async () => {
     const made: FakeSink[] = [];
-    const set = SinkSet.create({ one: {}, two: {} }, registry(made), { node: 'n1', log, intervalMs: 1000 });
+    const set = await SinkSet.create({ one: {}, two: {} }, registry(made), { node: 'n1', log, intervalMs: 1000 });
     await set.start(1000);
     const batch = ship([tcp, udp], 'n1', Date.parse('2026-11-25T10:00:00.000Z'), 10_000);
     set.export(batch);
@@ -85,7 +85,7 @@ describe('SinkSet', () => {
 
   test('a sink whose destination is down is retried, and not ready until it starts', async () => {
     const made: FakeSink[] = [];
-    const set = SinkSet.create({ one: {} }, registry(made, { failStarts: 1 }), { node: 'n1', log, intervalMs: 1000 });
+    const set = await SinkSet.create({ one: {} }, registry(made, { failStarts: 1 }), { node: 'n1', log, intervalMs: 1000 });
     await set.start(100); // gives up waiting; retries on
     assert.equal(set.ready, false);
     const deadline = Date.now() + 5000;
@@ -96,13 +96,13 @@ describe('SinkSet', () => {
   });
 
   test('a misconfigured sink stops start-up with a UsageError naming it', async () => {
-    const set = SinkSet.create({ one: {} }, registry([], { misconfigured: true }), { node: 'n1', log, intervalMs: 1000 });
+    const set = await SinkSet.create({ one: {} }, registry([], { misconfigured: true }), { node: 'n1', log, intervalMs: 1000 });
     await assert.rejects(set.start(1000), (e: unknown) => e instanceof UsageError && e.exitCode === 2 && e.message.startsWith('sinks.one: database'));
   });
 
   test('shutdown: every sink in parallel, each given the timeout; one that hangs is left behind in bounded time', async () => {
     const made: FakeSink[] = [];
-    const set = SinkSet.create({ one: {}, two: {} }, registry(made, { hangShutdown: true }), { node: 'n1', log, intervalMs: 1000 });
+    const set = await SinkSet.create({ one: {}, two: {} }, registry(made, { hangShutdown: true }), { node: 'n1', log, intervalMs: 1000 });
     await set.start(1000);
     const t0 = Date.now();
     const outcome = await set.shutdown(300);
@@ -112,7 +112,7 @@ describe('SinkSet', () => {
     assert.deepEqual(made.map((s) => s.shutdownWith), [300, 300]);
   });
 
-  test('an unregistered sink section is a configuration error', () => {
-    assert.throws(() => SinkSet.create({ three: {} }, registry([]), { node: 'n', log, intervalMs: 1 }), /config: sinks.three: unknown sink, expected one of: one, two/);
+  test('an unregistered sink section is a configuration error', async () => {
+    await assert.rejects(() => SinkSet.create({ three: {} }, registry([]), { node: 'n', log, intervalMs: 1 }), /config: sinks.three: unknown sink, expected one of: one, two/);
   });
 });
