@@ -2,6 +2,7 @@
 // Prints the table on stdout and writes every run plus the summary to OUT.json.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { bootstrap, median, sum } from './stats.mjs';
 
 const [runsPath, outPath, configJson = '{}'] = process.argv.slice(2);
 if (!runsPath || !outPath) {
@@ -22,12 +23,6 @@ const discarded = existsSync(discardedPath) ? readJsonl(discardedPath) : [];
 const kernelPassPath = path.join(path.dirname(runsPath), 'kernel-pass.jsonl');
 const kernelPass = existsSync(kernelPassPath) ? readJsonl(kernelPassPath) : [];
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 
 /**
  * Loss the tracer itself reported: for bpfagent every summary counter named
@@ -124,30 +119,10 @@ for (const mode of ['bpfagent', 'tcplife']) {
 const ratio =
   summary.bpfagent && summary.tcplife ? summary.bpfagent.slowdown / summary.tcplife.slowdown : undefined;
 
-/**
- * How far the ratio could be from what another run of the same benchmark
- * would give: a bootstrap (each tracer's paired slowdowns resampled with
- * replacement, 2000 times, fixed seed), 5th to 95th percentile.
- */
-function ratioInterval(a, b, draws = 2000) {
-  if (a.length < 3 || b.length < 3) return undefined;
-  let seed = 0x9e3779b9;
-  const rand = () => {
-    // mulberry32
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const resample = (xs) => xs.map(() => xs[Math.floor(rand() * xs.length)]);
-  const ratios = [];
-  for (let i = 0; i < draws; i++) ratios.push(median(resample(a)) / median(resample(b)));
-  ratios.sort((x, y) => x - y);
-  return [ratios[Math.floor(draws * 0.05)], ratios[Math.floor(draws * 0.95)]];
-}
+// how far the ratio could move in another run of the same length (stats.mjs)
 const ratioRange =
   summary.bpfagent?.slowdownPaired && summary.tcplife?.slowdownPaired
-    ? ratioInterval(summary.bpfagent.slowdownPaired, summary.tcplife.slowdownPaired)
+    ? bootstrap(summary.bpfagent.slowdownPaired, summary.tcplife.slowdownPaired)?.ratio
     : undefined;
 
 // BPF program time per connection, and with the tracer's own CPU the whole
