@@ -1,10 +1,10 @@
 // Pool several bench/run.sh results: node bench/pool.mjs bench/results/churn-STAMP.json ...
 // One line per file (its paired slowdowns' medians and ratio), then all the
 // files' paired slowdowns together: medians, ratio, bootstrap 90% intervals.
-// A file's runs that shared the CPUs with other work (> 0.1 core) are named.
+// A file's runs that shared the CPUs with other work (more than OTHER_CORES_WARN) are named.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { bootstrap, median } from './stats.mjs';
+import { bootstrap, median, OTHER_CORES_WARN } from './stats.mjs';
 
 const files = process.argv.slice(2);
 if (!files.length) {
@@ -31,7 +31,7 @@ for (const f of files) {
   pooled.bpfagent.push(...a);
   pooled.tcplife.push(...b);
   const busy = Object.entries(j.summary).flatMap(([mode, m]) =>
-    (m.otherCores ?? []).flatMap((cores, i) => (cores > 0.1 ? [`${mode} run ${i + 1}`] : [])),
+    (m.otherCores ?? []).flatMap((cores, i) => (cores > OTHER_CORES_WARN ? [`${mode} run ${i + 1}`] : [])),
   );
   const c = j.config ?? {};
   console.log(

@@ -2,7 +2,7 @@
 // Prints the table on stdout and writes every run plus the summary to OUT.json.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { bootstrap, median, sum } from './stats.mjs';
+import { bootstrap, median, OTHER_CORES_WARN, sum } from './stats.mjs';
 
 const [runsPath, outPath, configJson = '{}'] = process.argv.slice(2);
 if (!runsPath || !outPath) {
@@ -49,7 +49,6 @@ function otherCores(run) {
 }
 
 const MODES = ['baseline', 'bpfagent', 'tcplife'];
-const OTHER_CORES_WARN = 0.1;
 const summary = {};
 for (const mode of MODES) {
   const rs = runs.filter((r) => r.mode === mode);

@@ -1,5 +1,8 @@
 // Statistics the benchmark reports share: medians and bootstrap intervals.
 
+/** A run during which other work used more CPU than this (cores) was disturbed (run.sh's BUSY_MILLICORES). */
+export const OTHER_CORES_WARN = 0.1;
+
 export const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 
 export const median = (xs) => {

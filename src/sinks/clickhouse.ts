@@ -30,10 +30,7 @@ import {
   ttlClause,
   type TableNames,
 } from './clickhouse-schema.js';
-
 import { clickhouseSinkSchema, type ClickHouseSinkConfig, type ClickHouseSinkOptions } from './sink-configs.js';
-
-export { clickhouseSinkSchema, type ClickHouseSinkConfig, type ClickHouseSinkOptions };
 
 /** How old rows go away. */
 export type Retention = 'ttl' | 'agent' | 'none';

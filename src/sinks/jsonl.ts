@@ -18,8 +18,6 @@ import type { AgentRecord } from '../events/records.js';
 
 import { jsonlSinkSchema, type JsonlSinkConfig, type JsonlSinkOptions } from './sink-configs.js';
 
-export { jsonlSinkSchema, type JsonlSinkConfig, type JsonlSinkOptions };
-
 /** One shipped record as one JSON line (with its newline): the `trace --json` line plus node, intervalStart, intervalMs. */
 export function shippedLine(r: ShippedRecord): string {
   const { node, intervalStart, intervalMs, ...rest } = r as ShippedRecord & { intervalMs: number };

@@ -21,8 +21,6 @@ import type { ShippedRecord, SinkStats } from './sink.js';
 
 import { kafkaSinkSchema, type KafkaSinkConfig, type KafkaSinkOptions } from './sink-configs.js';
 
-export { kafkaSinkSchema, type KafkaSinkConfig, type KafkaSinkOptions };
-
 /**
  * The record's source: its caller, as specific as what is known. The caller is
  * the local end of outbound TCP and UDP and of a DNS lookup; the remote end

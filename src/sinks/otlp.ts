@@ -43,8 +43,6 @@ import type { ShippedRecord, SinkStats } from './sink.js';
 
 import { otlpSinkSchema, type OtlpSinkConfig, type OtlpSinkOptions } from './sink-configs.js';
 
-export { otlpSinkSchema, type OtlpSinkConfig, type OtlpSinkOptions };
-
 const SUCCESS = 0; // ExportResultCode.SUCCESS (@opentelemetry/core)
 
 /** Catches what the logger emits, synchronously, for send() to export itself. */

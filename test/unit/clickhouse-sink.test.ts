@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClickHouseSink, clickhouseSinkSchema, supportsTtl } from '../../src/sinks/clickhouse.js';
+import { ClickHouseSink, supportsTtl } from '../../src/sinks/clickhouse.js';
+import { clickhouseSinkSchema } from '../../src/sinks/sink-configs.js';
 import { edgesInWindow, edgesQuery } from '../../src/sinks/clickhouse-queries.js';
 import type { ShippedRecord } from '../../src/sinks/sink.js';
 import type { DnsRecord, K8sInfo, TcpRecord, UdpRecord } from '../../src/events/records.js';

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JsonlSink, jsonlSinkSchema, shippedLine, type JsonlSinkOptions, type LineStream } from '../../src/sinks/jsonl.js';
+import { JsonlSink, shippedLine, type LineStream } from '../../src/sinks/jsonl.js';
+import { jsonlSinkSchema, type JsonlSinkOptions } from '../../src/sinks/sink-configs.js';
 import { formatJsonLines } from '../../src/output/jsonl.js';
 import type { ShippedRecord } from '../../src/sinks/sink.js';
 

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KafkaSink, kafkaSinkSchema, kafkaMessage, sourceKey, type KafkaSinkOptions } from '../../src/sinks/kafka.js';
+import { KafkaSink, kafkaMessage, sourceKey } from '../../src/sinks/kafka.js';
+import { kafkaSinkSchema, type KafkaSinkOptions } from '../../src/sinks/sink-configs.js';
 import { shippedLine } from '../../src/sinks/jsonl.js';
 import type { ShippedRecord } from '../../src/sinks/sink.js';
 import { FakeKafkaBroker, crc32c } from '../helpers/fake-kafka-broker.js';

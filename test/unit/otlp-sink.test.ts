@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OtlpSink, otlpSinkSchema, type OtlpSinkOptions } from '../../src/sinks/otlp.js';
+import { OtlpSink } from '../../src/sinks/otlp.js';
+import { otlpSinkSchema, type OtlpSinkOptions } from '../../src/sinks/sink-configs.js';
 import { shippedLine } from '../../src/sinks/jsonl.js';
 import type { ShippedRecord } from '../../src/sinks/sink.js';
 import { OtlpReceiver, type ReceivedPoint } from '../helpers/otlp-receiver.js';
