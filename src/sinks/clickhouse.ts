@@ -75,8 +75,11 @@ export class ClickHouseSink extends BatchingSink {
    */
   private readonly inserted = new WeakSet<ShippedRecord>();
 
-  /** `ctx.log`: where the server version, retention mode and partition drops are logged */
-  constructor(options: ClickHouseSinkOptions = {}, private readonly ctx: { log?: Logger } = {}) {
+  /**
+   * `ctx.log`: where the server version, retention mode and partition drops are logged;
+   * `ctx.now`: the clock retention is judged by (tests give their own)
+   */
+  constructor(options: ClickHouseSinkOptions = {}, private readonly ctx: { log?: Logger; now?: () => number } = {}) {
     const config = clickhouseSinkSchema.parse(options);
     super(config.batching);
     this.config = config;
@@ -176,7 +179,7 @@ export class ClickHouseSink extends BatchingSink {
    * Retention on servers without TTL: drop the day partitions of both tables
    * older than `ttlDays` (whole days, UTC). Returns the partitions dropped.
    */
-  async prune(now = new Date()): Promise<string[]> {
+  async prune(now = new Date(this.ctx.now?.() ?? Date.now())): Promise<string[]> {
     const cutoff = new Date(now.getTime() - this.config.ttlDays * 86_400_000);
     const oldest = cutoff.getUTCFullYear() * 10_000 + (cutoff.getUTCMonth() + 1) * 100 + cutoff.getUTCDate();
     const dropped: string[] = [];

@@ -7,7 +7,18 @@ import type { ShippedRecord } from '../../src/sinks/sink.js';
 import type { DnsRecord, K8sInfo, TcpRecord, UdpRecord } from '../../src/events/records.js';
 import { CLICKHOUSE_SKIP, ClickHouseServer } from '../helpers/clickhouse-server.js';
 
-const INTERVAL = '2026-11-25T10:00:00.000Z';
+const STARTED_MS = Date.now();
+/** The UTC day `n` days before the test started, as `YYYY-MM-DD`. */
+const daysAgo = (n: number): string => new Date(STARTED_MS - n * 86_400_000).toISOString().slice(0, 10);
+/**
+ * The fixtures' day is yesterday, whatever the date: within every retention a
+ * server with TTL applies by its own clock. The sinks' clock is that day's
+ * noon, so the sink's own retention (dropping day partitions older than
+ * ttlDays) is judged by the test, never by the calendar.
+ */
+const DAY = daysAgo(1);
+const CLOCK = { now: (): number => Date.parse(`${DAY}T12:00:00.000Z`) };
+const INTERVAL = `${DAY}T10:00:00.000Z`;
 const ship = <T extends TcpRecord | UdpRecord | DnsRecord>(r: T, node = 'node-a'): ShippedRecord => ({ ...r, node, intervalStart: INTERVAL, intervalMs: 1000 }) as ShippedRecord;
 
 const web: K8sInfo = { namespace: 'shop', pod: 'web-1', workload: 'web', workloadKind: 'Deployment', service: 'web', node: 'node-a', zone: 'z1' };
@@ -15,7 +26,7 @@ const api: K8sInfo = { namespace: 'shop', pod: 'api-7', workload: 'api', workloa
 
 function tcp(over: Partial<TcpRecord> = {}): TcpRecord {
   return {
-    ts: '2026-11-25T10:00:01.250Z', proto: 'tcp', family: 4, direction: 'outbound', outcome: 'closed',
+    ts: `${DAY}T10:00:01.250Z`, proto: 'tcp', family: 4, direction: 'outbound', outcome: 'closed',
     local: { addr: '10.244.0.3', port: 41000, pid: 11, comm: 'web', cgroupId: 5, netns: 4026532281, exe: '/app/web', containerId: 'c'.repeat(64), containerRuntime: 'containerd', k8s: web },
     remote: { addr: '10.96.0.5', port: 80, reached: { addr: '10.244.1.7', port: 8080 }, k8s: api },
     bytesSent: 0, bytesReceived: 0, retransmits: 0, srttUs: 0, durationMs: 1.5, locality: 'cross-zone',
@@ -25,7 +36,7 @@ function tcp(over: Partial<TcpRecord> = {}): TcpRecord {
 
 function udp(over: Partial<UdpRecord> = {}): UdpRecord {
   return {
-    ts: '2026-11-25T10:00:02.000Z', proto: 'udp', family: 4, direction: 'outbound',
+    ts: `${DAY}T10:00:02.000Z`, proto: 'udp', family: 4, direction: 'outbound',
     local: { addr: '10.0.0.1', port: 40000, pid: 21, comm: 'statsd-client', cgroupId: 1, netns: 1 },
     remote: { addr: '10.0.0.9', port: 8125 },
     packetsSent: 3, packetsReceived: 0, bytesSent: 300, bytesReceived: 0, intervalMs: 1000, locality: 'external',
@@ -35,7 +46,7 @@ function udp(over: Partial<UdpRecord> = {}): UdpRecord {
 
 function dns(over: Partial<DnsRecord> = {}): DnsRecord {
   return {
-    ts: '2026-11-25T10:00:00.900Z', proto: 'dns', query: 'api.shop.svc', qtype: 'A', rcode: 'NOERROR',
+    ts: `${DAY}T10:00:00.900Z`, proto: 'dns', query: 'api.shop.svc', qtype: 'A', rcode: 'NOERROR',
     answers: [{ name: 'api.shop.svc', type: 'A', ttl: 30, data: '10.96.0.5' }], latencyMs: 1.5, transport: 'udp',
     local: { addr: '10.244.0.3', port: 53000, pid: 11, comm: 'web', cgroupId: 5, netns: 4026532281, k8s: web },
     remote: { addr: '10.96.0.10', port: 53 },
@@ -47,8 +58,8 @@ function dns(over: Partial<DnsRecord> = {}): DnsRecord {
 function fixture(): ShippedRecord[] {
   return [
     ship(tcp({ bytesSent: 100, bytesReceived: 1000, srttUs: 200 })),
-    ship(tcp({ ts: '2026-11-25T10:00:03.500Z', bytesSent: 200, bytesReceived: 2000, srttUs: 400, outcome: 'reset', retransmits: 2 })),
-    ship(tcp({ ts: '2026-11-25T10:00:04.000Z', outcome: 'refused' })),
+    ship(tcp({ ts: `${DAY}T10:00:03.500Z`, bytesSent: 200, bytesReceived: 2000, srttUs: 400, outcome: 'reset', retransmits: 2 })),
+    ship(tcp({ ts: `${DAY}T10:00:04.000Z`, outcome: 'refused' })),
     // the server's view on node-b: api answered web; bytes from the server's side
     ship(
       tcp({
@@ -67,11 +78,11 @@ function fixture(): ShippedRecord[] {
       }),
     ),
     ship(udp()),
-    ship(udp({ ts: '2026-11-25T10:00:03.000Z', packetsReceived: 1, bytesReceived: 20 })),
+    ship(udp({ ts: `${DAY}T10:00:03.000Z`, packetsReceived: 1, bytesReceived: 20 })),
     ship(dns()),
-    ship(dns({ ts: '2026-11-25T10:00:05.000Z', query: 'nx.example', rcode: 'TIMEOUT', answers: [], latencyMs: null })),
+    ship(dns({ ts: `${DAY}T10:00:05.000Z`, query: 'nx.example', rcode: 'TIMEOUT', answers: [], latencyMs: null })),
     // outside the window of the edges query
-    ship(tcp({ ts: '2026-11-25T12:00:00.000Z', bytesSent: 7, bytesReceived: 7 })),
+    ship(tcp({ ts: `${DAY}T12:00:00.000Z`, bytesSent: 7, bytesReceived: 7 })),
   ];
 }
 
@@ -100,8 +111,8 @@ describe('clickhouse sink: configuration', () => {
   });
 
   test('the edges query inlines its parameters as escaped literals', () => {
-    const sql = edgesQuery('`db`.`flows`', { from: new Date('2026-11-25T10:00:00.400Z'), to: new Date('2026-11-25T11:00:00Z'), nodes: ["o'brien\\"], proto: 'tcp' });
-    assert.match(sql, /ts >= toDateTime\('2026-11-25 10:00:00', 'UTC'\) AND ts < toDateTime\('2026-11-25 11:00:00', 'UTC'\)/);
+    const sql = edgesQuery('`db`.`flows`', { from: new Date(`${DAY}T10:00:00.400Z`), to: new Date(`${DAY}T11:00:00Z`), nodes: ["o'brien\\"], proto: 'tcp' });
+    assert.ok(sql.includes(`ts >= toDateTime('${DAY} 10:00:00', 'UTC') AND ts < toDateTime('${DAY} 11:00:00', 'UTC')`), sql);
     assert.match(sql, /node IN \('o\\'brien\\\\'\)/);
     assert.match(sql, /GROUP BY proto, observed_by, src_id, dst_id, server_port/);
   });
@@ -121,7 +132,7 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
   });
 
   test('creates its database and tables; rows and the edges query are exact', async () => {
-    const sink = new ClickHouseSink({ url: server.url, database: 'svcmap', batching: BATCHING });
+    const sink = new ClickHouseSink({ url: server.url, database: 'svcmap', batching: BATCHING }, CLOCK);
     await sink.start();
     assert.equal(sink.ready, true);
     assert.equal(sink.server?.version, version);
@@ -153,14 +164,14 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
       bytes_sent: String(bs), bytes_received: String(br), packets_sent: String(ps), packets_received: String(pr), retransmits: rt, srtt_us: srtt, duration_ms: dur,
     });
     assert.deepEqual(rows, [
-      R('node-a', '2026-11-25 10:00:01', 250, 'tcp', 'outbound', 'closed', 'client', 'process:curl', 'dns:example.com', 443, 'curl', '', '93.184.216.34', 'example.com', '', 0, '', '', 'external', 50, 5000, 0, 0, 0, 1000, 1.5),
-      R('node-a', '2026-11-25 10:00:01', 250, 'tcp', 'outbound', 'closed', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 100, 1000, 0, 0, 0, 200, 1.5),
-      R('node-b', '2026-11-25 10:00:01', 250, 'tcp', 'inbound', 'closed', 'server', 'shop/web', 'shop/api', 8080, 'api', 'api', '10.244.0.3', '', '', 0, 'web', 'z1', 'cross-zone', 3000, 300, 0, 0, 0, 100, 1.5),
-      R('node-a', '2026-11-25 10:00:02', 0, 'udp', 'outbound', '', 'client', 'process:statsd-client', '10.0.0.9', 8125, 'statsd-client', '', '10.0.0.9', '', '', 0, '', '', 'external', 300, 0, 3, 0, 0, 0, 0),
-      R('node-a', '2026-11-25 10:00:03', 0, 'udp', 'outbound', '', 'client', 'process:statsd-client', '10.0.0.9', 8125, 'statsd-client', '', '10.0.0.9', '', '', 0, '', '', 'external', 300, 20, 3, 1, 0, 0, 0),
-      R('node-a', '2026-11-25 10:00:03', 500, 'tcp', 'outbound', 'reset', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 200, 2000, 0, 0, 2, 400, 1.5),
-      R('node-a', '2026-11-25 10:00:04', 0, 'tcp', 'outbound', 'refused', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 0, 0, 0, 0, 0, 0, 1.5),
-      R('node-a', '2026-11-25 12:00:00', 0, 'tcp', 'outbound', 'closed', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 7, 7, 0, 0, 0, 0, 1.5),
+      R('node-a', `${DAY} 10:00:01`, 250, 'tcp', 'outbound', 'closed', 'client', 'process:curl', 'dns:example.com', 443, 'curl', '', '93.184.216.34', 'example.com', '', 0, '', '', 'external', 50, 5000, 0, 0, 0, 1000, 1.5),
+      R('node-a', `${DAY} 10:00:01`, 250, 'tcp', 'outbound', 'closed', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 100, 1000, 0, 0, 0, 200, 1.5),
+      R('node-b', `${DAY} 10:00:01`, 250, 'tcp', 'inbound', 'closed', 'server', 'shop/web', 'shop/api', 8080, 'api', 'api', '10.244.0.3', '', '', 0, 'web', 'z1', 'cross-zone', 3000, 300, 0, 0, 0, 100, 1.5),
+      R('node-a', `${DAY} 10:00:02`, 0, 'udp', 'outbound', '', 'client', 'process:statsd-client', '10.0.0.9', 8125, 'statsd-client', '', '10.0.0.9', '', '', 0, '', '', 'external', 300, 0, 3, 0, 0, 0, 0),
+      R('node-a', `${DAY} 10:00:03`, 0, 'udp', 'outbound', '', 'client', 'process:statsd-client', '10.0.0.9', 8125, 'statsd-client', '', '10.0.0.9', '', '', 0, '', '', 'external', 300, 20, 3, 1, 0, 0, 0),
+      R('node-a', `${DAY} 10:00:03`, 500, 'tcp', 'outbound', 'reset', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 200, 2000, 0, 0, 2, 400, 1.5),
+      R('node-a', `${DAY} 10:00:04`, 0, 'tcp', 'outbound', 'refused', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 0, 0, 0, 0, 0, 0, 1.5),
+      R('node-a', `${DAY} 12:00:00`, 0, 'tcp', 'outbound', 'closed', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 7, 7, 0, 0, 0, 0, 1.5),
     ]);
     const k8s = await server.rows(
       "SELECT local_namespace, local_pod, local_workload_kind, local_service, local_node, local_zone, local_exe, local_container_runtime, length(local_container_id) AS cid, local_netns FROM svcmap.flows WHERE local_comm = 'web' LIMIT 1",
@@ -171,11 +182,11 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
       'SELECT node, toString(ts) AS ts, ts_ms, query, qtype, rcode, answer_name, answer_type, answer_ttl, answer_data, latency_ms, transport, local_comm, local_workload, remote_addr, remote_port FROM svcmap.dns ORDER BY ts',
     );
     assert.deepEqual(dnsRows, [
-      { node: 'node-a', ts: '2026-11-25 10:00:00', ts_ms: 900, query: 'api.shop.svc', qtype: 'A', rcode: 'NOERROR', answer_name: ['api.shop.svc'], answer_type: ['A'], answer_ttl: [30], answer_data: ['10.96.0.5'], latency_ms: 1.5, transport: 'udp', local_comm: 'web', local_workload: 'web', remote_addr: '10.96.0.10', remote_port: 53 },
-      { node: 'node-a', ts: '2026-11-25 10:00:05', ts_ms: 0, query: 'nx.example', qtype: 'A', rcode: 'TIMEOUT', answer_name: [], answer_type: [], answer_ttl: [], answer_data: [], latency_ms: null, transport: 'udp', local_comm: 'web', local_workload: 'web', remote_addr: '10.96.0.10', remote_port: 53 },
+      { node: 'node-a', ts: `${DAY} 10:00:00`, ts_ms: 900, query: 'api.shop.svc', qtype: 'A', rcode: 'NOERROR', answer_name: ['api.shop.svc'], answer_type: ['A'], answer_ttl: [30], answer_data: ['10.96.0.5'], latency_ms: 1.5, transport: 'udp', local_comm: 'web', local_workload: 'web', remote_addr: '10.96.0.10', remote_port: 53 },
+      { node: 'node-a', ts: `${DAY} 10:00:05`, ts_ms: 0, query: 'nx.example', qtype: 'A', rcode: 'TIMEOUT', answer_name: [], answer_type: [], answer_ttl: [], answer_data: [], latency_ms: null, transport: 'udp', local_comm: 'web', local_workload: 'web', remote_addr: '10.96.0.10', remote_port: 53 },
     ]);
 
-    const window = { from: new Date('2026-11-25T10:00:00Z'), to: new Date('2026-11-25T11:00:00Z') };
+    const window = { from: new Date(`${DAY}T10:00:00Z`), to: new Date(`${DAY}T11:00:00Z`) };
     const edges = await edgesInWindow(sink.clickhouse, sink.tables.flows, window);
     const brief = edges.map((e) => ({
       key: `${e.proto} ${e.observedBy} ${e.source.id} -> ${e.destination.id}:${e.port}`,
@@ -195,7 +206,7 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
     const webApi = edges.find((e) => e.observedBy === 'client' && e.source.id === 'shop/web')!;
     assert.deepEqual(webApi.source, { id: 'shop/web', namespace: 'shop', workload: 'web', service: 'web', process: 'web', name: '', addr: '10.244.0.3' });
     assert.deepEqual(webApi.destination, { id: 'shop/api', namespace: 'shop', workload: 'api', service: 'api', process: '', name: '', addr: '10.244.1.7' });
-    assert.deepEqual([webApi.locality, webApi.firstSeen, webApi.lastSeen], ['cross-zone', '2026-11-25T10:00:01Z', '2026-11-25T10:00:04Z']);
+    assert.deepEqual([webApi.locality, webApi.firstSeen, webApi.lastSeen], ['cross-zone', `${DAY}T10:00:01Z`, `${DAY}T10:00:04Z`]);
     const serverSide = edges.find((e) => e.observedBy === 'server')!;
     assert.deepEqual([serverSide.source.addr, serverSide.destination.process], ['10.244.0.3', 'api']);
 
@@ -207,19 +218,19 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
     const clients = await edgesInWindow(sink.clickhouse, sink.tables.flows, { ...window, observedBy: 'client' });
     assert.equal(clients.length, 3);
     assert.deepEqual(await edgesInWindow(sink.clickhouse, sink.tables.flows, { ...window, nodes: ["x' OR 1=1 --"] }), []);
-    const later = await edgesInWindow(sink.clickhouse, sink.tables.flows, { from: new Date('2026-11-25T11:00:00Z'), to: new Date('2026-11-25T13:00:00Z') });
+    const later = await edgesInWindow(sink.clickhouse, sink.tables.flows, { from: new Date(`${DAY}T11:00:00Z`), to: new Date(`${DAY}T13:00:00Z`) });
     assert.deepEqual(later.map((e) => [e.source.id, e.bytesSent, e.bytesReceived]), [['shop/web', 7, 7]]);
 
     // starting again over existing tables is fine
     await sink.shutdown(5_000);
-    const again = new ClickHouseSink({ url: server.url, database: 'svcmap' });
+    const again = new ClickHouseSink({ url: server.url, database: 'svcmap' }, CLOCK);
     await again.start();
     await again.shutdown(1_000);
     assert.equal((await server.query('SELECT count() FROM svcmap.flows')).trim(), '8');
   });
 
   test('server down: records queue within the bound, the excess is counted, all queued is delivered once when it is back', async () => {
-    const sink = new ClickHouseSink({ url: server.url, database: 'outage', batching: BATCHING, requestTimeoutMs: 5_000 });
+    const sink = new ClickHouseSink({ url: server.url, database: 'outage', batching: BATCHING, requestTimeoutMs: 5_000 }, CLOCK);
     await sink.start();
     sink.export(numbered(0, 20));
     await sink.flush(10_000);
@@ -247,7 +258,7 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
   });
 
   test('a batch whose DNS insert failed after its flows went in is retried without the flows: no duplicates', async () => {
-    const sink = new ClickHouseSink({ url: server.url, database: 'partial', batching: BATCHING });
+    const sink = new ClickHouseSink({ url: server.url, database: 'partial', batching: BATCHING }, CLOCK);
     await sink.start();
     await server.query('DROP TABLE partial.dns');
     sink.export([...numbered(0, 4), ship(dns()), ship(dns({ query: 'b.example' }))]);
@@ -257,7 +268,7 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
     assert.match(sink.stats().lastError ?? '', /partial\.dns|dns.*doesn't exist|Table .* doesn't exist/i);
     assert.equal(sink.stats().queued, 6, 'the batch stays queued until all of it is in');
     // the table comes back (another sink creates it), the retry delivers the DNS records only
-    const other = new ClickHouseSink({ url: server.url, database: 'partial' });
+    const other = new ClickHouseSink({ url: server.url, database: 'partial' }, CLOCK);
     await other.start();
     await other.shutdown(1_000);
     await sink.flush(10_000);
@@ -268,7 +279,7 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
   });
 
   test('shutdown delivers what is queued within its timeout, then exports nothing', async () => {
-    const sink = new ClickHouseSink({ url: server.url, database: 'shutdown', batching: { ...BATCHING, flushIntervalMs: 600_000 } });
+    const sink = new ClickHouseSink({ url: server.url, database: 'shutdown', batching: { ...BATCHING, flushIntervalMs: 600_000 } }, CLOCK);
     await sink.start();
     sink.export([...numbered(0, 5), ship(dns())]);
     assert.equal(sink.stats().queued, 6, 'no timer fired: still queued');
@@ -283,35 +294,36 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
   });
 
   test('retention: TTL when the server has it; else the sink drops day partitions older than ttlDays', async () => {
-    const sink = new ClickHouseSink({ url: server.url, database: 'retention', ttlDays: 7, batching: BATCHING });
+    const sink = new ClickHouseSink({ url: server.url, database: 'retention', ttlDays: 7, batching: BATCHING }, CLOCK);
     await sink.start();
-    const old = { ...ship(udp({ ts: '2026-11-10T05:00:00.000Z' })) };
-    const recent = { ...ship(udp({ ts: '2026-11-20T05:00:00.000Z' })) };
-    sink.export([old, recent, ship(dns({ ts: '2026-11-01T00:00:00.000Z' }))]);
+    const old = { ...ship(udp({ ts: `${daysAgo(16)}T05:00:00.000Z` })) };
+    const recent = { ...ship(udp({ ts: `${daysAgo(6)}T05:00:00.000Z` })) };
+    sink.export([old, recent, ship(dns({ ts: `${daysAgo(25)}T00:00:00.000Z` }))]);
     await sink.flush(10_000);
     if (sink.server?.retention === 'ttl') {
       assert.match((await server.query("SELECT engine_full FROM system.tables WHERE database = 'retention' AND name = 'flows'")), /TTL ts \+ toIntervalDay\(7\)/);
     } else {
       assert.equal(sink.server?.retention, 'agent');
-      const dropped = await sink.prune(new Date('2026-11-25T12:00:00Z'));
-      assert.deepEqual(dropped.sort(), ['dns/20261101', 'flows/20261110']);
-      assert.equal((await server.query('SELECT toString(min(ts)) FROM retention.flows')).trim(), '2026-11-20 05:00:00');
+      const dropped = await sink.prune(new Date(`${DAY}T12:00:00Z`));
+      const partition = (day: string): string => day.replaceAll('-', '');
+      assert.deepEqual(dropped.sort(), [`dns/${partition(daysAgo(25))}`, `flows/${partition(daysAgo(16))}`]);
+      assert.equal((await server.query('SELECT toString(min(ts)) FROM retention.flows')).trim(), `${daysAgo(6)} 05:00:00`);
       assert.equal((await server.query('SELECT count() FROM retention.dns')).trim(), '0');
     }
     await sink.shutdown(5_000);
   });
 
   test('credentials, a table prefix, and clear errors for an unreachable server or a refused login', async () => {
-    const sink = new ClickHouseSink({ url: server.url, username: 'agent', password: 's3cret', database: 'authed', tablePrefix: 'node1_' });
+    const sink = new ClickHouseSink({ url: server.url, username: 'agent', password: 's3cret', database: 'authed', tablePrefix: 'node1_' }, CLOCK);
     await sink.start();
     assert.deepEqual((await server.rows<{ name: string }>("SELECT name FROM system.tables WHERE database = 'authed' ORDER BY name")).map((r) => r.name), ['node1_dns', 'node1_flows']);
     await sink.shutdown(1_000);
     // the same credentials in the URL
-    const inUrl = new ClickHouseSink({ url: `http://agent:s3cret@127.0.0.1:${server.port}`, database: 'authed', tablePrefix: 'node1_' });
+    const inUrl = new ClickHouseSink({ url: `http://agent:s3cret@127.0.0.1:${server.port}`, database: 'authed', tablePrefix: 'node1_' }, CLOCK);
     await inUrl.start();
     await inUrl.shutdown(1_000);
 
-    const wrong = new ClickHouseSink({ url: server.url, username: 'agent', password: 'nope' });
+    const wrong = new ClickHouseSink({ url: server.url, username: 'agent', password: 'nope' }, CLOCK);
     await assert.rejects(wrong.start(), (e: Error) => {
       assert.match(e.message, new RegExp(`clickhouse sink: cannot query the server at http://127\\.0\\.0\\.1:${server.port}/`));
       assert.doesNotMatch(e.message, /nope/);
@@ -322,7 +334,7 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
     await wrong.shutdown(100);
 
     // a user that may read but not create: a misconfiguration too, named
-    const reader = new ClickHouseSink({ url: server.url, username: 'reader', database: 'readonly_db' });
+    const reader = new ClickHouseSink({ url: server.url, username: 'reader', database: 'readonly_db' }, CLOCK);
     await assert.rejects(reader.start(), (e: Error) => {
       assert.match(e.message, /clickhouse sink: cannot create the tables in database readonly_db at http:\/\/127\.0\.0\.1:\d+\/ \(ClickHouse [\d.]+\): .*readonly/i);
       assert.equal(e.name, 'UsageError');
@@ -339,7 +351,7 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
         });
       });
     });
-    const absent = new ClickHouseSink({ url: `http://user:pw@127.0.0.1:${closed}`, requestTimeoutMs: 3_000 });
+    const absent = new ClickHouseSink({ url: `http://user:pw@127.0.0.1:${closed}`, requestTimeoutMs: 3_000 }, CLOCK);
     await assert.rejects(absent.start(), (e: Error) => {
       assert.match(e.message, new RegExp(`cannot query the server at http://127\\.0\\.0\\.1:${closed}/: .*ECONNREFUSED`));
       assert.doesNotMatch(e.message, /pw/);
