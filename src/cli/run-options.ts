@@ -54,7 +54,7 @@ Configuration comes from the YAML file, then BPFAGENT_* environment variables
 (e.g. BPFAGENT_TRACE_MAX_CONNECTIONS for trace.maxConnections), then these
 flags, each overriding the one before; every key has a default, so no file is
 needed. Sinks are set up under 'sinks:' in the file (or BPFAGENT_SINKS_*
-variables). See the README, "bpfagent run", for every key.
+variables). See docs/run.md for every key.
 
 Options:
   --config FILE           YAML configuration file                 (default: $BPFAGENT_CONFIG, else none)
@@ -79,7 +79,7 @@ Options:
 HTTP: GET /healthz (200 while the process runs), GET /readyz (200 once the
 probes are attached and every sink is initialised, else 503), GET /metrics;
 the service map's JSON API: GET /api/graph, /api/edges/ID/connections,
-/api/external, /api/localities, /api/status (README, "HTTP API"), over the
+/api/external, /api/localities, /api/status (docs/api.md), over the
 last hours kept under 'store:' (retention, dataDir for SQLite, bounds).
 Logs are JSON lines on stderr; the line containing "ready" means all is up.
 SIGTERM or SIGINT: detach, drain, flush every sink (within --shutdown-timeout),

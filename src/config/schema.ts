@@ -118,7 +118,7 @@ export const kubernetesSchema = z
   .strict()
   .default({});
 
-/** The embedded flow store behind the HTTP API (README, "HTTP API"). */
+/** The embedded flow store behind the HTTP API (docs/api.md). */
 export const storeSchema = z
   .object({
     retention: duration(60_000, 168 * 3_600_000, 'a duration from 1m to 168h, such as 3h').default('3h'),

@@ -18,7 +18,7 @@ import { BoundedCounter, BoundedHistogram, CallbackFamily, OVERFLOW, type Bounde
 
 export const DEFAULT_MAX_SERIES_PER_METRIC = 2_000;
 
-/** Labels of every per-edge metric (see README, "Metrics"). */
+/** Labels of every per-edge metric (see docs/metrics.md). */
 export const EDGE_LABELS = [
   'source',
   'source_namespace',

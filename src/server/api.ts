@@ -1,5 +1,5 @@
 /**
- * The live service map's HTTP API (JSON), over a FlowStore. README, "HTTP API".
+ * The live service map's HTTP API (JSON), over a FlowStore. docs/api.md.
  *
  * Contract notes for the web UI (decided here, within the agreed contract):
  * - edge ids: base64url (RFC 4648 §5, no padding) of
@@ -24,7 +24,7 @@
  *   carries edgesDropped, intervalsEvicted, connectionsEvicted, oldest,
  *   retentionMs, and with a dataDir bytes and writeErrors.
  * - a window reaching past 10 minutes (1 hour) starts on a minute (5-minute)
- *   boundary: older intervals are kept summed (README, "HTTP API").
+ *   boundary: older intervals are kept summed (docs/api.md).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
