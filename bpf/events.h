@@ -125,6 +125,11 @@ struct udp_flow_value {
 	__u64 bytes_received;
 	__u64 cgroup_id;      /* the process's cgroup v2 id */
 	char comm[BPFAGENT_COMM_LEN];
+	/* CLOCK_MONOTONIC: the interval's first datagram sent, and first received (0: none) */
+	__u64 first_sent_ns;
+	__u64 first_received_ns;
+	__u8 seen_from_start; /* 1: the socket was made while the programs ran, so each flow's first datagram was seen */
+	__u8 pad[7];
 };
 
 /* A flow counted in a CPU's cache (net.bpf.c's udp_cache) rather than in udp_flows_N. */

@@ -442,11 +442,32 @@ static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool eg
 	__builtin_memcpy(k->raddr, remote.addr, 16);
 }
 
-/* A new entry's owner: the current task, which is the sender or receiver. */
-static __always_inline void owner_into(struct udp_flow_value *v)
+/*
+ * A new entry's owner: the current task, which is the sender or receiver;
+ * and whether the socket's flows were seen from their first datagram
+ * (sock_create saw the socket made, so every datagram of it passed here).
+ */
+static __always_inline void owner_into(struct udp_flow_value *v, const struct sock *sk)
 {
+	struct sock_info *si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
+
 	v->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(v->comm, sizeof(v->comm));
+	v->seen_from_start = si && si->pid;
+}
+
+/* The time of the first datagram of its kind in the interval: set once, by whichever program gets there first. */
+static __always_inline void note_first(__u64 *at)
+{
+	if (!*at)
+		*at = bpf_ktime_get_ns();
+}
+
+/* Keep the earlier of two first-datagram times (0: none). */
+static __always_inline void keep_earliest(__u64 *at, __u64 t)
+{
+	if (t && (!*at || t < *at))
+		*at = t;
 }
 
 static __always_inline struct udp_flow_value *new_flow(void *flows, struct udp_flow_key *key,
@@ -481,6 +502,12 @@ static __always_inline struct udp_flow_value *table_entry(__u32 slot, struct udp
 	return v;
 }
 
+/* The entry of `key` in the slot's table, if it has one. */
+static __always_inline struct udp_flow_value *table_lookup(__u32 slot, struct udp_flow_key *key)
+{
+	return slot ? bpf_map_lookup_elem(&udp_flows_1, key) : bpf_map_lookup_elem(&udp_flows_0, key);
+}
+
 static __always_inline bool same_key(const struct udp_flow_key *a, const struct udp_flow_key *b)
 {
 	const __u64 *x = (const void *)a, *y = (const void *)b;
@@ -495,9 +522,14 @@ static __always_inline bool flush_cached(struct udp_flow_cached *f, __u32 slot)
 
 	init.cgroup_id = f->value.cgroup_id;
 	__builtin_memcpy(init.comm, f->value.comm, sizeof(init.comm));
+	init.first_sent_ns = f->value.first_sent_ns;
+	init.first_received_ns = f->value.first_received_ns;
+	init.seen_from_start = f->value.seen_from_start;
 	v = table_entry(slot, &f->key, &init);
 	if (!v)
 		return false;
+	keep_earliest(&v->first_sent_ns, f->value.first_sent_ns);
+	keep_earliest(&v->first_received_ns, f->value.first_received_ns);
 	__sync_fetch_and_add(&v->packets_sent, f->value.packets_sent);
 	__sync_fetch_and_add(&v->bytes_sent, f->value.bytes_sent);
 	__sync_fetch_and_add(&v->packets_received, f->value.packets_received);
@@ -514,8 +546,8 @@ static __always_inline bool flush_cached(struct udp_flow_cached *f, __u32 slot)
  * went quiet does not keep it for the rest of the interval. The caller owns
  * the element: plain adds.
  */
-static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, struct udp_flow_key *key, __u32 len,
-				       __u32 packets, bool egress)
+static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, const struct sock *sk,
+				       struct udp_flow_key *key, __u32 len, __u32 packets, bool egress)
 {
 	struct udp_flow_cached *f = egress ? &c->egress : &c->ingress;
 
@@ -527,13 +559,15 @@ static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, str
 	}
 	if (!f->used) {
 		__builtin_memcpy(&f->key, key, sizeof(f->key));
-		owner_into(&f->value);
+		owner_into(&f->value, sk);
 		f->used = 1;
 	}
 	if (egress) {
+		note_first(&f->value.first_sent_ns);
 		f->value.packets_sent += packets;
 		f->value.bytes_sent += len;
 	} else {
+		note_first(&f->value.first_received_ns);
 		f->value.packets_received += packets;
 		f->value.bytes_received += len;
 	}
@@ -548,8 +582,8 @@ static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, str
  * other that overlaps it counts 2 or more and goes to the table. (An atomic
  * add whose result is unused is the one atomic every BPF target has.)
  */
-static __always_inline bool account_cached(__u32 slot, struct udp_flow_key *key, __u32 len, __u32 packets,
-					   bool egress)
+static __always_inline bool account_cached(__u32 slot, const struct sock *sk, struct udp_flow_key *key, __u32 len,
+					   __u32 packets, bool egress)
 {
 	struct udp_flow_cache *c = bpf_map_lookup_elem(&udp_cache, &slot);
 	bool done = false;
@@ -558,7 +592,7 @@ static __always_inline bool account_cached(__u32 slot, struct udp_flow_key *key,
 		return false;
 	__sync_fetch_and_add(&c->busy, 1);
 	if (*(volatile __u32 *)&c->busy == 1)
-		done = add_cached(c, slot, key, len, packets, egress);
+		done = add_cached(c, slot, sk, key, len, packets, egress);
 	__sync_fetch_and_add(&c->busy, -1);
 	return done;
 }
@@ -571,12 +605,16 @@ static __always_inline int account_udp(const struct sock *sk, __u32 netns, int r
 	struct udp_flow_key key;
 
 	flow_key(sk, netns, egress, egress && !packets, &key); /* no datagram sent yet: corked */
-	if (account_cached(second, &key, ret, packets, egress))
+	if (account_cached(second, sk, &key, ret, packets, egress))
 		return 0;
-	owner_into(&init);
-	v = table_entry(second, &key, &init);
+	v = table_lookup(second, &key);
+	if (!v) {
+		owner_into(&init, sk); /* once per flow and interval */
+		v = table_entry(second, &key, &init);
+	}
 	if (!v)
 		return 0;
+	note_first(egress ? &v->first_sent_ns : &v->first_received_ns);
 	if (egress) {
 		__sync_fetch_and_add(&v->packets_sent, packets);
 		__sync_fetch_and_add(&v->bytes_sent, ret);

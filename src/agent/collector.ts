@@ -17,6 +17,7 @@ import { decodeBatch, type DecodeStats, type RecordSink } from '../events/batch.
 import type { AgentRecord, TcpRecord, UdpRecord } from '../events/records.js';
 import { beginBatchTime, endBatchTime } from '../events/batch-time.js';
 import { decodeUdpFlows } from '../events/udp-flow.js';
+import { UdpDirections } from '../events/udp-direction.js';
 import { DnsNameCache } from '../enrich/dns-cache.js';
 import { DnsTracker } from '../enrich/dns-tracker.js';
 import type { Enricher } from '../enrich/enricher.js';
@@ -56,6 +57,8 @@ export class Collector {
   private readonly dns: DnsTracker;
   private pending: AgentRecord[] = [];
   private udpRecords = 0;
+  /** which end of each UDP flow is the client, remembered across intervals: as many flows as the kernel counts in one */
+  private readonly directions: UdpDirections;
   private lastCollect = Date.now();
   private collecting: Promise<void> = Promise.resolve();
   private tick: NodeJS.Timeout | undefined;
@@ -75,6 +78,7 @@ export class Collector {
     private readonly onRecords: (records: AgentRecord[], intervalEnd: boolean) => void,
     private readonly enricher?: Enricher,
   ) {
+    this.directions = new UdpDirections(opts.maxUdpFlows);
     this.dns = new DnsTracker(this.names, (r) => {
       this.enricher?.enrich(r);
       this.pending.push(r);
@@ -145,7 +149,7 @@ export class Collector {
     const now = Date.now();
     const flows: UdpRecord[] = [];
     for (const d of drains) {
-      for (const r of decodeUdpFlows(d.dump, now, now - this.lastCollect)) {
+      for (const r of decodeUdpFlows(d.dump, now, now - this.lastCollect, this.directions)) {
         nameRemote(r, now, this.names);
         flows.push(r);
       }
@@ -197,6 +201,7 @@ export class Collector {
       ...counters,
       udpRecords: this.udpRecords,
       udpEvicted,
+      udpDirectionsForgotten: this.directions.forgotten,
       dnsPackets: this.decoded.dnsPackets,
       dnsLookups: this.dns.stats.lookups,
       dnsMalformed: this.dns.stats.malformed,

@@ -86,7 +86,7 @@ export const UDP_FLOW_KEY = {
 /** struct udp_flow_value: counters of one UDP flow. */
 export const UDP_FLOW_VALUE = {
   name: 'udp_flow_value',
-  size: 56,
+  size: 80,
   fields: {
     packets_sent: { offset: 0, size: 8 },
     bytes_sent: { offset: 8, size: 8 },
@@ -94,30 +94,34 @@ export const UDP_FLOW_VALUE = {
     bytes_received: { offset: 24, size: 8 },
     cgroup_id: { offset: 32, size: 8 },
     comm: { offset: 40, size: 16 },
+    first_sent_ns: { offset: 56, size: 8 },
+    first_received_ns: { offset: 64, size: 8 },
+    seen_from_start: { offset: 72, size: 1 },
+    pad: { offset: 73, size: 7 },
   },
 } as const satisfies StructLayout;
 
 /** struct udp_flow_cached: a flow counted in a CPU's cache. */
 export const UDP_FLOW_CACHED = {
   name: 'udp_flow_cached',
-  size: 112,
+  size: 136,
   fields: {
     key: { offset: 0, size: 48 },
-    value: { offset: 48, size: 56 },
-    used: { offset: 104, size: 4 },
-    misses: { offset: 108, size: 4 },
+    value: { offset: 48, size: 80 },
+    used: { offset: 128, size: 4 },
+    misses: { offset: 132, size: 4 },
   },
 } as const satisfies StructLayout;
 
 /** struct udp_flow_cache: one CPU's copy of an element of the per-CPU array udp_cache. */
 export const UDP_FLOW_CACHE = {
   name: 'udp_flow_cache',
-  size: 232,
+  size: 280,
   fields: {
-    egress: { offset: 0, size: 112 },
-    ingress: { offset: 112, size: 112 },
-    busy: { offset: 224, size: 4 },
-    pad: { offset: 228, size: 4 },
+    egress: { offset: 0, size: 136 },
+    ingress: { offset: 136, size: 136 },
+    busy: { offset: 272, size: 4 },
+    pad: { offset: 276, size: 4 },
   },
 } as const satisfies StructLayout;
 

@@ -74,8 +74,10 @@ export interface UdpRecord {
   ts: string;
   proto: 'udp';
   family: 4 | 6;
-  /** outbound: the local end is the client (see udpDirection) */
+  /** outbound: the local end is the client (see src/events/udp-direction.ts) */
   direction: 'outbound' | 'inbound';
+  /** which rule decided `direction`: the flow's first datagram (its sender is the client), or, where that was not seen, the ports */
+  directionFrom: 'first-datagram' | 'ports';
   local: LocalEndpoint;
   remote: RemoteEndpoint;
   packetsSent: number;

@@ -3,6 +3,7 @@ import { AF_INET, formatAddr } from './addr.js';
 import { UDP_FLOW_CACHE, UDP_FLOW_CACHED, UDP_FLOW_KEY, UDP_FLOW_VALUE } from './layout.js';
 import { cString, u64 } from './read.js';
 import type { UdpRecord } from './records.js';
+import type { UdpDirections } from './udp-direction.js';
 import type { MapDump } from '../bpf/native.js';
 
 const K = UDP_FLOW_KEY.fields;
@@ -50,10 +51,20 @@ export function addCachedFlows(table: MapDump, cache: Buffer, cpus: number): Map
   };
 }
 
-/** Add the counters of `from` (a struct udp_flow_value) to the one at `to[off]`; take its owner if that has none. */
+/**
+ * Add the counters of `from` (a struct udp_flow_value) to the one at
+ * `to[off]`, keep the earlier first-datagram times; take its owner if that
+ * has none.
+ */
 function addFlowValue(to: Buffer, off: number, from: Buffer): void {
   for (const f of [V.packets_sent, V.bytes_sent, V.packets_received, V.bytes_received])
     to.writeBigUInt64LE(to.readBigUInt64LE(off + f.offset) + from.readBigUInt64LE(f.offset), off + f.offset);
+  for (const f of [V.first_sent_ns, V.first_received_ns]) {
+    const t = from.readBigUInt64LE(f.offset);
+    const had = to.readBigUInt64LE(off + f.offset);
+    if (t && (!had || t < had)) to.writeBigUInt64LE(t, off + f.offset);
+  }
+  to[off + V.seen_from_start.offset] ||= from[V.seen_from_start.offset]!;
   if (hasOwner(from, 0) && !hasOwner(to, off)) from.copy(to, off + V.cgroup_id.offset, V.cgroup_id.offset, V.comm.offset + V.comm.size);
 }
 
@@ -61,28 +72,18 @@ function hasOwner(b: Buffer, off: number): boolean {
   return b.readBigUInt64LE(off + V.cgroup_id.offset) !== 0n || b[off + V.comm.offset] !== 0;
 }
 
-/** Where the kernel picks ports by default (ip_local_port_range 32768-60999). */
-const EPHEMERAL_PORTS = 32768;
-
 /**
- * Which end of a UDP flow is the client. UDP has no connection to tell, but
- * the socket does: a port the kernel chose (no bind(), or bind() to port 0)
- * is a client's. A port the process bound itself is a server's, unless it is
- * in the ephemeral range and the peer's is not: a client that picks its own
- * random source port (resolvers do) to call a service.
+ * `dump` holds `count` keys and values back to back; `endMs` closes the
+ * interval. `directions` decides each flow's direction and remembers it
+ * for the intervals that follow.
  */
-export function udpDirection(portBound: boolean, lport: number, rport: number): 'outbound' | 'inbound' {
-  if (!portBound) return 'outbound';
-  return lport >= EPHEMERAL_PORTS && rport !== 0 && rport < EPHEMERAL_PORTS ? 'outbound' : 'inbound';
-}
-
-/** `dump` holds `count` keys and values back to back; `endMs` closes the interval. */
-export function decodeUdpFlows(dump: MapDump, endMs: number, intervalMs: number): UdpRecord[] {
+export function decodeUdpFlows(dump: MapDump, endMs: number, intervalMs: number, directions: UdpDirections): UdpRecord[] {
   const keySize = dump.count ? dump.keys.length / dump.count : 0;
   const valueSize = dump.count ? dump.values.length / dump.count : 0;
   if (dump.count && (keySize !== UDP_FLOW_KEY.size || valueSize < UDP_FLOW_VALUE.size))
     throw new Error(`udp flow table: entries are ${keySize}+${valueSize} bytes, expected ${UDP_FLOW_KEY.size}+${UDP_FLOW_VALUE.size}`);
   const ts = new Date(endMs).toISOString();
+  const decided = directions.decide(dump, keySize, valueSize);
   const out: UdpRecord[] = [];
   for (let i = 0; i < dump.count; i++) {
     const k = dump.keys;
@@ -92,11 +93,13 @@ export function decodeUdpFlows(dump: MapDump, endMs: number, intervalMs: number)
     const family = k[ko + K.family.offset]!;
     const lport = k.readUInt16LE(ko + K.lport.offset);
     const rport = k.readUInt16LE(ko + K.rport.offset);
+    const { direction, directionFrom } = decided[i]!;
     out.push({
       ts,
       proto: 'udp',
       family: family === AF_INET ? 4 : 6,
-      direction: udpDirection(k[ko + K.port_bound.offset] !== 0, lport, rport),
+      direction,
+      directionFrom,
       local: {
         addr: formatAddr(family, k, ko + K.laddr.offset),
         port: lport,

@@ -140,7 +140,7 @@ export class AgentMetrics {
     this.udpPackets = counter('bpfagent_udp_packets_total', 'UDP datagrams per edge; direction as for bytes', [...EDGE_LABELS, 'direction']);
     this.udpBytes = counter(
       'bpfagent_udp_bytes_total',
-      'UDP payload bytes per edge; direction "sent" is from source (the client: the end whose port the kernel chose) to destination',
+      'UDP payload bytes per edge; direction "sent" is from source (the client: the end that sent the flow\'s first datagram) to destination',
       [...EDGE_LABELS, 'direction'],
     );
     this.dnsLookups = counter('bpfagent_dns_lookups_total', 'DNS lookups made by local clients, by name asked and record type', ['name', 'qtype']);
@@ -186,6 +186,10 @@ export class AgentMetrics {
     );
     this.callback('bpfagent_tcp_untracked_closes_total', 'Connections opened before the agent started, not reported', 'counter', () => {
       const v = h.collector?.().untrackedClose;
+      return v === undefined ? [] : [{ value: v }];
+    });
+    this.callback('bpfagent_udp_directions_forgotten_total', 'UDP flows whose direction was forgotten to stay within --max-udp-flows (decided afresh if seen again)', 'counter', () => {
+      const v = h.collector?.().udpDirectionsForgotten;
       return v === undefined ? [] : [{ value: v }];
     });
     this.callback('bpfagent_dns_lookups_seen_total', 'DNS lookups paired (query with answer or timeout)', 'counter', () => {

@@ -4,8 +4,12 @@
  *   udp-peer.js server --host H --port P --expect N [--reply-sizes a,b,...]
  *       receives N datagrams; answers the i-th with reply-sizes[i] bytes (if any)
  *   udp-peer.js client --to H:P[,H:P...] --sizes a,b,... [--connect] [--expect-replies N]
+ *                      [--bind-host H] [--bind-port P] [--pause-after N]
  *       sends datagrams of the given sizes from one socket, round-robin over the
- *       destinations (sendto on an unconnected socket, or send on a connected one)
+ *       destinations (sendto on an unconnected socket, or send on a connected one);
+ *       from port P of address H when given (default: a port the kernel picks);
+ *       with --pause-after, once N datagrams were sent and N replies came, says
+ *       "paused" and waits for a line on stdin before going on
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -22,6 +26,9 @@ const { positionals, values } = parseArgs({
     sizes: { type: 'string', default: '' },
     connect: { type: 'boolean' },
     'expect-replies': { type: 'string', default: '0' },
+    'bind-host': { type: 'string' },
+    'bind-port': { type: 'string', default: '0' },
+    'pause-after': { type: 'string' },
   },
 });
 
@@ -67,9 +74,23 @@ if (positionals[0] === 'server') {
       sock.close();
     }
   };
+  const pauseAfter = values['pause-after'] === undefined ? -1 : Number(values['pause-after']);
+  let resume: (() => void) | undefined;
+  const maybeResume = () => {
+    if (resume && replies >= pauseAfter) {
+      const go = resume;
+      resume = undefined;
+      say({ event: 'paused', localPort: sock.address().port });
+      process.stdin.once('data', () => {
+        process.stdin.destroy(); // read once: the process still ends when its socket closes
+        go();
+      });
+    }
+  };
   sock.on('message', (msg) => {
     replies++;
     replyBytes += msg.length;
+    maybeResume();
     maybeDone();
   });
   const sendAll = () => {
@@ -80,7 +101,9 @@ if (positionals[0] === 'server') {
       const d = dests[i % dests.length]!;
       const cb = () => {
         sent++;
-        next(i + 1);
+        if (sent !== pauseAfter) return next(i + 1);
+        resume = () => next(i + 1);
+        maybeResume();
       };
       const payload = Buffer.alloc(sizes[i]!, 0x41);
       if (values.connect) sock.send(payload, cb);
@@ -88,8 +111,11 @@ if (positionals[0] === 'server') {
     };
     next(0);
   };
-  if (values.connect) sock.connect(dests[0]!.port, dests[0]!.host, sendAll);
-  else sock.bind(0, sendAll);
+  const connect = () => sock.connect(dests[0]!.port, dests[0]!.host, sendAll);
+  const bindAsked = values['bind-host'] !== undefined || values['bind-port'] !== '0';
+  if (values.connect && bindAsked) sock.bind(Number(values['bind-port']), values['bind-host'], connect);
+  else if (values.connect) connect();
+  else sock.bind(Number(values['bind-port']), values['bind-host'], sendAll);
 } else {
   process.stderr.write('usage: udp-peer.js server|client ...\n');
   process.exit(2);

@@ -11,25 +11,8 @@ import { TraceAgent } from '../helpers/agent.js';
 import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { Peer, REPO_ROOT } from '../helpers/processes.js';
+import { flowTotals as totalsOf, sum, type Totals } from '../helpers/udp-totals.js';
 import type { UdpRecord } from '../../src/events/records.js';
-
-interface Totals {
-  packetsSent: number;
-  bytesSent: number;
-  packetsReceived: number;
-  bytesReceived: number;
-}
-
-function sum(records: UdpRecord[]): Totals {
-  const t = { packetsSent: 0, bytesSent: 0, packetsReceived: 0, bytesReceived: 0 };
-  for (const r of records) {
-    t.packetsSent += r.packetsSent;
-    t.bytesSent += r.bytesSent;
-    t.packetsReceived += r.packetsReceived;
-    t.bytesReceived += r.bytesReceived;
-  }
-  return t;
-}
 
 const UDP_SHARED = path.join(REPO_ROOT, 'test/helpers/udp-shared.py');
 
@@ -56,18 +39,7 @@ describe('UDP flows and DNS', { skip: KERNEL_SKIP }, () => {
     assert.equal(s['decodeErrors'], 0);
   });
 
-  /** Wait for the UDP totals of the flow matching `pred` to reach `want`. */
-  async function flowTotals(pred: (r: UdpRecord) => boolean, want: Totals, what: string): Promise<UdpRecord[]> {
-    try {
-      return await agent.until(() => {
-        const rs = agent.udp(pred);
-        return rs.length && JSON.stringify(sum(rs)) === JSON.stringify(want) ? rs : undefined;
-      }, what);
-    } catch (e) {
-      assert.deepEqual(sum(agent.udp(pred)), want, `${what}: ${(e as Error).message}`);
-      throw e;
-    }
-  }
+  const flowTotals = (pred: (r: UdpRecord) => boolean, want: Totals, what: string): Promise<UdpRecord[]> => totalsOf(agent, pred, want, what);
 
   test('datagrams between namespaces: exact packets and bytes on both ends, right pids', async () => {
     const p = port();
@@ -99,7 +71,7 @@ describe('UDP flows and DNS', { skip: KERNEL_SKIP }, () => {
     assert.deepEqual([...new Set(srv.map((r) => r.direction))], ['inbound']);
   });
 
-  test('client and server told apart by who chose the port, not by port numbers', async () => {
+  test('client and server told apart by who sent first, not by port numbers', async () => {
     // a server on a high port (no port rule can tell it from its client's), and a client that bound its own high port
     const high = 61000 + (process.pid % 100) * 20;
     const server = new Peer('usrvhi', ['server', '--host', net.b.ipv4, '--port', String(high), '--expect', '2', '--reply-sizes', '4,4'],

@@ -36,7 +36,7 @@ function tcp(over: Partial<TcpRecord> = {}): TcpRecord {
 
 function udp(over: Partial<UdpRecord> = {}): UdpRecord {
   return {
-    ts: `${DAY}T10:00:02.000Z`, proto: 'udp', family: 4, direction: 'outbound',
+    ts: `${DAY}T10:00:02.000Z`, proto: 'udp', family: 4, direction: 'outbound', directionFrom: 'first-datagram',
     local: { addr: '10.0.0.1', port: 40000, pid: 21, comm: 'statsd-client', cgroupId: 1, netns: 1 },
     remote: { addr: '10.0.0.9', port: 8125 },
     packetsSent: 3, packetsReceived: 0, bytesSent: 300, bytesReceived: 0, intervalMs: 1000, locality: 'external',

@@ -83,7 +83,7 @@ describe('EdgeTable', () => {
 
   test('UDP: packets and bytes, the client from the record\'s direction', () => {
     const udp = (localPort: number, remotePort: number): UdpRecord => ({
-      ts: '2026-01-01T00:00:00.000Z', proto: 'udp', family: 4, direction: localPort === 8125 ? 'inbound' : 'outbound',
+      ts: '2026-01-01T00:00:00.000Z', proto: 'udp', family: 4, direction: localPort === 8125 ? 'inbound' : 'outbound', directionFrom: 'first-datagram',
       local: { addr: '10.0.0.1', port: localPort, pid: 7, comm: 'statsd', cgroupId: 1, netns: 1 },
       remote: { addr: '10.0.0.2', port: remotePort },
       packetsSent: 3, packetsReceived: 1, bytesSent: 300, bytesReceived: 10, intervalMs: 1000,

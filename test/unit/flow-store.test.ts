@@ -159,7 +159,7 @@ describe('MemoryFlowStore', () => {
   test('UDP flows pair by their 5-tuple too', () => {
     const s = new MemoryFlowStore();
     const c: UdpRecord = {
-      ts: new Date(T0 + 10).toISOString(), proto: 'udp', family: 4, direction: 'outbound',
+      ts: new Date(T0 + 10).toISOString(), proto: 'udp', family: 4, direction: 'outbound', directionFrom: 'first-datagram',
       local: { addr: '10.0.0.1', port: 40001, pid: 1, comm: 'ucli', cgroupId: 1, netns: 1 }, remote: { addr: '10.0.0.2', port: 8125 },
       packetsSent: 3, packetsReceived: 1, bytesSent: 600, bytesReceived: 5, intervalMs: 1000, locality: 'same-host',
     };

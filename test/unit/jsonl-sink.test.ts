@@ -20,7 +20,7 @@ function tcp(i: number): ShippedRecord {
   };
 }
 const udp: ShippedRecord = {
-  ts: '2026-01-01T00:00:02.000Z', proto: 'udp', family: 4, direction: 'outbound',
+  ts: '2026-01-01T00:00:02.000Z', proto: 'udp', family: 4, direction: 'outbound', directionFrom: 'first-datagram',
   local: { addr: '10.0.0.1', port: 5000, pid: 8, comm: 'statsd', cgroupId: 1, netns: 2 }, remote: { addr: '10.0.0.3', port: 8125 },
   packetsSent: 3, packetsReceived: 0, bytesSent: 30, bytesReceived: 0, intervalMs: 10000, node: 'node-1', intervalStart: SHIP.intervalStart,
 };
@@ -44,7 +44,7 @@ describe('JsonlSink', () => {
     assert.equal(shippedLine(t), traceLine.slice(0, -1) + ',"node":"node-1","intervalStart":"2026-01-01T00:00:00.000Z","intervalMs":10000}\n');
     assert.equal(
       shippedLine(udp),
-      '{"ts":"2026-01-01T00:00:02.000Z","proto":"udp","family":4,"direction":"outbound","local":{"addr":"10.0.0.1","port":5000,"pid":8,"comm":"statsd","cgroupId":1,"netns":2},' +
+      '{"ts":"2026-01-01T00:00:02.000Z","proto":"udp","family":4,"direction":"outbound","directionFrom":"first-datagram","local":{"addr":"10.0.0.1","port":5000,"pid":8,"comm":"statsd","cgroupId":1,"netns":2},' +
         '"remote":{"addr":"10.0.0.3","port":8125},"packetsSent":3,"packetsReceived":0,"bytesSent":30,"bytesReceived":0,"intervalMs":10000,' +
         '"node":"node-1","intervalStart":"2026-01-01T00:00:00.000Z"}\n',
     );

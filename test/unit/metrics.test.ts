@@ -72,7 +72,7 @@ describe('metrics: edges into counters', () => {
     const m = metricsOf();
     const table = new EdgeTable();
     const udp: UdpRecord = {
-      ts: '2026-11-25T00:00:00.000Z', proto: 'udp', family: 4, direction: 'outbound',
+      ts: '2026-11-25T00:00:00.000Z', proto: 'udp', family: 4, direction: 'outbound', directionFrom: 'first-datagram',
       local: { addr: '10.0.0.1', port: 50000, pid: 1, comm: 'statsd', cgroupId: 1, netns: 1 },
       remote: { addr: '10.0.0.9', port: 8125 },
       packetsSent: 3, packetsReceived: 1, bytesSent: 300, bytesReceived: 7, intervalMs: 1000,
