@@ -16,11 +16,14 @@
  *                               cannot be told apart, its flow has no peer
  *   cgroup/sock_create          who created a UDP socket (process context),
  *                               for DNS queries sent from softirq
+ *   cgroup/bind4, bind6,        UDP ports bound on a wildcard address, by a
+ *   cgroup/sock_release         server (udp_wildcard_ports)
  *   tp_btf/net_dev_start_xmit   DNS queries leaving a local socket, and the
  *                               source address of sockets bound to a wildcard
  *                               (tail-called by tcp.bpf.c's program on the
  *                               same tracepoint when that one runs)
- *   tp_btf/netif_receive_skb    DNS answers arriving on any device
+ *   tp_btf/netif_receive_skb    DNS answers arriving on any device, and where
+ *                               datagrams to a wildcard-bound port were sent
  *
  * Why not per packet in the socket layer (cgroup_skb, as this file did
  * before): the hook itself, empty, cost ~12% of a UDP flood's packet rate and
@@ -119,6 +122,7 @@ struct sock_info {
 	__u64 send_tid;             /* ...by this thread, as pid_tgid (0: no call holds send_to) */
 	__u64 recv_tid;             /* ...by this thread, as pid_tgid (0: no call holds recv_from); 64-bit for the atomics */
 	struct endpoint local;      /* bound to a wildcard: source address of its last packet */
+	__u32 wildcard_port;        /* its port, counted in udp_wildcard_ports (0: not counted) */
 };
 
 struct {
@@ -147,8 +151,44 @@ struct {
 } parked_peers SEC(".maps");
 
 /*
+ * UDP ports bound by a socket on a wildcard address (0.0.0.0, ::) with a
+ * port of its own choosing, by port: how many such sockets are open. Only
+ * datagrams to these ports cost dns_receive more than its few loads: it
+ * learns where they were sent to (udp_local_addrs).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u32);
+} udp_wildcard_ports SEC(".maps");
+
+/* A peer of a wildcard-bound port, in a namespace: the flow key's remote end and local port. */
+struct local_key {
+	__u32 netns;
+	__u16 lport;  /* host byte order */
+	__u16 rport;
+	__u8 family;
+	__u8 pad[3];
+	__u8 raddr[16];
+};
+
+/*
+ * The address the peer's datagrams to a wildcard-bound port were last sent
+ * to, learned as they arrive on a device (before any socket reads them), so
+ * that a server that hears first counts its first datagram under it too.
+ * LRU: a peer gone quiet ages out.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* resized by user space */
+	__type(key, struct local_key);
+	__type(value, struct endpoint);
+} udp_local_addrs SEC(".maps");
+
+/*
  * Shared by all CPUs, not per-CPU: preallocated per-CPU values would take
- * max_entries x 56 bytes x CPUs per table (over 400 MB at 65536 flows and 64
+ * max_entries x 80 bytes x CPUs per table (over 600 MB at 65536 flows and 64
  * CPUs), and the hot flows are counted in udp_cache anyway. Only a new flow
  * takes the LRU's lock, once per interval.
  */
@@ -259,6 +299,30 @@ static __always_inline void set_v6(struct endpoint *e, const __u32 a[4], __u16 p
 	e->pad = 0;
 }
 
+static __always_inline bool any_addr(const struct endpoint *e)
+{
+	const __u32 *a = (const __u32 *)e->addr;
+
+	return !(a[0] | a[1] | a[2] | a[3]);
+}
+
+/* The address and port of a sock_addr program's context. */
+static __always_inline void ctx_endpoint(const struct bpf_sock_addr *ctx, const bool v6, struct endpoint *e)
+{
+	__u32 a[4];
+
+	if (!v6) {
+		set_v4(e, ctx->user_ip4, ctx->user_port);
+		return;
+	}
+	/* context fields are read 4 bytes at a time, at constant offsets */
+	a[0] = ctx->user_ip6[0];
+	a[1] = ctx->user_ip6[1];
+	a[2] = ctx->user_ip6[2];
+	a[3] = ctx->user_ip6[3];
+	set_v6(e, a, ctx->user_port);
+}
+
 /*
  * Keep the address of this sendto() (or recvfrom()) of an unconnected UDP
  * socket for the sock_send_length (sock_recv_length) program that ends the
@@ -272,7 +336,6 @@ static __always_inline int remember_peer(struct bpf_sock_addr *ctx, const bool v
 	struct endpoint parked, *e;
 	struct sock_info *si;
 	__u64 tid, held;
-	__u32 a[4];
 
 	if (!sk || sk->protocol != IPPROTO_UDP || sk->state == TCP_ESTABLISHED)
 		return 1;
@@ -282,16 +345,7 @@ static __always_inline int remember_peer(struct bpf_sock_addr *ctx, const bool v
 	tid = bpf_get_current_pid_tgid();
 	held = __sync_val_compare_and_swap(sending ? &si->send_tid : &si->recv_tid, 0, tid);
 	e = held == 0 || held == tid ? (sending ? &si->send_to : &si->recv_from) : &parked;
-	if (!v6) {
-		set_v4(e, ctx->user_ip4, ctx->user_port);
-	} else {
-		/* context fields are read 4 bytes at a time, at constant offsets */
-		a[0] = ctx->user_ip6[0];
-		a[1] = ctx->user_ip6[1];
-		a[2] = ctx->user_ip6[2];
-		a[3] = ctx->user_ip6[3];
-		set_v6(e, a, ctx->user_port);
-	}
+	ctx_endpoint(ctx, v6, e);
 	if (e == &parked) {
 		struct peer_key k = { .tid = (__u32)tid, .sending = sending };
 
@@ -325,6 +379,80 @@ int udp6_recvmsg(struct bpf_sock_addr *ctx)
 	return remember_peer(ctx, true, false);
 }
 
+/* ---------- UDP ports bound on a wildcard address ---------- */
+
+/* Count the socket's port in udp_wildcard_ports (once; a socket counted with another port moves). */
+static __always_inline void count_wildcard_port(struct sock_info *si, __u32 port)
+{
+	__u32 *n;
+
+	if (si->wildcard_port == port)
+		return;
+	if (si->wildcard_port && (n = bpf_map_lookup_elem(&udp_wildcard_ports, &si->wildcard_port)))
+		__sync_fetch_and_add(n, -1);
+	n = bpf_map_lookup_elem(&udp_wildcard_ports, &port);
+	if (!n)
+		return;
+	__sync_fetch_and_add(n, 1);
+	si->wildcard_port = port;
+}
+
+static __always_inline bool wildcard_port(__u16 port)
+{
+	__u32 p = port, *n = bpf_map_lookup_elem(&udp_wildcard_ports, &p);
+
+	return n && *n;
+}
+
+/*
+ * bind() of a UDP socket to a wildcard address and a port of its choosing
+ * (a server's), seen before it is done: a bind that then fails leaves the
+ * count until the socket is released. Always allows the call.
+ */
+static __always_inline int note_bind(struct bpf_sock_addr *ctx, const bool v6)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct sock_info *si;
+	struct endpoint e;
+
+	if (!sk || sk->protocol != IPPROTO_UDP || !ctx->user_port)
+		return 1;
+	ctx_endpoint(ctx, v6, &e);
+	if (!any_addr(&e))
+		return 1;
+	si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (si)
+		count_wildcard_port(si, e.port);
+	return 1;
+}
+
+SEC("cgroup/bind4")
+int udp4_bind(struct bpf_sock_addr *ctx)
+{
+	return note_bind(ctx, false);
+}
+
+SEC("cgroup/bind6")
+int udp6_bind(struct bpf_sock_addr *ctx)
+{
+	return note_bind(ctx, true);
+}
+
+/* A counted socket's port is no longer bound by it. */
+SEC("cgroup/sock_release")
+int udp_release(struct bpf_sock *ctx)
+{
+	struct sock_info *si;
+	__u32 *n;
+
+	if (ctx->protocol != IPPROTO_UDP)
+		return 1;
+	si = bpf_sk_storage_get(&sock_infos, ctx, 0, 0);
+	if (si && si->wildcard_port && (n = bpf_map_lookup_elem(&udp_wildcard_ports, &si->wildcard_port)))
+		__sync_fetch_and_add(n, -1);
+	return 1;
+}
+
 /* ---------- UDP accounting ---------- */
 
 /* A socket address field pair as a flow key end: v4-mapped IPv6 becomes IPv4. */
@@ -343,13 +471,6 @@ static __always_inline void sock_endpoint(const struct sock *sk, bool remote, st
 		w[3] = a->in6_u.u6_addr32[3];
 		set_v6(e, w, remote ? sk->__sk_common.skc_dport : bpf_htons(sk->__sk_common.skc_num));
 	}
-}
-
-static __always_inline bool any_addr(const struct endpoint *e)
-{
-	const __u32 *a = (const __u32 *)e->addr;
-
-	return !(a[0] | a[1] | a[2] | a[3]);
 }
 
 /*
@@ -403,6 +524,36 @@ static __always_inline void release_peer(const struct sock *sk, bool sending)
 }
 
 /*
+ * The local address of a datagram of a socket bound to a wildcard: the
+ * address its peer's datagrams were sent to (udp_local_addrs), for datagrams
+ * both ways, so that a flow is one record from its first datagram on; else
+ * the address its packets leave from, once one has. A socket bound before
+ * the agent started is counted in udp_wildcard_ports when it first reads
+ * (two first reads at once may count it twice: its port then stays counted,
+ * which costs dns_receive a lookup per datagram to it, nothing else).
+ */
+static __always_inline void wildcard_local(struct sock_info *si, __u32 netns, bool egress, bool port_bound,
+					   struct endpoint *local, const struct endpoint *remote)
+{
+	struct endpoint *learned;
+
+	if (remote->family && wildcard_port(local->port)) {
+		struct local_key lk = { .netns = netns, .lport = local->port, .rport = remote->port, .family = remote->family };
+
+		__builtin_memcpy(lk.raddr, remote->addr, 16);
+		learned = bpf_map_lookup_elem(&udp_local_addrs, &lk);
+		if (learned) {
+			__builtin_memcpy(local->addr, learned->addr, 16);
+			return;
+		}
+	} else if (!egress && port_bound && !si->wildcard_port) {
+		count_wildcard_port(si, local->port);
+	}
+	if (si->local.family)
+		__builtin_memcpy(local->addr, si->local.addr, 16);
+}
+
+/*
  * The flow of a datagram this socket sends or receives, from the local end:
  * its own addresses when connected, else the peer the sock_addr program kept
  * for this very call (none: a receiver that did not ask who sent).
@@ -423,20 +574,19 @@ static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool eg
 		if (!si || !take_peer(si, egress, &remote, corked))
 			__builtin_memset(&remote, 0, sizeof(remote));
 	}
-	/* bound to a wildcard: the address its packets leave from, once one has */
-	if (si && si->local.family && any_addr(&local))
-		__builtin_memcpy(local.addr, si->local.addr, 16);
-	k->netns = netns;
-	k->pid = bpf_get_current_pid_tgid() >> 32;
-	k->lport = local.port;
-	k->rport = remote.port;
-	k->family = remote.family ? remote.family : local.family;
 	/*
 	 * Which end is the client: a server binds its port, a client's is
 	 * usually the kernel's choice (set by bind() with a port, kept across
 	 * connect() and disconnect). A bitfield in older kernels: read either way.
 	 */
 	k->port_bound = !!(BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK);
+	if (any_addr(&local) && si)
+		wildcard_local(si, netns, egress, k->port_bound, &local, &remote);
+	k->netns = netns;
+	k->pid = bpf_get_current_pid_tgid() >> 32;
+	k->lport = local.port;
+	k->rport = remote.port;
+	k->family = remote.family ? remote.family : local.family;
 	k->pad[0] = k->pad[1] = 0;
 	__builtin_memcpy(k->laddr, local.addr, 16);
 	__builtin_memcpy(k->raddr, remote.addr, 16);
@@ -705,7 +855,7 @@ struct pkt {
 	__u8 family;
 	__u8 protocol;
 	__u8 egress;
-	__u8 pad;
+	__u8 to_wildcard; /* UDP, to a port in udp_wildcard_ports */
 	__u8 saddr[16];
 	__u8 daddr[16];
 	char comm[BPFAGENT_COMM_LEN];
@@ -744,7 +894,8 @@ static __always_inline bool read_headers(const struct sk_buff *skb, struct pkt *
 		ihl = h.ip.ihl * 4;
 		if (ihl != sizeof(h.ip) && READ_PKT(&h.ports, nh + ihl))
 			return false;
-		if (answers_only && h.ports.source != bpf_htons(DNS_PORT))
+		if (answers_only && h.ports.source != bpf_htons(DNS_PORT) &&
+		    (h.ip.protocol != IPPROTO_UDP || !wildcard_port(bpf_ntohs(h.ports.dest))))
 			return false;
 		__builtin_memset(p, 0, sizeof(*p));
 		p->family = AF_INET;
@@ -764,7 +915,8 @@ static __always_inline bool read_headers(const struct sk_buff *skb, struct pkt *
 		if (READ_PKT(&h, nh) ||
 		    (h.ip.nexthdr != IPPROTO_UDP && h.ip.nexthdr != IPPROTO_TCP))
 			return false;
-		if (answers_only && h.ports.source != bpf_htons(DNS_PORT))
+		if (answers_only && h.ports.source != bpf_htons(DNS_PORT) &&
+		    (h.ip.nexthdr != IPPROTO_UDP || !wildcard_port(bpf_ntohs(h.ports.dest))))
 			return false;
 		__builtin_memset(p, 0, sizeof(*p));
 		p->family = AF_INET6;
@@ -776,6 +928,7 @@ static __always_inline bool read_headers(const struct sk_buff *skb, struct pkt *
 		p->payload_off = sizeof(h.ip);
 		p->payload_len = sizeof(h.ip) + bpf_ntohs(h.ip.payload_len);
 	}
+	p->to_wildcard = answers_only && p->protocol == IPPROTO_UDP && wildcard_port(bpf_ntohs(p->dport));
 	p->nh = nh;
 	p->linear = skb->tail - skb->network_header;
 	p->data_off = nh - skb->data;
@@ -960,11 +1113,32 @@ int BPF_PROG(dns_xmit, const struct sk_buff *skb, const struct net_device *dev)
 	return capture_dns(skb, &p);
 }
 
+/* Where a datagram to a wildcard-bound port was sent to, kept by its sender (written only when it changed). */
+static __always_inline void learn_local_addr(const struct pkt *p)
+{
+	struct local_key k = { .netns = p->netns, .lport = bpf_ntohs(p->dport), .rport = bpf_ntohs(p->sport), .family = p->family };
+	struct endpoint *had, now = { .family = p->family };
+	const __u32 *to = (const __u32 *)p->daddr;
+
+	__builtin_memcpy(k.raddr, p->saddr, 16);
+	had = bpf_map_lookup_elem(&udp_local_addrs, &k);
+	if (had) {
+		const __u32 *a = (const __u32 *)had->addr;
+
+		if (!((a[0] ^ to[0]) | (a[1] ^ to[1]) | (a[2] ^ to[2]) | (a[3] ^ to[3])))
+			return;
+	}
+	__builtin_memcpy(now.addr, p->daddr, 16);
+	now.port = k.lport;
+	bpf_map_update_elem(&udp_local_addrs, &k, &now, BPF_ANY);
+}
+
 /*
  * Every packet arriving on any device, in every namespace: only what comes
- * from port 53 goes further than one read of its headers. A forwarded answer
- * is seen on each hop; user space keeps the copy that arrives in the
- * namespace that asked.
+ * from port 53, and UDP datagrams to a port bound on a wildcard address, go
+ * further than one read of their headers. A forwarded answer is seen on
+ * each hop; user space keeps the copy that arrives in the namespace that
+ * asked.
  */
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(dns_receive, const struct sk_buff *skb)
@@ -974,5 +1148,9 @@ int BPF_PROG(dns_receive, const struct sk_buff *skb)
 	if (!read_headers(skb, &p, true))
 		return 0;
 	p.netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	if (p.to_wildcard)
+		learn_local_addr(&p);
+	if (p.sport != bpf_htons(DNS_PORT))
+		return 0;
 	return capture_dns(skb, &p);
 }

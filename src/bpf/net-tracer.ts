@@ -15,7 +15,7 @@ import { EnvironmentError } from '../util/errors.js';
 import type { MapDump } from './native.js';
 import { addCachedFlows } from '../events/udp-flow.js';
 
-const CGROUP_PROGRAMS = ['sock_create', 'udp4_sendmsg', 'udp6_sendmsg', 'udp4_recvmsg', 'udp6_recvmsg'] as const;
+const CGROUP_PROGRAMS = ['sock_create', 'udp4_sendmsg', 'udp6_sendmsg', 'udp4_recvmsg', 'udp6_recvmsg', 'udp4_bind', 'udp6_bind', 'udp_release'] as const;
 const TRACING_PROGRAMS = ['udp_send', 'udp_recv', 'dns_receive'] as const;
 /** on net:net_dev_start_xmit: tail-called by the TCP object's program there when it has one (see `xmitChain`) */
 const XMIT_PROGRAM = 'dns_xmit';
@@ -103,6 +103,7 @@ export class NetTracer {
     try {
       native.setMaxEntries(obj, 'udp_flows_0', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'udp_flows_1', opts.maxUdpFlows);
+      native.setMaxEntries(obj, 'udp_local_addrs', opts.maxUdpFlows);
       native.setGlobal(obj, 'skb_dynptr', Buffer.from([mode.skbDynptr ? 1 : 0]));
       native.setGlobal(obj, 'direct_reads', Buffer.from([mode.directReads ? 1 : 0]));
       native.reuseMapFd(obj, 'dns_events', opts.ring.fd);

@@ -33,3 +33,9 @@ export async function flowTotals(agent: TraceAgent, pred: (r: UdpRecord) => bool
     throw e;
   }
 }
+
+/** The sum of a list of sizes. */
+export const total = (sizes: number[]): number => sizes.reduce((a, b) => a + b, 0);
+
+/** Each record's direction and the rule that decided it, once each. */
+export const decided = (records: UdpRecord[]): string[] => [...new Set(records.map((r) => `${r.direction} by ${r.directionFrom}`))];

@@ -39,7 +39,7 @@ describe('attach modes', { skip: KERNEL_SKIP }, () => {
       }
       // closing the agent detached and unloaded everything it loaded
       const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as Array<{ name?: string }>;
-      const ours = new Set(['btf_state', 'raw_state', 'tp_state', 'btf_xmit', 'sock_create', 'udp_send', 'udp_recv', 'udp4_sendmsg', 'udp4_recvmsg', 'dns_xmit', 'dns_receive']);
+      const ours = new Set(['btf_state', 'raw_state', 'tp_state', 'btf_xmit', 'sock_create', 'udp_send', 'udp_recv', 'udp4_sendmsg', 'udp4_recvmsg', 'udp4_bind', 'udp_release', 'dns_xmit', 'dns_receive']);
       const left = progs.filter((p) => p.name && ours.has(p.name));
       // another agent may run concurrently only outside this file; here none should remain
       assert.deepEqual(left, [], 'programs left loaded after the agent exited');

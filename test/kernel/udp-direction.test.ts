@@ -11,14 +11,9 @@ import { TraceAgent } from '../helpers/agent.js';
 import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { Peer } from '../helpers/processes.js';
-import { flowTotals } from '../helpers/udp-totals.js';
+import { decided, flowTotals, total } from '../helpers/udp-totals.js';
 import type { UdpRecord } from '../../src/events/records.js';
 import type { EdgeLine } from '../../src/cli/flows.js';
-
-const total = (sizes: number[]): number => sizes.reduce((a, b) => a + b, 0);
-
-/** Each record's direction and the rule that decided it, once each. */
-const decided = (records: UdpRecord[]): string[] => [...new Set(records.map((r) => `${r.direction} by ${r.directionFrom}`))];
 
 describe('UDP direction', { skip: KERNEL_SKIP }, () => {
   let agent: TraceAgent;
