@@ -10,6 +10,8 @@
  *   the destination: the process or workload that answered); its locality
  *   is 'same-host'.
  * - node ids are EdgeEnd ids, as `bpfagent flows` and the metrics name ends.
+ * - /api/graph also gives `links`: the edges summed per caller and callee,
+ *   what the map draws (one line per pair of nodes, whatever the ports).
  * - health: 'failing' when failed (refused + timeout + reset) >= 50% of the
  *   connections; else 'degraded' when any failed or any retransmit; else 'ok'.
  * - `failing=true` keeps the edges with at least one failed connection.
@@ -29,7 +31,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { EdgeEnd, TrafficTotals } from '../flows/edge-table.js';
-import { type FlowRecord, type FlowStore, type HistogramData, type StoredEdge, addEdgeCounts, copyTotals } from '../store/flow-store.js';
+import { type EdgeCounts, type FlowRecord, type FlowStore, type HistogramData, type StoredEdge, addEdgeCounts, copyTotals, emptyHistogram } from '../store/flow-store.js';
 import { parseDurationMs } from '../util/units.js';
 
 export const LOCALITIES = ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const;
@@ -65,6 +67,31 @@ type MergedEdge = Omit<StoredEdge, 'key' | 'observedBy' | 'firstSeen' | 'lastSee
   /** store keys whose records are this edge's connections (the client's when merged) */
   keys: string[];
 };
+
+/**
+ * What the map draws between two nodes: one line per caller and callee,
+ * whatever the ports and protocols between them, with their counts summed
+ * (the RTT percentiles from the summed histograms). `edges`: the ids of the
+ * edges it sums (one per port and protocol), busiest first.
+ */
+export interface GraphLink extends TrafficTotals {
+  id: string;
+  source: string;
+  target: string;
+  edges: string[];
+  /** the protocols of its edges: 'tcp', 'udp', or both */
+  protos: Array<'tcp' | 'udp'>;
+  rttUs: { p50: number | null; p99: number | null; count: number };
+  /** when all its edges have the same */
+  locality?: string;
+  health: Health;
+  connectionsPerSec: number;
+}
+
+/** A link's id: base64url of `source|target` (URL-safe, like edge ids). */
+export function linkId(source: string, target: string): string {
+  return Buffer.from(`${source}|${target}`, 'utf8').toString('base64url');
+}
 
 export function edgeId(proto: string, source: string, destination: string, port: number, observedBy: string): string {
   return Buffer.from(`${proto}|${source}|${destination}|${port}|${observedBy}`, 'utf8').toString('base64url');
@@ -147,6 +174,8 @@ export function nodeOf(end: EdgeEnd): GraphNode {
   return { id: end.id, label: end.addr ?? end.id, kind: 'address' };
 }
 
+const perSec = (n: number, windowMs: number): number => Math.round((n / (windowMs / 1000)) * 1000) / 1000;
+
 function graphEdge(e: MergedEdge, windowMs: number): GraphEdge {
   return {
     id: e.id,
@@ -165,8 +194,51 @@ function graphEdge(e: MergedEdge, windowMs: number): GraphEdge {
     rttUs: { p50: quantileBound(e.rttUs, 0.5), p99: quantileBound(e.rttUs, 0.99), count: e.rttUs.count },
     ...(e.locality !== undefined ? { locality: e.locality } : {}),
     health: healthOf(e),
-    connectionsPerSec: Math.round((e.connections / (windowMs / 1000)) * 1000) / 1000,
+    connectionsPerSec: perSec(e.connections, windowMs),
   };
+}
+
+/** Counts that nothing was added to yet. */
+export function zeroCounts(): EdgeCounts {
+  return { connections: 0, failed: { refused: 0, timeout: 0, reset: 0 }, bytesSent: 0, bytesReceived: 0, packetsSent: 0, packetsReceived: 0, retransmits: 0, rttUs: emptyHistogram() };
+}
+
+/** The edges (busiest first) summed per caller and callee, busiest first. */
+export function graphLinks(edges: readonly MergedEdge[], windowMs: number): GraphLink[] {
+  interface Pair {
+    source: string;
+    target: string;
+    edges: string[];
+    protos: Set<'tcp' | 'udp'>;
+    localities: Set<string | undefined>;
+    counts: EdgeCounts;
+  }
+  const byPair = new Map<string, Pair>();
+  for (const e of edges) {
+    const id = linkId(e.source.id, e.destination.id);
+    let p = byPair.get(id);
+    if (!p) byPair.set(id, (p = { source: e.source.id, target: e.destination.id, edges: [], protos: new Set(), localities: new Set(), counts: zeroCounts() }));
+    addEdgeCounts(p.counts, e);
+    p.edges.push(e.id);
+    p.protos.add(e.proto);
+    p.localities.add(e.locality);
+  }
+  const out = [...byPair].map(([id, p]): GraphLink => {
+    const [locality] = p.localities;
+    return {
+      id,
+      source: p.source,
+      target: p.target,
+      edges: p.edges,
+      protos: [...p.protos].sort(),
+      ...copyTotals(p.counts),
+      rttUs: { p50: quantileBound(p.counts.rttUs, 0.5), p99: quantileBound(p.counts.rttUs, 0.99), count: p.counts.rttUs.count },
+      ...(p.localities.size === 1 && locality !== undefined ? { locality } : {}),
+      health: healthOf(p.counts),
+      connectionsPerSec: perSec(p.counts.connections, windowMs),
+    };
+  });
+  return out.sort((a, b) => b.bytesSent + b.bytesReceived - (a.bytesSent + a.bytesReceived) || b.connections - a.connections || (a.id < b.id ? -1 : 1));
 }
 
 export interface GraphFilters {
@@ -198,7 +270,12 @@ export function filterEdges(edges: MergedEdge[], f: GraphFilters): MergedEdge[] 
   });
 }
 
-export function buildGraph(store: FlowStore, fromMs: number, toMs: number, filters: GraphFilters = {}): { window: { from: string; to: string }; nodes: GraphNode[]; edges: GraphEdge[] } {
+export function buildGraph(
+  store: FlowStore,
+  fromMs: number,
+  toMs: number,
+  filters: GraphFilters = {},
+): { window: { from: string; to: string }; nodes: GraphNode[]; edges: GraphEdge[]; links: GraphLink[] } {
   const edges = filterEdges(mergedEdges(store, fromMs, toMs), filters);
   const nodes = new Map<string, GraphNode>();
   for (const e of edges) {
@@ -209,10 +286,12 @@ export function buildGraph(store: FlowStore, fromMs: number, toMs: number, filte
     }
   }
   const order = (a: MergedEdge, b: MergedEdge): number => b.bytesSent + b.bytesReceived - (a.bytesSent + a.bytesReceived) || b.connections - a.connections || (a.id < b.id ? -1 : 1);
+  edges.sort(order);
   return {
     window: { from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() },
     nodes: [...nodes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
-    edges: edges.sort(order).map((e) => graphEdge(e, toMs - fromMs)),
+    edges: edges.map((e) => graphEdge(e, toMs - fromMs)),
+    links: graphLinks(edges, toMs - fromMs),
   };
 }
 

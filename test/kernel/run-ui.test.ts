@@ -2,7 +2,8 @@
  * The web UI of `bpfagent run`, in a real browser (Debian's Chromium, driven
  * by playwright-core) while real traffic runs between two test hosts: the map
  * shows the processes and the edge between them, the edge's details list its
- * connections, filters hide it, and new traffic appears without a reload.
+ * connections, filters hide it, new traffic appears without a reload, and a
+ * pair talking on 30 ports is one line whose details list the ports.
  * Saves test-artifacts/ui-map.png.
  */
 import { after, before, describe, test } from 'node:test';
@@ -28,6 +29,21 @@ interface ApiEdge {
   proto: string;
   health: string;
   connections: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+interface ApiLink {
+  id: string;
+  source: string;
+  target: string;
+  edges: string[];
+  connections: number;
+  bytesSent: number;
+  bytesReceived: number;
+  connectionsPerSec: number;
+  rttUs: { p50: number | null; p99: number | null; count: number };
+  health: string;
 }
 
 /** What the page's map holds: cytoscape's state, through the hook the page exposes for tests. */
@@ -35,7 +51,8 @@ interface MapState {
   nodes: string[];
   /** model positions of the nodes, by id */
   positions: Record<string, { x: number; y: number }>;
-  edges: Array<{ id: string; source: string; target: string; color: string; label: string }>;
+  /** the map's lines: one per caller and callee (a link of /api/graph), over the edges (ports) in apiIds */
+  edges: Array<{ id: string; apiIds: string[]; source: string; target: string; color: string; label: string; width: number }>;
   updates: number;
   selected: { type: string; id: string } | null;
 }
@@ -46,7 +63,15 @@ const mapState = (page: Page): Promise<MapState> =>
     return {
       nodes: m.cy.nodes(':childless').map((n: any) => n.id()),
       positions: Object.fromEntries(m.cy.nodes(':childless').map((n: any) => [n.id(), { ...n.position() }])),
-      edges: m.cy.edges().map((e: any) => ({ id: e.data('apiId'), source: e.source().id(), target: e.target().id(), color: e.style('line-color'), label: e.data('label') })),
+      edges: m.cy.edges().map((e: any) => ({
+        id: e.data('linkId'),
+        apiIds: e.data('apiIds'),
+        source: e.source().id(),
+        target: e.target().id(),
+        color: e.style('line-color'),
+        label: e.data('label'),
+        width: Number.parseFloat(e.style('width')),
+      })),
       updates: m.updates,
       selected: m.selected,
     };
@@ -136,20 +161,20 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     const ucli = new Peer('uiucli', ['client', '--to', `${net.b.ipv4}:${port + 3}`, '--sizes', '100,200,300', '--expect-replies', '1'], { netns: net.a.ns, script: 'udp-peer' });
     await ucli.waitFor('done');
 
-    // the API's edge from uicli on that port (merged with uisrv's side, or the client's alone)
+    // the API's edge from uicli on that port, merged with uisrv's side (both ends are on this host)
     edge = await until('the edge in /api/graph', async () =>
-      (await apiEdges()).find((e) => e.source === 'process:uicli' && e.port === port && e.proto === 'tcp' && e.connections === sizes.length),
+      (await apiEdges()).find((e) => e.source === 'process:uicli' && e.target === 'process:uisrv' && e.port === port && e.proto === 'tcp' && e.connections === sizes.length),
     );
-    assert.ok(edge.target === 'process:uisrv' || edge.target === net.b.ipv4, edge.target);
 
     await page.goto(`${base}/?window=15m&refresh=1s`);
     const state = await until('the edge on the map', async () => {
       const s = await mapState(page);
-      return s.edges.some((e) => e.id === edge.id) && s;
+      return s.edges.some((e) => e.apiIds.includes(edge.id)) && s;
     });
     assert.ok(state.nodes.includes('process:uicli'), state.nodes.join(' '));
     assert.ok(state.nodes.includes(edge.target), state.nodes.join(' '));
-    const drawn = state.edges.find((e) => e.id === edge.id)!;
+    const drawn = state.edges.find((e) => e.apiIds.includes(edge.id))!;
+    assert.deepEqual(drawn.apiIds, [edge.id], 'uicli calls uisrv on one port: its line is that edge');
     assert.equal(drawn.source, 'process:uicli');
     assert.equal(drawn.target, edge.target);
     assert.equal(drawn.color, 'rgb(46,157,87)', 'a healthy edge is green');
@@ -166,19 +191,23 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     await row.first().waitFor();
     const text = await row.first().innerText();
     assert.match(text, /uicli →/);
-    assert.match(text, edge.target === 'process:uisrv' ? /→ uisrv/ : new RegExp(`→ ${net.b.ipv4.replace(/\./g, '\\.')}`));
+    assert.match(text, /→ uisrv/);
   });
 
   test('a click on the edge opens its details: the connections made, failures by kind, RTT', async () => {
+    const line = (await mapState(page)).edges.find((e) => e.apiIds.includes(edge.id))!;
     const at = await page.evaluate((id) => {
       const m = (window as unknown as { bpfagentMap: any }).bpfagentMap;
-      const e = m.cy.getElementById(`e:${id}`);
+      const e = m.cy.getElementById(`l:${id}`);
       const p = e.renderedMidpoint();
       const box = m.cy.container().getBoundingClientRect();
       return { x: box.left + p.x, y: box.top + p.y };
-    }, edge.id);
+    }, line.id);
     await page.mouse.click(at.x, at.y);
-    await until('the edge selected', async () => (await mapState(page)).selected?.id === edge.id);
+    await until('the line selected', async () => {
+      const sel = (await mapState(page)).selected;
+      return sel?.type === 'link' && sel.id === line.id;
+    });
     const conns = page.getByRole('table', { name: 'Recent connections' });
     await conns.waitFor();
     const rows = await until('three connections listed', async () => {
@@ -225,8 +254,8 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     await page.getByRole('button', { name: 'Close details' }).click();
     const listed = page.getByRole('table', { name: 'Edges' }).getByRole('row').filter({ hasText: `:${port}/tcp` });
     await listed.first().waitFor();
-    const hidden = async () => !(await mapState(page)).edges.some((e) => e.id === edge.id) && (await listed.count()) === 0;
-    const shown = async () => (await mapState(page)).edges.some((e) => e.id === edge.id) && (await listed.count()) > 0;
+    const hidden = async () => !(await mapState(page)).edges.some((e) => e.apiIds.includes(edge.id)) && (await listed.count()) === 0;
+    const shown = async () => (await mapState(page)).edges.some((e) => e.apiIds.includes(edge.id)) && (await listed.count()) > 0;
 
     await page.getByLabel('Protocol').selectOption('udp');
     await until('the edge hidden by protocol udp', hidden);
@@ -251,6 +280,67 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     await page.getByLabel('Failing only').uncheck();
     await until('the edge back', shown);
     assert.doesNotMatch(page.url(), /failing|proto|workload/);
+  });
+
+  test('a pair talking on 30 ports is one line, its width and label from the sums; its details list each port', async () => {
+    // below the ephemeral range, clear of the ports above
+    const fanPort = 30000 + (process.pid % 50) * 40;
+    const ports = 30;
+    const step = 10; // port i gets (i + 1) * 10 bytes, and answers 7
+    const server = new Peer('uifan', ['server', '--host', net.b.ipv4, '--port', String(fanPort), '--ports', String(ports), '--send', '7'], { netns: net.b.ns, script: 'port-fan' });
+    await server.waitFor('listening');
+    const client = new Peer('uifcli', ['client', '--host', net.b.ipv4, '--port', String(fanPort), '--ports', String(ports), '--send-step', String(step)], { netns: net.a.ns, script: 'port-fan' });
+    const done = await client.waitFor('done', 30_000);
+    const sent = (step * ports * (ports + 1)) / 2;
+    assert.deepEqual([done.sent, done.received], [sent, 7 * ports]);
+
+    // the API: 30 edges (one per port, the table's rows), one link summing them
+    const link = await until('the link in /api/graph', async () => {
+      const r = await agent.get('/api/graph?window=15m&workload=uifcli');
+      const g = JSON.parse(r.body) as { edges: ApiEdge[]; links: ApiLink[] };
+      const l = g.links.find((x) => x.source === 'process:uifcli' && x.target === 'process:uifan');
+      return l && l.connections === ports && g.edges.filter((e) => e.target === 'process:uifan').length === ports && { l, g };
+    });
+    const fanEdges = link.g.edges.filter((e) => e.target === 'process:uifan');
+    assert.deepEqual(fanEdges.map((e) => e.port).sort((a, b) => a - b), Array.from({ length: ports }, (_, i) => fanPort + i));
+    for (const e of fanEdges) assert.deepEqual([e.connections, e.bytesSent, e.bytesReceived], [1, (e.port - fanPort + 1) * step, 7], `port ${e.port}`);
+    assert.deepEqual([link.l.connections, link.l.bytesSent, link.l.bytesReceived, link.l.edges.length, link.l.health], [ports, sent, 7 * ports, ports, 'ok']);
+
+    // the map: one line between the pair (none the other way), drawn from the sums
+    const line = await until('one line for the pair', async () => {
+      const s = await mapState(page);
+      const between = s.edges.filter((e) => [e.source, e.target].sort().join(' ') === 'process:uifan process:uifcli');
+      return between.length === 1 && between[0]!.apiIds.length === ports && between[0];
+    });
+    assert.deepEqual([line.source, line.target, line.id], ['process:uifcli', 'process:uifan', link.l.id]);
+    assert.deepEqual([...line.apiIds].sort(), fanEdges.map((e) => e.id).sort());
+    const [first, second] = line.label.split('\n');
+    assert.match(first!, /^30 ports\/tcp · [^·]+ conn · 4\.9 kB$/, 'ports, conn/s and the bytes both ways: 4650 sent + 210 received');
+    // the p99 of the 30 ports' RTTs together (the summed histogram); on loopback, under a millisecond
+    assert.ok(link.l.rttUs.count === ports && link.l.rttUs.p99 !== null && link.l.rttUs.p99 < 1000, JSON.stringify(link.l.rttUs));
+    assert.equal(second, `p99 ≤ ${link.l.rttUs.p99} µs`);
+    assert.equal(line.color, 'rgb(46,157,87)', 'all healthy: green');
+    const widthOf = (e: { bytesSent: number; bytesReceived: number; connectionsPerSec: number }) =>
+      page.evaluate((x) => (window as unknown as { bpfagentMap: any }).bpfagentMap.edgeWidth(x), e);
+    const current = (JSON.parse((await agent.get('/api/graph?window=15m&workload=uifcli')).body) as { links: ApiLink[] }).links.find((x) => x.id === link.l.id)!;
+    assert.ok(Math.abs(line.width - (await widthOf({ bytesSent: sent, bytesReceived: 7 * ports, connectionsPerSec: current.connectionsPerSec }))) < 0.01, `width ${line.width}`);
+    const onePort = await widthOf({ bytesSent: step * ports, bytesReceived: 7, connectionsPerSec: current.connectionsPerSec / ports });
+    assert.ok(line.width > onePort, `the sum (${line.width}) is drawn wider than its busiest port alone (${onePort})`);
+
+    // its details: the sums, then every port with its own numbers
+    await page.evaluate((id) => (window as unknown as { bpfagentMap: any }).bpfagentMap.select({ type: 'link', id }), line.id);
+    const table = page.getByRole('table', { name: 'Ports and protocols' });
+    const rows = await until('30 ports listed', async () => {
+      const r = await table.locator('tbody tr').allInnerTexts();
+      return r.length === ports && r;
+    });
+    for (const i of [0, 9, 29]) {
+      const r = rows.find((t) => t.includes(`:${fanPort + i}/tcp`));
+      assert.ok(r, `port ${fanPort + i} in ${JSON.stringify(rows)}`);
+      assert.match(r, new RegExp(`\\b${(i + 1) * step + 7} B\\b`), `port ${fanPort + i}: its bytes`);
+    }
+    assert.match(await page.locator('#details').innerText(), /30 ports\/tcp, summed/);
+    await page.getByRole('button', { name: 'Close details' }).click();
   });
 
   test('new traffic to a new destination appears without a reload; screenshot', async () => {

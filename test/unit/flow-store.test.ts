@@ -6,7 +6,7 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import type { TcpRecord, UdpRecord } from '../../src/events/records.js';
 import { EdgeTable } from '../../src/flows/edge-table.js';
-import { buildGraph, edgeId, externalDestinations, healthOf, localityTotals, registerApi } from '../../src/server/api.js';
+import { buildGraph, edgeId, externalDestinations, healthOf, linkId, localityTotals, registerApi } from '../../src/server/api.js';
 import { type FlowRecord, type FlowStore, recordEdgeKey } from '../../src/store/flow-store.js';
 import { MemoryFlowStore } from '../../src/store/memory-store.js';
 import { SqliteFlowStore } from '../../src/store/sqlite-store.js';
@@ -154,6 +154,44 @@ describe('MemoryFlowStore', () => {
     assert.deepEqual(l.external, { connections: 3, bytesSent: 111, bytesReceived: 5500 });
     assert.deepEqual(l['cross-zone'], { connections: 4, bytesSent: 5, bytesReceived: 0 });
     assert.deepEqual(l.cluster, { connections: 0, bytesSent: 0, bytesReceived: 0 });
+  });
+
+  test('links: one per caller and callee, summed over its ports and protocols; the RTT percentiles from the summed histogram', () => {
+    const s = new MemoryFlowStore();
+    const recs: FlowRecord[] = [];
+    // web calls db on 30 ports, one connection each; port 5029's is slow and refused
+    for (let i = 0; i < 30; i++) recs.push(tcp({ comm: 'web', to: '10.0.0.9', port: 5000 + i, bytesSent: 10 * (i + 1), bytesReceived: 7, srttUs: i === 29 ? 40_000 : 80, outcome: i === 29 ? 'refused' : 'closed', locality: 'cross-zone' }));
+    // and a UDP flow between the same two, and another caller
+    recs.push({
+      ts: new Date(T0 + 10).toISOString(), proto: 'udp', family: 4, direction: 'outbound',
+      local: { addr: '10.0.0.1', port: 40001, pid: 1, comm: 'web', cgroupId: 1, netns: 1 }, remote: { addr: '10.0.0.9', port: 8125 },
+      packetsSent: 3, packetsReceived: 1, bytesSent: 600, bytesReceived: 5, intervalMs: 1000, locality: 'same-zone',
+    });
+    recs.push(tcp({ comm: 'batch', to: '10.0.0.9', port: 5000, bytesSent: 1 }));
+    interval(s, 1000, recs);
+    const g = buildGraph(s, T0, T0 + 60_000);
+    assert.equal(g.edges.length, 32, 'the edges stay one per port and protocol');
+    assert.equal(g.links.length, 2);
+    const [web, batch] = g.links;
+    assert.deepEqual(
+      { ...web!, edges: web!.edges.length },
+      {
+        id: linkId('process:web', '10.0.0.9'), source: 'process:web', target: '10.0.0.9', edges: 31, protos: ['tcp', 'udp'],
+        connections: 30, failed: { refused: 1, timeout: 0, reset: 0 }, bytesSent: 4650 + 600, bytesReceived: 210 + 5, packetsSent: 3, packetsReceived: 1, retransmits: 0,
+        // 29 of 30 RTTs at 80 µs: p50 in the 100 µs bucket; p99 is the slow one's (50 ms bucket)
+        rttUs: { p50: 100, p99: 50_000, count: 30 },
+        health: 'degraded', connectionsPerSec: 0.5,
+      },
+    );
+    assert.equal(Buffer.from(web!.id, 'base64url').toString(), 'process:web|10.0.0.9');
+    // its edges are the graph's, busiest first
+    const edgeIds = new Set(g.edges.filter((e) => e.source === 'process:web').map((e) => e.id));
+    assert.deepEqual(new Set(web!.edges), edgeIds);
+    assert.equal(web!.edges[0], g.edges.find((e) => e.proto === 'udp')!.id);
+    assert.deepEqual([batch!.source, batch!.edges.length, batch!.protos, batch!.locality, batch!.health], ['process:batch', 1, ['tcp'], 'same-host', 'ok']);
+    // a filter applies to the edges first: the links sum what is left
+    const tcpOnly = buildGraph(s, T0, T0 + 60_000, { proto: 'tcp', workload: 'web' });
+    assert.deepEqual(tcpOnly.links.map((l) => [l.edges.length, l.bytesSent, l.locality]), [[30, 4650, 'cross-zone']]);
   });
 
   test('UDP flows pair by their 5-tuple too', () => {

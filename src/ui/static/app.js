@@ -243,9 +243,19 @@ function edgeWidth(e) {
   return Math.min(10, 1.2 + Math.log10(1 + bytes) * 0.8 + Math.min(2, (e.connectionsPerSec ?? 0) * 0.2));
 }
 
-function edgeLabel(e) {
-  const parts1 = [`:${e.port}/${e.proto}`];
-  if (e.proto === 'udp') parts1.push(`${fmtCount((e.packetsSent ?? 0) + (e.packetsReceived ?? 0))} pkts`);
+/** `:443/tcp` for one edge; `30 ports/tcp`, or `3 ports tcp+udp`, for a link over several. */
+function portsText(link) {
+  const edges = linkEdges(link);
+  if (edges.length === 1) return `:${edges[0].port}/${edges[0].proto}`;
+  const protos = link.protos ?? [...new Set(edges.map((e) => e.proto))];
+  return protos.length === 1 ? `${edges.length} ports/${protos[0]}` : `${edges.length} ports ${protos.join('+')}`;
+}
+
+/** A map line's label, from its link's sums: ports, conn/s (packets when UDP only), bytes; failures and p99 RTT below. */
+function edgeLabel(link) {
+  const e = link;
+  const parts1 = [portsText(link)];
+  if (!(e.protos ?? []).includes('tcp')) parts1.push(`${fmtCount((e.packetsSent ?? 0) + (e.packetsReceived ?? 0))} pkts`);
   else parts1.push(`${fmtRate(e.connectionsPerSec)} conn`);
   parts1.push(fmtBytes((e.bytesSent ?? 0) + (e.bytesReceived ?? 0)));
   const parts2 = [];
@@ -255,14 +265,22 @@ function edgeLabel(e) {
   return parts2.length ? `${parts1.join(' · ')}\n${parts2.join(' · ')}` : parts1.join(' · ');
 }
 
+/** The edges (one per port and protocol) a link sums, busiest first. */
+function linkEdges(link) {
+  const ids = new Set(link.edges ?? []);
+  return graph.edges.filter((e) => ids.has(e.id));
+}
+
+const linkOfEdge = (edgeId) => graph.links?.find((l) => l.edges.includes(edgeId));
+
 function edgeData(e) {
   return {
-    id: `e:${e.id}`,
-    apiId: e.id,
+    id: `l:${e.id}`,
+    linkId: e.id,
+    apiIds: [...e.edges],
     source: e.source,
     target: e.target,
-    proto: e.proto,
-    port: e.port,
+    proto: (e.protos ?? []).length === 1 ? e.protos[0] : 'mixed',
     health: e.health,
     color: HEALTH_COLOR[e.health] ?? '#8a94a3',
     w: edgeWidth(e),
@@ -286,7 +304,8 @@ function applyGraph(g) {
   for (const e of g.edges) if (e.health === 'failing') failingIds.add(e.target);
   const wantNodes = new Map(g.nodes.map((n) => [n.id, n]));
   const namespaces = new Set(g.nodes.filter((n) => n.namespace).map((n) => n.namespace));
-  const wantEdges = new Map(g.edges.filter((e) => wantNodes.has(e.source) && wantNodes.has(e.target)).map((e) => [`e:${e.id}`, e]));
+  // one line per caller and callee (a link), whatever the ports between them
+  const wantEdges = new Map((g.links ?? []).filter((e) => wantNodes.has(e.source) && wantNodes.has(e.target)).map((e) => [`l:${e.id}`, e]));
   const added = [];
 
   cy.batch(() => {
@@ -328,7 +347,7 @@ function applyGraph(g) {
       const el = cy.getElementById(id);
       if (el.empty()) {
         const e1 = cy.add({ group: 'edges', data: d });
-        if (selected?.type === 'edge' && selected.id === e.id) e1.select();
+        if (mapIdOf(selected) === id) e1.select();
       } else el.data(d);
     }
   });
@@ -458,7 +477,7 @@ function layeredPositions(nodes, edges) {
 function layoutNew(added) {
   const real = cy.nodes(':childless').not('.ns');
   if (real.length === 0) return;
-  const pos = layeredPositions(graph.nodes, graph.edges);
+  const pos = layeredPositions(graph.nodes, graph.links ?? []);
   if (!laidOut) {
     cy.batch(() => real.forEach((n) => n.position(pos.get(n.id()) ?? { x: 0, y: 0 })));
     fitReadable();
@@ -514,12 +533,12 @@ document.getElementById('fit').addEventListener('click', () => fitReadable(true)
 
 // ---------- selection and details ----------
 
-let graph = { nodes: [], edges: [] };
-let selected = null; // { type: 'edge' | 'node', id }
+let graph = { nodes: [], edges: [], links: [] };
+let selected = null; // { type: 'link' | 'edge' | 'node', id }: a map line, one of its ports, a node
 let detailsToken = 0;
 const detailsEl = document.getElementById('details');
 
-cy.on('tap', 'edge', (ev) => select({ type: 'edge', id: ev.target.data('apiId') }));
+cy.on('tap', 'edge', (ev) => select({ type: 'link', id: ev.target.data('linkId') }));
 cy.on('tap', 'node', (ev) => {
   if (ev.target.hasClass('ns')) select(null);
   else select({ type: 'node', id: ev.target.id() });
@@ -528,11 +547,23 @@ cy.on('tap', (ev) => {
   if (ev.target === cy) select(null);
 });
 
+/** The map element of a selection: a link's line, the line an edge (port) is drawn in, a node. */
+function mapIdOf(sel) {
+  if (!sel) return undefined;
+  if (sel.type === 'link') return `l:${sel.id}`;
+  if (sel.type === 'edge') {
+    const l = linkOfEdge(sel.id);
+    return l ? `l:${l.id}` : undefined;
+  }
+  return sel.id;
+}
+
 function select(sel) {
   selected = sel;
   cy.$(':selected').unselect();
-  if (sel) {
-    const el = cy.getElementById(sel.type === 'edge' ? `e:${sel.id}` : sel.id);
+  const id = mapIdOf(sel);
+  if (id !== undefined) {
+    const el = cy.getElementById(id);
     if (el.nonempty()) el.select();
   }
   void renderDetails(true);
@@ -566,15 +597,25 @@ function sortEdges(edges) {
   );
 }
 
-function edgesTable(edges, caption, from) {
+/**
+ * Edges, one row per port and protocol. `from`: the node they are listed for
+ * (rows say only the other end); `portsOnly`: the edges of one link (rows say only the port).
+ */
+function edgesTable(edges, caption, from, portsOnly = false) {
   if (!edges.length) return `<p class="muted">No edges.</p>`;
-  const rows = sortEdges(edges)
+  const rows = (portsOnly ? [...edges].sort((a, b) => a.proto.localeCompare(b.proto) || a.port - b.port) : sortEdges(edges))
     .slice(0, 200)
     .map((e) => {
-      const who = from === undefined ? `${esc(nodeLabel(e.source))} → ${esc(nodeLabel(e.target))}` : e.source === from ? `→ ${esc(nodeLabel(e.target))}` : `← ${esc(nodeLabel(e.source))}`;
+      const who = portsOnly
+        ? ''
+        : from === undefined
+          ? `${esc(nodeLabel(e.source))} → ${esc(nodeLabel(e.target))} `
+          : e.source === from
+            ? `→ ${esc(nodeLabel(e.target))} `
+            : `← ${esc(nodeLabel(e.source))} `;
       const failed = failedTotal(e.failed);
       return `<tr class="clickable${selected?.type === 'edge' && selected.id === e.id ? ' selected' : ''}" tabindex="0" data-select="edge:${esc(e.id)}" title="${esc(e.source)} → ${esc(e.target)}">
-        <td class="wrap"><span class="dot ${esc(e.health)}"></span>${who} <span class="muted port">:${esc(e.port)}/${esc(e.proto)}</span></td>
+        <td class="wrap"><span class="dot ${esc(e.health)}"></span>${who}<span class="${portsOnly ? '' : 'muted '}port">:${esc(e.port)}/${esc(e.proto)}</span></td>
         <td class="num">${e.proto === 'udp' ? `${fmtCount(e.packetsSent + e.packetsReceived)} pk` : fmtRate(e.connectionsPerSec)}</td>
         <td class="num">${fmtBytes(e.bytesSent + e.bytesReceived)}</td>
         <td class="num${failed ? ' failed' : ''}">${failed}</td>
@@ -582,7 +623,7 @@ function edgesTable(edges, caption, from) {
       </tr>`;
     })
     .join('');
-  return `<table aria-label="${esc(caption)}"><thead><tr><th>edge</th><th class="num">rate</th><th class="num">bytes</th><th class="num">fail</th><th class="num">p99</th></tr></thead><tbody>${rows}</tbody></table>`;
+  return `<table aria-label="${esc(caption)}"><thead><tr><th>${portsOnly ? 'port' : 'edge'}</th><th class="num">rate</th><th class="num">bytes</th><th class="num">fail</th><th class="num">p99</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 function failuresBars(f) {
@@ -703,66 +744,27 @@ function setDetails(html) {
   if (focused) detailsEl.querySelector(`[data-select="${CSS.escape(focused)}"]`)?.focus();
 }
 
-async function renderDetails(fresh = false) {
-  const token = ++detailsToken;
-  if (!selected) {
-    setDetails(overview());
-    return;
-  }
-  const closeBtn = `<button class="close" type="button" data-select="none:" aria-label="Close details">✕ close</button>`;
-  if (selected.type === 'edge') {
-    const e = graph.edges.find((x) => x.id === selected.id);
-    const head = e
-      ? `${closeBtn}<h2>${esc(nodeLabel(e.source))} → ${esc(nodeLabel(e.target))} ${healthBadge(e.health)}</h2>
-         <p class="muted">port ${esc(e.port)}/${esc(e.proto)} · ${e.observedBy === 'both' ? 'seen by both ends' : `observed by ${esc(e.observedBy)}`}${e.locality ? ` · ${esc(e.locality)}` : ''}</p>
-         ${kv([
-           ['connections', fmtCount(e.connections)],
-           ['conn/s', fmtRate(e.connectionsPerSec)],
-           ['failed', `<span${failedTotal(e.failed) ? ' style="color:var(--failing)"' : ''}>${failedTotal(e.failed)}</span>`],
-           ['bytes sent', fmtBytes(e.bytesSent)],
-           ['bytes received', fmtBytes(e.bytesReceived)],
-           ['retransmits', fmtCount(e.retransmits)],
-           ['RTT p50 (bucket)', e.rttUs?.count ? `≤ ${fmtUs(e.rttUs.p50)}` : '–'],
-           ['RTT p99 (bucket)', e.rttUs?.count ? `≤ ${fmtUs(e.rttUs.p99)}` : '–'],
-           [e.proto === 'udp' ? 'packets sent / recv' : 'RTT samples', e.proto === 'udp' ? `${fmtCount(e.packetsSent)} / ${fmtCount(e.packetsReceived)}` : fmtCount(e.rttUs?.count ?? 0)],
-         ])}`
-      : `${closeBtn}<h2>Edge ${esc(selected.id)}</h2><p class="muted">Not in the map with the current filters.</p>`;
-    if (fresh) setDetails(`${head}<p class="muted">loading connections…</p>`);
-    let body;
-    try {
-      const c = await edgeConnections(selected.id, 100);
-      body = `<h3>Recent connections (${c.connections.length})</h3>${connectionsTable(c.connections)}
-        <h3>Failures by kind</h3>${failuresBars(c.failures)}
-        <h3>RTT distribution</h3>${rttBars(c.rttUs)}`;
-    } catch (err) {
-      body = `<p class="muted">connections: ${esc(err.message)}</p>`;
-    }
-    if (token === detailsToken) setDetails(head + body);
-    return;
-  }
-  // a node: its edges, and the connections of its busiest ones
-  const n = graph.nodes.find((x) => x.id === selected.id);
-  const mine = graph.edges.filter((e) => e.source === selected.id || e.target === selected.id);
-  const out = mine.filter((e) => e.source === selected.id);
-  const inn = mine.filter((e) => e.target === selected.id);
-  const sum = (es, f) => es.reduce((s, e) => s + f(e), 0);
-  const head = `${closeBtn}<h2>${esc(n?.label ?? selected.id)}</h2>
-    <p class="muted">${esc(n?.kind ?? 'node')}${n?.namespace ? ` · namespace ${esc(n.namespace)}` : ''} · ${esc(selected.id)}</p>
-    ${n ? '' : '<p class="muted">Not in the map with the current filters.</p>'}
-    ${kv([
-      ['calls out (conns)', fmtCount(sum(out, (e) => e.connections))],
-      ['calls in (conns)', fmtCount(sum(inn, (e) => e.connections))],
-      ['failed', `<span${sum(mine, (e) => failedTotal(e.failed)) ? ' style="color:var(--failing)"' : ''}>${sum(mine, (e) => failedTotal(e.failed))}</span>`],
-      ['bytes out', fmtBytes(sum(out, (e) => e.bytesSent) + sum(inn, (e) => e.bytesReceived))],
-      ['bytes in', fmtBytes(sum(out, (e) => e.bytesReceived) + sum(inn, (e) => e.bytesSent))],
-      ['edges', mine.length],
-    ])}
-    <h3>Edges</h3>${edgesTable(mine, 'Edges of this node', selected.id)}`;
-  if (fresh) setDetails(`${head}<p class="muted">loading connections…</p>`);
-  const busiest = sortEdges(mine).slice(0, 8);
-  let body;
+/** Totals of an edge or a link, as key figures. */
+function totalsKv(e) {
+  const udpOnly = !(e.protos ?? [e.proto]).includes('tcp');
+  return kv([
+    ['connections', fmtCount(e.connections)],
+    ['conn/s', fmtRate(e.connectionsPerSec)],
+    ['failed', `<span${failedTotal(e.failed) ? ' style="color:var(--failing)"' : ''}>${failedTotal(e.failed)}</span>`],
+    ['bytes sent', fmtBytes(e.bytesSent)],
+    ['bytes received', fmtBytes(e.bytesReceived)],
+    ['retransmits', fmtCount(e.retransmits)],
+    ['RTT p50 (bucket)', e.rttUs?.count ? `≤ ${fmtUs(e.rttUs.p50)}` : '–'],
+    ['RTT p99 (bucket)', e.rttUs?.count ? `≤ ${fmtUs(e.rttUs.p99)}` : '–'],
+    [udpOnly ? 'packets sent / recv' : 'RTT samples', udpOnly ? `${fmtCount(e.packetsSent)} / ${fmtCount(e.packetsReceived)}` : fmtCount(e.rttUs?.count ?? 0)],
+  ]);
+}
+
+/** Recent connections, failures by kind and the RTT distribution of some edges (the busiest 8 when more). */
+async function connectionsSection(edges) {
   try {
-    const all = await Promise.all(busiest.map((e) => edgeConnections(e.id, 50)));
+    const busiest = sortEdges(edges).slice(0, 8);
+    const all = await Promise.all(busiest.map((e) => edgeConnections(e.id, busiest.length === 1 ? 100 : 50)));
     const conns = all.flatMap((c) => c.connections).sort((a, b) => String(b.ts).localeCompare(String(a.ts))).slice(0, 100);
     const failures = { refused: 0, timeout: 0, reset: 0 };
     let hist;
@@ -770,12 +772,63 @@ async function renderDetails(fresh = false) {
       for (const k of Object.keys(failures)) failures[k] += c.failures?.[k] ?? 0;
       hist = mergeHist(hist, c.rttUs);
     }
-    body = `<h3>Recent connections (${conns.length})</h3>${connectionsTable(conns)}
+    return `<h3>Recent connections (${conns.length})</h3>${connectionsTable(conns)}
       <h3>Failures by kind</h3>${failuresBars(failures)}
       <h3>RTT distribution</h3>${rttBars(hist)}`;
   } catch (err) {
-    body = `<p class="muted">connections: ${esc(err.message)}</p>`;
+    return `<p class="muted">connections: ${esc(err.message)}</p>`;
   }
+}
+
+async function renderDetails(fresh = false) {
+  const token = ++detailsToken;
+  if (!selected) {
+    setDetails(overview());
+    return;
+  }
+  const closeBtn = `<button class="close" type="button" data-select="none:" aria-label="Close details">✕ close</button>`;
+  let head;
+  let edges;
+  if (selected.type === 'link') {
+    // a line of the map: the sum over its ports and protocols, each listed with its numbers
+    const l = graph.links?.find((x) => x.id === selected.id);
+    edges = l ? linkEdges(l) : [];
+    head = l
+      ? `${closeBtn}<h2>${esc(nodeLabel(l.source))} → ${esc(nodeLabel(l.target))} ${healthBadge(l.health)}</h2>
+         <p class="muted">${esc(portsText(l))}${edges.length > 1 ? ', summed' : ''}${l.locality ? ` · ${esc(l.locality)}` : ''}</p>
+         ${totalsKv(l)}
+         <h3>Ports and protocols (${edges.length})</h3>${edgesTable(edges, 'Ports and protocols', undefined, true)}`
+      : `${closeBtn}<h2>Link ${esc(selected.id)}</h2><p class="muted">Not in the map with the current filters.</p>`;
+  } else if (selected.type === 'edge') {
+    const e = graph.edges.find((x) => x.id === selected.id);
+    edges = [{ id: selected.id, ...(e ?? {}) }];
+    head = e
+      ? `${closeBtn}<h2>${esc(nodeLabel(e.source))} → ${esc(nodeLabel(e.target))} ${healthBadge(e.health)}</h2>
+         <p class="muted">port ${esc(e.port)}/${esc(e.proto)} · ${e.observedBy === 'both' ? 'seen by both ends' : `observed by ${esc(e.observedBy)}`}${e.locality ? ` · ${esc(e.locality)}` : ''}</p>
+         ${totalsKv(e)}`
+      : `${closeBtn}<h2>Edge ${esc(selected.id)}</h2><p class="muted">Not in the map with the current filters.</p>`;
+  } else {
+    // a node: its edges, and the connections of its busiest ones
+    const n = graph.nodes.find((x) => x.id === selected.id);
+    edges = graph.edges.filter((e) => e.source === selected.id || e.target === selected.id);
+    const out = edges.filter((e) => e.source === selected.id);
+    const inn = edges.filter((e) => e.target === selected.id);
+    const sum = (es, f) => es.reduce((s, e) => s + f(e), 0);
+    head = `${closeBtn}<h2>${esc(n?.label ?? selected.id)}</h2>
+      <p class="muted">${esc(n?.kind ?? 'node')}${n?.namespace ? ` · namespace ${esc(n.namespace)}` : ''} · ${esc(selected.id)}</p>
+      ${n ? '' : '<p class="muted">Not in the map with the current filters.</p>'}
+      ${kv([
+        ['calls out (conns)', fmtCount(sum(out, (e) => e.connections))],
+        ['calls in (conns)', fmtCount(sum(inn, (e) => e.connections))],
+        ['failed', `<span${sum(edges, (e) => failedTotal(e.failed)) ? ' style="color:var(--failing)"' : ''}>${sum(edges, (e) => failedTotal(e.failed))}</span>`],
+        ['bytes out', fmtBytes(sum(out, (e) => e.bytesSent) + sum(inn, (e) => e.bytesReceived))],
+        ['bytes in', fmtBytes(sum(out, (e) => e.bytesReceived) + sum(inn, (e) => e.bytesSent))],
+        ['edges', edges.length],
+      ])}
+      <h3>Edges</h3>${edgesTable(edges, 'Edges of this node', selected.id)}`;
+  }
+  if (fresh) setDetails(`${head}<p class="muted">loading connections…</p>`);
+  const body = edges.length ? await connectionsSection(edges) : '';
   if (token === detailsToken) setDetails(head + body);
 }
 
@@ -852,6 +905,8 @@ const state = {
   },
   select,
   refresh: () => refresh(),
+  /** the width a line of these sums is drawn with */
+  edgeWidth,
 };
 window.bpfagentMap = state;
 
