@@ -61,7 +61,7 @@ async function startAndRun(
 ): Promise<number> {
   checkPrivileges();
   const node = cfg.nodeName ?? process.env.NODE_NAME ?? os.hostname();
-  const sinks = await SinkSet.create(cfg.sinks as Record<string, unknown>, registry, { node, log, intervalMs: cfg.interval });
+  const sinks = await SinkSet.create(cfg.sinks as Record<string, unknown>, registry, { cluster: cfg.clusterName, node, log, intervalMs: cfg.interval });
   const table = new EdgeTable(recordEnds, cfg.flows.maxEdges);
   const store = openFlowStore(cfg.store, log);
   const startedAt = new Date().toISOString();
@@ -137,7 +137,7 @@ async function startAndRun(
         intervalRecords = intervalRecords.slice(cut);
         intervalRecordsDropped += cut;
       }
-      if (sinks.sinks.length && records.length) sinks.export(ship(records, node, intervalStart, cfg.interval));
+      if (sinks.sinks.length && records.length) sinks.export(ship(records, { cluster: cfg.clusterName, node }, intervalStart, cfg.interval));
       if (intervalEnd) {
         const edges = table.drain();
         metrics.addEdges(edges);
@@ -193,11 +193,12 @@ async function startAndRun(
  * progress (its start, and the configured length); a UDP record carries the
  * interval its counts cover.
  */
-export function ship(records: readonly AgentRecord[], node: string, intervalStartMs: number, intervalMs: number): ShippedRecord[] {
+export function ship(records: readonly AgentRecord[], where: { cluster: string | null; node: string }, intervalStartMs: number, intervalMs: number): ShippedRecord[] {
   const start = new Date(intervalStartMs).toISOString();
+  const { cluster, node } = where;
   return records.map((r) =>
     r.proto === 'udp'
-      ? { ...r, node, intervalStart: new Date(Date.parse(r.ts) - r.intervalMs).toISOString(), intervalMs: r.intervalMs }
-      : { ...r, node, intervalStart: start, intervalMs },
+      ? { ...r, cluster, node, intervalStart: new Date(Date.parse(r.ts) - r.intervalMs).toISOString(), intervalMs: r.intervalMs }
+      : { ...r, cluster, node, intervalStart: start, intervalMs },
   );
 }

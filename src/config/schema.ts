@@ -96,6 +96,7 @@ const clusterCidrs = z
   .describe(CIDRS_FORM);
 
 const NODE_NAME_FORM = 'a Kubernetes node name (lowercase letters, digits, - and .)';
+const CLUSTER_NAME_FORM = 'a cluster name (1 to 63 letters, digits, -, _ and ., starting and ending with a letter or digit), or null';
 
 export const traceSchema = z
   .object({
@@ -141,6 +142,12 @@ export function configSchema(sinks: SinkRegistry = SINKS) {
         .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/)
         .optional()
         .describe(NODE_NAME_FORM),
+      clusterName: z
+        .string()
+        .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/)
+        .nullable()
+        .default(null)
+        .describe(CLUSTER_NAME_FORM),
       listen: listen.default(DEFAULT_LISTEN),
       interval: duration(100, 3_600_000, 'a duration from 100ms to 1h, such as 10s').default('10s'),
       logLevel: z.enum(LOG_LEVELS).default('info').describe(`one of ${LOG_LEVELS.join(', ')}`),

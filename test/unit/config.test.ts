@@ -23,6 +23,7 @@ function file(text: string): string {
 }
 
 const DEFAULTS: AgentConfig = {
+  clusterName: null,
   listen: { host: '127.0.0.1', port: 9745 },
   interval: 10_000,
   logLevel: 'info',
@@ -69,6 +70,7 @@ describe('config: values', () => {
   test('a full file', () => {
     const f = file(`
 nodeName: node-1.zone-a
+clusterName: prod-eu-1
 listen: "[::1]:9100"
 interval: 1s
 logLevel: debug
@@ -97,6 +99,7 @@ store:
 `);
     assert.deepEqual(loadConfig({ file: f }).config, {
       nodeName: 'node-1.zone-a',
+      clusterName: 'prod-eu-1',
       listen: { host: '::1', port: 9100 },
       interval: 1000,
       logLevel: 'debug',
@@ -169,6 +172,7 @@ describe('config: precedence file < environment < flags', () => {
     assert.equal(args.configFile, '/x.yaml');
     assert.deepEqual(loadConfig({ flags: args.flags }).config, {
       nodeName: 'n1',
+      clusterName: null,
       listen: { host: '127.0.0.1', port: 1 },
       interval: 500,
       logLevel: 'warn',
@@ -187,6 +191,11 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
   test('a wrong type', () => {
     const f = file('trace:\n  maxConnections: lots\n');
     fails({ file: f }, `config: ${f}: trace.maxConnections: got "lots", expected a whole number from 16 to 16777216`);
+  });
+
+  test('a cluster name that cannot be one', () => {
+    fails({ env: { BPFAGENT_CLUSTER_NAME: 'prod:eu' } }, 'config: BPFAGENT_CLUSTER_NAME: clusterName: got "prod:eu", expected a cluster name (1 to 63 letters, digits, -, _ and ., starting and ending with a letter or digit), or null');
+    assert.equal(loadConfig({ env: { BPFAGENT_CLUSTER_NAME: 'prod-eu' } }).config.clusterName, 'prod-eu');
   });
 
   test('out of range', () => {
@@ -232,7 +241,7 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
 
   test('an unknown key, top level and nested', () => {
     const f = file('intervall: 1s\n');
-    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, sinks`);
+    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, clusterName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, sinks`);
     const g = file('trace:\n  maxConection: 100\n');
     fails({ file: g }, `config: ${g}: trace.maxConection: unknown key, expected one of: attach, btf, maxConnections, ringbufSize, pollInterval, maxUdpFlows, debug`);
   });
