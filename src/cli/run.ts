@@ -87,6 +87,7 @@ async function startAndRun(
   const server: HttpServer = await startHttpServer({
     host: cfg.listen.host,
     port: cfg.listen.port,
+    metricsListen: cfg.metrics.listen,
     log,
     metrics: async () => ({ text: await metrics.text(), contentType: metrics.contentType }),
     readiness: () => {
@@ -116,7 +117,12 @@ async function startAndRun(
       }),
   });
   // (no "ready" in this line: whoever waits for the word must wait for the probes)
-  log.info({ listen: server.address }, `HTTP listening on http://${server.address}: metrics, liveness and readiness endpoints`);
+  log.info(
+    { listen: server.address, metricsListen: server.metricsAddress ?? null },
+    server.metricsAddress
+      ? `HTTP listening on http://${server.address}: API, web UI, liveness and readiness; metrics on http://${server.metricsAddress}`
+      : `HTTP listening on http://${server.address}: API, web UI, metrics, liveness and readiness endpoints`,
+  );
 
   // not ready from the first signal on; registered with runUntilSignalled's own handlers (until then a signal just ends start-up)
   const onSignal = (): void => void (stopping = true);
@@ -153,7 +159,7 @@ async function startAndRun(
       }
     };
     collector = new Collector(collectorOptions(cfg), log, onRecords, enrichment.enricher);
-    Object.assign(collector.info, { node, listen: server.address, sinks: sinks.names, sinksReady: sinks.ready });
+    Object.assign(collector.info, { node, listen: server.address, metricsListen: server.metricsAddress ?? null, sinks: sinks.names, sinksReady: sinks.ready });
     const started = enrichment;
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);

@@ -155,7 +155,14 @@ export function configSchema(sinks: SinkRegistry = SINKS) {
       trace: traceSchema,
       kubernetes: kubernetesSchema,
       flows: z.object({ maxEdges: whole(16, 10_000_000).default(10_000) }).strict().default({}),
-      metrics: z.object({ maxSeriesPerMetric: whole(1, 10_000_000).default(2_000) }).strict().default({}),
+      metrics: z
+        .object({
+          maxSeriesPerMetric: whole(1, 10_000_000).default(2_000),
+          // /metrics (with /healthz, /readyz) on a listener of its own, without the API: null = on `listen`
+          listen: listen.nullable().default(null).describe(`${LISTEN_FORM}, or null to serve /metrics on listen`),
+        })
+        .strict()
+        .default({}),
       store: storeSchema,
       sinks: z.object(sinkSections).strict().default({}),
     })
