@@ -128,7 +128,10 @@ async function startAndRun(
   const onSignal = (): void => void (stopping = true);
 
   try {
-    enrichment = await startEnrichment({ kubeconfig: cfg.kubernetes.kubeconfig, clusterCidrs: cfg.kubernetes.clusterCidrs, nodeName: cfg.nodeName }, log);
+    enrichment = await startEnrichment(
+      { kubeconfig: cfg.kubernetes.kubeconfig, clusterCidrs: cfg.kubernetes.clusterCidrs, nodeName: cfg.nodeName, kubeWatch: cfg.kubernetes.watch },
+      log,
+    );
     await sinks.start(sinkStartWaitMs);
 
     let intervalStart = Date.now();

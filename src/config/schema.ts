@@ -115,6 +115,8 @@ export const kubernetesSchema = z
   .object({
     kubeconfig: z.string().min(1).optional().describe('a kubeconfig file path'),
     clusterCidrs: clusterCidrs.default([]),
+    // node: this node's pods and what resolves remote ends (Services, EndpointSlices, Nodes); cluster: everything
+    watch: z.enum(['node', 'cluster']).default('node').describe('node or cluster'),
   })
   .strict()
   .default({});

@@ -29,7 +29,7 @@ const DEFAULTS: AgentConfig = {
   logLevel: 'info',
   shutdownTimeout: 10_000,
   trace: { attach: 'auto', btf: null, maxConnections: 65536, ringbufSize: 8 << 20, pollInterval: 100, maxUdpFlows: 65536, debug: false },
-  kubernetes: { clusterCidrs: [] },
+  kubernetes: { clusterCidrs: [], watch: 'node' },
   flows: { maxEdges: 10_000 },
   metrics: { maxSeriesPerMetric: 2000, listen: null },
   store: { retention: 3 * 3_600_000, dataDir: null, maxEdgesPerInterval: 10_000, maxEdges: 200_000, maxConnections: 10_000 },
@@ -86,6 +86,7 @@ trace:
 kubernetes:
   kubeconfig: /etc/kube.conf
   clusterCidrs: [10.244.0.0/16, fd00:10::/56]
+  watch: cluster
 flows:
   maxEdges: 500
 metrics:
@@ -106,7 +107,7 @@ store:
       logLevel: 'debug',
       shutdownTimeout: 2500,
       trace: { attach: 'raw_tp', btf: '/tmp/vmlinux', maxConnections: 1024, ringbufSize: 16 << 20, pollInterval: 20, maxUdpFlows: 4096, debug: true },
-      kubernetes: { kubeconfig: '/etc/kube.conf', clusterCidrs: ['10.244.0.0/16', 'fd00:10::/56'] },
+      kubernetes: { kubeconfig: '/etc/kube.conf', clusterCidrs: ['10.244.0.0/16', 'fd00:10::/56'], watch: 'cluster' },
       flows: { maxEdges: 500 },
       metrics: { maxSeriesPerMetric: 50, listen: { host: '0.0.0.0', port: 9746 } },
       store: { retention: 1_800_000, dataDir: '/var/lib/bpfagent', maxEdgesPerInterval: 100, maxEdges: 5000, maxConnections: 0 },
@@ -116,7 +117,7 @@ store:
 
   test('examples/bpfagent.yaml loads, and says what the defaults are', () => {
     const loaded = loadConfig({ file: path.join(ROOT, 'examples/bpfagent.yaml') });
-    assert.deepEqual(loaded.config, { ...DEFAULTS, kubernetes: { clusterCidrs: ['10.244.0.0/16', '10.96.0.0/12'] } });
+    assert.deepEqual(loaded.config, { ...DEFAULTS, kubernetes: { clusterCidrs: ['10.244.0.0/16', '10.96.0.0/12'], watch: 'node' } });
   });
 
   test('ringbufSize as a number of bytes; clusterCidrs as one comma-separated string', () => {
@@ -168,7 +169,7 @@ describe('config: precedence file < environment < flags', () => {
     const args = flags(
       '--config', '/x.yaml', '--listen', '127.0.0.1:1', '--node-name', 'n1', '--interval', '500ms', '--log-level', 'warn', '--shutdown-timeout', '3s',
       '--attach', 'tracepoint', '--btf', '/b', '--max-connections', '64', '--ringbuf-size', '64k', '--poll-interval', '5ms', '--max-udp-flows', '128',
-      '--debug', '--kubeconfig', '/k', '--cluster-cidr', '10.0.0.0/8,10.1.0.0/16', '--cluster-cidr', 'fd00::/8', '--max-edges', '99', '--max-series', '7', '--metrics-listen', '[::]:9746',
+      '--debug', '--kubeconfig', '/k', '--cluster-cidr', '10.0.0.0/8,10.1.0.0/16', '--cluster-cidr', 'fd00::/8', '--max-edges', '99', '--max-series', '7', '--kube-watch', 'cluster', '--metrics-listen', '[::]:9746',
     );
     assert.equal(args.configFile, '/x.yaml');
     assert.deepEqual(loadConfig({ flags: args.flags }).config, {
@@ -179,7 +180,7 @@ describe('config: precedence file < environment < flags', () => {
       logLevel: 'warn',
       shutdownTimeout: 3000,
       trace: { attach: 'tracepoint', btf: '/b', maxConnections: 64, ringbufSize: 65536, pollInterval: 5, maxUdpFlows: 128, debug: true },
-      kubernetes: { kubeconfig: '/k', clusterCidrs: ['10.0.0.0/8', '10.1.0.0/16', 'fd00::/8'] },
+      kubernetes: { kubeconfig: '/k', clusterCidrs: ['10.0.0.0/8', '10.1.0.0/16', 'fd00::/8'], watch: 'cluster' },
       flows: { maxEdges: 99 },
       metrics: { maxSeriesPerMetric: 7, listen: { host: '::', port: 9746 } },
       store: DEFAULTS.store,
