@@ -134,6 +134,7 @@ export function buildCluster(): Cluster {
       metadata: { name: `${deployment}-${hex(d * 31 + 7, 5)}`, namespace, uid: uuid(600_000 + d) },
       service: deployment,
       addresses: replicas.map((p) => p.ips[0]!),
+      targets: [],
       podUids: replicas.map((p) => p.metadata.uid!),
     });
   }

@@ -19,6 +19,8 @@ export interface EnrichmentOptions {
   kubeconfig: string | undefined;
   nodeName: string | undefined;
   clusterCidrs: string[];
+  /** what is watched in Kubernetes: what this node needs (default), or the whole cluster */
+  kubeWatch?: 'node' | 'cluster';
 }
 
 export interface Enrichment {
@@ -38,8 +40,10 @@ export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Pro
   const cgroups = cgroupRoot ? new CgroupPaths(cgroupRoot) : undefined;
   const hosts = new HostAddresses();
   const inCluster = clusterMatcher(opts.clusterCidrs);
-  const kube = KubeMetadata.fromEnvironment({ kubeconfig: opts.kubeconfig, log });
-  const nodeName = opts.nodeName ?? process.env.NODE_NAME ?? (kube ? os.hostname() : undefined);
+  const kubeNode = opts.nodeName ?? process.env.NODE_NAME ?? os.hostname();
+  const watch = opts.kubeWatch === 'cluster' ? ({ scope: 'cluster' } as const) : ({ scope: 'node', nodeName: kubeNode } as const);
+  const kube = KubeMetadata.fromEnvironment({ kubeconfig: opts.kubeconfig, log, watch });
+  const nodeName = kube ? kubeNode : (opts.nodeName ?? process.env.NODE_NAME);
   if (kube) {
     const started = Date.now();
     try {

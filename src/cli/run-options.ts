@@ -39,8 +39,10 @@ export const RUN_FLAGS: Record<string, { path: string[]; boolean?: boolean; mult
   debug: { path: ['trace', 'debug'], boolean: true },
   kubeconfig: { path: ['kubernetes', 'kubeconfig'] },
   'cluster-cidr': { path: ['kubernetes', 'clusterCidrs'], multiple: true },
+  'kube-watch': { path: ['kubernetes', 'watch'] },
   'max-edges': { path: ['flows', 'maxEdges'] },
   'max-series': { path: ['metrics', 'maxSeriesPerMetric'] },
+  'metrics-listen': { path: ['metrics', 'listen'] },
 };
 
 export const RUN_HELP = `Usage: bpfagent run [--config FILE] [options]
@@ -72,8 +74,11 @@ Options:
   --debug                 print libbpf's messages on stderr
   --kubeconfig FILE       Kubernetes credentials; default: $KUBECONFIG, else in-cluster, else off
   --cluster-cidr CIDRS    pod and service ranges, comma-separated or repeated
+  --kube-watch SCOPE      node (this node's pods, Services, EndpointSlices, Nodes) or cluster (default: node)
   --max-edges N           edges held per interval; more go to one overflow edge (default: 10000)
   --max-series N          label sets per metric; more go to an "(overflow)" series (default: 2000)
+  --metrics-listen HOST:PORT  /metrics, /healthz, /readyz on their own listener, without the API
+                          and UI (default: none, /metrics on --listen)
   -h, --help              show this help
 
 HTTP: GET /healthz (200 while the process runs), GET /readyz (200 once the

@@ -61,7 +61,7 @@ async function startAndRun(
 ): Promise<number> {
   checkPrivileges();
   const node = cfg.nodeName ?? process.env.NODE_NAME ?? os.hostname();
-  const sinks = await SinkSet.create(cfg.sinks as Record<string, unknown>, registry, { node, log, intervalMs: cfg.interval });
+  const sinks = await SinkSet.create(cfg.sinks as Record<string, unknown>, registry, { cluster: cfg.clusterName, node, log, intervalMs: cfg.interval });
   const table = new EdgeTable(recordEnds, cfg.flows.maxEdges);
   const store = openFlowStore(cfg.store, log);
   const startedAt = new Date().toISOString();
@@ -87,6 +87,7 @@ async function startAndRun(
   const server: HttpServer = await startHttpServer({
     host: cfg.listen.host,
     port: cfg.listen.port,
+    metricsListen: cfg.metrics.listen,
     log,
     metrics: async () => ({ text: await metrics.text(), contentType: metrics.contentType }),
     readiness: () => {
@@ -116,13 +117,21 @@ async function startAndRun(
       }),
   });
   // (no "ready" in this line: whoever waits for the word must wait for the probes)
-  log.info({ listen: server.address }, `HTTP listening on http://${server.address}: metrics, liveness and readiness endpoints`);
+  log.info(
+    { listen: server.address, metricsListen: server.metricsAddress ?? null },
+    server.metricsAddress
+      ? `HTTP listening on http://${server.address}: API, web UI, liveness and readiness; metrics on http://${server.metricsAddress}`
+      : `HTTP listening on http://${server.address}: API, web UI, metrics, liveness and readiness endpoints`,
+  );
 
   // not ready from the first signal on; registered with runUntilSignalled's own handlers (until then a signal just ends start-up)
   const onSignal = (): void => void (stopping = true);
 
   try {
-    enrichment = await startEnrichment({ kubeconfig: cfg.kubernetes.kubeconfig, clusterCidrs: cfg.kubernetes.clusterCidrs, nodeName: cfg.nodeName }, log);
+    enrichment = await startEnrichment(
+      { kubeconfig: cfg.kubernetes.kubeconfig, clusterCidrs: cfg.kubernetes.clusterCidrs, nodeName: cfg.nodeName, kubeWatch: cfg.kubernetes.watch },
+      log,
+    );
     await sinks.start(sinkStartWaitMs);
 
     let intervalStart = Date.now();
@@ -137,7 +146,7 @@ async function startAndRun(
         intervalRecords = intervalRecords.slice(cut);
         intervalRecordsDropped += cut;
       }
-      if (sinks.sinks.length && records.length) sinks.export(ship(records, node, intervalStart, cfg.interval));
+      if (sinks.sinks.length && records.length) sinks.export(ship(records, { cluster: cfg.clusterName, node }, intervalStart, cfg.interval));
       if (intervalEnd) {
         const edges = table.drain();
         metrics.addEdges(edges);
@@ -153,7 +162,7 @@ async function startAndRun(
       }
     };
     collector = new Collector(collectorOptions(cfg), log, onRecords, enrichment.enricher);
-    Object.assign(collector.info, { node, listen: server.address, sinks: sinks.names, sinksReady: sinks.ready });
+    Object.assign(collector.info, { node, listen: server.address, metricsListen: server.metricsAddress ?? null, sinks: sinks.names, sinksReady: sinks.ready });
     const started = enrichment;
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
@@ -193,11 +202,12 @@ async function startAndRun(
  * progress (its start, and the configured length); a UDP record carries the
  * interval its counts cover.
  */
-export function ship(records: readonly AgentRecord[], node: string, intervalStartMs: number, intervalMs: number): ShippedRecord[] {
+export function ship(records: readonly AgentRecord[], where: { cluster: string | null; node: string }, intervalStartMs: number, intervalMs: number): ShippedRecord[] {
   const start = new Date(intervalStartMs).toISOString();
+  const { cluster, node } = where;
   return records.map((r) =>
     r.proto === 'udp'
-      ? { ...r, node, intervalStart: new Date(Date.parse(r.ts) - r.intervalMs).toISOString(), intervalMs: r.intervalMs }
-      : { ...r, node, intervalStart: start, intervalMs },
+      ? { ...r, cluster, node, intervalStart: new Date(Date.parse(r.ts) - r.intervalMs).toISOString(), intervalMs: r.intervalMs }
+      : { ...r, cluster, node, intervalStart: start, intervalMs },
   );
 }

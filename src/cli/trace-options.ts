@@ -21,6 +21,8 @@ export interface TraceOptions {
   nodeName: string | undefined;
   /** pod and service ranges: addresses in them are never "external" */
   clusterCidrs: string[];
+  /** what is watched in Kubernetes: what this node needs, or the whole cluster */
+  kubeWatch: 'node' | 'cluster';
 }
 
 export const TRACE_HELP = `Usage: bpfagent trace [options]
@@ -45,6 +47,9 @@ Options:
   --kubeconfig FILE       Kubernetes credentials; default: $KUBECONFIG, else in-cluster
                           (service account), else Kubernetes metadata is off
   --node-name NAME        this node's Kubernetes name          (default: $NODE_NAME or host name)
+  --kube-watch SCOPE      node: this node's pods, Services, EndpointSlices and Nodes (remote pods
+                          behind no Service stay addresses); cluster: every pod, ReplicaSet and Job
+                          of the cluster too                                  (default: node)
   --cluster-cidr CIDRS    pod and service ranges, comma-separated, e.g. 10.244.0.0/16,10.96.0.0/12:
                           addresses there count as "cluster", never "external"
   --debug                 print libbpf's messages on stderr
@@ -67,6 +72,7 @@ const DEFAULTS: TraceOptions = {
   kubeconfig: undefined,
   nodeName: undefined,
   clusterCidrs: [],
+  kubeWatch: 'node',
 };
 
 let command = 'trace';
@@ -119,6 +125,7 @@ export function parseTraceArgs(argv: string[], commandName = 'trace'): TraceOpti
         debug: { type: 'boolean' },
         kubeconfig: { type: 'string' },
         'node-name': { type: 'string' },
+        'kube-watch': { type: 'string' },
         'cluster-cidr': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
@@ -161,6 +168,10 @@ export function parseTraceArgs(argv: string[], commandName = 'trace'): TraceOpti
   if (v['node-name'] !== undefined) {
     if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(v['node-name'])) throw bad('--node-name', v['node-name'], 'a Kubernetes node name (lowercase letters, digits, - and .)');
     opts.nodeName = v['node-name'];
+  }
+  if (v['kube-watch'] !== undefined) {
+    if (v['kube-watch'] !== 'node' && v['kube-watch'] !== 'cluster') throw bad('--kube-watch', v['kube-watch'], 'node or cluster');
+    opts.kubeWatch = v['kube-watch'];
   }
   for (const list of v['cluster-cidr'] ?? []) {
     const cidrs = list.split(',').map((c) => c.trim()).filter(Boolean);

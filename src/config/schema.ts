@@ -96,6 +96,7 @@ const clusterCidrs = z
   .describe(CIDRS_FORM);
 
 const NODE_NAME_FORM = 'a Kubernetes node name (lowercase letters, digits, - and .)';
+const CLUSTER_NAME_FORM = 'a cluster name (1 to 63 letters, digits, -, _ and ., starting and ending with a letter or digit), or null';
 
 export const traceSchema = z
   .object({
@@ -114,6 +115,8 @@ export const kubernetesSchema = z
   .object({
     kubeconfig: z.string().min(1).optional().describe('a kubeconfig file path'),
     clusterCidrs: clusterCidrs.default([]),
+    // node: this node's pods and what resolves remote ends (Services, EndpointSlices, Nodes); cluster: everything
+    watch: z.enum(['node', 'cluster']).default('node').describe('node or cluster'),
   })
   .strict()
   .default({});
@@ -141,6 +144,12 @@ export function configSchema(sinks: SinkRegistry = SINKS) {
         .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/)
         .optional()
         .describe(NODE_NAME_FORM),
+      clusterName: z
+        .string()
+        .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/)
+        .nullable()
+        .default(null)
+        .describe(CLUSTER_NAME_FORM),
       listen: listen.default(DEFAULT_LISTEN),
       interval: duration(100, 3_600_000, 'a duration from 100ms to 1h, such as 10s').default('10s'),
       logLevel: z.enum(LOG_LEVELS).default('info').describe(`one of ${LOG_LEVELS.join(', ')}`),
@@ -148,7 +157,14 @@ export function configSchema(sinks: SinkRegistry = SINKS) {
       trace: traceSchema,
       kubernetes: kubernetesSchema,
       flows: z.object({ maxEdges: whole(16, 10_000_000).default(10_000) }).strict().default({}),
-      metrics: z.object({ maxSeriesPerMetric: whole(1, 10_000_000).default(2_000) }).strict().default({}),
+      metrics: z
+        .object({
+          maxSeriesPerMetric: whole(1, 10_000_000).default(2_000),
+          // /metrics (with /healthz, /readyz) on a listener of its own, without the API: null = on `listen`
+          listen: listen.nullable().default(null).describe(`${LISTEN_FORM}, or null to serve /metrics on listen`),
+        })
+        .strict()
+        .default({}),
       store: storeSchema,
       sinks: z.object(sinkSections).strict().default({}),
     })

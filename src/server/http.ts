@@ -1,10 +1,17 @@
 /**
  * The agent's HTTP endpoints (fastify): /healthz (liveness: the process
  * answers), /readyz (200 only when the probes are attached and every sink is
- * initialised; 503 otherwise, with what is missing), /metrics (Prometheus).
+ * initialised; 503 otherwise, with what is missing), /metrics (Prometheus),
+ * and the routes given (the service map's /api and the web UI).
+ *
+ * With `metricsListen`, /metrics is served on a listener of its own, with
+ * /healthz and /readyz and nothing else: Prometheus and the kubelet can reach
+ * it from other hosts while the API (process names, command lines,
+ * connections) stays on the main listener, which then has no /metrics.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { ListenAddress } from '../config/schema.js';
 import { UsageError } from '../util/errors.js';
 import { registerUi } from './ui.js';
 
@@ -17,12 +24,16 @@ export interface Readiness {
 export interface HttpServerOptions {
   host: string;
   port: number;
+  /** a listener for /metrics, /healthz and /readyz alone; null or absent: /metrics on the main one */
+  metricsListen?: ListenAddress | null;
   log: Logger;
   /** the exposition text and its content type */
   metrics: () => Promise<{ text: string; contentType: string }>;
   readiness: () => Readiness;
   /** more routes (the /api of the service map), registered before the server listens */
   routes?: (app: FastifyInstance) => void;
+  /** serve the web UI at / (default true) */
+  ui?: boolean;
 }
 
 export interface HttpServer {
@@ -30,32 +41,43 @@ export interface HttpServer {
   /** host:port actually bound (the port is the real one when 0 was asked for) */
   readonly address: string;
   readonly port: number;
+  /** the metrics listener's host:port, when there is one */
+  readonly metricsAddress: string | undefined;
   close(): Promise<void>;
 }
 
-/** Bind and serve. A listen address that cannot be bound is a configuration error (exit 2). */
-export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
-  const app = Fastify({ logger: false, forceCloseConnections: true });
+/** /healthz and /readyz: on every listener. */
+function registerHealth(app: FastifyInstance, opts: HttpServerOptions): void {
   app.get('/healthz', async (_req, reply) => reply.code(200).send({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     const r = opts.readiness();
     return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not ready', checks: r.checks });
   });
+}
+
+function registerMetrics(app: FastifyInstance, opts: HttpServerOptions): void {
   app.get('/metrics', async (_req, reply) => {
     const m = await opts.metrics();
     return reply.code(200).header('content-type', m.contentType).send(m.text);
   });
-  opts.routes?.(app);
-  registerUi(app); // the web UI: / and /ui/*
+}
+
+function newApp(opts: HttpServerOptions): FastifyInstance {
+  const app = Fastify({ logger: false, forceCloseConnections: true });
   app.setErrorHandler((err, _req, reply) => {
     const message = err instanceof Error ? err.message : String(err);
     opts.log.warn({ err: message }, 'http: request failed');
     void reply.code(500).send({ error: message });
   });
+  return app;
+}
 
-  const shown = opts.host.includes(':') ? `[${opts.host}]:${opts.port}` : `${opts.host}:${opts.port}`;
+const shown = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+
+/** Bind `app`; a listen address that cannot be bound is a configuration error naming the key. Returns host:port bound. */
+async function bind(app: FastifyInstance, host: string, port: number, key: string, flag: string): Promise<{ address: string; port: number }> {
   try {
-    await app.listen({ host: opts.host, port: opts.port });
+    await app.listen({ host, port });
   } catch (e) {
     await app.close().catch(() => undefined);
     const code = (e as NodeJS.ErrnoException).code;
@@ -69,10 +91,43 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
             : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
               ? 'the host name does not resolve'
               : ((e as Error).message ?? String(e));
-    throw new UsageError(`listen: cannot bind ${shown}: ${why}; choose another with --listen or 'listen:' in the configuration`);
+    throw new UsageError(`${key}: cannot bind ${shown(host, port)}: ${why}; choose another with ${flag}'${key}:' in the configuration`);
   }
   const addr = app.server.address();
-  const port = addr && typeof addr === 'object' ? addr.port : opts.port;
-  const address = opts.host.includes(':') ? `[${opts.host}]:${port}` : `${opts.host}:${port}`;
-  return { app, address, port, close: () => app.close() };
+  const bound = addr && typeof addr === 'object' ? addr.port : port;
+  return { address: shown(host, bound), port: bound };
+}
+
+/** Bind and serve. A listen address that cannot be bound is a configuration error (exit 2). */
+export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
+  const separate = opts.metricsListen ?? null;
+  const app = newApp(opts);
+  registerHealth(app, opts);
+  if (!separate) registerMetrics(app, opts);
+  opts.routes?.(app);
+  if (opts.ui !== false) registerUi(app); // the web UI: / and /ui/*
+  let metricsApp: FastifyInstance | undefined;
+  let metricsAddress: string | undefined;
+  if (separate) {
+    metricsApp = newApp(opts);
+    registerHealth(metricsApp, opts);
+    registerMetrics(metricsApp, opts);
+    metricsAddress = (await bind(metricsApp, separate.host, separate.port, 'metrics.listen', '')).address;
+  }
+  let main: { address: string; port: number };
+  try {
+    main = await bind(app, opts.host, opts.port, 'listen', '--listen or ');
+  } catch (e) {
+    await metricsApp?.close().catch(() => undefined);
+    throw e;
+  }
+  return {
+    app,
+    address: main.address,
+    port: main.port,
+    metricsAddress,
+    close: async () => {
+      await Promise.all([app.close(), metricsApp?.close()]);
+    },
+  };
 }

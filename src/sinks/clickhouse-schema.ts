@@ -54,8 +54,9 @@ const K8S_COLUMNS = (side: 'local' | 'remote'): string[] => [
   `${side}_zone String`,
 ];
 
-/** Columns of the flows table, in order. */
+/** Columns of the flows table, in order (tables made before a column existed get it added at the end: ensureColumns). */
 export const FLOW_COLUMNS: readonly string[] = [
+  'cluster String',
   'node String',
   "ts DateTime('UTC')",
   'ts_ms UInt16',
@@ -65,6 +66,7 @@ export const FLOW_COLUMNS: readonly string[] = [
   'family UInt8',
   'direction String',
   'outcome String',
+  'state String',
   'observed_by String',
   'src_id String',
   'dst_id String',
@@ -91,6 +93,7 @@ export const FLOW_COLUMNS: readonly string[] = [
 
 /** Columns of the DNS table, in order. */
 export const DNS_COLUMNS: readonly string[] = [
+  'cluster String',
   'node String',
   "ts DateTime('UTC')",
   'ts_ms UInt16',
@@ -112,15 +115,32 @@ export const DNS_COLUMNS: readonly string[] = [
 
 /**
  * Flows: a day per partition (what retention drops), sorted first by the hour
- * so a time window reads only its granules, then by the edge key (caller,
- * callee, server port, protocol) so the rows of one edge are adjacent and
- * `GROUP BY` of the service map reads them in order.
+ * so a time window reads only its granules, then by cluster (one cluster's
+ * rows of an hour are adjacent: a hub asking for one cluster reads only
+ * those), then by the edge key (caller, callee, server port, protocol) so the
+ * rows of one edge are adjacent and `GROUP BY` of the service map reads them
+ * in order. Tables made before the cluster column keep the sorting key they
+ * were made with (ClickHouse cannot change it): the same queries work, only a
+ * cluster filter prunes less.
  */
 export const FLOW_PARTITION_BY = 'toYYYYMMDD(ts)';
-export const FLOW_ORDER_BY = '(toStartOfHour(ts), src_id, dst_id, server_port, proto, ts)';
-/** DNS: by hour, then the name asked, then time. */
+export const FLOW_ORDER_BY = '(toStartOfHour(ts), cluster, src_id, dst_id, server_port, proto, ts)';
+/** DNS: by hour, then cluster, then the name asked, then time. */
 export const DNS_PARTITION_BY = 'toYYYYMMDD(ts)';
-export const DNS_ORDER_BY = '(toStartOfHour(ts), query, ts)';
+export const DNS_ORDER_BY = '(toStartOfHour(ts), cluster, query, ts)';
+
+/**
+ * What a table made by an older bpfagent lacks: the columns of `columns`
+ * (name and type, as above) not among `existing` (the names the table has),
+ * each as an `ADD COLUMN` that gives old rows the type's empty value ('' or
+ * 0). Columns are only ever added, never changed or dropped.
+ */
+export function missingColumnStatements(table: string, columns: readonly string[], existing: ReadonlySet<string>): string[] {
+  return columns
+    .map((c) => [c.slice(0, c.indexOf(' ')), c.slice(c.indexOf(' ') + 1)] as const)
+    .filter(([name]) => !existing.has(name))
+    .map(([name, type]) => `ALTER TABLE ${table} ADD COLUMN ${quoteIdent(name)} ${type}`);
+}
 
 export function createTableStatement(
   table: string,
@@ -183,6 +203,7 @@ export function flowRow(r: ShippedRecord & (TcpRecord | UdpRecord)): FlowRow {
   const serverPort = clientIsLocal ? (r.remote.reached ? r.remote.reached.port : r.remote.port) : r.local.port;
   const { source, destination } = recordEnds(r, clientIsLocal);
   return {
+    cluster: r.cluster ?? '',
     node: r.node,
     ts,
     ts_ms: ms,
@@ -192,6 +213,7 @@ export function flowRow(r: ShippedRecord & (TcpRecord | UdpRecord)): FlowRow {
     family: r.family,
     direction: r.direction,
     outcome: r.proto === 'tcp' ? r.outcome : '',
+    state: recordState(r),
     observed_by: clientIsLocal ? 'client' : 'server',
     src_id: source.id,
     dst_id: destination.id,
@@ -217,6 +239,18 @@ export function flowRow(r: ShippedRecord & (TcpRecord | UdpRecord)): FlowRow {
   };
 }
 
+/**
+ * A TCP record's `state`: '' for the record of a connection that ended (what
+ * every record is today); `open` for a report of a connection still open
+ * (bytes of one interval: the record that ends it carries the rest). Sums of
+ * bytes add every row of a connection; connections are counted by their
+ * final row (state != 'open').
+ */
+function recordState(r: TcpRecord | UdpRecord): string {
+  const state = (r as { state?: unknown }).state;
+  return r.proto === 'tcp' && state === 'open' ? 'open' : '';
+}
+
 /** The LOCAL_COLUMNS of a row. */
 function localColumns(l: LocalEndpoint) {
   return {
@@ -235,6 +269,7 @@ function localColumns(l: LocalEndpoint) {
 export function dnsRow(r: ShippedRecord & DnsRecord): DnsRow {
   const { ts, ms } = splitTime(r.ts);
   return {
+    cluster: r.cluster ?? '',
     node: r.node,
     ts,
     ts_ms: ms,

@@ -24,6 +24,7 @@ import {
   FLOW_ORDER_BY,
   FLOW_PARTITION_BY,
   flowRow,
+  missingColumnStatements,
   quoteIdent,
   quoteString,
   tableNames,
@@ -126,6 +127,12 @@ export class ClickHouseSink extends BatchingSink {
       const ttlSpec = ttl ? { days, onlyDropParts } : undefined;
       await this.client.command({ query: createTableStatement(this.tables.flows, FLOW_COLUMNS, FLOW_PARTITION_BY, FLOW_ORDER_BY, ttlSpec) });
       await this.client.command({ query: createTableStatement(this.tables.dns, DNS_COLUMNS, DNS_PARTITION_BY, DNS_ORDER_BY, ttlSpec) });
+      // tables an older bpfagent made lack the columns added since (cluster, state)
+      const added = [
+        ...(await this.ensureColumns(`${this.config.tablePrefix}flows`, this.tables.flows, FLOW_COLUMNS)),
+        ...(await this.ensureColumns(`${this.config.tablePrefix}dns`, this.tables.dns, DNS_COLUMNS)),
+      ];
+      if (added.length) this.ctx.log?.info({ added }, `clickhouse: added columns ${added.join(', ')} to tables made by an older bpfagent`);
       if (ttl) {
         // tables made before the server was upgraded have no TTL yet
         for (const t of [this.tables.flows, this.tables.dns]) await this.ensureTtl(t, days);
@@ -206,6 +213,31 @@ export class ClickHouseSink extends BatchingSink {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * The migration of tables made before a column existed: every column of
+   * `columns` the table lacks is added (old rows read '' or 0 there).
+   * Returns `table.column` for each column added. Several agents starting
+   * at once may race to add the same column: one that finds it added
+   * meanwhile (code 44, DUPLICATE_COLUMN) goes on.
+   */
+  private async ensureColumns(name: string, table: string, columns: readonly string[]): Promise<string[]> {
+    const rs = await this.client.query({
+      query: `SELECT name FROM system.columns WHERE database = ${quoteString(this.config.database)} AND table = ${quoteString(name)}`,
+      format: 'JSONEachRow',
+    });
+    const existing = new Set((await rs.json<{ name: string }>()).map((r) => r.name));
+    const added: string[] = [];
+    for (const statement of missingColumnStatements(table, columns, existing)) {
+      try {
+        await this.client.command({ query: statement });
+      } catch (e) {
+        if (!/\bCode: 44\b|DUPLICATE_COLUMN|already exists/i.test(message(e))) throw e;
+      }
+      added.push(`${name}.${/ADD COLUMN `([^`]+)`/.exec(statement)?.[1] ?? '?'}`);
+    }
+    return added;
   }
 
   private async ensureTtl(table: string, days: number): Promise<void> {

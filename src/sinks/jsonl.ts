@@ -3,7 +3,7 @@
  * rotated by size (file, file.1, ..., file.<maxFiles-1>; the oldest deleted).
  *
  * Each line is exactly what `trace --json` prints for the record (same fields,
- * same order), followed by `node`, `intervalStart` and `intervalMs` (UDP
+ * same order), followed by `cluster`, `node`, `intervalStart` and `intervalMs` (UDP
  * records already carry `intervalMs` in its place, and keep it there).
  *
  * Writes are asynchronous and batched (one write per batch, one batch in
@@ -18,14 +18,14 @@ import type { AgentRecord } from '../events/records.js';
 
 import { jsonlSinkSchema, type JsonlSinkConfig, type JsonlSinkOptions } from './sink-configs.js';
 
-/** One shipped record as one JSON line (with its newline): the `trace --json` line plus node, intervalStart, intervalMs. */
+/** One shipped record as one JSON line (with its newline): the `trace --json` line plus cluster, node, intervalStart, intervalMs. */
 export function shippedLine(r: ShippedRecord): string {
-  const { node, intervalStart, intervalMs, ...rest } = r as ShippedRecord & { intervalMs: number };
+  const { cluster, node, intervalStart, intervalMs, ...rest } = r as ShippedRecord & { intervalMs: number };
   const base = r.proto === 'udp' ? ({ ...rest, intervalMs } as AgentRecord) : (rest as AgentRecord);
   const line = formatJsonLines([base]);
   return (
     line.slice(0, -2) +
-    `,"node":${JSON.stringify(node)},"intervalStart":${JSON.stringify(intervalStart)}` +
+    `,"cluster":${JSON.stringify(cluster ?? null)},"node":${JSON.stringify(node)},"intervalStart":${JSON.stringify(intervalStart)}` +
     (r.proto === 'udp' ? '}\n' : `,"intervalMs":${intervalMs}}\n`)
   );
 }

@@ -10,7 +10,7 @@
  * - metrics: cumulative counters per edge (source, destination, server port,
  *   proto, observing side), exported every `metricsIntervalMs` and on flush.
  *
- * Resource: service.name=bpfagent, host.name=<node>, plus the SDK's
+ * Resource: service.name=bpfagent, host.name=<node>, k8s.cluster.name=<clusterName> when set, plus the SDK's
  * telemetry.sdk.* attributes.
  *
  * Logs go through BatchingSink, which bounds the queue, batches, retries with
@@ -104,15 +104,18 @@ export class OtlpSink extends BatchingSink {
 
   private readonly config: OtlpSinkConfig;
 
-  /** `ctx.node`: the node name, resource attribute host.name (the host name unless given) */
-  constructor(options: OtlpSinkOptions = {}, ctx: { node?: string } = {}) {
+  /**
+   * `ctx.node`: the node name, resource attribute host.name (the host name unless given);
+   * `ctx.cluster`: the cluster name, resource attribute k8s.cluster.name (none when null)
+   */
+  constructor(options: OtlpSinkOptions = {}, ctx: { node?: string; cluster?: string | null } = {}) {
     const config = otlpSinkSchema.parse(options);
     super(config.batching);
     this.config = config;
     const node = ctx.node ?? hostname();
     this.name = `otlp:${config.endpoint}`;
     const base = config.endpoint.replace(/\/+$/, '');
-    const resource = defaultResource().merge(resourceFromAttributes({ 'service.name': 'bpfagent', 'host.name': node }));
+    const resource = defaultResource().merge(resourceFromAttributes({ 'service.name': 'bpfagent', 'host.name': node, ...(ctx.cluster ? { 'k8s.cluster.name': ctx.cluster } : {}) }));
     const http = { headers: config.headers, timeoutMillis: config.timeoutMs, concurrencyLimit: 1 };
     if (config.logs) {
       this.logExporter = new OTLPLogExporter({ url: `${base}/v1/logs`, ...http });

@@ -19,6 +19,8 @@ import { clickhouseSinkSchema, jsonlSinkSchema, kafkaSinkSchema, otlpSinkSchema 
 
 /** What a sink is given besides its own configuration section. */
 export interface SinkContext {
+  /** the cluster (`clusterName`), null when not configured: also in every ShippedRecord */
+  cluster: string | null;
   /** the node (host) this agent runs on: also in every ShippedRecord */
   node: string;
   /** a logger for the sink, with `sink: <name>` bound */
@@ -49,5 +51,5 @@ export const SINKS: SinkRegistry = {
   clickhouse: defineSink(clickhouseSinkSchema, async (config, ctx) => new (await import('./clickhouse.js')).ClickHouseSink(config, { log: ctx.log })),
   jsonl: defineSink(jsonlSinkSchema, async (config) => new (await import('./jsonl.js')).JsonlSink(config)),
   kafka: defineSink(kafkaSinkSchema, async (config, ctx) => new (await import('./kafka.js')).KafkaSink(config, { log: ctx.log })),
-  otlp: defineSink(otlpSinkSchema, async (config, ctx) => new (await import('./otlp.js')).OtlpSink(config, { node: ctx.node })),
+  otlp: defineSink(otlpSinkSchema, async (config, ctx) => new (await import('./otlp.js')).OtlpSink(config, { node: ctx.node, cluster: ctx.cluster })),
 };

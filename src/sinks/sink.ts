@@ -8,6 +8,8 @@ import type { AgentRecord } from '../events/records.js';
 
 /** A record of the `trace --json` contract, plus where and over which interval it was observed. */
 export type ShippedRecord = AgentRecord & {
+  /** the cluster the agent runs in (`clusterName`), null when not configured */
+  cluster: string | null;
   /** the node (host) whose agent observed it */
   node: string;
   /** start of the collection interval the record was shipped in (ISO-8601) */

@@ -14,6 +14,15 @@
  *   end of the stream, as the real server sends; `goneMode = 'http'` answers
  *   with HTTP 410 instead.
  * - BOOKMARK events, to watches that asked with allowWatchBookmarks=true.
+ * - Field selectors (`fieldSelector=spec.nodeName=node-1,status.podIP=...`,
+ *   `=`/`==`/`!=` on any dotted field path) on lists and watches: a watch
+ *   sends an object that comes to match as ADDED and one that stops matching
+ *   as DELETED, as the API server does.
+ * - One object by name: `GET /apis/apps/v1/namespaces/NS/replicasets/NAME`
+ *   (and every resource's namespaced path), 404 NotFound when absent.
+ * - Counting: every request is logged with what it asked and the bytes and
+ *   watch events sent to it (`requests`, `totals()`), so a test or a
+ *   benchmark can say what an agent cost the API server.
  */
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -48,19 +57,54 @@ export interface LoggedRequest {
   kind: Kind | undefined;
   path: string;
   watch: boolean;
+  /** a GET of one object by name */
+  get: boolean;
+  fieldSelector?: string;
   resourceVersion?: string;
   limit?: number;
   continue?: string;
   allowWatchBookmarks: boolean;
   timeoutSeconds?: number;
-  /** what the server answered: 'list', 'watch', 'gone' (410 by event or status) or an HTTP status */
+  /** what the server answered: 'list', 'watch', 'get', 'gone' (410 by event or status) or an HTTP status */
   outcome: string;
+  /** body bytes sent: the list page, the object, or every event of the watch so far */
+  bytes: number;
+  /** ADDED, MODIFIED and DELETED events sent (watches) */
+  events: number;
+}
+
+/** One `field=value` or `field!=value` term of a field selector. */
+interface FieldTerm {
+  path: string[];
+  value: string;
+  negate: boolean;
+}
+
+function parseFieldSelector(s: string | null): FieldTerm[] {
+  if (!s) return [];
+  return s.split(',').filter(Boolean).map((term) => {
+    const m = /^([^!=]+)(!=|==|=)(.*)$/.exec(term);
+    if (!m) throw new Error(`bad field selector term ${term}`);
+    return { path: m[1]!.split('.'), value: m[3]!, negate: m[2] === '!=' };
+  });
+}
+
+function fieldValue(o: unknown, path: string[]): string {
+  let v: unknown = o;
+  for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+  return v === undefined || v === null ? '' : String(v);
+}
+
+function matches(o: KObject, terms: FieldTerm[]): boolean {
+  return terms.every((t) => (fieldValue(o, t.path) === t.value) !== t.negate);
 }
 
 interface HistoryEvent {
   rv: number;
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
   object: KObject;
+  /** the object before this event (MODIFIED, DELETED): whether a selector matched it before */
+  previous?: KObject;
 }
 
 interface OpenWatch {
@@ -68,6 +112,8 @@ interface OpenWatch {
   res: http.ServerResponse;
   socket: Socket;
   bookmarks: boolean;
+  fields: FieldTerm[];
+  logged: LoggedRequest;
 }
 
 interface Snapshot {
@@ -204,26 +250,78 @@ export class FakeKubeApi {
   }
 
   private record(kind: Kind, type: HistoryEvent['type'], o: KObject): KObject {
+    const previous = this.store(kind).get(key(o));
     this.rv++;
     o.metadata.resourceVersion = String(this.rv);
     if (type === 'DELETED') this.store(kind).delete(key(o));
     else this.store(kind).set(key(o), o);
-    const event: HistoryEvent = { rv: this.rv, type, object: o };
+    const event: HistoryEvent = { rv: this.rv, type, object: o, previous };
     this.history.get(kind)!.push(event);
-    for (const w of this.watches) if (w.kind === kind) writeEvent(w.res, resourceOf(kind), event);
+    for (const w of this.watches) if (w.kind === kind) this.send(w, event);
     return clone(o);
+  }
+
+  /** Totals over the requests so far: what an agent cost the server. */
+  totals(): { lists: number; watches: number; gets: number; bytes: number; events: number } {
+    const t = { lists: 0, watches: 0, gets: 0, bytes: 0, events: 0 };
+    for (const r of this.requests) {
+      if (r.watch) t.watches++;
+      else if (r.get) t.gets++;
+      else t.lists++;
+      t.bytes += r.bytes;
+      t.events += r.events;
+    }
+    return t;
+  }
+
+  /** One event to one watch, through its field selector: ADDED when the object comes to match it, DELETED when it stops. */
+  private send(w: OpenWatch, e: HistoryEvent): void {
+    if (!w.fields.length) return this.write(w, e.type, e.object);
+    const now = matches(e.object, w.fields);
+    const before = e.previous !== undefined && matches(e.previous, w.fields);
+    if (e.type === 'DELETED') {
+      if (before || now) this.write(w, 'DELETED', e.object);
+    } else if (now) this.write(w, before ? 'MODIFIED' : 'ADDED', e.object);
+    else if (before) this.write(w, 'DELETED', e.object);
+  }
+
+  private write(w: OpenWatch, type: HistoryEvent['type'], o: KObject): void {
+    const r = resourceOf(w.kind);
+    const line = JSON.stringify({ type, object: { kind: r.kind, apiVersion: r.apiVersion, ...o } }) + '\n';
+    w.res.write(line);
+    w.logged.bytes += Buffer.byteLength(line);
+    w.logged.events++;
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', this.url);
-    const resource = RESOURCES.find((r) => r.path === url.pathname);
     const q = url.searchParams;
+    // a collection (cluster-wide or namespaced), or one object of a namespaced collection
+    let resource = RESOURCES.find((r) => r.path === url.pathname);
+    let one: { namespace: string; name: string } | undefined;
+    let inNamespace: string | undefined;
+    if (!resource) {
+      for (const r of RESOURCES) {
+        const base = r.path.slice(0, r.path.lastIndexOf('/'));
+        const plural = r.path.slice(r.path.lastIndexOf('/') + 1);
+        const m = new RegExp(`^${base}/namespaces/([^/]+)/${plural}(?:/([^/]+))?$`).exec(url.pathname);
+        if (!m) continue;
+        resource = r;
+        if (m[2]) one = { namespace: decodeURIComponent(m[1]!), name: decodeURIComponent(m[2]) };
+        else inNamespace = decodeURIComponent(m[1]!);
+        break;
+      }
+    }
     const logged: LoggedRequest = {
       kind: resource?.kind,
       path: url.pathname,
       watch: q.get('watch') === 'true' || q.get('watch') === '1',
+      get: one !== undefined,
       allowWatchBookmarks: q.get('allowWatchBookmarks') === 'true',
       outcome: '',
+      bytes: 0,
+      events: 0,
+      ...(q.has('fieldSelector') ? { fieldSelector: q.get('fieldSelector')! } : {}),
       ...(q.has('resourceVersion') ? { resourceVersion: q.get('resourceVersion')! } : {}),
       ...(q.has('limit') ? { limit: Number(q.get('limit')) } : {}),
       ...(q.has('continue') ? { continue: q.get('continue')! } : {}),
@@ -232,19 +330,36 @@ export class FakeKubeApi {
     this.requests.push(logged);
     if (!resource || req.method !== 'GET') {
       logged.outcome = '404';
-      return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource (${req.method} ${url.pathname})`);
+      return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource (${req.method} ${url.pathname})`, logged);
     }
-    if (logged.watch) return this.watch(resource, logged, res, req.socket);
+    if (one) {
+      const o = this.store(resource.kind).get(`${one.namespace}/${one.name}`);
+      if (!o) {
+        logged.outcome = '404';
+        return sendStatus(res, 404, 'NotFound', `${resource.path.slice(resource.path.lastIndexOf('/') + 1)} "${one.name}" not found`, logged);
+      }
+      logged.outcome = 'get';
+      return sendJson(res, 200, { kind: resource.kind, apiVersion: resource.apiVersion, ...o }, logged);
+    }
+    let fields: FieldTerm[];
+    try {
+      fields = parseFieldSelector(q.get('fieldSelector'));
+    } catch (e) {
+      logged.outcome = '400';
+      return sendStatus(res, 400, 'BadRequest', (e as Error).message, logged);
+    }
+    if (inNamespace !== undefined) fields.push({ path: ['metadata', 'namespace'], value: inNamespace, negate: false });
+    if (logged.watch) return this.watch(resource, logged, res, req.socket, fields);
     if (this.failNextLists > 0) {
       this.failNextLists--;
       logged.outcome = String(this.failStatus);
-      if (this.failStatus === 403) return sendStatus(res, 403, 'Forbidden', `${r0(url.pathname)} is forbidden: User "system:anonymous" cannot list resource`);
-      return sendStatus(res, this.failStatus, 'InternalError', 'etcdserver: request timed out');
+      if (this.failStatus === 403) return sendStatus(res, 403, 'Forbidden', `${r0(url.pathname)} is forbidden: User "system:anonymous" cannot list resource`, logged);
+      return sendStatus(res, this.failStatus, 'InternalError', 'etcdserver: request timed out', logged);
     }
-    this.list(resource, logged, res);
+    this.list(resource, logged, res, fields);
   }
 
-  private list(r: Resource, logged: LoggedRequest, res: http.ServerResponse): void {
+  private list(r: Resource, logged: LoggedRequest, res: http.ServerResponse, fields: FieldTerm[]): void {
     let snap: Snapshot;
     let start = 0;
     if (logged.continue) {
@@ -252,12 +367,12 @@ export class FakeKubeApi {
       const s = this.snapshots.get(id ?? '');
       if (!s || s.rv < this.expiredThrough) {
         logged.outcome = 'gone';
-        return sendStatus(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.');
+        return sendStatus(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.', logged);
       }
       snap = s;
       start = Number(offset);
     } else {
-      const items = [...this.store(r.kind).values()].sort((a, b) => key(a).localeCompare(key(b)));
+      const items = [...this.store(r.kind).values()].filter((o) => matches(o, fields)).sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
       snap = { rv: this.rv, items };
     }
     const limit = logged.limit && logged.limit > 0 ? logged.limit : Infinity;
@@ -276,16 +391,15 @@ export class FakeKubeApi {
       }
     }
     logged.outcome = 'list';
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify({ kind: `${r.kind}List`, apiVersion: r.apiVersion, metadata, items: page }));
+    sendJson(res, 200, { kind: `${r.kind}List`, apiVersion: r.apiVersion, metadata, items: page }, logged);
   }
 
-  private watch(r: Resource, logged: LoggedRequest, res: http.ServerResponse, socket: Socket): void {
+  private watch(r: Resource, logged: LoggedRequest, res: http.ServerResponse, socket: Socket, fields: FieldTerm[]): void {
     const from = logged.resourceVersion ? Number(logged.resourceVersion) : undefined;
     if (from !== undefined && from < this.expiredThrough) {
       logged.outcome = 'gone';
       const message = `too old resource version: ${from} (${this.expiredThrough})`;
-      if (this.goneMode === 'http') return sendStatus(res, 410, 'Expired', message);
+      if (this.goneMode === 'http') return sendStatus(res, 410, 'Expired', message, logged);
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', message) }) + '\n');
       return;
@@ -294,13 +408,13 @@ export class FakeKubeApi {
     // No Content-Length: node sends Transfer-Encoding: chunked, one chunk per write.
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.flushHeaders();
+    const w: OpenWatch = { kind: r.kind, res, socket, bookmarks: logged.allowWatchBookmarks, fields, logged };
     if (from === undefined || from === 0) {
       // "any version": the current state as synthetic ADDED events
-      for (const o of this.store(r.kind).values()) writeEvent(res, r, { rv: 0, type: 'ADDED', object: o });
+      for (const o of this.store(r.kind).values()) if (matches(o, fields)) this.write(w, 'ADDED', o);
     } else {
-      for (const e of this.history.get(r.kind)!) if (e.rv > from) writeEvent(res, r, e);
+      for (const e of this.history.get(r.kind)!) if (e.rv > from) this.send(w, e);
     }
-    const w: OpenWatch = { kind: r.kind, res, socket, bookmarks: logged.allowWatchBookmarks };
     this.watches.add(w);
     // the server ends a watch cleanly after timeoutSeconds
     const timer = logged.timeoutSeconds && !this.ignoreWatchTimeouts ? setTimeout(() => res.end(), logged.timeoutSeconds * 1000) : undefined;
@@ -319,16 +433,18 @@ function resourceOf(kind: Kind): Resource {
   return RESOURCES.find((r) => r.kind === kind)!;
 }
 
-/** Watch events carry kind and apiVersion on the object (list items need not). */
-function writeEvent(res: http.ServerResponse, r: Resource, e: HistoryEvent): void {
-  res.write(JSON.stringify({ type: e.type, object: { kind: r.kind, apiVersion: r.apiVersion, ...e.object } }) + '\n');
-}
 
 function status(code: number, reason: string, message: string): Record<string, unknown> {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
 }
 
-function sendStatus(res: http.ServerResponse, code: number, reason: string, message: string): void {
+function sendJson(res: http.ServerResponse, code: number, body: unknown, logged?: LoggedRequest): void {
+  const text = JSON.stringify(body);
+  if (logged) logged.bytes += Buffer.byteLength(text);
   res.writeHead(code, { 'Content-Type': 'application/json' });
-  res.end(JSON.stringify(status(code, reason, message)));
+  res.end(text);
+}
+
+function sendStatus(res: http.ServerResponse, code: number, reason: string, message: string, logged?: LoggedRequest): void {
+  sendJson(res, code, status(code, reason, message), logged);
 }

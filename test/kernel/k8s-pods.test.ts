@@ -148,7 +148,8 @@ describe('Kubernetes pods, workloads, services, zones', { skip: KERNEL_SKIP }, (
       ports: [{ port, protocol: 'TCP' }],
     });
     const kubeconfig = api.writeKubeconfig(mkdtempSync(path.join(os.tmpdir(), 'bpfagent-kube-')));
-    const args = ['--kubeconfig', kubeconfig, '--node-name', 'node-1', '--cluster-cidr', '10.205.0.16/28,10.96.0.0/16'];
+    // the whole cluster watched: remote pods on other nodes resolve to their workloads (test/unit/k8s-metadata.test.ts: the node scope)
+    const args = ['--kubeconfig', kubeconfig, '--node-name', 'node-1', '--kube-watch', 'cluster', '--cluster-cidr', '10.205.0.16/28,10.96.0.0/16'];
     agent = new TraceAgent(args);
     flows = new TraceAgent([...args, '--interval', '1s'], 'flows');
     await Promise.all([agent.ready, flows.ready]);

@@ -75,7 +75,7 @@ describe('bpfagent run: sinks', { skip: KERNEL_SKIP }, () => {
       }),
     };
     const { config } = loadConfig({
-      env: { BPFAGENT_LISTEN: `127.0.0.1:${listenPort}`, BPFAGENT_INTERVAL: '1s', BPFAGENT_NODE_NAME: 'test-node', BPFAGENT_SHUTDOWN_TIMEOUT: '1500ms', BPFAGENT_SINKS_MEMORY_LABEL: 'x' },
+      env: { BPFAGENT_LISTEN: `127.0.0.1:${listenPort}`, BPFAGENT_INTERVAL: '1s', BPFAGENT_NODE_NAME: 'test-node', BPFAGENT_CLUSTER_NAME: 'test-cluster', BPFAGENT_SHUTDOWN_TIMEOUT: '1500ms', BPFAGENT_SINKS_MEMORY_LABEL: 'x' },
       file: configFile('sinks:\n  stuck: {}\n'),
       sinks: registry,
     });
@@ -121,7 +121,7 @@ describe('bpfagent run: sinks', { skip: KERNEL_SKIP }, () => {
     assert.match(metrics, /^bpfagent_sink_ready\{sink="memory"\} 1$/m);
   });
 
-  test('connections reach the sink as ShippedRecords: node, interval', async () => {
+  test('connections reach the sink as ShippedRecords: cluster, node, interval', async () => {
     const server = new Peer('ssrv', ['server', '--host', net.b.ipv4, '--port', String(port), '--send', '7'], { netns: net.b.ns });
     await server.waitFor('listening');
     const c = new Peer('scli', ['client', '--host', net.b.ipv4, '--port', String(port), '--send', '4242'], { netns: net.a.ns });
@@ -135,7 +135,7 @@ describe('bpfagent run: sinks', { skip: KERNEL_SKIP }, () => {
     }
     assert.equal(mine.length, 1, JSON.stringify(sink!.got.slice(-5)));
     const r = mine[0]!;
-    assert.deepEqual([r.node, r.intervalMs, r.bytesSent, r.bytesReceived, r.outcome], ['test-node', 1000, 4242, 7, 'closed']);
+    assert.deepEqual([r.cluster, r.node, r.intervalMs, r.bytesSent, r.bytesReceived, r.outcome], ['test-cluster', 'test-node', 1000, 4242, 7, 'closed']);
     assert.ok(Date.parse(r.intervalStart) <= Date.parse(r.ts), `${r.intervalStart} <= ${r.ts}`);
     assert.ok(Date.parse(r.ts) - Date.parse(r.intervalStart) < 3000, `${r.intervalStart} .. ${r.ts}`);
   });

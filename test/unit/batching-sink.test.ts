@@ -34,7 +34,7 @@ function records(from: number, n: number): ShippedRecord[] {
     ts: '2026-01-01T00:00:00.000Z', proto: 'udp', family: 4, direction: 'inbound', directionFrom: 'first-datagram',
     local: { addr: '10.0.0.1', port: 1, pid: 1, comm: 'x', cgroupId: 1, netns: 1 }, remote: { addr: '10.0.0.2', port: 2 },
     packetsSent: from + i, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, intervalMs: 1000,
-    node: 'n1', intervalStart: '2026-01-01T00:00:00.000Z',
+    cluster: null, node: 'n1', intervalStart: '2026-01-01T00:00:00.000Z',
   }));
 }
 

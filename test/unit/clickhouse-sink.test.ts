@@ -1,6 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import pino from 'pino';
 import { ClickHouseSink, supportsTtl } from '../../src/sinks/clickhouse.js';
+import { DNS_COLUMNS, FLOW_COLUMNS } from '../../src/sinks/clickhouse-schema.js';
 import { clickhouseSinkSchema } from '../../src/sinks/sink-configs.js';
 import { edgesInWindow, edgesQuery } from '../../src/sinks/clickhouse-queries.js';
 import type { ShippedRecord } from '../../src/sinks/sink.js';
@@ -19,7 +21,7 @@ const daysAgo = (n: number): string => new Date(STARTED_MS - n * 86_400_000).toI
 const DAY = daysAgo(1);
 const CLOCK = { now: (): number => Date.parse(`${DAY}T12:00:00.000Z`) };
 const INTERVAL = `${DAY}T10:00:00.000Z`;
-const ship = <T extends TcpRecord | UdpRecord | DnsRecord>(r: T, node = 'node-a'): ShippedRecord => ({ ...r, node, intervalStart: INTERVAL, intervalMs: 1000 }) as ShippedRecord;
+const ship = <T extends TcpRecord | UdpRecord | DnsRecord>(r: T, node = 'node-a'): ShippedRecord => ({ ...r, cluster: 'prod-eu', node, intervalStart: INTERVAL, intervalMs: 1000 }) as ShippedRecord;
 
 const web: K8sInfo = { namespace: 'shop', pod: 'web-1', workload: 'web', workloadKind: 'Deployment', service: 'web', node: 'node-a', zone: 'z1' };
 const api: K8sInfo = { namespace: 'shop', pod: 'api-7', workload: 'api', workloadKind: 'Deployment', service: 'api', node: 'node-b', zone: 'z2' };
@@ -140,7 +142,7 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
     const [tables] = [await server.rows<{ name: string; engine_full: string }>("SELECT name, engine_full FROM system.tables WHERE database = 'svcmap' ORDER BY name")];
     assert.deepEqual(tables.map((t) => t.name), ['dns', 'flows']);
     const flowsEngine = tables.find((t) => t.name === 'flows')!.engine_full;
-    assert.match(flowsEngine, /PARTITION BY toYYYYMMDD\(ts\) ORDER BY \(toStartOfHour\(ts\), src_id, dst_id, server_port, proto, ts\)/);
+    assert.match(flowsEngine, /PARTITION BY toYYYYMMDD\(ts\) ORDER BY \(toStartOfHour\(ts\), cluster, src_id, dst_id, server_port, proto, ts\)/);
     assert.equal(/TTL/.test(flowsEngine), supportsTtl(version), `TTL in the DDL only when the server knows it: ${flowsEngine}`);
 
     sink.export(fixture());
@@ -173,6 +175,12 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
       R('node-a', `${DAY} 10:00:04`, 0, 'tcp', 'outbound', 'refused', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 0, 0, 0, 0, 0, 0, 1.5),
       R('node-a', `${DAY} 12:00:00`, 0, 'tcp', 'outbound', 'closed', 'client', 'shop/web', 'shop/api', 8080, 'web', 'web', '10.96.0.5', '', '10.244.1.7', 8080, 'api', 'z2', 'cross-zone', 7, 7, 0, 0, 0, 0, 1.5),
     ]);
+    // every row carries its cluster, and TCP rows their state ('' = the connection ended)
+    assert.deepEqual(await server.rows('SELECT cluster, proto, state, count() AS n FROM svcmap.flows GROUP BY cluster, proto, state ORDER BY proto'), [
+      { cluster: 'prod-eu', proto: 'tcp', state: '', n: '6' },
+      { cluster: 'prod-eu', proto: 'udp', state: '', n: '2' },
+    ]);
+    assert.deepEqual(await server.rows('SELECT cluster, count() AS n FROM svcmap.dns GROUP BY cluster'), [{ cluster: 'prod-eu', n: '2' }]);
     const k8s = await server.rows(
       "SELECT local_namespace, local_pod, local_workload_kind, local_service, local_node, local_zone, local_exe, local_container_runtime, length(local_container_id) AS cid, local_netns FROM svcmap.flows WHERE local_comm = 'web' LIMIT 1",
     );
@@ -227,6 +235,45 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
     await again.start();
     await again.shutdown(1_000);
     assert.equal((await server.query('SELECT count() FROM svcmap.flows')).trim(), '8');
+  });
+
+  test('tables made before the cluster and state columns get them added at start; old rows read empty there, new rows carry them', async () => {
+    // the tables as bpfagent made them before: no cluster, no state; one row each
+    const old = (cols: readonly string[]) => cols.filter((c) => !/^(cluster|state) /.test(c)).map((c) => `\`${c.slice(0, c.indexOf(' '))}\` ${c.slice(c.indexOf(' ') + 1)}`).join(', ');
+    await server.query('CREATE DATABASE migr');
+    await server.query(`CREATE TABLE migr.flows (${old(FLOW_COLUMNS)}) ENGINE = MergeTree PARTITION BY toYYYYMMDD(ts) ORDER BY (toStartOfHour(ts), src_id, dst_id, server_port, proto, ts)`);
+    await server.query(`CREATE TABLE migr.dns (${old(DNS_COLUMNS)}) ENGINE = MergeTree PARTITION BY toYYYYMMDD(ts) ORDER BY (toStartOfHour(ts), query, ts)`);
+    await server.query(`INSERT INTO migr.flows (node, ts, proto, src_id, bytes_sent) VALUES ('old-node', '${DAY} 09:00:00', 'tcp', 'old/src', 5)`);
+    await server.query(`INSERT INTO migr.dns (node, ts, query) VALUES ('old-node', '${DAY} 09:00:00', 'old.test')`);
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const sink = new ClickHouseSink({ url: server.url, database: 'migr', batching: BATCHING }, { ...CLOCK, log });
+    await sink.start();
+    assert.ok(lines.some((l) => l.includes('added columns flows.cluster, flows.state, dns.cluster')), lines.join(''));
+    const columns = await server.rows<{ table: string; name: string; type: string }>("SELECT table, name, type FROM system.columns WHERE database = 'migr' AND name IN ('cluster', 'state') ORDER BY table, name");
+    assert.deepEqual(columns, [
+      { table: 'dns', name: 'cluster', type: 'String' },
+      { table: 'flows', name: 'cluster', type: 'String' },
+      { table: 'flows', name: 'state', type: 'String' },
+    ]);
+    sink.export([ship(tcp({ bytesSent: 9 })), ship(dns())]);
+    await sink.flush(10_000);
+    assert.equal(sink.stats().exported, 2);
+    assert.deepEqual(await server.rows('SELECT cluster, node, state, src_id, bytes_sent FROM migr.flows ORDER BY ts'), [
+      { cluster: '', node: 'old-node', state: '', src_id: 'old/src', bytes_sent: '5' },
+      { cluster: 'prod-eu', node: 'node-a', state: '', src_id: 'shop/web', bytes_sent: '9' },
+    ]);
+    assert.deepEqual(await server.rows('SELECT cluster, node, query FROM migr.dns ORDER BY ts'), [
+      { cluster: '', node: 'old-node', query: 'old.test' },
+      { cluster: 'prod-eu', node: 'node-a', query: 'api.shop.svc' },
+    ]);
+    await sink.shutdown(5_000);
+    // a second start finds nothing to add
+    lines.length = 0;
+    const again = new ClickHouseSink({ url: server.url, database: 'migr' }, { ...CLOCK, log });
+    await again.start();
+    await again.shutdown(1_000);
+    assert.ok(!lines.some((l) => l.includes('added columns')), lines.join(''));
   });
 
   test('server down: records queue within the bound, the excess is counted, all queued is delivered once when it is back', async () => {

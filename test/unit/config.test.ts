@@ -23,14 +23,15 @@ function file(text: string): string {
 }
 
 const DEFAULTS: AgentConfig = {
+  clusterName: null,
   listen: { host: '127.0.0.1', port: 9745 },
   interval: 10_000,
   logLevel: 'info',
   shutdownTimeout: 10_000,
   trace: { attach: 'auto', btf: null, maxConnections: 65536, ringbufSize: 8 << 20, pollInterval: 100, maxUdpFlows: 65536, debug: false },
-  kubernetes: { clusterCidrs: [] },
+  kubernetes: { clusterCidrs: [], watch: 'node' },
   flows: { maxEdges: 10_000 },
-  metrics: { maxSeriesPerMetric: 2000 },
+  metrics: { maxSeriesPerMetric: 2000, listen: null },
   store: { retention: 3 * 3_600_000, dataDir: null, maxEdgesPerInterval: 10_000, maxEdges: 200_000, maxConnections: 10_000 },
   sinks: {},
 };
@@ -69,6 +70,7 @@ describe('config: values', () => {
   test('a full file', () => {
     const f = file(`
 nodeName: node-1.zone-a
+clusterName: prod-eu-1
 listen: "[::1]:9100"
 interval: 1s
 logLevel: debug
@@ -84,10 +86,12 @@ trace:
 kubernetes:
   kubeconfig: /etc/kube.conf
   clusterCidrs: [10.244.0.0/16, fd00:10::/56]
+  watch: cluster
 flows:
   maxEdges: 500
 metrics:
   maxSeriesPerMetric: 50
+  listen: 0.0.0.0:9746
 store:
   retention: 30m
   dataDir: /var/lib/bpfagent
@@ -97,14 +101,15 @@ store:
 `);
     assert.deepEqual(loadConfig({ file: f }).config, {
       nodeName: 'node-1.zone-a',
+      clusterName: 'prod-eu-1',
       listen: { host: '::1', port: 9100 },
       interval: 1000,
       logLevel: 'debug',
       shutdownTimeout: 2500,
       trace: { attach: 'raw_tp', btf: '/tmp/vmlinux', maxConnections: 1024, ringbufSize: 16 << 20, pollInterval: 20, maxUdpFlows: 4096, debug: true },
-      kubernetes: { kubeconfig: '/etc/kube.conf', clusterCidrs: ['10.244.0.0/16', 'fd00:10::/56'] },
+      kubernetes: { kubeconfig: '/etc/kube.conf', clusterCidrs: ['10.244.0.0/16', 'fd00:10::/56'], watch: 'cluster' },
       flows: { maxEdges: 500 },
-      metrics: { maxSeriesPerMetric: 50 },
+      metrics: { maxSeriesPerMetric: 50, listen: { host: '0.0.0.0', port: 9746 } },
       store: { retention: 1_800_000, dataDir: '/var/lib/bpfagent', maxEdgesPerInterval: 100, maxEdges: 5000, maxConnections: 0 },
       sinks: {},
     });
@@ -112,7 +117,7 @@ store:
 
   test('examples/bpfagent.yaml loads, and says what the defaults are', () => {
     const loaded = loadConfig({ file: path.join(ROOT, 'examples/bpfagent.yaml') });
-    assert.deepEqual(loaded.config, { ...DEFAULTS, kubernetes: { clusterCidrs: ['10.244.0.0/16', '10.96.0.0/12'] } });
+    assert.deepEqual(loaded.config, { ...DEFAULTS, kubernetes: { clusterCidrs: ['10.244.0.0/16', '10.96.0.0/12'], watch: 'node' } });
   });
 
   test('ringbufSize as a number of bytes; clusterCidrs as one comma-separated string', () => {
@@ -164,19 +169,20 @@ describe('config: precedence file < environment < flags', () => {
     const args = flags(
       '--config', '/x.yaml', '--listen', '127.0.0.1:1', '--node-name', 'n1', '--interval', '500ms', '--log-level', 'warn', '--shutdown-timeout', '3s',
       '--attach', 'tracepoint', '--btf', '/b', '--max-connections', '64', '--ringbuf-size', '64k', '--poll-interval', '5ms', '--max-udp-flows', '128',
-      '--debug', '--kubeconfig', '/k', '--cluster-cidr', '10.0.0.0/8,10.1.0.0/16', '--cluster-cidr', 'fd00::/8', '--max-edges', '99', '--max-series', '7',
+      '--debug', '--kubeconfig', '/k', '--cluster-cidr', '10.0.0.0/8,10.1.0.0/16', '--cluster-cidr', 'fd00::/8', '--max-edges', '99', '--max-series', '7', '--kube-watch', 'cluster', '--metrics-listen', '[::]:9746',
     );
     assert.equal(args.configFile, '/x.yaml');
     assert.deepEqual(loadConfig({ flags: args.flags }).config, {
       nodeName: 'n1',
+      clusterName: null,
       listen: { host: '127.0.0.1', port: 1 },
       interval: 500,
       logLevel: 'warn',
       shutdownTimeout: 3000,
       trace: { attach: 'tracepoint', btf: '/b', maxConnections: 64, ringbufSize: 65536, pollInterval: 5, maxUdpFlows: 128, debug: true },
-      kubernetes: { kubeconfig: '/k', clusterCidrs: ['10.0.0.0/8', '10.1.0.0/16', 'fd00::/8'] },
+      kubernetes: { kubeconfig: '/k', clusterCidrs: ['10.0.0.0/8', '10.1.0.0/16', 'fd00::/8'], watch: 'cluster' },
       flows: { maxEdges: 99 },
-      metrics: { maxSeriesPerMetric: 7 },
+      metrics: { maxSeriesPerMetric: 7, listen: { host: '::', port: 9746 } },
       store: DEFAULTS.store,
       sinks: {},
     });
@@ -187,6 +193,11 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
   test('a wrong type', () => {
     const f = file('trace:\n  maxConnections: lots\n');
     fails({ file: f }, `config: ${f}: trace.maxConnections: got "lots", expected a whole number from 16 to 16777216`);
+  });
+
+  test('a cluster name that cannot be one', () => {
+    fails({ env: { BPFAGENT_CLUSTER_NAME: 'prod:eu' } }, 'config: BPFAGENT_CLUSTER_NAME: clusterName: got "prod:eu", expected a cluster name (1 to 63 letters, digits, -, _ and ., starting and ending with a letter or digit), or null');
+    assert.equal(loadConfig({ env: { BPFAGENT_CLUSTER_NAME: 'prod-eu' } }).config.clusterName, 'prod-eu');
   });
 
   test('out of range', () => {
@@ -232,7 +243,7 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
 
   test('an unknown key, top level and nested', () => {
     const f = file('intervall: 1s\n');
-    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, sinks`);
+    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, clusterName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, sinks`);
     const g = file('trace:\n  maxConection: 100\n');
     fails({ file: g }, `config: ${g}: trace.maxConection: unknown key, expected one of: attach, btf, maxConnections, ringbufSize, pollInterval, maxUdpFlows, debug`);
   });

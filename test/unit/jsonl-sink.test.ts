@@ -8,7 +8,7 @@ import { jsonlSinkSchema, type JsonlSinkOptions } from '../../src/sinks/sink-con
 import { formatJsonLines } from '../../src/output/jsonl.js';
 import type { ShippedRecord } from '../../src/sinks/sink.js';
 
-const SHIP = { node: 'node-1', intervalStart: '2026-01-01T00:00:00.000Z', intervalMs: 10000 };
+const SHIP = { cluster: 'prod-eu' as string | null, node: 'node-1', intervalStart: '2026-01-01T00:00:00.000Z', intervalMs: 10000 };
 
 function tcp(i: number): ShippedRecord {
   return {
@@ -22,7 +22,7 @@ function tcp(i: number): ShippedRecord {
 const udp: ShippedRecord = {
   ts: '2026-01-01T00:00:02.000Z', proto: 'udp', family: 4, direction: 'outbound', directionFrom: 'first-datagram',
   local: { addr: '10.0.0.1', port: 5000, pid: 8, comm: 'statsd', cgroupId: 1, netns: 2 }, remote: { addr: '10.0.0.3', port: 8125 },
-  packetsSent: 3, packetsReceived: 0, bytesSent: 30, bytesReceived: 0, intervalMs: 10000, node: 'node-1', intervalStart: SHIP.intervalStart,
+  packetsSent: 3, packetsReceived: 0, bytesSent: 30, bytesReceived: 0, intervalMs: 10000, cluster: null, node: 'node-1', intervalStart: SHIP.intervalStart,
 };
 const dns: ShippedRecord = {
   ts: '2026-01-01T00:00:03.000Z', proto: 'dns', query: 'a.test', qtype: 'A', rcode: 'NOERROR',
@@ -37,16 +37,16 @@ const config = ({ maxQueued, maxBatch, ...over }: Record<string, unknown> & { ma
 });
 
 describe('JsonlSink', () => {
-  test('each line is the trace --json line plus node, intervalStart, intervalMs', () => {
+  test('each line is the trace --json line plus cluster, node, intervalStart, intervalMs', () => {
     const t = tcp(1);
-    const { node: _n, intervalStart: _s, intervalMs: _m, ...traced } = t as ShippedRecord & { intervalMs: number };
+    const { cluster: _c, node: _n, intervalStart: _s, intervalMs: _m, ...traced } = t as ShippedRecord & { intervalMs: number };
     const traceLine = formatJsonLines([traced as never]).trimEnd();
-    assert.equal(shippedLine(t), traceLine.slice(0, -1) + ',"node":"node-1","intervalStart":"2026-01-01T00:00:00.000Z","intervalMs":10000}\n');
+    assert.equal(shippedLine(t), traceLine.slice(0, -1) + ',"cluster":"prod-eu","node":"node-1","intervalStart":"2026-01-01T00:00:00.000Z","intervalMs":10000}\n');
     assert.equal(
       shippedLine(udp),
       '{"ts":"2026-01-01T00:00:02.000Z","proto":"udp","family":4,"direction":"outbound","directionFrom":"first-datagram","local":{"addr":"10.0.0.1","port":5000,"pid":8,"comm":"statsd","cgroupId":1,"netns":2},' +
         '"remote":{"addr":"10.0.0.3","port":8125},"packetsSent":3,"packetsReceived":0,"bytesSent":30,"bytesReceived":0,"intervalMs":10000,' +
-        '"node":"node-1","intervalStart":"2026-01-01T00:00:00.000Z"}\n',
+        '"cluster":null,"node":"node-1","intervalStart":"2026-01-01T00:00:00.000Z"}\n',
     );
     for (const r of [t, udp, dns]) assert.deepEqual(JSON.parse(shippedLine(r)), r, 'every field survives, nothing added');
   });

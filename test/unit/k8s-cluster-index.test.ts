@@ -8,8 +8,8 @@ function pod(name: string, uid: string, ips: string[], extra: Partial<PodInfo> =
   return { metadata: { name, namespace: 'ns', uid }, createdMs: 0, hostNetwork: false, ips, nodeName: 'n1', ...extra };
 }
 
-function slice(name: string, service: string, addresses: string[], podUids: string[] = []): EndpointSliceInfo {
-  return { metadata: { name, namespace: 'ns' }, service, addresses, podUids };
+function slice(name: string, service: string, addresses: string[], podUids: string[] = [], targets: EndpointSliceInfo['targets'] = []): EndpointSliceInfo {
+  return { metadata: { name, namespace: 'ns' }, service, addresses, podUids, targets };
 }
 
 function svc(name: string, clusterIPs: string[]): ServiceInfo {
@@ -38,6 +38,27 @@ describe('ClusterIndex', () => {
     assert.equal(ix.byAddress('10.0.0.1')?.service, 'zeta');
     ix.removeEndpointSlice(slice('zeta-1', 'zeta', []));
     assert.equal(ix.byAddress('10.0.0.1')?.service, undefined);
+  });
+
+  test("a remote pod known only from its slice (another node's, pods watched on this node only): its name, node and zone, no workload", () => {
+    const ix = new ClusterIndex({ podsFromSlices: true });
+    ix.upsertNode({ metadata: { name: 'n3' }, zone: 'z3', addresses: ['192.168.0.3'] });
+    ix.upsertEndpointSlice(slice('api-1', 'api', ['10.0.1.1', '10.0.1.2', '10.0.1.3'], [], [
+      { addr: '10.0.1.1', pod: 'api-0', node: 'n2', zone: 'z2' },
+      { addr: '10.0.1.2', pod: 'api-1', node: 'n3' },
+    ]));
+    assert.deepEqual(ix.byAddress('10.0.1.1'), { namespace: 'ns', service: 'api', pod: 'api-0', node: 'n2', zone: 'z2' });
+    assert.deepEqual(ix.byAddress('10.0.1.2'), { namespace: 'ns', service: 'api', pod: 'api-1', node: 'n3', zone: 'z3' }, "the zone of the endpoint's node");
+    assert.deepEqual(ix.byAddress('10.0.1.3'), { namespace: 'ns', service: 'api' });
+    // the Pod itself, once watched, says more (its workload)
+    ix.upsertPod(pod('api-0', 'u-api-0', ['10.0.1.1'], { nodeName: 'n2', owner: { kind: 'StatefulSet', name: 'api' } }));
+    assert.deepEqual(ix.byAddress('10.0.1.1'), { namespace: 'ns', pod: 'api-0', workload: 'api', workloadKind: 'StatefulSet', service: 'api', node: 'n2' });
+    ix.removeEndpointSlice(slice('api-1', 'api', []));
+    assert.equal(ix.byAddress('10.0.1.2'), undefined);
+    // every pod watched: the slice's word for a pod is not taken
+    const all = new ClusterIndex();
+    all.upsertEndpointSlice(slice('api-1', 'api', ['10.0.1.1'], [], [{ addr: '10.0.1.1', pod: 'api-0', node: 'n2', zone: 'z2' }]));
+    assert.deepEqual(all.byAddress('10.0.1.1'), { namespace: 'ns', service: 'api' });
   });
 
   test('a ClusterIP handed to a new service is not unmapped by deleting the old one', () => {
@@ -114,7 +135,20 @@ describe('slim records', () => {
     assert.deepEqual(slimService({ metadata: { name: 's', namespace: 'ns' }, spec: { clusterIP: '10.96.0.1' } })?.clusterIPs, ['10.96.0.1']);
     assert.deepEqual(
       slimEndpointSlice({ metadata: { name: 's-1', namespace: 'ns', labels: { 'kubernetes.io/service-name': 's' } }, addressType: 'IPv4', endpoints: [{ addresses: ['10.0.0.1'], targetRef: { kind: 'Pod', uid: 'u1' } }, { addresses: ['10.0.0.2'] }] }),
-      { metadata: { name: 's-1', namespace: 'ns' }, service: 's', addresses: ['10.0.0.1', '10.0.0.2'], podUids: ['u1'] },
+      { metadata: { name: 's-1', namespace: 'ns' }, service: 's', addresses: ['10.0.0.1', '10.0.0.2'], podUids: ['u1'], targets: [] },
+    );
+    // what a slice says of the pod behind each address: its name (a Pod targetRef), node and zone
+    assert.deepEqual(
+      slimEndpointSlice({
+        metadata: { name: 's-2', namespace: 'ns', labels: { 'kubernetes.io/service-name': 's' } },
+        addressType: 'IPv4',
+        endpoints: [
+          { addresses: ['10.0.1.1'], nodeName: 'n2', zone: 'z2', targetRef: { kind: 'Pod', name: 'api-0', uid: 'u2' } },
+          { addresses: ['10.0.1.2'], nodeName: 'n3' },
+          { addresses: ['10.0.1.3'] },
+        ],
+      })?.targets,
+      [{ addr: '10.0.1.1', pod: 'api-0', node: 'n2', zone: 'z2' }, { addr: '10.0.1.2', node: 'n3' }],
     );
     assert.deepEqual(
       slimNode({ metadata: { name: 'n', labels: { 'topology.kubernetes.io/zone': 'z' } }, status: { addresses: [{ type: 'Hostname', address: 'n' }, { type: 'InternalIP', address: '192.168.0.1' }, { type: 'InternalIP', address: 'fd00::1' }, { type: 'ExternalIP', address: '203.0.113.1' }] } }),

@@ -56,11 +56,17 @@ function service(name: string, ns: string, clusterIPs: string[]): KObject {
   return { metadata: { name, namespace: ns }, spec: { clusterIP: clusterIPs[0], clusterIPs, ports: [{ port: 80 }] } };
 }
 
-function slice(name: string, ns: string, svc: string, endpoints: Array<{ ip: string; podUid?: string }>): KObject {
+function slice(name: string, ns: string, svc: string, endpoints: Array<{ ip: string; podUid?: string; pod?: string; node?: string; zone?: string }>): KObject {
   return {
     metadata: { name, namespace: ns, labels: { 'kubernetes.io/service-name': svc } },
     addressType: 'IPv4',
-    endpoints: endpoints.map((e) => ({ addresses: [e.ip], conditions: { ready: true }, ...(e.podUid ? { targetRef: { kind: 'Pod', namespace: ns, name: 'p', uid: e.podUid } } : {}) })),
+    endpoints: endpoints.map((e) => ({
+      addresses: [e.ip],
+      conditions: { ready: true },
+      ...(e.podUid ? { targetRef: { kind: 'Pod', namespace: ns, name: e.pod ?? 'p', uid: e.podUid } } : {}),
+      ...(e.node ? { nodeName: e.node } : {}),
+      ...(e.zone ? { zone: e.zone } : {}),
+    })),
     ports: [{ port: 8080 }],
   };
 }
@@ -110,8 +116,9 @@ describe('KubeMetadata against a Kubernetes API speaking list and watch', () => 
   const connect = async (opts: Partial<KubeMetadataOptions> = {}) => {
     km = new KubeMetadata(kubeConfigFor(api), { ...FAST, ...opts });
     await km.start();
-    // start() resolves once everything is listed; the watches follow at once
-    await until('six watches', () => api.openWatches === 6);
+    // start() resolves once everything is listed; the watches follow at once (four when scoped to a node)
+    const watches = opts.watch?.scope === 'node' ? 4 : 6;
+    await until(`${watches} watches`, () => api.openWatches === watches);
     return km;
   };
   const podWatches = () => api.requests.filter((r) => r.kind === 'Pod' && r.watch);
@@ -167,6 +174,54 @@ describe('KubeMetadata against a Kubernetes API speaking list and watch', () => 
     const [w] = podWatches();
     assert.equal(w?.resourceVersion, api.resourceVersion, 'the watch starts at the list\'s resourceVersion');
     assert.equal(w?.allowWatchBookmarks, true, 'watches ask for bookmarks');
+  });
+
+  test("scoped to a node: its own pods (a field selector on list and watch), owners read one by one; remote pods only through their slices", async () => {
+    uids = seed(api);
+    // the web slice as the API server writes it: pod names, nodes, zones
+    api.update('EndpointSlice', slice('web-x1', 'shop', 'web', [
+      { ip: '10.244.1.5', podUid: uids['web-7d9f-abc']!, pod: 'web-7d9f-abc', node: 'node-a', zone: 'zone-a' },
+      { ip: '10.244.2.6', podUid: uids['web-7d9f-def']!, pod: 'web-7d9f-def', node: 'node-b' },
+    ]));
+    const k = await connect({ watch: { scope: 'node', nodeName: 'node-a' } });
+    // this node's pods, whole: workloads through their owners (the ReplicaSet read by name)
+    assert.deepEqual(k.byAddress('10.244.1.5'), { namespace: 'shop', pod: 'web-7d9f-abc', workload: 'web', workloadKind: 'Deployment', service: 'web', node: 'node-a', zone: 'zone-a' });
+    assert.deepEqual(k.byAddress('10.244.1.7'), { namespace: 'shop', pod: 'db-0', workload: 'db', workloadKind: 'StatefulSet', service: 'db', node: 'node-a', zone: 'zone-a' });
+    assert.equal(k.byPodUid(uids['node-exporter-q8z']!)?.hostNetwork, true);
+    // another node's pod behind a Service: what its slice says (pod, node, and the zone of its node), no workload
+    assert.deepEqual(k.byAddress('10.244.2.6'), { namespace: 'shop', service: 'web', pod: 'web-7d9f-def', node: 'node-b', zone: 'zone-b' });
+    // another node's pod behind none: unknown here (the hub names it from that node's records)
+    assert.equal(k.byAddress('10.244.2.8'), undefined);
+    assert.equal(k.byPodUid(uids['report-2890-xk2p']!), undefined);
+    // Services, Nodes and slices as before
+    assert.deepEqual(k.byAddress('10.96.0.10'), { namespace: 'shop', service: 'web' });
+    assert.deepEqual(k.byAddress('192.168.1.11'), { node: 'node-b', zone: 'zone-b' });
+
+    const s = k.stats;
+    assert.deepEqual([s.scope, s.pods, s.services, s.endpointSlices, s.nodes, s.replicaSets, s.jobs], ['node', 4, 3, 3, 2, 1, 0]);
+    assert.deepEqual([s.ownerLookups, s.ownerLookupErrors], [1, 0]);
+    const pods = api.requests.filter((r) => r.kind === 'Pod');
+    assert.ok(pods.length >= 2 && pods.every((r) => r.fieldSelector === 'spec.nodeName=node-a'), JSON.stringify(pods));
+    assert.deepEqual(api.requests.filter((r) => r.kind === 'ReplicaSet' || r.kind === 'Job').map((r) => [r.path, r.get, r.watch]), [['/apis/apps/v1/namespaces/shop/replicasets/web-7d9f', true, false]]);
+
+    // live: a pod of another node sends this agent nothing; a new one here with an unknown owner gets it read
+    const podEvents = () => api.requests.filter((r) => r.kind === 'Pod' && r.watch).reduce((n, r) => n + r.events, 0);
+    const before = podEvents();
+    api.add('Pod', pod('web-7d9f-far', { owner: ['ReplicaSet', 'web-7d9f'], node: 'node-b', ips: ['10.244.2.30'] }));
+    api.add('ReplicaSet', owned('api-55c', 'shop', ['Deployment', 'api']));
+    api.add('Pod', pod('api-55c-aaa', { owner: ['ReplicaSet', 'api-55c'], ips: ['10.244.1.21'] }));
+    await until('api-55c-aaa and its Deployment', () => k.byAddress('10.244.1.21')?.workload === 'api');
+    assert.deepEqual(k.byAddress('10.244.1.21'), { namespace: 'shop', pod: 'api-55c-aaa', workload: 'api', workloadKind: 'Deployment', node: 'node-a', zone: 'zone-a' });
+    assert.equal(podEvents() - before, 1, "only this node's pod reached the watch");
+    // a pod scheduled here later (nodeName set when bound) arrives then, as ADDED; an owner that is gone: the ReplicaSet is the workload
+    api.add('Pod', pod('late-7f-x', { owner: ['ReplicaSet', 'late-7f'], node: '', ips: [] }));
+    api.update('Pod', pod('late-7f-x', { owner: ['ReplicaSet', 'late-7f'], node: 'node-a', ips: ['10.244.1.50'] }));
+    await until('late-7f-x bound here', () => k.byAddress('10.244.1.50')?.workloadKind === 'ReplicaSet');
+    assert.deepEqual(k.byAddress('10.244.1.50'), { namespace: 'shop', pod: 'late-7f-x', workload: 'late-7f', workloadKind: 'ReplicaSet', node: 'node-a', zone: 'zone-a' });
+    // and one leaving this node's scope (deleted) goes
+    api.delete('Pod', 'shop', 'api-55c-aaa');
+    await until('api-55c-aaa gone', () => k.byAddress('10.244.1.21') === undefined);
+    assert.deepEqual([k.stats.ownerLookups, k.stats.relists], [3, 0]);
   });
 
   test('a continue token that expires mid-list: the list starts over', async () => {

@@ -21,7 +21,7 @@ function tcp(i: number, over: Partial<Extract<ShippedRecord, { proto: 'tcp' }>> 
 }
 const udp: ShippedRecord = {
   ts: '2026-01-01T00:00:05.000Z', proto: 'udp', family: 4, direction: 'outbound', directionFrom: 'first-datagram', local: local('statsd', 50000), remote: { addr: '10.0.0.3', port: 8125 },
-  packetsSent: 3, packetsReceived: 1, bytesSent: 30, bytesReceived: 7, intervalMs: 10000, node: 'node-1', intervalStart: SHIP.intervalStart,
+  packetsSent: 3, packetsReceived: 1, bytesSent: 30, bytesReceived: 7, intervalMs: 10000, cluster: SHIP.cluster, node: 'node-1', intervalStart: SHIP.intervalStart,
 };
 const dns: ShippedRecord = {
   ts: '2026-01-01T00:00:06.000Z', proto: 'dns', query: 'api.test', qtype: 'A', rcode: 'NXDOMAIN', answers: [], latencyMs: 2.5, transport: 'udp',

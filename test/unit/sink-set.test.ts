@@ -55,11 +55,12 @@ const tcp = { ts: '2026-11-25T10:00:05.000Z', proto: 'tcp' } as TcpRecord;
 const udp = { ts: '2026-11-25T10:00:10.000Z', proto: 'udp', intervalMs: 1000 } as UdpRecord;
 
 describe('SinkSet', () => {
-  test('only the sinks with a section are made, with the node, the interval and a logger', async () => {
+  test('only the sinks with a section are made, with the cluster, the node, the interval and a logger', async () => {
     const made: FakeSink[] = [];
-    const set = await SinkSet.create({ two: { level: 1 } }, registry(made), { node: 'n1', log, intervalMs: 5000 });
+    const set = await SinkSet.create({ two: { level: 1 } }, registry(made), { cluster: 'c1', node: 'n1', log, intervalMs: 5000 });
     assert.deepEqual(set.names, ['two']);
     assert.equal(made[0]!.ctx.node, 'n1');
+    assert.equal(made[0]!.ctx.cluster, 'c1');
     assert.equal(made[0]!.ctx.intervalMs, 5000);
     assert.equal(set.ready, false);
     await set.start(1000);
@@ -69,23 +70,23 @@ describe('SinkSet', () => {
 
   test('every sink gets every batch', async () => {
     const made: FakeSink[] = [];
-    const set = await SinkSet.create({ one: {}, two: {} }, registry(made), { node: 'n1', log, intervalMs: 1000 });
+    const set = await SinkSet.create({ one: {}, two: {} }, registry(made), { cluster: 'c1', node: 'n1', log, intervalMs: 1000 });
     await set.start(1000);
-    const batch = ship([tcp, udp], 'n1', Date.parse('2026-11-25T10:00:00.000Z'), 10_000);
+    const batch = ship([tcp, udp], { cluster: 'c1', node: 'n1' }, Date.parse('2026-11-25T10:00:00.000Z'), 10_000);
     set.export(batch);
     for (const s of made) assert.deepEqual(s.got, batch);
     assert.deepEqual(
-      batch.map((r) => [r.node, r.intervalStart, r.intervalMs]),
+      batch.map((r) => [r.cluster, r.node, r.intervalStart, r.intervalMs]),
       [
-        ['n1', '2026-11-25T10:00:00.000Z', 10_000],
-        ['n1', '2026-11-25T10:00:09.000Z', 1000], // UDP: the interval its counts cover
+        ['c1', 'n1', '2026-11-25T10:00:00.000Z', 10_000],
+        ['c1', 'n1', '2026-11-25T10:00:09.000Z', 1000], // UDP: the interval its counts cover
       ],
     );
   });
 
   test('a sink whose destination is down is retried, and not ready until it starts', async () => {
     const made: FakeSink[] = [];
-    const set = await SinkSet.create({ one: {} }, registry(made, { failStarts: 1 }), { node: 'n1', log, intervalMs: 1000 });
+    const set = await SinkSet.create({ one: {} }, registry(made, { failStarts: 1 }), { cluster: 'c1', node: 'n1', log, intervalMs: 1000 });
     await set.start(100); // gives up waiting; retries on
     assert.equal(set.ready, false);
     const deadline = Date.now() + 5000;
@@ -96,13 +97,13 @@ describe('SinkSet', () => {
   });
 
   test('a misconfigured sink stops start-up with a UsageError naming it', async () => {
-    const set = await SinkSet.create({ one: {} }, registry([], { misconfigured: true }), { node: 'n1', log, intervalMs: 1000 });
+    const set = await SinkSet.create({ one: {} }, registry([], { misconfigured: true }), { cluster: 'c1', node: 'n1', log, intervalMs: 1000 });
     await assert.rejects(set.start(1000), (e: unknown) => e instanceof UsageError && e.exitCode === 2 && e.message.startsWith('sinks.one: database'));
   });
 
   test('shutdown: every sink in parallel, each given the timeout; one that hangs is left behind in bounded time', async () => {
     const made: FakeSink[] = [];
-    const set = await SinkSet.create({ one: {}, two: {} }, registry(made, { hangShutdown: true }), { node: 'n1', log, intervalMs: 1000 });
+    const set = await SinkSet.create({ one: {}, two: {} }, registry(made, { hangShutdown: true }), { cluster: 'c1', node: 'n1', log, intervalMs: 1000 });
     await set.start(1000);
     const t0 = Date.now();
     const outcome = await set.shutdown(300);
@@ -113,6 +114,6 @@ describe('SinkSet', () => {
   });
 
   test('an unregistered sink section is a configuration error', async () => {
-    await assert.rejects(() => SinkSet.create({ three: {} }, registry([]), { node: 'n', log, intervalMs: 1 }), /config: sinks.three: unknown sink, expected one of: one, two/);
+    await assert.rejects(() => SinkSet.create({ three: {} }, registry([]), { cluster: null, node: 'n', log, intervalMs: 1 }), /config: sinks.three: unknown sink, expected one of: one, two/);
   });
 });

@@ -16,6 +16,7 @@ const DEFAULTS: TraceOptions = {
   kubeconfig: undefined,
   nodeName: undefined,
   clusterCidrs: [],
+  kubeWatch: 'node',
 };
 
 function parse(...argv: string[]): TraceOptions {
@@ -89,7 +90,7 @@ describe('parseTraceArgs: values', () => {
       parse('--json', '--attach', 'raw_tp', '--btf', '/b', '--max-connections', '100', '--ringbuf-size', '1M', '--poll-interval', '20ms', '--debug',
         '--interval', '2s', '--max-udp-flows', '4096'),
       { json: true, attach: 'raw_tp', btf: '/b', maxConnections: 100, ringbufBytes: 1 << 20, pollMs: 20, debug: true,
-        intervalMs: 2000, maxUdpFlows: 4096, kubeconfig: undefined, nodeName: undefined, clusterCidrs: [] },
+        intervalMs: 2000, maxUdpFlows: 4096, kubeconfig: undefined, nodeName: undefined, clusterCidrs: [], kubeWatch: 'node' },
     );
   });
 
@@ -193,6 +194,8 @@ describe('Kubernetes and locality options', () => {
       parse('--kubeconfig', '/etc/kube.conf', '--node-name', 'node-1.zone-a', '--cluster-cidr', '10.244.0.0/16, 10.96.0.0/12', '--cluster-cidr', 'fd00:10::/56'),
       { ...DEFAULTS, kubeconfig: '/etc/kube.conf', nodeName: 'node-1.zone-a', clusterCidrs: ['10.244.0.0/16', '10.96.0.0/12', 'fd00:10::/56'] },
     );
+    assert.equal(parse('--kube-watch', 'cluster').kubeWatch, 'cluster');
+    assert.equal(parse('--kube-watch', 'node').kubeWatch, 'node');
   });
 
   test('bad values name the option, the value and the expected form', () => {
@@ -200,5 +203,6 @@ describe('Kubernetes and locality options', () => {
     rejects(['--cluster-cidr', '10.244.0.0/16,banana'], ['--cluster-cidr', 'banana']);
     rejects(['--node-name', 'Node_1'], ['--node-name', 'Node_1', 'node name']);
     rejects(['--kubeconfig='], ['--kubeconfig', 'kubeconfig file']);
+    rejects(['--kube-watch', 'all'], ['--kube-watch', "'all'", 'node or cluster']);
   });
 });

@@ -3,7 +3,7 @@
  * -> pod; pod -> workload, service, node, zone. Holds the slim records the
  * informers cache (no copies). Updated by upsert/remove as events arrive.
  */
-import type { ControllerInfo, EndpointSliceInfo, K8sRef, NodeInfo, PodInfo, ServiceInfo } from './types.js';
+import type { ControllerInfo, EndpointSliceInfo, EndpointTarget, K8sRef, NodeInfo, PodInfo, ServiceInfo } from './types.js';
 import { normalizeIp } from './ip.js';
 
 const nsName = (m: { name: string; namespace?: string }): string => `${m.namespace ?? ''}/${m.name}`;
@@ -44,6 +44,13 @@ export function normalizePodUid(uid: string): string {
 }
 
 export class ClusterIndex {
+  /**
+   * `podsFromSlices`: an endpoint address whose Pod is not watched here
+   * names the pod, node and zone its slice gives (the watch scoped to this
+   * node); off when every pod is watched, where the Pod objects are the truth.
+   */
+  constructor(private readonly opts: { podsFromSlices?: boolean } = {}) {}
+
   private readonly pods = new Map<string, PodInfo>();
   /** namespace/name -> uid: an update may carry a new UID for a name (deleted and recreated while unwatched) */
   private readonly podUidByName = new Map<string, string>();
@@ -55,6 +62,8 @@ export class ClusterIndex {
   /** endpoint address -> "namespace/service" -> how many of its slices list the address */
   private readonly servicesByEndpointIp = new Map<string, Map<string, number>>();
   private readonly servicesByPodUid = new Map<string, Map<string, number>>();
+  /** endpoint address -> slice (namespace/name) -> what that slice says of the pod there */
+  private readonly targetsByIp = new Map<string, Map<string, EndpointTarget>>();
   private readonly nodes = new Map<string, NodeInfo>();
   private readonly nodeByIp = new Map<string, NodeInfo>();
   private readonly replicaSets = new Map<string, ControllerInfo>();
@@ -137,6 +146,11 @@ export class ClusterIndex {
     this.forget();
     this.removeEndpointSlice(e);
     this.slices.set(nsName(e.metadata), e);
+    for (const t of e.targets) {
+      let bySlice = this.targetsByIp.get(t.addr);
+      if (!bySlice) this.targetsByIp.set(t.addr, (bySlice = new Map()));
+      bySlice.set(nsName(e.metadata), t);
+    }
     const service = sliceService(e);
     if (!service) return;
     for (const ip of e.addresses) countUp(this.servicesByEndpointIp, ip, service);
@@ -149,6 +163,11 @@ export class ClusterIndex {
     const old = this.slices.get(key);
     if (!old) return;
     this.slices.delete(key);
+    for (const t of old.targets) {
+      const bySlice = this.targetsByIp.get(t.addr);
+      bySlice?.delete(key);
+      if (bySlice?.size === 0) this.targetsByIp.delete(t.addr);
+    }
     const service = sliceService(old);
     if (!service) return;
     for (const ip of old.addresses) countDown(this.servicesByEndpointIp, ip, service);
@@ -211,9 +230,26 @@ export class ClusterIndex {
     const endpointOf = first(this.servicesByEndpointIp.get(addr)?.keys());
     if (endpointOf) {
       const [namespace = '', service = ''] = endpointOf.split('/');
-      return { namespace, service };
+      return { namespace, service, ...(this.opts.podsFromSlices ? this.endpointTarget(addr) : {}) };
     }
     return undefined;
+  }
+
+  /**
+   * The pod behind an endpoint address as its slice names it (when its Pod
+   * object is not watched here: another node's pod, with the watch scoped to
+   * this node): its name, node and zone (the slice's, else its node's); not
+   * its workload, which only the Pod's owners tell.
+   */
+  private endpointTarget(addr: string): { pod?: string; node?: string; zone?: string } {
+    const t = first(this.targetsByIp.get(addr)?.values());
+    if (!t) return {};
+    const out: { pod?: string; node?: string; zone?: string } = {};
+    if (t.pod) out.pod = t.pod;
+    if (t.node) out.node = t.node;
+    const zone = t.zone ?? (t.node ? this.zoneOf(t.node) : undefined);
+    if (zone) out.zone = zone;
+    return out;
   }
 
   zoneOf(node: string): string | undefined {

@@ -36,7 +36,9 @@ export interface InformerOptions<T> {
   resource: string;
   /** cluster-wide collection path: /api/v1/pods */
   path: string;
-  listPage(page: { limit: number; _continue?: string }): Promise<ListPage>;
+  /** only the objects this selects, in the list and the watch (`spec.nodeName=node-1`) */
+  fieldSelector?: string;
+  listPage(page: { limit: number; _continue?: string; fieldSelector?: string }): Promise<ListPage>;
   /** the fields kept, or undefined to ignore a malformed object */
   slim(raw: unknown): T | undefined;
   handlers: InformerHandlers<T>;
@@ -86,7 +88,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       this.settleSync = (err) => (err ? reject(err) : resolve());
     });
     this.synced.catch(() => {}); // rejection is for start(); never unhandled
-    this.lw = new ListWatch<T>(o.path, new SlimWatch(o.kc, this, o.slim, () => watchTimeoutSeconds(o)), () => this.list(), false);
+    this.lw = new ListWatch<T>(o.path, new SlimWatch(o.kc, this, o.slim, () => watchTimeoutSeconds(o)), () => this.list(), false, undefined, o.fieldSelector);
     this.lw.on('add', (obj) => o.handlers.upsert(obj));
     this.lw.on('update', (obj) => o.handlers.upsert(obj));
     this.lw.on('delete', (obj) => o.handlers.remove(obj));
@@ -126,7 +128,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     for (let restarts = 0; ; ) {
       let page: ListPage;
       try {
-        page = await this.o.listPage({ limit: this.o.pageSize, ...(token ? { _continue: token } : {}) });
+        page = await this.o.listPage({ limit: this.o.pageSize, ...(token ? { _continue: token } : {}), ...(this.o.fieldSelector ? { fieldSelector: this.o.fieldSelector } : {}) });
       } catch (err) {
         // the snapshot behind the continue token was compacted: list again from the start
         if (token && statusOf(err) === 410 && restarts++ < 3) {

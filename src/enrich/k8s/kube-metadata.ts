@@ -1,7 +1,8 @@
 /**
  * Kubernetes metadata for both ends of a flow: watches Pods, Services,
- * EndpointSlices, Nodes, ReplicaSets and Jobs cluster-wide and answers
- * address, pod-UID and node lookups from memory (cluster-index.ts).
+ * EndpointSlices, Nodes, ReplicaSets and Jobs, cluster-wide or as one node
+ * needs them (`watch`, see cluster-watch.ts), and answers address, pod-UID
+ * and node lookups from memory (cluster-index.ts).
  *
  * The client library is imported by start(), not here: it costs most of a
  * second, which an agent without Kubernetes should not pay.
@@ -11,7 +12,9 @@ import type { Logger } from 'pino';
 import { ClusterIndex } from './cluster-index.js';
 import { describeCredentials, findCredentials, type KubeCredentials } from './credentials.js';
 import { describeKubeError, statusOf } from './errors.js';
+import type { WatchScope } from './cluster-watch.js';
 import type { InformerStats, ResilientInformer } from './informer.js';
+import type { OwnerLookup, OwnerLookupStats } from './owner-lookup.js';
 import type { K8sRef } from './types.js';
 
 export interface KubeMetadataOptions {
@@ -25,10 +28,14 @@ export interface KubeMetadataOptions {
   pageSize?: number;
   /** each watch's timeoutSeconds (default a random 300-600); one not ended by then plus half is abandoned and resumed */
   watchTimeoutSeconds?: number;
+  /** what is watched: the whole cluster (default), or what one node needs */
+  watch?: WatchScope;
 }
 
 /** Objects held per resource, and the informers' counts (InformerStats) summed over the watched resources. */
-export interface KubeMetadataStats extends InformerStats {
+export interface KubeMetadataStats extends InformerStats, OwnerLookupStats {
+  /** what is watched: `cluster` or `node` */
+  scope: 'cluster' | 'node';
   pods: number;
   services: number;
   endpointSlices: number;
@@ -37,11 +44,15 @@ export interface KubeMetadataStats extends InformerStats {
   jobs: number;
 }
 
-const RBAC = 'get, list and watch on pods, services, nodes, endpointslices.discovery.k8s.io, replicasets.apps and jobs.batch';
+const RBAC = {
+  cluster: 'get, list and watch on pods, services, nodes, endpointslices.discovery.k8s.io, replicasets.apps and jobs.batch',
+  node: 'list and watch on pods, services, nodes and endpointslices.discovery.k8s.io, and get on replicasets.apps and jobs.batch',
+};
 
 export class KubeMetadata {
-  private readonly index = new ClusterIndex();
+  private readonly index: ClusterIndex;
   private informers: ResilientInformer<KubernetesObject>[] = [];
+  private owners: OwnerLookup | undefined;
   private serverUrl: string | undefined;
   private stopped = false;
   private starting: Promise<void> | undefined;
@@ -68,6 +79,7 @@ export class KubeMetadata {
     private readonly opts: KubeMetadataOptions,
   ) {
     this.log = opts.log;
+    this.index = new ClusterIndex({ podsFromSlices: opts.watch?.scope === 'node' });
     this.syncTimeoutMs = opts.syncTimeoutMs ?? 30_000;
     if (isKubeConfig(source)) this.serverUrl = source.getCurrentCluster()?.server;
     else if (source.kind === 'in-cluster') this.serverUrl = source.server;
@@ -98,20 +110,28 @@ export class KubeMetadata {
     this.serverUrl = kc.getCurrentCluster()?.server;
     if (this.stopped) return;
     const o = this.opts;
-    this.informers = watchCluster(kc, this.index, {
-      log: o.log,
-      pageSize: o.pageSize ?? 500,
-      backoffBaseMs: o.backoffBaseMs ?? 1000,
-      backoffMaxMs: o.backoffMaxMs ?? 30_000,
-      ...(o.watchTimeoutSeconds ? { watchTimeoutSeconds: o.watchTimeoutSeconds } : {}),
-    });
+    const watched = watchCluster(
+      kc,
+      this.index,
+      {
+        log: o.log,
+        pageSize: o.pageSize ?? 500,
+        backoffBaseMs: o.backoffBaseMs ?? 1000,
+        backoffMaxMs: o.backoffMaxMs ?? 30_000,
+        ...(o.watchTimeoutSeconds ? { watchTimeoutSeconds: o.watchTimeoutSeconds } : {}),
+      },
+      o.watch,
+    );
+    this.informers = watched.informers;
+    this.owners = watched.owners;
     for (const inf of this.informers) inf.start();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('timeout')), this.syncTimeoutMs);
     });
     try {
-      await Promise.race([Promise.all(this.informers.map((i) => i.whenSynced())), timeout]);
+      // synced: everything listed, and the owners of the pods listed read
+      await Promise.race([Promise.all(this.informers.map((i) => i.whenSynced())).then(() => this.owners?.idle()), timeout]);
     } catch (err) {
       throw new Error(this.startFailure(err), { cause: err });
     } finally {
@@ -122,6 +142,7 @@ export class KubeMetadata {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.owners?.stop();
     await Promise.all(this.informers.map((i) => i.stop()));
   }
 
@@ -152,7 +173,10 @@ export class KubeMetadata {
   get stats(): KubeMetadataStats {
     const sum = (k: keyof InformerStats) => this.informers.reduce((n, i) => n + i.stats[k], 0);
     return {
+      scope: this.opts.watch?.scope ?? 'cluster',
       ...this.index.counts,
+      ownerLookups: this.owners?.stats.ownerLookups ?? 0,
+      ownerLookupErrors: this.owners?.stats.ownerLookupErrors ?? 0,
       lists: sum('lists'),
       relists: sum('relists'),
       watchErrors: sum('watchErrors'),
@@ -166,7 +190,7 @@ export class KubeMetadata {
     const server = `the API server ${this.server}`;
     if (err instanceof Error && err.message !== 'timeout') {
       const refused = this.informers.find((i) => [401, 403].includes(statusOf(i.lastError) ?? 0));
-      return `kubernetes: ${server} refused to list ${err.message}${statusOf(refused?.lastError) === 403 ? ` (the agent needs ${RBAC})` : ''}`;
+      return `kubernetes: ${server} refused to list ${err.message}${statusOf(refused?.lastError) === 403 ? ` (the agent needs ${RBAC[this.opts.watch?.scope ?? 'cluster']})` : ''}`;
     }
     const pending = this.informers.filter((i) => !i.hasSynced);
     const cause = pending.find((i) => i.lastError !== undefined);

@@ -4,7 +4,7 @@
  * have the same names in both (only timestamps differ: Date vs string).
  */
 import type { V1EndpointSlice, V1Job, V1Node, V1ObjectMeta, V1OwnerReference, V1Pod, V1ReplicaSet, V1Service } from '@kubernetes/client-node';
-import type { ControllerInfo, EndpointSliceInfo, NodeInfo, OwnerRef, PodInfo, ServiceInfo, SlimMeta } from './types.js';
+import type { ControllerInfo, EndpointSliceInfo, EndpointTarget, NodeInfo, OwnerRef, PodInfo, ServiceInfo, SlimMeta } from './types.js';
 import { normalizeIp } from './ip.js';
 
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
@@ -59,10 +59,23 @@ export function slimService(s: V1Service): ServiceInfo | undefined {
 export function slimEndpointSlice(e: V1EndpointSlice): EndpointSliceInfo | undefined {
   const metadata = meta(e.metadata);
   if (!metadata) return undefined;
+  const targets: EndpointTarget[] = [];
+  for (const ep of e.endpoints ?? []) {
+    const pod = ep.targetRef?.kind === 'Pod' ? ep.targetRef.name : undefined;
+    if (!pod && !ep.nodeName && !ep.zone) continue;
+    for (const addr of ips(ep.addresses ?? [])) {
+      const t: EndpointTarget = { addr };
+      if (pod) t.pod = pod;
+      if (ep.nodeName) t.node = ep.nodeName;
+      if (ep.zone) t.zone = ep.zone;
+      targets.push(t);
+    }
+  }
   const info: EndpointSliceInfo = {
     metadata,
     addresses: ips((e.endpoints ?? []).flatMap((ep) => ep.addresses ?? [])),
     podUids: (e.endpoints ?? []).flatMap((ep) => (ep.targetRef?.kind === 'Pod' && ep.targetRef.uid ? [ep.targetRef.uid] : [])),
+    targets,
   };
   const service = e.metadata?.labels?.[SERVICE_NAME_LABEL];
   if (service) info.service = service;

@@ -46,6 +46,19 @@ export interface EndpointSliceInfo {
   addresses: string[];
   /** targetRef uids of Pod endpoints */
   podUids: string[];
+  /**
+   * What the slice says of the pod behind each address that names one (a
+   * Pod targetRef, nodeName, zone): all an agent watching only its own node's
+   * pods knows of a remote pod behind a Service.
+   */
+  targets: EndpointTarget[];
+}
+
+export interface EndpointTarget {
+  addr: string;
+  pod?: string;
+  node?: string;
+  zone?: string;
 }
 
 export interface NodeInfo {
