@@ -163,7 +163,7 @@ describe('MemoryFlowStore', () => {
     for (let i = 0; i < 30; i++) recs.push(tcp({ comm: 'web', to: '10.0.0.9', port: 5000 + i, bytesSent: 10 * (i + 1), bytesReceived: 7, srttUs: i === 29 ? 40_000 : 80, outcome: i === 29 ? 'refused' : 'closed', locality: 'cross-zone' }));
     // and a UDP flow between the same two, and another caller
     recs.push({
-      ts: new Date(T0 + 10).toISOString(), proto: 'udp', family: 4, direction: 'outbound',
+      ts: new Date(T0 + 10).toISOString(), proto: 'udp', family: 4, direction: 'outbound', directionFrom: 'first-datagram',
       local: { addr: '10.0.0.1', port: 40001, pid: 1, comm: 'web', cgroupId: 1, netns: 1 }, remote: { addr: '10.0.0.9', port: 8125 },
       packetsSent: 3, packetsReceived: 1, bytesSent: 600, bytesReceived: 5, intervalMs: 1000, locality: 'same-zone',
     });
