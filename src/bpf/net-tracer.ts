@@ -54,8 +54,8 @@ export const READ_MODES = [
 ] as const;
 type ReadMode = (typeof READ_MODES)[number];
 
-/** The UDP hook cannot attach on this kernel (no tracepoints, no fexit): no read mode helps. */
-const missingTracepoints = (e: unknown): boolean => /sock_(send|recv)_length|inet6?_(send|recv)msg/.test((e as Error).message);
+/** The kernel has no sock_send_length/sock_recv_length tracepoints (before Linux 6.3): no read mode helps. */
+const missingTracepoints = (e: unknown): boolean => /sock_(send|recv)_length/.test((e as Error).message);
 
 /** The object did not load in one read mode: the next mode may (any other failure is the same in all of them). */
 class LoadRefused extends EnvironmentError {}
