@@ -36,6 +36,8 @@ describe('UDP/DNS object read modes', { skip: KERNEL_SKIP }, () => {
   test('an object is off-limits while it loads on its worker thread; a failed load rejects with errno and libbpf\'s words', async () => {
     const native = loadNative();
     const obj = native.open(NET_OBJECT, null);
+    const hook = chooseUdpHook(ensureTracefs(native));
+    for (const [h, v] of Object.entries(UDP_HOOKS)) for (const p of v.programs) native.setAutoload(obj, p, h === hook);
     const loading = native.loadAsync(obj);
     assert.throws(() => native.close(obj), /object is loading/);
     assert.throws(() => native.programs(obj), /object is loading/);
