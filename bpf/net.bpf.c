@@ -48,7 +48,8 @@
  * as a control message, once); a read of datagrams coalesced by UDP_GRO once;
  * a datagram the receiver never read not at all.
  *
- * Needs the sock_send_length/sock_recv_length tracepoints (Linux >= 6.3).
+ * UDP needs the sock_send_length/sock_recv_length tracepoints (Linux >= 6.3)
+ * or fexit (kernels with ftrace direct calls: Debian's from 5.10); see below.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -98,7 +99,7 @@ const volatile bool direct_reads = true;
 		      : bpf_probe_read_kernel((dst), sizeof(*(dst)), (const void *)(src)))
 
 extern int bpf_dynptr_from_skb(struct __sk_buff *skb, __u64 flags, struct bpf_dynptr *ptr__uninit) __ksym __weak;
-extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym; /* Linux 6.2+ */
+extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym __weak; /* Linux 6.2+ */
 
 /* An address and port in a flow key's form (IPv4 in the first 4 bytes, port in host order). */
 struct endpoint {
@@ -791,21 +792,29 @@ static __always_inline bool is_udp(const struct sock *sk)
  */
 static __always_inline __u32 datagrams_sent(const struct sock *sk, int ret)
 {
-	/* a udp6_sock starts with its udp_sock; the cast gives plain loads that may fault */
-	const struct udp_sock *up = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct udp_sock));
+	/* a udp6_sock starts with its udp_sock */
+	const struct udp_sock *up;
 	__u32 gso;
 
-	if (up->pending)
-		return 0;
-	gso = up->gso_size;
+	if (direct_reads) {
+		/* the cast gives plain loads that may fault (Linux 6.2+; where it is missing, direct_reads is off) */
+		up = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct udp_sock));
+		if (up->pending)
+			return 0;
+		gso = up->gso_size;
+	} else {
+		up = (const struct udp_sock *)sk;
+		if (BPF_CORE_READ(up, pending))
+			return 0;
+		gso = BPF_CORE_READ(up, gso_size);
+	}
 	if (gso && (__u32)ret > gso)
 		return ((__u32)ret + gso - 1) / gso;
 	return 1;
 }
 
 /* ret: bytes sent (a datagram's payload), or a negative errno. */
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(udp_send, struct sock *sk, int ret, int flags)
+static __always_inline int on_send(struct sock *sk, int ret)
 {
 	__u32 netns;
 
@@ -821,8 +830,7 @@ int BPF_PROG(udp_send, struct sock *sk, int ret, int flags)
 }
 
 /* ret: bytes received (the datagram's length with MSG_TRUNC); peeks and error-queue reads are not datagrams. */
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(udp_recv, struct sock *sk, int ret, int flags)
+static __always_inline int on_recv(struct sock *sk, int ret, int flags)
 {
 	__u32 netns;
 
@@ -835,6 +843,53 @@ int BPF_PROG(udp_recv, struct sock *sk, int ret, int flags)
 	netns = netns_of(sk);
 	barrier_var(netns); /* walked here, once: not sunk into every path below */
 	return account_udp(sk, netns, ret, 1, false);
+}
+
+/*
+ * Where sends and receives end, one variant per kernel (user space loads
+ * one): the sock:sock_send_length/sock_recv_length tracepoints (Linux 6.3+),
+ * else fexit on the inet socket operations that every sendmsg()/recvmsg() of
+ * an IPv4 or IPv6 socket goes through (send(), sendto(), sendmsg(),
+ * sendmmsg(), io_uring alike), with the same return value: where those
+ * tracepoints fire, in sock_sendmsg_nosec()/sock_recvmsg_nosec(), the socket's
+ * ops are called, and for UDP they are these. Their signatures are the same
+ * from 5.10 to 6.12. (An IPv6 socket's v4-mapped send goes through
+ * inet6_sendmsg only: counted once.)
+ */
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(udp_send, struct sock *sk, int ret, int flags)
+{
+	return on_send(sk, ret);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(udp_recv, struct sock *sk, int ret, int flags)
+{
+	return on_recv(sk, ret, flags);
+}
+
+SEC("fexit/inet_sendmsg")
+int BPF_PROG(udp_send_fexit4, struct socket *sock, struct msghdr *msg, size_t size, int ret)
+{
+	return on_send(sock->sk, ret);
+}
+
+SEC("fexit/inet6_sendmsg")
+int BPF_PROG(udp_send_fexit6, struct socket *sock, struct msghdr *msg, size_t size, int ret)
+{
+	return on_send(sock->sk, ret);
+}
+
+SEC("fexit/inet_recvmsg")
+int BPF_PROG(udp_recv_fexit4, struct socket *sock, struct msghdr *msg, size_t size, int flags, int ret)
+{
+	return on_recv(sock->sk, ret, flags);
+}
+
+SEC("fexit/inet6_recvmsg")
+int BPF_PROG(udp_recv_fexit6, struct socket *sock, struct msghdr *msg, size_t size, int flags, int ret)
+{
+	return on_recv(sock->sk, ret, flags);
 }
 
 /* ---------- DNS ---------- */

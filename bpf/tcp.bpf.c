@@ -790,10 +790,21 @@ int tp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			       BPF_CORE_READ(ctx, newstate), false);
 }
 
+/* Before Linux 6.10 tcp_send_reset was of the tcp_event_sk_skb class. */
+struct trace_event_raw_tcp_event_sk_skb___old {
+	const void *skaddr;
+} __attribute__((preserve_access_index));
+
 SEC("tracepoint/tcp/tcp_send_reset")
-int tp_send_reset(struct trace_event_raw_tcp_send_reset *ctx)
+int tp_send_reset(void *ctx)
 {
-	return on_reset((const struct sock *)BPF_CORE_READ(ctx, skaddr), SOCK_F_RST_SENT);
+	const void *sk;
+
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_send_reset))
+		sk = BPF_CORE_READ((struct trace_event_raw_tcp_send_reset *)ctx, skaddr);
+	else
+		sk = BPF_CORE_READ((struct trace_event_raw_tcp_event_sk_skb___old *)ctx, skaddr);
+	return on_reset(sk, SOCK_F_RST_SENT);
 }
 
 SEC("tracepoint/tcp/tcp_receive_reset")

@@ -861,8 +861,11 @@ static napi_value js_map_dump(napi_env env, napi_callback_info info)
 		memcpy(in_batch, out_batch, ks > 8 ? ks : 8);
 		first = false;
 	}
-	if (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP) {
-		/* No batch support for this map type: walk keys one by one. */
+	/*
+	 * No batch support for this map type: walk keys one by one. Kernels
+	 * before 5.11 answer ENOTSUPP (524, kernel-internal) for per-CPU arrays.
+	 */
+	if (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP || err == -524) {
 		void *prev = NULL;
 
 		n = 0;

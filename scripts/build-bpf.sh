@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
-# Compile the kernel programs once (CO-RE): vmlinux.h is generated from the
-# running kernel's BTF, the objects relocate themselves at load time.
+# Compile the kernel programs once (CO-RE): against bpf/vmlinux/ARCH/vmlinux.h,
+# the types of Debian trixie's 6.12 kernel (scripts/vm/gen-vmlinux.sh), not
+# the build host's: the objects are the same on every build host and
+# relocate themselves at load time to the running kernel, 5.10 and later.
+# An architecture without a committed header uses the build host's BTF.
+#
+# clang: clang-16 (Debian bookworm's newest), the one the kernel matrix is
+# proven with: the objects' instructions are the compiler's, and the
+# verifier of each kernel judges those; CLANG overrides it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLANG=${CLANG:-$(command -v clang-16 || command -v clang || true)}
 BPFTOOL=${BPFTOOL:-$(command -v bpftool || echo /usr/sbin/bpftool)}
-BTF=${BTF:-/sys/kernel/btf/vmlinux}
 [ -n "$CLANG" ] || { echo "build-bpf: clang not found: apt-get install clang-16" >&2; exit 1; }
-[ -x "$BPFTOOL" ] || { echo "build-bpf: bpftool not found: apt-get install bpftool" >&2; exit 1; }
-[ -r "$BTF" ] || { echo "build-bpf: kernel BTF not readable at $BTF (needs CONFIG_DEBUG_INFO_BTF=y)" >&2; exit 1; }
-mkdir -p build-bpf
-"$BPFTOOL" btf dump file "$BTF" format c > build-bpf/vmlinux.h.tmp
-mv build-bpf/vmlinux.h.tmp build-bpf/vmlinux.h
 case "$(uname -m)" in
   x86_64) arch=x86 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;;
 esac
+mkdir -p build-bpf
+if [ -r "bpf/vmlinux/$arch/vmlinux.h" ]; then
+  cp "bpf/vmlinux/$arch/vmlinux.h" build-bpf/vmlinux.h
+else
+  BTF=${BTF:-/sys/kernel/btf/vmlinux}
+  [ -x "$BPFTOOL" ] || { echo "build-bpf: bpftool not found: apt-get install bpftool" >&2; exit 1; }
+  [ -r "$BTF" ] || { echo "build-bpf: no bpf/vmlinux/$arch/vmlinux.h and kernel BTF not readable at $BTF (needs CONFIG_DEBUG_INFO_BTF=y)" >&2; exit 1; }
+  "$BPFTOOL" btf dump file "$BTF" format c > build-bpf/vmlinux.h.tmp
+  mv build-bpf/vmlinux.h.tmp build-bpf/vmlinux.h
+fi
 for src in bpf/*.bpf.c; do
   obj=build-bpf/$(basename "${src%.c}").o
   "$CLANG" -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$arch \

@@ -12,8 +12,11 @@ if [ "${1:-}" = "--test" ]; then
   # capabilities); libbpf-tools: the peer tools benchmarked against;
   # nftables: DNAT rules as kube-proxy sets them; prometheus: the server that
   # scrapes `bpfagent run` in its test (started by the test, not as a service);
-  # chromium: the browser the web UI's test drives (through playwright-core).
+  # chromium: the browser the web UI's test drives (through playwright-core);
+  # qemu-system-x86, busybox-static, cpio, kmod (depmod), xz-utils, zstd: the
+  # kernel matrix's VMs (scripts/vm/: Debian's kernels under qemu).
   pkgs+=(iproute2 util-linux libbpf-tools gcc nftables clickhouse-server clickhouse-client prometheus chromium)
+  pkgs+=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
 fi
 
 missing=()

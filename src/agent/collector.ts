@@ -130,12 +130,29 @@ export class Collector {
       features: loaded.features,
       udp: !!this.net,
       dns: !!this.net,
+      hooks: this.hooks,
+      missing: loaded.notes.filter((n) => n.level === 'warn').map((n) => n.msg),
       startupMs: Math.round(performance.now()),
     });
   }
 
+  /** Which hook serves each capability (null: not on this kernel; `missing` says why). */
+  private get hooks(): Record<string, string | null> {
+    const net = this.net?.hooks;
+    return {
+      tcp: `${this.tcp.mode} sock:inet_sock_set_state, tcp:tcp_send_reset, tcp:tcp_receive_reset`,
+      dnat: `${this.tcp.mode} net:net_dev_start_xmit`,
+      udp: net?.udp ?? null,
+      dnsQueries: net?.dnsQueries ?? null,
+      dnsAnswers: net?.dnsAnswers ?? null,
+      dnsOverTcp: net?.dnsOverTcp ?? null,
+    };
+  }
+
   get description(): string {
-    return `TCP via ${this.tcp.mode}${this.net ? '; UDP and DNS via tp_btf' : ''}`;
+    const h = this.hooks;
+    const parts = Object.entries(h).map(([cap, hook]) => `${cap} via ${hook ?? 'none'}`);
+    return parts.join('; ');
   }
 
   private flush(intervalEnd: boolean): void {

@@ -7,6 +7,7 @@
  * and drains a flow table. It loads while the TCP object does (load), and
  * attaches once that one is loaded too (attach).
  */
+import { existsSync } from 'node:fs';
 import type { BpfNative, LinkHandle, ObjectHandle } from './native.js';
 import { describeNativeError } from './native.js';
 import { NET_COUNTER_NAMES, type NetCounterName } from '../events/layout.js';
@@ -16,7 +17,32 @@ import type { MapDump } from './native.js';
 import { addCachedFlows } from '../events/udp-flow.js';
 
 const CGROUP_PROGRAMS = ['sock_create', 'udp4_sendmsg', 'udp6_sendmsg', 'udp4_recvmsg', 'udp6_recvmsg', 'udp4_bind', 'udp6_bind', 'udp_release'] as const;
-const TRACING_PROGRAMS = ['udp_send', 'udp_recv', 'dns_receive'] as const;
+const TRACING_PROGRAMS = ['dns_receive'] as const;
+
+/**
+ * Where UDP sends and receives are counted, one variant per kernel (see
+ * net.bpf.c): the sock:sock_send_length/sock_recv_length tracepoints where
+ * they exist (Linux 6.3+), else fexit on the inet socket operations.
+ */
+export const UDP_HOOKS = {
+  tp_btf: {
+    programs: ['udp_send', 'udp_recv'],
+    describe: 'tp_btf sock:sock_send_length, sock:sock_recv_length',
+  },
+  fexit: {
+    programs: ['udp_send_fexit4', 'udp_send_fexit6', 'udp_recv_fexit4', 'udp_recv_fexit6'],
+    describe: 'fexit inet_sendmsg, inet6_sendmsg, inet_recvmsg, inet6_recvmsg',
+  },
+} as const;
+export type UdpHook = keyof typeof UDP_HOOKS;
+const ALL_UDP_PROGRAMS: readonly string[] = [...UDP_HOOKS.tp_btf.programs, ...UDP_HOOKS.fexit.programs];
+
+/** The UDP hook for a kernel: the tracepoints when tracefs shows them. */
+export function chooseUdpHook(tracefs: string | undefined): UdpHook {
+  return tracefs && existsSync(`${tracefs}/events/sock/sock_send_length`) && existsSync(`${tracefs}/events/sock/sock_recv_length`)
+    ? 'tp_btf'
+    : 'fexit';
+}
 /** on net:net_dev_start_xmit: tail-called by the TCP object's program there when it has one (see `xmitChain`) */
 const XMIT_PROGRAM = 'dns_xmit';
 
@@ -42,6 +68,8 @@ export interface NetTracerOptions {
   maxUdpFlows: number;
   /** the ring buffer the TCP tracer reads (see BpfNative.ringCreate): `dns_events` becomes it */
   ring: { fd: number };
+  /** where UDP is counted (chooseUdpHook) */
+  udpHook: UdpHook;
 }
 
 export interface UdpDrain {
@@ -63,6 +91,7 @@ export class NetTracer {
     private readonly native: BpfNative,
     private readonly obj: ObjectHandle,
     private readonly cgroupRoot: string,
+    readonly udpHook: UdpHook,
   ) {}
 
   /**
@@ -107,17 +136,19 @@ export class NetTracer {
       native.setGlobal(obj, 'skb_dynptr', Buffer.from([mode.skbDynptr ? 1 : 0]));
       native.setGlobal(obj, 'direct_reads', Buffer.from([mode.directReads ? 1 : 0]));
       native.reuseMapFd(obj, 'dns_events', opts.ring.fd);
+      const udp: readonly string[] = UDP_HOOKS[opts.udpHook].programs;
+      for (const p of ALL_UDP_PROGRAMS) native.setAutoload(obj, p, udp.includes(p));
       await native.loadAsync(obj);
     } catch (e) {
       native.close(obj);
       throw new (missingTracepoints(e) ? EnvironmentError : LoadRefused)(NetTracer.failure(e));
     }
-    return new NetTracer(native, obj, opts.cgroupRoot);
+    return new NetTracer(native, obj, opts.cgroupRoot, opts.udpHook);
   }
 
   private static failure(e: unknown): string {
     const what = missingTracepoints(e)
-      ? `${(e as Error).message.split('\n')[0]} (needs the sock:sock_send_length and sock:sock_recv_length tracepoints, Linux >= 6.3)`
+      ? `${(e as Error).message.split('\n')[0]} (needs the sock:sock_send_length and sock:sock_recv_length tracepoints, Linux >= 6.3, or fexit, Linux >= 5.5 with ftrace direct calls)`
       : describeNativeError(e, 'CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN');
     return `UDP and DNS probes: ${what}`;
   }
@@ -132,7 +163,7 @@ export class NetTracer {
   attach(xmitChain?: { obj: ObjectHandle; map: string }): void {
     try {
       for (const p of CGROUP_PROGRAMS) this.links.push(this.native.attachCgroup(this.obj, p, this.cgroupRoot));
-      for (const p of TRACING_PROGRAMS) this.links.push(this.native.attach(this.obj, p));
+      for (const p of [...TRACING_PROGRAMS, ...UDP_HOOKS[this.udpHook].programs]) this.links.push(this.native.attach(this.obj, p));
       if (xmitChain) {
         this.native.chainProgram(xmitChain.obj, xmitChain.map, 0, this.obj, XMIT_PROGRAM);
         this.chained = xmitChain;
@@ -144,6 +175,17 @@ export class NetTracer {
       this.close();
       throw new EnvironmentError(NetTracer.failure(e));
     }
+  }
+
+  /** Which hook serves each capability of this object (null: not on this kernel). */
+  get hooks(): Record<'udp' | 'dnsQueries' | 'dnsAnswers' | 'dnsOverTcp', string | null> {
+    const queries = this.chained ? 'tp_btf net:net_dev_start_xmit (tail call)' : 'tp_btf net:net_dev_start_xmit';
+    return {
+      udp: `${UDP_HOOKS[this.udpHook].describe}, cgroup/sendmsg4/6, cgroup/recvmsg4/6`,
+      dnsQueries: queries,
+      dnsAnswers: 'tp_btf net:netif_receive_skb',
+      dnsOverTcp: this.linearDnsOnly ? null : `${queries}, tp_btf net:netif_receive_skb (skb dynptr)`,
+    };
   }
 
   counters(): Record<NetCounterName, number> {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { findCgroup2Root } from './cgroup-root.js';
 import { ensureTracefs, probeKernelFeatures, requireBaseFeatures, type KernelFeatures } from './features.js';
 import { describeNativeError, loadNative, PROJECT_ROOT, type BpfNative } from './native.js';
-import { NetTracer } from './net-tracer.js';
+import { chooseUdpHook, NetTracer, type UdpHook } from './net-tracer.js';
 import { TcpTracer, type AttachMode } from './tcp-tracer.js';
 import { effectiveCapabilities, missingTracingCapabilities } from '../util/capabilities.js';
 import { EnvironmentError } from '../util/errors.js';
@@ -79,7 +79,7 @@ export async function loadProbes(opts: ProbeLoadOptions): Promise<LoadedProbes> 
     throw new EnvironmentError(describeNativeError(e, 'CAP_BPF'));
   }
   try {
-    const netLoad = loadNet(native, ringFd, opts, notes);
+    const netLoad = loadNet(native, ringFd, opts, notes, chooseUdpHook(tracefs));
     const tcpLoad = TcpTracer.load(native, features, {
       objectPath: TCP_OBJECT,
       btfPath: opts.btf,
@@ -126,14 +126,20 @@ export function discardProbes(probes: Promise<LoadedProbes>): void {
   );
 }
 
-async function loadNet(native: BpfNative, ringFd: number, opts: ProbeLoadOptions, notes: ProbeNote[]): Promise<NetTracer | undefined> {
+async function loadNet(
+  native: BpfNative,
+  ringFd: number,
+  opts: ProbeLoadOptions,
+  notes: ProbeNote[],
+  udpHook: UdpHook,
+): Promise<NetTracer | undefined> {
   const cgroupRoot = findCgroup2Root();
   if (!cgroupRoot) {
     notes.push({ level: 'warn', msg: 'cgroup v2 is not mounted (mount -t cgroup2 none /sys/fs/cgroup/unified): UDP flows and DNS are off' });
     return undefined;
   }
   try {
-    const net = await NetTracer.load(native, { objectPath: NET_OBJECT, btfPath: opts.btf, cgroupRoot, maxUdpFlows: opts.maxUdpFlows, ring: { fd: ringFd } });
+    const net = await NetTracer.load(native, { objectPath: NET_OBJECT, btfPath: opts.btf, cgroupRoot, maxUdpFlows: opts.maxUdpFlows, ring: { fd: ringFd }, udpHook });
     if (net.linearDnsOnly)
       notes.push({
         level: 'warn',

@@ -108,6 +108,8 @@ async function startAndRun(
             features: info.features ?? null,
             udp: info.udp ?? false,
             dns: info.dns ?? false,
+            hooks: info.hooks ?? null,
+            missing: info.missing ?? [],
             kubernetes: { enabled: !!kube, synced: kube?.synced ?? false, ...(kube?.stats ?? {}) },
             loss: collector?.info.attach !== undefined && !stopped ? collector.stats() : {},
             sinks: Object.fromEntries(sinks.stats().map((s) => [s.name, { ready: s.ready, ...s.stats }])),

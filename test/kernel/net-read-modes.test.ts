@@ -8,7 +8,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { loadNative } from '../../src/bpf/native.js';
-import { READ_MODES } from '../../src/bpf/net-tracer.js';
+import { chooseUdpHook, READ_MODES, UDP_HOOKS } from '../../src/bpf/net-tracer.js';
+import { ensureTracefs } from '../../src/bpf/features.js';
 import { NET_OBJECT } from '../../src/bpf/probe-load.js';
 
 describe('UDP/DNS object read modes', { skip: KERNEL_SKIP }, () => {
@@ -19,6 +20,9 @@ describe('UDP/DNS object read modes', { skip: KERNEL_SKIP }, () => {
       try {
         native.setGlobal(obj, 'skb_dynptr', Buffer.from([mode.skbDynptr ? 1 : 0]));
         native.setGlobal(obj, 'direct_reads', Buffer.from([mode.directReads ? 1 : 0]));
+        // the UDP hook variant this kernel gets; the other is not loaded (fexit needs kernels with it)
+        const hook = chooseUdpHook(ensureTracefs(native));
+        for (const [h, v] of Object.entries(UDP_HOOKS)) for (const p of v.programs) native.setAutoload(obj, p, h === hook);
         await native.loadAsync(obj);
         const names = native.programs(obj).map((p) => p.name);
         for (const p of ['udp_send', 'udp_recv', 'dns_xmit', 'dns_receive', 'udp4_sendmsg', 'udp6_recvmsg'])
@@ -32,6 +36,8 @@ describe('UDP/DNS object read modes', { skip: KERNEL_SKIP }, () => {
   test('an object is off-limits while it loads on its worker thread; a failed load rejects with errno and libbpf\'s words', async () => {
     const native = loadNative();
     const obj = native.open(NET_OBJECT, null);
+    const hook = chooseUdpHook(ensureTracefs(native));
+    for (const [h, v] of Object.entries(UDP_HOOKS)) for (const p of v.programs) native.setAutoload(obj, p, h === hook);
     const loading = native.loadAsync(obj);
     assert.throws(() => native.close(obj), /object is loading/);
     assert.throws(() => native.programs(obj), /object is loading/);
