@@ -132,7 +132,7 @@ struct udp_flow_value {
 	__u8 pad[7];
 };
 
-/* A flow counted in a CPU's cache (net.bpf.c's udp_cache) rather than in udp_flows_N. */
+/* A flow counted in a CPU's cache (net.bpf.c's udp_cache_N) rather than in udp_flows_N. */
 struct udp_flow_cached {
 	struct udp_flow_key key;
 	struct udp_flow_value value; /* sent counts in egress, received in ingress */
@@ -141,15 +141,16 @@ struct udp_flow_cached {
 };
 
 /*
- * Value of the per-CPU array udp_cache, one element per flow table: the first
- * flow each CPU counts in each direction during an interval. User space adds
- * both to what it drains from the table, then zeroes the element.
+ * Value of the per-CPU arrays udp_cache_0/1 (one element each, one array per
+ * flow table): the first flow each CPU counts in each direction during an
+ * interval. User space adds both to what it drains from the table, then
+ * zeroes the element but for `table`.
  */
 struct udp_flow_cache {
 	struct udp_flow_cached egress;
 	struct udp_flow_cached ingress;
-	__u32 busy; /* programs of this CPU in the element now; see net.bpf.c */
-	__u32 pad;
+	__u32 busy;  /* programs of this CPU in the element now; see net.bpf.c */
+	__u32 table; /* N of the udp_flows_N this cache goes with (set by user space) */
 };
 
 #define BPFAGENT_DNS_CAPTURE 1536

@@ -36,10 +36,13 @@
  * UDP counts are aggregated here, in one of two LRU hash tables, and for the
  * first flow each CPU sees in each direction, in a per-CPU cache beside each
  * table (no hash lookup: on a busy host most datagrams belong to few flows).
- * User space flips udp_slot each interval and drains the idle table and
+ * The programs find the cache (and through it, the table) they count into
+ * in udp_current; each interval user space puts the idle cache there and,
+ * once the kernel's update of udp_current returns (an RCU grace period
+ * later: no program still holds the other), drains the other table and
  * cache, so no datagram costs an event to user space and no count is lost
- * between read and delete. LRU evictions are counted as inserts minus
- * entries drained.
+ * or written into what is being read. LRU evictions are counted as inserts
+ * minus entries drained.
  *
  * What is counted is what the process sent and received: a datagram corked
  * over several sends (MSG_MORE, UDP_CORK) once, at the send that ends it (not
@@ -190,7 +193,7 @@ struct {
 /*
  * Shared by all CPUs, not per-CPU: preallocated per-CPU values would take
  * max_entries x 80 bytes x CPUs per table (over 600 MB at 65536 flows and 64
- * CPUs), and the hot flows are counted in udp_cache anyway. Only a new flow
+ * CPUs), and the hot flows are counted in udp_cache_N anyway. Only a new flow
  * takes the LRU's lock, once per interval.
  */
 struct {
@@ -209,23 +212,34 @@ struct {
 
 /*
  * Most datagrams of a busy host belong to few flows: the first flow a CPU
- * counts in each direction during an interval is counted here, with no hash
- * lookup (udp_cache[udp_slot]); the other flows go to udp_flows_N.
+ * counts in each direction during an interval is counted in udp_cache_N,
+ * with no hash lookup; the other flows go to the udp_flows_N its `table`
+ * names.
  */
-struct {
+struct udp_cache_array {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2); /* one per flow table */
-	__type(key, __u32);
-	__type(value, struct udp_flow_cache);
-} udp_cache SEC(".maps");
-
-/* Which udp_flows_N and udp_cache element the programs write to; user space flips it. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
-} udp_slot SEC(".maps");
+	__type(value, struct udp_flow_cache);
+} udp_cache_0 SEC(".maps"), udp_cache_1 SEC(".maps");
+
+/*
+ * The cache the programs count into now, and so its table: one lookup gives
+ * both, so a program never pairs one interval's cache with another's table.
+ * User space swaps the other in (BPF_MAP_UPDATE_ELEM); the kernel returns
+ * from that update only after an RCU grace period (maybe_wait_bpf_programs()
+ * in kernel/bpf/syscall.c, in every kernel from 5.0 on), and every program here runs
+ * under rcu_read_lock(), so none still writes into the cache or table that
+ * was swapped out: they are drained while nothing writes them.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct udp_cache_array);
+} udp_current SEC(".maps") = {
+	.values = { [0] = &udp_cache_0 },
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -733,14 +747,11 @@ static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, con
  * other that overlaps it counts 2 or more and goes to the table. (An atomic
  * add whose result is unused is the one atomic every BPF target has.)
  */
-static __always_inline bool account_cached(__u32 slot, const struct sock *sk, struct udp_flow_key *key, __u32 len,
-					   __u32 packets, bool egress)
+static __always_inline bool account_cached(struct udp_flow_cache *c, __u32 slot, const struct sock *sk,
+					   struct udp_flow_key *key, __u32 len, __u32 packets, bool egress)
 {
-	struct udp_flow_cache *c = bpf_map_lookup_elem(&udp_cache, &slot);
 	bool done = false;
 
-	if (!c)
-		return false;
 	__sync_fetch_and_add(&c->busy, 1);
 	if (*(volatile __u32 *)&c->busy == 1)
 		done = add_cached(c, slot, sk, key, len, packets, egress);
@@ -750,13 +761,20 @@ static __always_inline bool account_cached(__u32 slot, const struct sock *sk, st
 
 static __always_inline int account_udp(const struct sock *sk, __u32 netns, int ret, __u32 packets, bool egress)
 {
-	__u32 zero = 0, *slot = bpf_map_lookup_elem(&udp_slot, &zero);
-	bool second = slot && *slot;
 	struct udp_flow_value init = {}, *v;
+	struct udp_flow_cache *c;
 	struct udp_flow_key key;
+	__u32 zero = 0;
+	void *current;
+	bool second;
 
+	current = bpf_map_lookup_elem(&udp_current, &zero);
+	c = current ? bpf_map_lookup_elem(current, &zero) : NULL;
+	if (!c)
+		return 0; /* never: udp_current always holds a cache */
+	second = c->table != 0;
 	flow_key(sk, netns, egress, egress && !packets, &key); /* no datagram sent yet: corked */
-	if (account_cached(second, sk, &key, ret, packets, egress))
+	if (account_cached(c, second, sk, &key, ret, packets, egress))
 		return 0;
 	v = table_lookup(second, &key);
 	if (!v) {

@@ -774,6 +774,91 @@ static napi_value js_chain_program(napi_env env, napi_callback_info info)
 	return make_undefined(env);
 }
 
+/*
+ * setInnerMapAsync(handle, outerMap, index, innerMap) -> Promise: put one
+ * of the object's maps at `index` of its map-of-maps `outerMap`, on a libuv
+ * worker thread. The kernel returns from that update only after an RCU grace
+ * period (kernel/bpf/syscall.c, maybe_wait_bpf_programs(): every program
+ * that could still hold the old inner map has ended), ~10-25 ms here: too
+ * long for the JavaScript thread. The work keeps its own copies of the two
+ * fds, so it is safe from a close() meanwhile.
+ */
+struct inner_work {
+	napi_async_work work;
+	napi_deferred deferred;
+	int outer_fd, inner_fd;
+	uint32_t index;
+	int err;
+	char what[512];
+};
+
+static void inner_execute(napi_env env, void *data)
+{
+	struct inner_work *w = data;
+
+	(void)env;
+	w->err = bpf_map_update_elem(w->outer_fd, &w->index, &w->inner_fd, BPF_ANY) ? errno : 0;
+}
+
+static void inner_complete(napi_env env, napi_status status, void *data)
+{
+	struct inner_work *w = data;
+	napi_value v;
+
+	if (status != napi_ok && !w->err)
+		w->err = ECANCELED;
+	if (w->err) {
+		napi_reject_deferred(env, w->deferred, make_error(env, w->err, "", w->what));
+	} else {
+		napi_get_undefined(env, &v);
+		napi_resolve_deferred(env, w->deferred, v);
+	}
+	close(w->outer_fd);
+	close(w->inner_fd);
+	napi_delete_async_work(env, w->work);
+	free(w);
+}
+
+static napi_value js_set_inner_map_async(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(4);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_map *outer, *inner;
+	struct inner_work *w;
+	napi_value promise, name;
+	uint32_t index;
+
+	if (!o || !(outer = get_map(env, o, argv[1])) || check_loaded(env, o, outer) ||
+	    !(inner = get_map(env, o, argv[3])) || check_loaded(env, o, inner))
+		return NULL;
+	if (napi_get_value_uint32(env, argv[2], &index) != napi_ok) {
+		napi_throw_type_error(env, NULL, "index must be a non-negative integer");
+		return NULL;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		throw_errno(env, ENOMEM, "put map %s in map %s", bpf_map__name(inner), bpf_map__name(outer));
+		return NULL;
+	}
+	w->index = index;
+	snprintf(w->what, sizeof(w->what), "put map %s in map %s", bpf_map__name(inner), bpf_map__name(outer));
+	w->outer_fd = fcntl(bpf_map__fd(outer), F_DUPFD_CLOEXEC, 0);
+	w->inner_fd = fcntl(bpf_map__fd(inner), F_DUPFD_CLOEXEC, 0);
+	napi_create_string_utf8(env, "bpfagent-inner-map", NAPI_AUTO_LENGTH, &name);
+	if (w->outer_fd < 0 || w->inner_fd < 0 || napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
+	    napi_create_async_work(env, NULL, name, inner_execute, inner_complete, w, &w->work) != napi_ok ||
+	    napi_queue_async_work(env, w->work) != napi_ok) {
+		if (w->outer_fd >= 0)
+			close(w->outer_fd);
+		if (w->inner_fd >= 0)
+			close(w->inner_fd);
+		free(w);
+		throw_msg(env, "bpfagent native: cannot start an asynchronous map update");
+		return NULL;
+	}
+	return promise;
+}
+
 /* mapDelete(handle, mapName, key) -> bool (false if absent) */
 static napi_value js_map_delete(napi_env env, napi_callback_info info)
 {
@@ -1259,6 +1344,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "mapUpdate", js_map_update },
 		{ "mapDelete", js_map_delete },
 		{ "chainProgram", js_chain_program },
+		{ "setInnerMapAsync", js_set_inner_map_async },
 		{ "mapDump", js_map_dump },
 		{ "ringOpen", js_ring_open },
 		{ "ringStop", js_ring_stop },

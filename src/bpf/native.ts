@@ -56,6 +56,12 @@ export interface BpfNative {
   mapUpdate(obj: ObjectHandle, map: string, key: Buffer, value: Buffer): void;
   mapDelete(obj: ObjectHandle, map: string, key: Buffer): boolean;
   mapDump(obj: ObjectHandle, map: string, deleteAfter: boolean): MapDump;
+  /**
+   * Put map `inner` at `index` of map-of-maps `outer` (both the object's), on
+   * a worker thread: it settles once the kernel has waited out an RCU grace
+   * period, after which no program still uses the map that was there.
+   */
+  setInnerMapAsync(obj: ObjectHandle, outer: string, index: number, inner: string): Promise<void>;
   /** Put `program` of loaded object `from` at `index` of program array `map`, for tail calls. */
   chainProgram(obj: ObjectHandle, map: string, index: number, from: ObjectHandle, program: string): void;
   ringOpen(obj: ObjectHandle, map: string, callback: RingCallback, pollMs: number): RingHandle;

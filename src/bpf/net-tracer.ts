@@ -15,6 +15,7 @@ import { readPerCpuCounters } from './percpu-counters.js';
 import { EnvironmentError } from '../util/errors.js';
 import type { MapDump } from './native.js';
 import { addCachedFlows } from '../events/udp-flow.js';
+import { UDP_FLOW_CACHE } from '../events/layout.js';
 
 const CGROUP_PROGRAMS = ['sock_create', 'udp4_sendmsg', 'udp6_sendmsg', 'udp4_recvmsg', 'udp6_recvmsg', 'udp4_bind', 'udp6_bind', 'udp_release'] as const;
 const TRACING_PROGRAMS = ['dns_receive'] as const;
@@ -77,8 +78,6 @@ export interface UdpDrain {
   /** flows the LRU table evicted during the interval (their counts are lost) */
   evicted: number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class NetTracer {
   private links: LinkHandle[] = [];
@@ -143,7 +142,9 @@ export class NetTracer {
       native.close(obj);
       throw new (missingTracepoints(e) ? EnvironmentError : LoadRefused)(NetTracer.failure(e));
     }
-    return new NetTracer(native, obj, opts.cgroupRoot, opts.udpHook);
+    const tracer = new NetTracer(native, obj, opts.cgroupRoot, opts.udpHook);
+    tracer.emptyCache(1); // udp_cache_0 is all zeros, as its `table` wants
+    return tracer;
   }
 
   private static failure(e: unknown): string {
@@ -193,21 +194,28 @@ export class NetTracer {
   }
 
   /**
-   * Point the programs at the other flow table, let in-flight programs finish
-   * with the old one, then drain it: the counts of exactly one interval.
+   * Point the programs at the other cache and table, then drain the old
+   * ones: the counts of exactly one interval. The swap settles once the
+   * kernel has waited out an RCU grace period, after which no program writes
+   * into the old ones (see udp_current in net.bpf.c).
    */
   async collectUdp(): Promise<UdpDrain> {
     const old = this.slot;
+    await this.native.setInnerMapAsync(this.obj, 'udp_current', 0, `udp_cache_${1 - old}`);
     this.slot = 1 - old;
-    const key = Buffer.alloc(4);
-    const value = Buffer.alloc(4);
-    value.writeUInt32LE(this.slot);
-    this.native.mapUpdate(this.obj, 'udp_slot', key, value);
-    await sleep(5); // programs run in microseconds; 5 ms is ample
     return this.drainSlot(old);
   }
 
-  /** The flows of one table and of its per-CPU cache element, which is emptied. */
+  /** Zero every CPU's copy of cache `slot`, but for the table it goes with. */
+  private emptyCache(slot: number): void {
+    const cpus = this.native.numPossibleCpus();
+    const stride = Math.ceil(UDP_FLOW_CACHE.size / 8) * 8;
+    const value = Buffer.alloc(stride * cpus);
+    for (let cpu = 0; cpu < cpus; cpu++) value.writeUInt32LE(slot, cpu * stride + UDP_FLOW_CACHE.fields.table.offset);
+    this.native.mapUpdate(this.obj, `udp_cache_${slot}`, Buffer.alloc(4), value);
+  }
+
+  /** The flows of one table and of its per-CPU cache, which is emptied. Only for a table no program writes. */
   private drainSlot(slot: number): UdpDrain {
     const cpus = this.native.numPossibleCpus();
     const inserts = this.counters()[slot === 0 ? 'udpInserts0' : 'udpInserts1'];
@@ -215,11 +223,9 @@ export class NetTracer {
     const evicted = Math.max(0, inserts - this.insertsSeen[slot]! - table.count);
     this.insertsSeen[slot] = inserts;
     this.evictedTotal += evicted;
-    const key = Buffer.alloc(4);
-    key.writeUInt32LE(slot);
-    const cache = this.native.mapLookup(this.obj, 'udp_cache', key);
+    const cache = this.native.mapLookup(this.obj, `udp_cache_${slot}`, Buffer.alloc(4));
     if (!cache) return { dump: table, evicted };
-    this.native.mapUpdate(this.obj, 'udp_cache', key, Buffer.alloc(cache.length));
+    this.emptyCache(slot);
     return { dump: addCachedFlows(table, cache, cpus), evicted };
   }
 

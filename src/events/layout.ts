@@ -113,7 +113,7 @@ export const UDP_FLOW_CACHED = {
   },
 } as const satisfies StructLayout;
 
-/** struct udp_flow_cache: one CPU's copy of an element of the per-CPU array udp_cache. */
+/** struct udp_flow_cache: one CPU's copy of the element of a per-CPU array udp_cache_N. */
 export const UDP_FLOW_CACHE = {
   name: 'udp_flow_cache',
   size: 280,
@@ -121,7 +121,7 @@ export const UDP_FLOW_CACHE = {
     egress: { offset: 0, size: 136 },
     ingress: { offset: 136, size: 136 },
     busy: { offset: 272, size: 4 },
-    pad: { offset: 276, size: 4 },
+    table: { offset: 276, size: 4 },
   },
 } as const satisfies StructLayout;
 

@@ -10,7 +10,7 @@ const K = UDP_FLOW_KEY.fields;
 const V = UDP_FLOW_VALUE.fields;
 
 /**
- * Add the flows of the per-CPU cache (one udp_cache element: each CPU's
+ * Add the flows of the per-CPU cache (udp_cache_N's element: each CPU's
  * struct udp_flow_cache, 8-byte aligned) to a drained flow table: a flow also
  * in the table gets its counts added, another becomes one more entry.
  */
