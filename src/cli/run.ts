@@ -23,6 +23,7 @@ import type { AgentRecord } from '../events/records.js';
 import { EdgeTable, recordEnds } from '../flows/edge-table.js';
 import { AgentMetrics } from '../metrics/metrics.js';
 import { registerApi } from '../server/api.js';
+import { registerDiffApi } from '../server/diff.js';
 import { startHttpServer, type HttpServer } from '../server/http.js';
 import type { FlowRecord } from '../store/flow-store.js';
 import { openFlowStore } from '../store/open.js';
@@ -94,7 +95,7 @@ async function startAndRun(
       const checks = { probes: probesAttached(), ...sinks.readiness() };
       return { ready: Object.values(checks).every(Boolean), checks };
     },
-    routes: (app) =>
+    routes: (app) => {
       registerApi(app, {
         store,
         status: () => {
@@ -116,7 +117,9 @@ async function startAndRun(
             flows: { tracked: table.size, overflowed: table.overflowed },
           };
         },
-      }),
+      });
+      registerDiffApi(app, { store });
+    },
   });
   // (no "ready" in this line: whoever waits for the word must wait for the probes)
   log.info(

@@ -61,7 +61,7 @@ export interface GraphEdge extends TrafficTotals {
 }
 
 /** A graph edge with what the API needs behind it. */
-type MergedEdge = Omit<StoredEdge, 'key' | 'observedBy' | 'firstSeen' | 'lastSeen'> & {
+export type MergedEdge = Omit<StoredEdge, 'key' | 'observedBy' | 'firstSeen' | 'lastSeen'> & {
   id: string;
   observedBy: 'client' | 'server' | 'both';
   /** store keys whose records are this edge's connections (the client's when merged) */
@@ -304,12 +304,20 @@ export interface ExternalDestination {
   bytesReceived: number;
 }
 
+/** The end of an edge that is not on this host: the callee, unless only the server's side saw it. */
+export const remoteOf = (e: MergedEdge): EdgeEnd => (e.observedBy === 'server' ? e.source : e.destination);
+
 /** Remote ends with locality external, by DNS name (or address when unnamed), busiest first. */
 export function externalDestinations(store: FlowStore, fromMs: number, toMs: number, limit: number): ExternalDestination[] {
+  return externalSummary(mergedEdges(store, fromMs, toMs)).slice(0, limit);
+}
+
+/** The external ends of these edges, by DNS name (or address when unnamed), busiest first. */
+export function externalSummary(edges: readonly MergedEdge[]): ExternalDestination[] {
   const out = new Map<string, ExternalDestination>();
-  for (const e of mergedEdges(store, fromMs, toMs)) {
+  for (const e of edges) {
     if (e.locality !== 'external') continue;
-    const remote = e.observedBy === 'server' ? e.source : e.destination;
+    const remote = remoteOf(e);
     const name = remote.name ?? remote.addr ?? remote.id;
     let d = out.get(name);
     if (!d) out.set(name, (d = { name, addrs: [], connections: 0, failed: 0, bytesSent: 0, bytesReceived: 0 }));
@@ -320,9 +328,7 @@ export function externalDestinations(store: FlowStore, fromMs: number, toMs: num
     d.bytesReceived += e.bytesReceived;
   }
   for (const d of out.values()) d.addrs.sort();
-  return [...out.values()]
-    .sort((a, b) => b.bytesSent + b.bytesReceived - (a.bytesSent + a.bytesReceived) || b.connections - a.connections || (a.name < b.name ? -1 : 1))
-    .slice(0, limit);
+  return [...out.values()].sort((a, b) => b.bytesSent + b.bytesReceived - (a.bytesSent + a.bytesReceived) || b.connections - a.connections || (a.name < b.name ? -1 : 1));
 }
 
 export type LocalityTotals = Record<(typeof LOCALITIES)[number], { connections: number; bytesSent: number; bytesReceived: number }>;
@@ -357,7 +363,7 @@ export function edgeConnections(store: FlowStore, id: string, fromMs: number, to
 // ---- parameters ------------------------------------------------------------
 
 /** A query parameter's check: its schema (strings in) and the form quoted in errors. */
-interface Param {
+export interface Param {
   schema: z.ZodTypeAny;
   form: string;
 }
@@ -371,9 +377,9 @@ const wholeParam = (min: number, max: number): Param => ({
   form: `a whole number from ${min} to ${max}`,
 });
 
-const text = (what: string): Param => ({ schema: z.string().min(1).max(253), form: `${what} (1 to 253 characters)` });
+export const text = (what: string): Param => ({ schema: z.string().min(1).max(253), form: `${what} (1 to 253 characters)` });
 
-function windowParam(retentionMs: number): Param {
+export function windowParam(retentionMs: number): Param {
   const max = formatDuration(retentionMs);
   const form = `a duration from 1s to ${max} (the store's retention), such as 15m or 1h`;
   return {
@@ -431,27 +437,37 @@ export interface ApiOptions {
 
 export const DEFAULT_WINDOWS = { graph: '15m', connections: '15m', external: '1h', localities: '1h' };
 
+/** The filters of an edge's identity, /api/graph's and /api/diff's. */
+export const IDENTITY_PARAMS: Record<string, Param> = {
+  namespace: text('a Kubernetes namespace'),
+  workload: text('a workload or process name'),
+  locality: { schema: z.enum(LOCALITIES), form: `one of ${LOCALITIES.join(', ')}` },
+  proto: { schema: z.enum(['tcp', 'udp']), form: 'tcp or udp' },
+};
+
+/** A 400 for a bad parameter; anything else is thrown on. */
+export function badParameter(reply: FastifyReply, e: unknown): FastifyReply {
+  if (e instanceof BadParameter) return reply.code(400).send({ error: e.message });
+  throw e;
+}
+
+/** A default window, cut to the store's retention when longer. */
+export const defaultWindow = (d: string, retentionMs: number): string => ((parseDurationMs(d) ?? 0) > retentionMs ? formatDuration(retentionMs) : d);
+
 /** Register the /api routes (before the server listens). */
 export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   const now = opts.now ?? Date.now;
   const { store } = opts;
   const window = windowParam(store.retentionMs);
-  // a default window longer than the retention is cut to it
-  const def = (d: string): string => ((parseDurationMs(d) ?? 0) > store.retentionMs ? formatDuration(store.retentionMs) : d);
+  const def = (d: string): string => defaultWindow(d, store.retentionMs);
   const graphParams: Record<string, Param> = {
     window,
-    namespace: text('a Kubernetes namespace'),
-    workload: text('a workload or process name'),
-    locality: { schema: z.enum(LOCALITIES), form: `one of ${LOCALITIES.join(', ')}` },
-    proto: { schema: z.enum(['tcp', 'udp']), form: 'tcp or udp' },
+    ...IDENTITY_PARAMS,
     failing: { schema: z.enum(['true', 'false']).transform((s) => s === 'true'), form: 'true or false' },
     minConnections: wholeParam(0, Number.MAX_SAFE_INTEGER),
     minBytes: wholeParam(0, Number.MAX_SAFE_INTEGER),
   };
-  const bad = (reply: FastifyReply, e: unknown): FastifyReply => {
-    if (e instanceof BadParameter) return reply.code(400).send({ error: e.message });
-    throw e;
-  };
+  const bad = badParameter;
   const span = (q: Record<string, unknown>): [number, number] => {
     const to = now();
     return [to - (q.window as number), to];

@@ -60,6 +60,12 @@ export class RunAgent extends AgentProcess {
     return { status: res.status, body: await res.text() };
   }
 
+  /** GET a JSON answer: its status and parsed body. */
+  async getJson<T>(pathname: string): Promise<{ status: number; body: T }> {
+    const r = await this.get(pathname);
+    return { status: r.status, body: JSON.parse(r.body) as T };
+  }
+
   /** Signal (SIGTERM by default), then the exit code, stderr and the parsed summary line. */
   override async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<AgentExit> {
     const exit = await super.stop(signal);

@@ -11,43 +11,7 @@ import { type FlowRecord, type FlowStore, recordEdgeKey } from '../../src/store/
 import { MemoryFlowStore } from '../../src/store/memory-store.js';
 import { SqliteFlowStore } from '../../src/store/sqlite-store.js';
 import { UsageError } from '../../src/util/errors.js';
-
-const T0 = Date.parse('2026-11-25T12:00:00.000Z');
-let nextPort = 40000;
-
-/** A TCP record; `at` is ms after T0. */
-function tcp(o: Partial<TcpRecord> & { at?: number; comm?: string; from?: string; to?: string; port?: number; name?: string } = {}): TcpRecord {
-  const { at = 0, comm = 'cli', from = '10.0.0.1', to = '10.0.0.2', port = 443, name, ...rest } = o;
-  const outbound = (rest.direction ?? 'outbound') === 'outbound';
-  const eph = nextPort++;
-  return {
-    ts: new Date(T0 + at).toISOString(), proto: 'tcp', family: 4, direction: 'outbound', outcome: 'closed',
-    local: { addr: outbound ? from : to, port: outbound ? eph : port, pid: 7, comm, cgroupId: 1, netns: 1 },
-    remote: { addr: outbound ? to : from, port: outbound ? port : eph, ...(name ? { name } : {}) },
-    bytesSent: 0, bytesReceived: 0, retransmits: 0, srttUs: 0, durationMs: 1, locality: 'same-host',
-    ...rest,
-  };
-}
-
-/** The server's record of the same connection as client record `c`. */
-function serverSide(c: TcpRecord, comm: string, at = 0): TcpRecord {
-  return {
-    ...c,
-    ts: new Date(Date.parse(c.ts) + at).toISOString(),
-    direction: 'inbound',
-    local: { addr: c.remote.addr, port: c.remote.port, pid: 9, comm, cgroupId: 2, netns: 2 },
-    remote: { addr: c.local.addr, port: c.local.port },
-    bytesSent: c.bytesReceived,
-    bytesReceived: c.bytesSent,
-  };
-}
-
-/** Feed records as one interval ending at T0 + endAt. */
-function interval(store: FlowStore, endAt: number, records: FlowRecord[], maxEdges = 10_000): void {
-  const t = new EdgeTable(undefined, maxEdges);
-  for (const r of records) t.add(r);
-  store.addInterval(T0 + endAt, 1000, t.drain(), records);
-}
+import { T0, interval, serverSide, tcp } from '../helpers/store-fixtures.js';
 
 describe('MemoryFlowStore', () => {
   test('edges are summed exactly across intervals; the window picks intervals by their end', () => {
