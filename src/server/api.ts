@@ -270,13 +270,19 @@ export function filterEdges(edges: MergedEdge[], f: GraphFilters): MergedEdge[] 
   });
 }
 
-export function buildGraph(
-  store: FlowStore,
-  fromMs: number,
-  toMs: number,
-  filters: GraphFilters = {},
-): { window: { from: string; to: string }; nodes: GraphNode[]; edges: GraphEdge[]; links: GraphLink[] } {
-  const edges = filterEdges(mergedEdges(store, fromMs, toMs), filters);
+export interface Graph {
+  window: { from: string; to: string };
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  links: GraphLink[];
+}
+
+export function buildGraph(store: FlowStore, fromMs: number, toMs: number, filters: GraphFilters = {}): Graph {
+  return graphOf(filterEdges(mergedEdges(store, fromMs, toMs), filters), fromMs, toMs);
+}
+
+/** The graph of a window's edges (merged and filtered; sorted here, busiest first). */
+export function graphOf(edges: MergedEdge[], fromMs: number, toMs: number): Graph {
   const nodes = new Map<string, GraphNode>();
   for (const e of edges) {
     for (const end of [e.source, e.destination]) {

@@ -19,6 +19,7 @@ import type { EdgeEnd, TrafficTotals } from '../flows/edge-table.js';
 import { type EdgeCounts, type FlowStore, addEdgeCounts, copyTotals } from '../store/flow-store.js';
 import {
   type ExternalDestination,
+  type Graph,
   type GraphFilters,
   type GraphNode,
   type Health,
@@ -30,6 +31,7 @@ import {
   defaultWindow,
   externalSummary,
   formatDuration,
+  graphOf,
   filterEdges,
   healthOf,
   linkId,
@@ -116,6 +118,8 @@ export interface DiffAnswer {
   newNames: ExternalDestination[];
   /** the ends of the edges listed */
   nodes: GraphNode[];
+  /** with graph=true: the window's graph, as /api/graph gives it under the same filters (what the map draws the diff over) */
+  graph?: Graph;
 }
 
 /** An edge of one window, its observations summed. */
@@ -201,7 +205,7 @@ const busiest = (n: (d: DiffEdge) => DiffNumbers) => (a: DiffEdge, b: DiffEdge):
   n(b).bytesSent + n(b).bytesReceived - (n(a).bytesSent + n(a).bytesReceived) || n(b).connections - n(a).connections || (a.id < b.id ? -1 : 1);
 
 /** The diff of `window` against `baseline` (each (from, to], on interval ends as the store keeps them). */
-export function computeDiff(store: FlowStore, window: Window, baseline: Window, filters: DiffFilters = {}): DiffAnswer {
+export function computeDiff(store: FlowStore, window: Window, baseline: Window, filters: DiffFilters = {}, withGraph = false): DiffAnswer {
   const nowEdges = filterEdges(mergedEdges(store, window.fromMs, window.toMs), filters);
   const thenEdges = filterEdges(mergedEdges(store, baseline.fromMs, baseline.toMs), filters);
   const now = sides(nowEdges);
@@ -249,6 +253,7 @@ export function computeDiff(store: FlowStore, window: Window, baseline: Window, 
     changed: changed.sort(busiest((d) => d.after)),
     newNames,
     nodes: [...nodes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    ...(withGraph ? { graph: graphOf([...nowEdges], window.fromMs, window.toMs) } : {}),
   };
 }
 
@@ -311,6 +316,7 @@ export function registerDiffApi(app: FastifyInstance, opts: DiffApiOptions): voi
     baselineFrom: isoParam,
     baselineTo: isoParam,
     ...IDENTITY_PARAMS,
+    graph: { schema: z.enum(['true', 'false']).transform((s) => s === 'true'), form: 'true or false' },
   };
   app.get('/api/diff', async (req, reply) => {
     try {
@@ -319,7 +325,7 @@ export function registerDiffApi(app: FastifyInstance, opts: DiffApiOptions): voi
       // by default an hour against the hour before: half the retention each when it keeps less
       const q = parseQuery(req.query, params, { window: defaultWindow(DEFAULT_DIFF_WINDOW, explicit ? store.retentionMs : Math.floor(store.retentionMs / 2000) * 1000) });
       const { window, baseline } = diffWindows(q, raw, now(), store.retentionMs);
-      return reply.send(computeDiff(store, window, baseline, q as DiffFilters));
+      return reply.send(computeDiff(store, window, baseline, q as DiffFilters, q.graph === true));
     } catch (e) {
       return badParameter(reply, e);
     }

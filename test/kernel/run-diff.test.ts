@@ -171,7 +171,7 @@ describe('bpfagent run: GET /api/diff, traffic changing between two windows', { 
       [`/api/diff?baselineFrom=${iso(now - 180_000)}&baselineTo=${iso(now - 60_000)}`, /^baselineFrom: got ".*", expected a time within the store's retention \(2m\): at or after /],
       ['/api/diff?baselineFrom=noon&baselineTo=later', /^baselineFrom: got "noon", expected an ISO 8601 time with its offset/],
       [`/api/diff?baselineFrom=${iso(now - 30_000)}`, /^baselineTo: missing, expected it with baselineFrom/],
-      ['/api/diff?minBytes=1', /^minBytes: unknown parameter, expected one of: window, baseline, baselineFrom, baselineTo, namespace, workload, locality, proto$/],
+      ['/api/diff?minBytes=1', /^minBytes: unknown parameter, expected one of: window, baseline, baselineFrom, baselineTo, namespace, workload, locality, proto, graph$/],
     ];
     for (const [path, re] of cases) {
       const r = await getJson<{ error: string }>(path);

@@ -2,9 +2,10 @@
  * The web UI of `bpfagent run`, in a real browser (Debian's Chromium, driven
  * by playwright-core) while real traffic runs between two test hosts: the map
  * shows the processes and the edge between them, the edge's details list its
- * connections, filters hide it, new traffic appears without a reload, and a
- * pair talking on 30 ports is one line whose details list the ports.
- * Saves test-artifacts/ui-map.png.
+ * connections, filters hide it, new traffic appears without a reload, a
+ * pair talking on 30 ports is one line whose details list the ports, and
+ * the Changes toggle shows what changed against a baseline.
+ * Saves test-artifacts/ui-map.png and test-artifacts/ui-diff.png.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +21,7 @@ import { RunAgent } from '../helpers/run-agent.js';
 const CHROMIUM = '/usr/bin/chromium';
 const SKIP = KERNEL_SKIP || (!existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} missing (bash scripts/install.sh --test)` : false);
 const SCREENSHOT = path.join(REPO_ROOT, 'test-artifacts/ui-map.png');
+const DIFF_SCREENSHOT = path.join(REPO_ROOT, 'test-artifacts/ui-diff.png');
 
 interface ApiEdge {
   id: string;
@@ -53,7 +55,10 @@ interface MapState {
   /** model positions of the nodes, by id */
   positions: Record<string, { x: number; y: number }>;
   /** the map's lines: one per caller and callee (a link of /api/graph), over the edges (ports) in apiIds */
-  edges: Array<{ id: string; apiIds: string[]; source: string; target: string; color: string; label: string; width: number }>;
+  edges: Array<{ id: string; apiIds: string[]; source: string; target: string; color: string; label: string; width: number; diff: string }>;
+  /** in the Changes view, the nodes new and gone */
+  fresh: string[];
+  gone: string[];
   updates: number;
   selected: { type: string; id: string } | null;
 }
@@ -72,7 +77,10 @@ const mapState = (page: Page): Promise<MapState> =>
         color: e.style('line-color'),
         label: e.data('label'),
         width: Number.parseFloat(e.style('width')),
+        diff: e.data('diff') ?? '',
       })),
+      fresh: m.cy.nodes('[?fresh]').map((n: any) => n.id()),
+      gone: m.cy.nodes('[?gone]').map((n: any) => n.id()),
       updates: m.updates,
       selected: m.selected,
     };
@@ -109,6 +117,8 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
   const clients: Array<{ pid: number; localPort: number }> = [];
   const pageErrors: string[] = [];
   let edge: ApiEdge;
+  /** before any traffic of the test: the start of the Changes test's baseline */
+  let t0: number;
 
   const apiEdges = async (q = ''): Promise<ApiEdge[]> => {
     const r = await agent.get(`/api/graph?window=15m${q}`);
@@ -120,6 +130,7 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     net = new TestNetwork(21);
     agent = new RunAgent('listen: 127.0.0.1:0\ninterval: 1s\nlogLevel: info\nshutdownTimeout: 5s\n');
     await agent.ready;
+    t0 = Date.now();
     base = await agent.baseUrl();
     profile = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-chromium-'));
     context = await chromium.launchPersistentContext(profile, {
@@ -392,6 +403,98 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT });
     assert.ok(existsSync(SCREENSHOT));
+    assert.deepEqual(pageErrors, [], 'no script errors in the page');
+  });
+
+  test('Changes: new, gone and changed lines against a baseline, with their legend, behind a toggle kept in the URL; screenshot', async () => {
+    // all the traffic so far is the baseline: the tests above saw it in the store, so every interval holding it has ended
+    const t1 = Date.now();
+    await new Promise((r) => setTimeout(r, 300));
+    const iso = (ms: number): string => new Date(ms).toISOString();
+    // the window: uicli -> uisrv again, with far more bytes; and a new destination
+    const srv = new Peer('uisrv', ['server', '--host', net.b.ipv4, '--port', String(port), '--send', '7'], { netns: net.b.ns });
+    await srv.waitFor('listening');
+    await new Peer('uicli', ['client', '--host', net.b.ipv4, '--port', String(port), '--send', '300000'], { netns: net.a.ns }).waitFor('done');
+    const fresh = new Peer('uidiff', ['server', '--host', net.b.ipv4, '--port', String(port + 4), '--send', '7'], { netns: net.b.ns });
+    await fresh.waitFor('listening');
+    await new Peer('uicli', ['client', '--host', net.b.ipv4, '--port', String(port + 4), '--send', '10'], { netns: net.a.ns }).waitFor('done');
+    const baseline = `baselineFrom=${iso(t0)}&baselineTo=${iso(t1)}`;
+    type Diff = { appeared: Array<{ target: string }>; changed: Array<{ target: string; port: number }> };
+    await until('the changes in /api/diff', async () => {
+      const d = JSON.parse((await agent.get(`/api/diff?window=15m&${baseline}`)).body) as Diff;
+      return d.appeared.some((e) => e.target === 'process:uidiff') && d.changed.some((e) => e.target === 'process:uisrv' && e.port === port);
+    });
+
+    // the page with the baseline in its URL; the toggle turns the Changes view on, and the URL keeps it
+    await page.goto(`${base}/?window=15m&refresh=1s&${baseline}`);
+    await until('the map', async () => (await mapState(page)).edges.length > 0);
+    assert.equal(await page.locator('#legend-diff').isHidden(), true);
+    await page.getByRole('checkbox', { name: 'Changes', exact: true }).check();
+    await until('diff=true in the URL', async () => /[?&]diff=true(&|$)/.test(page.url()));
+    assert.ok(page.url().includes(`baselineFrom=${encodeURIComponent(iso(t0))}`), page.url());
+    assert.equal(await page.getByLabel('Failing only').isDisabled(), true, 'the traffic filters do not apply to the Changes view');
+
+    const line = (s: MapState, source: string, target: string) => s.edges.find((e) => e.source === source && e.target === target);
+    const s = await until('new, gone and changed lines', async () => {
+      const m = await mapState(page);
+      return line(m, 'process:uicli', 'process:uidiff')?.diff === 'new' && line(m, 'process:uicli', 'process:uisrv')?.diff === 'changed' && m;
+    });
+    const changed = line(s, 'process:uicli', 'process:uisrv')!;
+    assert.equal(changed.color, 'rgb(147,51,234)', 'changed: purple');
+    assert.match(changed.label, new RegExp(`^:${port}/tcp · [^\\n]+ · 300 kB\\n[^\\n]+\\n▲ bytes/s \\d+ B → \\d+(\\.\\d)? kB$`), changed.label);
+    const added = line(s, 'process:uicli', 'process:uidiff')!;
+    assert.equal(added.color, 'rgb(37,99,235)', 'new: blue');
+    assert.match(added.label, new RegExp(`^new · :${port + 4}/tcp · `));
+    // the baseline's lines the window has not: drawn from the baseline's numbers, grey
+    const fan = line(s, 'process:uifcli', 'process:uifan')!;
+    assert.deepEqual([fan.diff, fan.color], ['gone', 'rgb(152,162,174)']);
+    assert.match(fan.label, /^gone · 30 ports\/tcp · [^·]+ conn · 4\.9 kB$/);
+    assert.equal(line(s, 'process:uicli', net.b.ipv4)?.diff, 'gone', 'the refused calls');
+    assert.equal(line(s, 'process:uicli', 'process:uinew')?.diff, 'gone');
+    assert.ok(s.fresh.includes('process:uidiff') && !s.fresh.includes('process:uicli'), JSON.stringify(s.fresh));
+    assert.ok(s.gone.includes('process:uifan') && s.gone.includes('process:uifcli') && !s.gone.includes('process:uisrv'), JSON.stringify(s.gone));
+
+    // the legend says what the colours mean, and against what
+    assert.equal(await page.locator('#legend-health').isHidden(), true);
+    const legend = await page.getByLabel('Changes legend').innerText();
+    for (const w of ['new', 'gone', 'changed', 'unchanged']) assert.match(legend, new RegExp(`\\b${w}\\b`));
+    assert.match(legend, /edges against \d\d:\d\d:\d\d–\d\d:\d\d:\d\d: \d+ new, \d+ gone, \d+ changed/);
+
+    // the list beside the map; a changed row opens its numbers before and after
+    const rows = page.getByRole('table', { name: 'Changes' }).getByRole('row');
+    const changedRow = rows.filter({ hasText: `:${port}/tcp` }).filter({ hasText: 'uisrv' });
+    await changedRow.first().waitFor();
+    assert.match(await changedRow.first().innerText(), /changed[\s\S]*uicli → uisrv[\s\S]*bytes\/s/);
+    assert.match(await rows.filter({ hasText: 'uidiff' }).first().innerText(), /new[\s\S]*uicli → uidiff[\s\S]*1 conn · 17 B/);
+    assert.match(await rows.filter({ hasText: 'uifan' }).first().innerText(), /gone[\s\S]*uifcli → uifan[\s\S]*was 1 conn · /);
+    await changedRow.first().click();
+    const ba = page.getByRole('table', { name: 'Before and after' });
+    await ba.waitFor();
+    const bytesRow = await ba.getByRole('row').filter({ hasText: 'bytes sent + received' }).innerText();
+    assert.match(bytesRow, /687 B\s+300 kB/, 'the baseline: 111 + 222 + 333 + 3 x 7; the window: 300000 + 7');
+
+    await page.getByRole('button', { name: 'Close details' }).click();
+    await page.getByRole('button', { name: 'Re-layout' }).click();
+    // the picture: this test's processes (others on the shared machine may be on the map too)
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.evaluate(() => {
+      const m = (window as unknown as { bpfagentMap: any }).bpfagentMap;
+      m.cy.fit(m.cy.nodes('[id ^= "process:ui"]'), 40);
+    });
+    await page.waitForTimeout(400);
+    await page.screenshot({ path: DIFF_SCREENSHOT });
+    await page.getByRole('button', { name: 'Resume' }).click();
+
+    // off again: the window's map in its health colours, the toggle out of the URL
+    await page.getByRole('checkbox', { name: 'Changes', exact: true }).uncheck();
+    await until('diff out of the URL', async () => !/[?&]diff=/.test(page.url()));
+    const plain = await until('health colours again', async () => {
+      const m = await mapState(page);
+      return m.edges.every((e) => e.diff === '') && line(m, 'process:uifcli', 'process:uifan') && m;
+    });
+    // its health's colour (green, or amber should the 300 kB call have needed a retransmit), not the Changes view's
+    assert.ok(['rgb(46,157,87)', 'rgb(217,148,0)'].includes(line(plain, 'process:uicli', 'process:uisrv')!.color), JSON.stringify(line(plain, 'process:uicli', 'process:uisrv')));
+    assert.equal(await page.locator('#legend-health').isVisible(), true);
     assert.deepEqual(pageErrors, [], 'no script errors in the page');
   });
 });

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import type { TcpRecord } from '../../src/events/records.js';
-import { linkId } from '../../src/server/api.js';
+import { buildGraph, linkId } from '../../src/server/api.js';
 import { DIFF_THRESHOLDS, type DiffAnswer, type DiffEdge, changesOf, computeDiff, registerDiffApi } from '../../src/server/diff.js';
 import { MemoryFlowStore } from '../../src/store/memory-store.js';
 import { T0, interval, serverSide, tcp } from '../helpers/store-fixtures.js';
@@ -187,6 +187,11 @@ describe('GET /api/diff (fastify inject, the clock the test sets)', () => {
     assert.deepEqual([r.body.window, r.body.baseline], [{ from: iso(T0 + 60_000), to: iso(T0 + 120_000) }, { from: iso(T0), to: iso(T0 + 60_000) }]);
     assert.deepEqual(ids(r.body.appeared), ['process:cli>10.0.0.4:81/tcp']);
     assert.deepEqual(r.body.newNames, []);
+    // graph=true: the window's graph too, the window the diff compares (what the map draws the diff over)
+    const withGraph = (await get(`/api/diff?window=1h&baselineFrom=${iso(T0)}&baselineTo=${iso(T0 + 60_000)}&workload=cli&graph=true`)).body;
+    assert.deepEqual(withGraph.graph, JSON.parse(JSON.stringify(buildGraph(store, T0 + 60_000, T0 + 120_000, { workload: 'cli' }))));
+    assert.deepEqual(withGraph.graph!.links.map((l) => [l.target, l.edges.length]), [['10.0.0.2', 8], ['10.0.0.4', 1]]);
+    assert.equal(r.body.graph, undefined);
     // a window ending after the baseline's end keeps its length
     const short = (await get(`/api/diff?window=30s&baselineFrom=${iso(T0)}&baselineTo=${iso(T0 + 10_000)}`)).body;
     assert.deepEqual(short.window, { from: iso(T0 + 90_000), to: iso(T0 + 120_000) });
@@ -208,8 +213,9 @@ describe('GET /api/diff (fastify inject, the clock the test sets)', () => {
       [`/api/diff?baselineFrom=${iso(now - 3_600_001)}&baselineTo=${iso(T0)}`, `baselineFrom: got "${iso(now - 3_600_001)}", expected a time within the store's retention (1h): at or after ${iso(now - 3_600_000)}`],
       [`/api/diff?baselineFrom=${iso(T0)}&baselineTo=${iso(now - 500)}`, `baselineTo: got "${iso(now - 500)}", expected a time at least 1s before now (${iso(now)})`],
       ['/api/diff?proto=icmp', 'proto: got "icmp", expected tcp or udp'],
-      ['/api/diff?failing=true', 'failing: unknown parameter, expected one of: window, baseline, baselineFrom, baselineTo, namespace, workload, locality, proto'],
+      ['/api/diff?failing=true', 'failing: unknown parameter, expected one of: window, baseline, baselineFrom, baselineTo, namespace, workload, locality, proto, graph'],
       ['/api/diff?window=1m&window=2m', 'window: given 2 times, expected it once'],
+      ['/api/diff?graph=yes', 'graph: got "yes", expected true or false'],
     ];
     for (const [url, error] of cases) {
       const r = await get(url);

@@ -39,6 +39,14 @@ test('assets with their content types; cytoscape served from node_modules', asyn
   assert.match(String(cy.headers['content-type']), /^text\/javascript/);
   assert.ok(cy.body.length > 100_000);
   assert.ok(!/https?:\/\/(?!www\.w3\.org)/.test(js.body), 'the page fetches nothing from other hosts');
+  // the modules app.js imports, from /ui too
+  for (const m of js.body.matchAll(/^import .* from '\.\/([a-z-]+\.js)';$/gm)) {
+    const r = await a.inject(`/ui/${m[1]}`);
+    assert.equal(r.statusCode, 200, m[1]);
+    assert.match(String(r.headers['content-type']), /^text\/javascript/);
+    assert.ok(!/https?:\/\/(?!www\.w3\.org)/.test(r.body), `${m[1]} fetches nothing from other hosts`);
+  }
+  assert.match(js.body, /from '\.\/diff\.js'/);
   await a.close();
 });
 

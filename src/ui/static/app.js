@@ -6,57 +6,20 @@
 
 /* global cytoscape */
 
+import { DIFF_COLOR, changeTexts, withDiff } from './diff.js';
+import { esc, failedTotal, fmtBytes, fmtCount, fmtRate, fmtTime, fmtUs, pct } from './format.js';
+
 const API = '/api';
-const FILTERS = ['window', 'namespace', 'workload', 'locality', 'proto', 'failing', 'minConnections', 'minBytes'];
+/** the filters of /api/graph */
+const GRAPH_FILTERS = ['window', 'namespace', 'workload', 'locality', 'proto', 'failing', 'minConnections', 'minBytes'];
+/** the Changes toggle and the baseline it compares with (as /api/diff takes it; without controls but the toggle) */
+const DIFF_FILTERS = ['diff', 'baseline', 'baselineFrom', 'baselineTo'];
+/** the filters of /api/diff besides its baseline: an edge's identity */
+const IDENTITY_FILTERS = ['namespace', 'workload', 'locality', 'proto'];
+const FILTERS = [...GRAPH_FILTERS, ...DIFF_FILTERS];
 const DEFAULTS = { window: '15m' };
 const HEALTH_COLOR = { ok: '#2e9d57', degraded: '#d99400', failing: '#d93b3b' };
 const NS_PREFIX = 'ns::';
-
-// ---------- formatting ----------
-
-const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
-
-function fmtBytes(n) {
-  if (n == null || !Number.isFinite(n)) return '–';
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${i === 0 ? v : v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
-
-function fmtCount(n) {
-  if (n == null || !Number.isFinite(n)) return '–';
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
-  if (n >= 1e4) return `${(n / 1e3).toFixed(0)}k`;
-  return String(n);
-}
-
-function fmtRate(r) {
-  if (r == null || !Number.isFinite(r)) return '–';
-  if (r === 0) return '0/s';
-  if (r < 0.01) return '<0.01/s';
-  if (r < 10) return `${r.toFixed(2)}/s`;
-  if (r < 100) return `${r.toFixed(1)}/s`;
-  return `${Math.round(r)}/s`;
-}
-
-function fmtUs(us) {
-  if (us == null || !Number.isFinite(us)) return '–';
-  if (us < 1000) return `${Math.round(us)} µs`;
-  if (us < 1e6) return `${(us / 1000).toFixed(us < 1e4 ? 1 : 0)} ms`;
-  return `${(us / 1e6).toFixed(2)} s`;
-}
-
-function fmtTime(ts) {
-  const d = new Date(ts);
-  return Number.isNaN(d.getTime()) ? String(ts ?? '') : d.toLocaleTimeString([], { hour12: false });
-}
-
-const failedTotal = (f) => (f ? (f.refused ?? 0) + (f.timeout ?? 0) + (f.reset ?? 0) : 0);
 
 // ---------- filters <-> URL ----------
 
@@ -79,6 +42,16 @@ function filtersToForm(f) {
     if (el.type === 'checkbox') el.checked = f[k] === 'true';
     else el.value = f[k] ?? DEFAULTS[k] ?? '';
   }
+  syncDiffControls(f);
+}
+
+/** The Changes view compares whole edges: the traffic filters (failing only, minimum connections) do not apply to it. */
+function syncDiffControls(f) {
+  for (const k of ['failing', 'minConnections']) {
+    const el = form.elements.namedItem(k);
+    el.disabled = diffOn(f);
+    el.title = el.disabled ? 'not in the Changes view: it compares whole edges' : '';
+  }
 }
 
 function filtersFromForm() {
@@ -96,10 +69,20 @@ function filtersFromForm() {
 function query(f, extra = {}) {
   const q = new URLSearchParams();
   q.set('window', f.window ?? DEFAULTS.window);
-  for (const k of FILTERS) if (k !== 'window' && f[k] !== undefined) q.set(k, f[k]);
+  for (const k of GRAPH_FILTERS) if (k !== 'window' && f[k] !== undefined) q.set(k, f[k]);
   for (const [k, v] of Object.entries(extra)) q.set(k, String(v));
   return q.toString();
 }
+
+/** /api/diff's query: the window, the identity filters, the baseline if the URL gives one. */
+function diffQuery(f) {
+  const q = new URLSearchParams();
+  q.set('window', f.window ?? DEFAULTS.window);
+  for (const k of [...IDENTITY_FILTERS, 'baseline', 'baselineFrom', 'baselineTo']) if (f[k] !== undefined) q.set(k, f[k]);
+  return q.toString();
+}
+
+const diffOn = (f) => f.diff === 'true';
 
 let filters = filtersFromUrl();
 filtersToForm(filters);
@@ -112,6 +95,7 @@ function onFiltersChanged() {
   const s = q.toString();
   history.replaceState(null, '', s ? `?${s}` : location.pathname);
   filters = f;
+  syncDiffControls(f);
   void refresh();
 }
 
@@ -219,6 +203,13 @@ const cyStyle = [
   },
   { selector: 'edge[health = "failing"]', style: { color: '#a01c12', 'line-style': 'solid' } },
   { selector: 'edge[proto = "udp"]', style: { 'line-style': 'dashed', 'line-dash-pattern': [8, 4] } },
+  // the Changes view: new, gone, changed and unchanged lines told apart by colour, dash and weight
+  { selector: 'edge[diff = "new"]', style: { 'line-style': 'solid', 'font-weight': 'bold', 'underlay-color': DIFF_COLOR.new, 'underlay-opacity': 0.15, 'underlay-padding': 4 } },
+  { selector: 'edge[diff = "changed"]', style: { 'line-style': 'solid', 'font-weight': 'bold' } },
+  { selector: 'edge[diff = "gone"]', style: { 'line-style': 'dotted', 'line-opacity': 0.8, color: '#6b7785' } },
+  { selector: 'edge[diff = "same"]', style: { 'line-opacity': 0.6, 'text-opacity': 0.6 } },
+  { selector: 'node[?gone]', style: { 'border-style': 'dashed', 'border-color': DIFF_COLOR.gone, opacity: 0.6 } },
+  { selector: 'node[?fresh]', style: { 'border-color': DIFF_COLOR.new, 'border-width': 3 } },
   { selector: ':selected', style: { 'underlay-color': '#2563eb', 'underlay-opacity': 0.22, 'underlay-padding': 6 } },
   { selector: 'edge:selected', style: { 'z-index': 10, 'font-weight': 'bold' } },
   { selector: '.faded', style: { opacity: 0.25 } },
@@ -273,6 +264,20 @@ function linkEdges(link) {
 
 const linkOfEdge = (edgeId) => graph.links?.find((l) => l.edges.includes(edgeId));
 
+/** In the Changes view, a line's label says what it is, and what moved. */
+function diffLabel(link) {
+  const base = edgeLabel(link);
+  if (link.diff === 'new') return `new · ${base}`;
+  if (link.diff === 'gone') return `gone · ${base.split('\n')[0]}`;
+  if (link.diff !== 'changed') return base;
+  const what = [];
+  if (link.changedPorts === 1 || (link.changedPorts && link.edges.length === 1)) what.push(...changeTexts(link.changes));
+  else if (link.changedPorts) what.push(`${link.changedPorts} ports changed`);
+  if (link.portsNew) what.push(`+${link.portsNew} port${link.portsNew > 1 ? 's' : ''}`);
+  if (link.portsGone) what.push(`−${link.portsGone} port${link.portsGone > 1 ? 's' : ''}`);
+  return `${base}\n▲ ${what.join(' · ')}`;
+}
+
 function edgeData(e) {
   return {
     id: `l:${e.id}`,
@@ -282,15 +287,17 @@ function edgeData(e) {
     target: e.target,
     proto: (e.protos ?? []).length === 1 ? e.protos[0] : 'mixed',
     health: e.health,
-    color: HEALTH_COLOR[e.health] ?? '#8a94a3',
+    // always set: data() merges, and a line leaving the Changes view must lose it
+    diff: e.diff ?? '',
+    color: e.diff ? DIFF_COLOR[e.diff] : (HEALTH_COLOR[e.health] ?? '#8a94a3'),
     w: edgeWidth(e),
-    label: edgeLabel(e),
+    label: e.diff ? diffLabel(e) : edgeLabel(e),
     dy: 0,
   };
 }
 
 function nodeData(n, failingIds) {
-  const d = { id: n.id, label: n.label ?? n.id, kind: n.kind, failing: failingIds.has(n.id) };
+  const d = { id: n.id, label: n.label ?? n.id, kind: n.kind, failing: failingIds.has(n.id), gone: !!n.gone, fresh: !!n.fresh };
   if (n.namespace) {
     d.namespace = n.namespace;
     d.parent = NS_PREFIX + n.namespace;
@@ -301,7 +308,7 @@ function nodeData(n, failingIds) {
 /** Put the graph from the API on the map: add, update, remove; lay out only what is new. */
 function applyGraph(g) {
   const failingIds = new Set();
-  for (const e of g.edges) if (e.health === 'failing') failingIds.add(e.target);
+  for (const e of g.edges) if (e.health === 'failing' && e.diff !== 'gone') failingIds.add(e.target);
   const wantNodes = new Map(g.nodes.map((n) => [n.id, n]));
   const namespaces = new Set(g.nodes.filter((n) => n.namespace).map((n) => n.namespace));
   // one line per caller and callee (a link), whatever the ports between them
@@ -615,7 +622,9 @@ function edgesTable(edges, caption, from, portsOnly = false) {
             : `← ${esc(nodeLabel(e.source))} `;
       const failed = failedTotal(e.failed);
       return `<tr class="clickable${selected?.type === 'edge' && selected.id === e.id ? ' selected' : ''}" tabindex="0" data-select="edge:${esc(e.id)}" title="${esc(e.source)} → ${esc(e.target)}">
-        <td class="wrap"><span class="dot ${esc(e.health)}"></span>${who}<span class="${portsOnly ? '' : 'muted '}port">:${esc(e.port)}/${esc(e.proto)}</span></td>
+        <td class="wrap"><span class="dot ${esc(e.health)}"></span>${who}<span class="${portsOnly ? '' : 'muted '}port">:${esc(e.port)}/${esc(e.proto)}</span>${
+          e.diff && e.diff !== 'same' ? ` <span class="badge ${esc(e.diff)}">${esc(e.diff)}</span>` : ''
+        }</td>
         <td class="num">${e.proto === 'udp' ? `${fmtCount(e.packetsSent + e.packetsReceived)} pk` : fmtRate(e.connectionsPerSec)}</td>
         <td class="num">${fmtBytes(e.bytesSent + e.bytesReceived)}</td>
         <td class="num${failed ? ' failed' : ''}">${failed}</td>
@@ -700,12 +709,42 @@ function kv(pairs) {
   return `<div class="kv">${pairs.map(([k, v]) => `<div><b>${v}</b><span>${esc(k)}</span></div>`).join('')}</div>`;
 }
 
+/** The Changes view's list: each edge that appeared, disappeared or changed, then the new external names. */
+function changesSection(d) {
+  const inMap = (x) => x.edges.find((id) => graph.edges.some((e) => e.id === id)) ?? `gone:${x.id}`;
+  const what = (x, kind) => {
+    if (kind === 'changed') return changeTexts(x.changes).join(' · ');
+    const n = kind === 'gone' ? x.before : x.after;
+    const count = x.proto === 'udp' ? `${fmtCount(n.packetsSent + n.packetsReceived)} pkts` : `${fmtCount(n.connections)} conn`;
+    return `${kind === 'gone' ? 'was ' : ''}${count} · ${fmtBytes(n.bytesSent + n.bytesReceived)}${failedTotal(n.failed) ? ` · ${failedTotal(n.failed)} failed` : ''}`;
+  };
+  const rows = [
+    ...d.changed.map((x) => ['changed', x]),
+    ...d.appeared.map((x) => ['new', x]),
+    ...d.disappeared.map((x) => ['gone', x]),
+  ].map(
+    ([kind, x]) => `<tr class="clickable${kind === 'gone' ? ' gone' : ''}" tabindex="0" data-select="edge:${esc(inMap(x))}" title="${esc(x.source)} → ${esc(x.target)}">
+      <td><span class="badge ${kind}">${kind}</span></td>
+      <td class="wrap">${esc(nodeLabel(x.source))} → ${esc(nodeLabel(x.target))} <span class="muted port">:${esc(x.port)}/${esc(x.proto)}</span></td>
+      <td class="wrap">${esc(what(x, kind))}</td>
+    </tr>`,
+  );
+  const names = d.newNames.map(
+    (n) => `<tr><td>${esc(n.name)}</td><td class="wrap">${esc(n.addrs.join(', '))}</td><td class="num">${fmtCount(n.connections)}</td><td class="num${n.failed ? ' failed' : ''}">${n.failed}</td></tr>`,
+  );
+  return `<h3>Changes against ${esc(fmtTime(d.baseline.from))}–${esc(fmtTime(d.baseline.to))}</h3>
+    ${rows.length ? `<table aria-label="Changes"><thead><tr><th></th><th>edge</th><th>what</th></tr></thead><tbody>${rows.join('')}</tbody></table>` : '<p class="muted">No edge appeared, disappeared or changed.</p>'}
+    <h3>New external names</h3>
+    ${names.length ? `<table aria-label="New external names"><thead><tr><th>name</th><th>addresses</th><th class="num">conns</th><th class="num">failed</th></tr></thead><tbody>${names.join('')}</tbody></table>` : '<p class="muted">None: every external name of the window was called in the baseline.</p>'}`;
+}
+
 function overview() {
-  const edges = graph.edges;
+  const edges = graph.edges.filter((e) => e.diff !== 'gone');
   const failing = edges.filter((e) => e.health === 'failing').length;
   const degraded = edges.filter((e) => e.health === 'degraded').length;
-  return `<h2>All edges</h2>
+  return `<h2>${graph.diff ? 'What changed' : 'All edges'}</h2>
     <p class="muted">Click an edge or node on the map, or a row, for its connections, failures and RTT.</p>
+    ${graph.diff ? changesSection(graph.diff) : ''}
     ${kv([
       ['nodes', graph.nodes.length],
       ['edges', edges.length],
@@ -742,6 +781,34 @@ function setDetails(html) {
   detailsHtml = html;
   detailsEl.innerHTML = html;
   if (focused) detailsEl.querySelector(`[data-select="${CSS.escape(focused)}"]`)?.focus();
+}
+
+/** A changed edge's numbers in the baseline and in the window, what moved past a threshold marked. */
+function beforeAfter(e) {
+  const b = e.before;
+  const moved = new Set((e.changes ?? []).map((c) => c.metric));
+  const rows = [
+    ['connections', fmtCount(b.connections), fmtCount(e.connections), ''],
+    ['failed', `${failedTotal(b.failed)} (${pct(b.failureRatio)})`, `${failedTotal(e.failed)} (${pct(e.connections ? failedTotal(e.failed) / e.connections : null)})`, 'failureRatio'],
+    ['bytes sent + received', fmtBytes(b.bytesSent + b.bytesReceived), fmtBytes(e.bytesSent + e.bytesReceived), 'bytesPerSec'],
+    ['RTT p99 (bucket)', b.rttUs.count ? `≤ ${fmtUs(b.rttUs.p99)}` : '–', e.rttUs?.count ? `≤ ${fmtUs(e.rttUs.p99)}` : '–', 'rttP99Us'],
+    ['RTT samples', fmtCount(b.rttUs.count), fmtCount(e.rttUs?.count ?? 0), ''],
+  ];
+  return `<h3>Before → after</h3>
+    <table aria-label="Before and after"><thead><tr><th></th><th class="num">baseline</th><th class="num">window</th></tr></thead><tbody>${rows
+      .map(([k, x, y, m]) => `<tr><td>${esc(k)}</td><td class="num">${x}</td><td class="num${moved.has(m) ? ' moved' : ''}">${y}</td></tr>`)
+      .join('')}</tbody></table>
+    <p class="muted">${esc(changeTexts(e.changes).join(' · '))}</p>`;
+}
+
+/** The legend of the map's colours: health, or in the Changes view new, gone, changed and unchanged. */
+function renderLegend(d) {
+  document.getElementById('legend-health').hidden = !!d;
+  document.getElementById('legend-diff').hidden = !d;
+  if (!d) return;
+  const counts = [`${d.appeared.length} new`, `${d.disappeared.length} gone`, `${d.changed.length} changed`];
+  if (d.newNames.length) counts.push(`${d.newNames.length} new name${d.newNames.length > 1 ? 's' : ''}`);
+  document.getElementById('diff-vs').textContent = `edges against ${fmtTime(d.baseline.from)}–${fmtTime(d.baseline.to)}: ${counts.join(', ')}`;
 }
 
 /** Totals of an edge or a link, as key figures. */
@@ -804,8 +871,8 @@ async function renderDetails(fresh = false) {
     edges = [{ id: selected.id, ...(e ?? {}) }];
     head = e
       ? `${closeBtn}<h2>${esc(nodeLabel(e.source))} → ${esc(nodeLabel(e.target))} ${healthBadge(e.health)}</h2>
-         <p class="muted">port ${esc(e.port)}/${esc(e.proto)} · ${e.observedBy === 'both' ? 'seen by both ends' : `observed by ${esc(e.observedBy)}`}${e.locality ? ` · ${esc(e.locality)}` : ''}</p>
-         ${totalsKv(e)}`
+         <p class="muted">port ${esc(e.port)}/${esc(e.proto)} · ${e.diff === 'gone' ? 'in the baseline only' : e.observedBy === 'both' ? 'seen by both ends' : `observed by ${esc(e.observedBy)}`}${e.locality ? ` · ${esc(e.locality)}` : ''}${e.diff && e.diff !== 'same' ? ` · ${healthBadge(e.diff)}` : ''}</p>
+         ${totalsKv(e)}${e.diff === 'changed' ? beforeAfter(e) : ''}`
       : `${closeBtn}<h2>Edge ${esc(selected.id)}</h2><p class="muted">Not in the map with the current filters.</p>`;
   } else {
     // a node: its edges, and the connections of its busiest ones
@@ -828,7 +895,9 @@ async function renderDetails(fresh = false) {
       <h3>Edges</h3>${edgesTable(edges, 'Edges of this node', selected.id)}`;
   }
   if (fresh) setDetails(`${head}<p class="muted">loading connections…</p>`);
-  const body = edges.length ? await connectionsSection(edges) : '';
+  // what the baseline alone had has no connections in this window
+  const seen = edges.filter((e) => e.diff !== 'gone');
+  const body = seen.length ? await connectionsSection(seen) : edges.length ? '<p class="muted">Not seen in this window: the numbers above are the baseline\'s.</p>' : '';
   if (token === detailsToken) setDetails(head + body);
 }
 
@@ -903,6 +972,10 @@ const state = {
   get selected() {
     return selected;
   },
+  /** the /api/diff answer drawn, in the Changes view */
+  get diff() {
+    return graph.diff;
+  },
   select,
   refresh: () => refresh(),
   /** the width a line of these sums is drawn with */
@@ -917,7 +990,12 @@ async function refresh() {
   inflight = ac;
   const f = filters;
   try {
-    const g = await fetchJson(`${API}/graph?${query(f)}`, ac.signal);
+    // the Changes view: the diff laid over the graph of the window it compares (gone lines and nodes added)
+    let g;
+    if (diffOn(f)) {
+      const d = await fetchJson(`${API}/diff?${diffQuery(f)}&graph=true`, ac.signal);
+      g = withDiff(d.graph, d);
+    } else g = await fetchJson(`${API}/graph?${query(f)}`, ac.signal);
     const w = { window: f.window ?? DEFAULTS.window };
     // the tables cover at least an hour (or all the agent keeps, if less)
     let tablesWindow = durationMs(w.window) >= 3.6e6 ? w.window : '1h';
@@ -930,6 +1008,7 @@ async function refresh() {
     if (ac.signal.aborted) return;
     graph = g;
     applyGraph(g);
+    renderLegend(g.diff);
     if (!ext.error) renderExternal(ext);
     if (!loc.error) renderLocalities(loc);
     document.getElementById('ext-window').textContent = `last ${longer.window}`;
@@ -940,7 +1019,7 @@ async function refresh() {
     state.lastUpdate = lastOk;
     state.lastError = '';
     statusEl.classList.remove('stale');
-    statusEl.textContent = `${nodeName ? `${nodeName} · ` : ''}${g.nodes.length} nodes · ${g.edges.length} edges · ${new Date(lastOk).toLocaleTimeString([], { hour12: false })}${
+    statusEl.textContent = `${nodeName ? `${nodeName} · ` : ''}${g.nodes.filter((n) => !n.gone).length} nodes · ${g.edges.filter((e) => e.diff !== 'gone').length} edges · ${new Date(lastOk).toLocaleTimeString([], { hour12: false })}${
       lostEvents ? ` · ${fmtCount(lostEvents)} events lost` : ''
     }`;
     statusEl.classList.toggle('stale', lostEvents > 0);
