@@ -25,6 +25,7 @@ import { DnsTracker } from '../enrich/dns-tracker.js';
 import type { Enricher } from '../enrich/enricher.js';
 import { nameRemote } from '../enrich/remote-names.js';
 import { MonotonicClock } from '../util/clock.js';
+import { describeLosses } from './loss-counters.js';
 import { EnvironmentError } from '../util/errors.js';
 
 export interface CollectorOptions {
@@ -287,13 +288,10 @@ export class Collector {
 /** The summary as one sentence for the stderr log. */
 export function describeSummary(s: CollectorSummary): string {
   const n = (k: string): number => s[k] ?? 0;
-  const lost = n('lossRingbufFull') + n('lossSockMapFull') + n('decodeErrors') + n('udpEvicted') + n('lossDnsRingbufFull');
   return (
-    `summary: ${n('records')} TCP records, ${n('udpRecords')} UDP records, ${n('dnsLookups')} DNS lookups; ` +
-    `lost ${lost} (ring buffer full ${n('lossRingbufFull')}, connection map full ${n('lossSockMapFull')}, ` +
-    `UDP flows evicted ${n('udpEvicted')}, DNS ring buffer full ${n('lossDnsRingbufFull')}, ` +
-    `undecodable ${n('decodeErrors')}); ${n('dnsMalformed')} malformed DNS packets skipped; ` +
-    `${n('untrackedClose')} connections opened before start not reported`
+    `summary: ${n('records')} TCP records, ${n('tcpOpenRecords')} open TCP connection records, ${n('udpRecords')} UDP records, ${n('dnsLookups')} DNS lookups; ` +
+    `lost ${describeLosses(s)}; ${n('seededConnections')} connections open at start tracked from then, ` +
+    `${n('untrackedClose')} closed before they could be${n('tracingStopped') ? '; TCP tracing stopped early (see the error above)' : ''}`
   );
 }
 
