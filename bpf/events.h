@@ -18,6 +18,7 @@
 enum bpfagent_event_kind {
 	BPFAGENT_EVENT_TCP_CLOSE = 1,
 	BPFAGENT_EVENT_DNS = 2,
+	BPFAGENT_EVENT_TCP_OPEN = 3, /* struct tcp_close_event of a connection still open: one interval's deltas */
 };
 
 enum bpfagent_direction {
@@ -38,6 +39,12 @@ enum bpfagent_owner_source {
 	BPFAGENT_OWNER_CONNECT = 1,  /* current task at connect() */
 	BPFAGENT_OWNER_CLOSE = 2,    /* current task at close()/shutdown() of an accepted socket */
 	BPFAGENT_OWNER_LISTENER = 3, /* process that called listen(); its own process never closed it */
+	BPFAGENT_OWNER_FILE = 4,     /* a process holding the socket in its file table (tcp.bpf.c's sock_files iterator) */
+};
+
+/* tcp_close_event.flags */
+enum bpfagent_tcp_flags {
+	BPFAGENT_TCP_F_SEEDED = 1, /* open before the agent started: found by the iterator, bytes counted from then */
 };
 
 /*
@@ -50,10 +57,25 @@ enum bpfagent_counter {
 	BPFAGENT_LOSS_LISTEN_MAP_FULL = 2, /* listener owner not remembered */
 	BPFAGENT_STAT_UNTRACKED_CLOSE = 3, /* closed socket opened before we attached */
 	BPFAGENT_STAT_EVENTS = 4,          /* records submitted */
-	BPFAGENT_COUNTER_MAX = 8,
+	BPFAGENT_LOSS_LISTEN_GROUP_FULL = 5, /* a listening socket beyond LISTEN_GROUP_MAX on one address and port */
+	BPFAGENT_STAT_LISTENER_UNRESOLVED = 6, /* inbound connection of a SO_REUSEPORT group whose socket was not found */
+	BPFAGENT_LOSS_DNAT_EVICTED = 7,    /* closed with its tcp_dnat entry evicted (LRU): remote.reached lost */
+	BPFAGENT_STAT_FWD_SYN_INSERTS = 8, /* new entries in fwd_syns; minus removed minus held = evicted */
+	BPFAGENT_STAT_FWD_SYN_REMOVED = 9, /* fwd_syns entries taken at the end of a handshake */
+	BPFAGENT_STAT_DELTA_CLAMPED = 10,  /* at close, a count lower than already reported (unlocked iterator) */
+	BPFAGENT_STAT_SEEDED_CONNECTIONS = 11, /* connections found open at start, tracked from then */
+	BPFAGENT_STAT_OPEN_REPORTS = 12,   /* open-connection records written by the iterator */
+	BPFAGENT_COUNTER_MAX = 16,
 };
 
-/* One finished TCP connection or failed attempt, seen from one end. */
+/*
+ * One finished TCP connection or failed attempt, seen from one end
+ * (kind TCP_CLOSE, through the ring buffer), or one interval of a connection
+ * still open (kind TCP_OPEN, written by tcp.bpf.c's sock_files iterator;
+ * outcome 0, end_ns the time of the report). Byte and retransmit counts are
+ * what happened since the connection's previous record: the records of a
+ * connection add up to its totals.
+ */
 struct tcp_close_event {
 	__u8 kind;      /* BPFAGENT_EVENT_TCP_CLOSE */
 	__u8 family;    /* AF_INET (2) or AF_INET6 (10) */
@@ -74,7 +96,8 @@ struct tcp_close_event {
 	__u8 raddr[16];
 	__u8 owner_source;    /* enum bpfagent_owner_source */
 	__u8 sk_err;          /* socket error at close (errno), 0 if none */
-	__u8 pad[6];
+	__u8 flags;           /* enum bpfagent_tcp_flags */
+	__u8 pad[5];
 	char comm[BPFAGENT_COMM_LEN];
 	/* where the connection really went when a DNAT rewrote raddr:rport */
 	__u8 dnat_addr[16];

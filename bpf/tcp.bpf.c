@@ -72,6 +72,7 @@ const struct tcp_close_event *unused_tcp_close_event __attribute__((unused));
 #define SOCK_F_RST_SENT 0x1
 #define SOCK_F_RST_RECEIVED 0x2
 #define SOCK_F_DNAT 0x4 /* a real destination waits in tcp_dnat */
+#define SOCK_F_SEEDED 0x8 /* open before the agent started: found by the sock_files iterator */
 
 /*
  * Set once the first forwarded SYN is kept in fwd_syns. Until then (a host
@@ -94,12 +95,43 @@ struct sock_info {
 	__u8 direction;
 	__u8 flags;
 	__u8 pad[6];
+	/* what the connection's records so far carried: the next one carries the rest */
+	__u64 rep_sent;
+	__u64 rep_received;
+	__u32 rep_retrans;
+	__u32 pad2;
 };
 
+/*
+ * Where a socket listens: namespace, port, family, device (SO_BINDTODEVICE,
+ * 0 for any) and address (zeros for the wildcard). Sockets bound to one port
+ * on different addresses have different keys; a SO_REUSEPORT group shares one.
+ */
 struct listen_key {
 	__u32 netns;
 	__u16 port;
 	__u16 family;
+	__u32 ifindex;
+	__u8 addr[16];
+};
+
+/* The listening sockets (struct sock addresses) of one listen_key. */
+#define LISTEN_GROUP_MAX 8
+struct listen_group {
+	__u64 socks[LISTEN_GROUP_MAX];
+};
+
+/* One listening socket: who listens, and under which key. */
+struct listen_entry {
+	struct owner owner;
+	struct listen_key key;
+};
+
+/* Payload bytes and retransmits of a connection as the kernel counts them now. */
+struct tcp_counts {
+	__u64 sent;
+	__u64 received;
+	__u32 retrans;
 };
 
 struct {
@@ -121,13 +153,35 @@ struct {
 	__type(value, struct sock_info);
 } socks SEC(".maps");
 
-/* Who listens on (netns, port, family): fallback owner of passive sockets. */
+/* The listening sockets of each address and port: owner of passive sockets until their process closes them. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct listen_key);
-	__type(value, struct owner);
+	__type(value, struct listen_group);
 } listeners SEC(".maps");
+
+/* Every listening socket (key: struct sock address) and who listens on it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct listen_entry);
+} listen_socks SEC(".maps");
+
+/*
+ * Slot 0: what the sock_files iterator does in this run (set by user space):
+ * report (0, each interval), or, while the agent starts, seed the listening
+ * sockets, then the connections (every listener must be known by then).
+ */
+#define ITER_SEED_LISTENERS 1
+#define ITER_SEED_CONNECTIONS 2
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} iter_conf SEC(".maps");
 
 /*
  * Real destinations of DNAT-ed connections (key: struct sock address), read
@@ -219,12 +273,23 @@ static __always_inline __u16 local_port(const struct sock *sk, const struct tcp_
 	return port ? port : RD(direct, sk, __sk_common.skc_num);
 }
 
+/* `k` zeroed by the caller. An accepted socket's key is its listener's, but for the address when that is a wildcard. */
 static __always_inline void fill_listen_key(struct listen_key *k, const struct sock *sk, const struct tcp_sock *tp,
 					    __u32 netns, const bool direct)
 {
 	k->netns = sock_netns(sk, netns, direct);
 	k->port = local_port(sk, tp, direct);
 	k->family = RD(direct, sk, __sk_common.skc_family);
+	k->ifindex = RD(direct, sk, __sk_common.skc_bound_dev_if);
+	if (k->family == AF_INET) {
+		__u32 a = RD(direct, sk, __sk_common.skc_rcv_saddr);
+
+		__builtin_memcpy(k->addr, &a, 4);
+	} else if (direct) {
+		__builtin_memcpy(k->addr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+	} else {
+		bpf_core_read(k->addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+	}
 }
 
 /*
@@ -258,6 +323,149 @@ static __always_inline void track(const struct sock *sk, __u8 direction, const s
 		info.owner = *owner;
 	if (bpf_map_update_elem(&socks, &key, &info, BPF_ANY) != 0)
 		count(BPFAGENT_LOSS_SOCK_MAP_FULL);
+}
+
+/* ---- listeners: every listening socket by address and port, SO_REUSEPORT groups included ---- */
+
+/* Remember a listening socket and who listens on it; a socket already known under the same key keeps its slot. */
+static __always_inline void register_listener(const struct sock *sk, const struct tcp_sock *tp, __u32 netns,
+					      const struct owner *owner, const bool direct)
+{
+	__u64 key = (__u64)sk;
+	struct listen_group fresh = {};
+	struct listen_group *g;
+	struct listen_entry l = {};
+	int i, free = -1;
+
+	fill_listen_key(&l.key, sk, tp, netns, direct);
+	if (owner)
+		l.owner = *owner;
+	if (bpf_map_update_elem(&listen_socks, &key, &l, BPF_ANY) != 0) {
+		count(BPFAGENT_LOSS_LISTEN_MAP_FULL);
+		return;
+	}
+	g = bpf_map_lookup_elem(&listeners, &l.key);
+	if (!g) {
+		fresh.socks[0] = key;
+		if (bpf_map_update_elem(&listeners, &l.key, &fresh, BPF_NOEXIST) == 0)
+			return;
+		g = bpf_map_lookup_elem(&listeners, &l.key); /* another CPU made it meanwhile */
+		if (!g) {
+			count(BPFAGENT_LOSS_LISTEN_MAP_FULL);
+			return;
+		}
+	}
+#pragma unroll
+	for (i = 0; i < LISTEN_GROUP_MAX; i++) {
+		if (g->socks[i] == key)
+			return;
+		if (!g->socks[i] && free < 0)
+			free = i;
+	}
+	if (free < 0 || free >= LISTEN_GROUP_MAX) {
+		count(BPFAGENT_LOSS_LISTEN_GROUP_FULL);
+		return;
+	}
+	g->socks[free] = key;
+}
+
+/* A listening socket closed: it leaves its group; the key goes with the group's last socket. */
+static __always_inline void unregister_listener(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct listen_key lk;
+	struct listen_group *g;
+	struct listen_entry *l;
+	int i, left = 0;
+
+	l = bpf_map_lookup_elem(&listen_socks, &key);
+	if (!l)
+		return;
+	lk = l->key;
+	bpf_map_delete_elem(&listen_socks, &key);
+	g = bpf_map_lookup_elem(&listeners, &lk);
+	if (!g)
+		return;
+#pragma unroll
+	for (i = 0; i < LISTEN_GROUP_MAX; i++) {
+		if (g->socks[i] == key)
+			g->socks[i] = 0;
+		else if (g->socks[i])
+			left++;
+	}
+	if (!left)
+		bpf_map_delete_elem(&listeners, &lk);
+}
+
+/*
+ * Whether `child` waits in the accept queue of listening socket `lsk`. When
+ * a passive socket becomes ESTABLISHED, tcp_check_req() has just queued its
+ * request at the tail of the queue of the socket that took the handshake
+ * (the one SO_REUSEPORT chose); a few more from the head cover requests
+ * queued meanwhile. Probe reads: `lsk` is a number from a map.
+ */
+static __always_inline bool queued_on(__u64 lsk, const struct sock *child)
+{
+	const struct inet_connection_sock *icsk = (const void *)lsk;
+	struct request_sock *req;
+	int i;
+
+	req = BPF_CORE_READ(icsk, icsk_accept_queue.rskq_accept_tail);
+	if (req && BPF_CORE_READ(req, sk) == child)
+		return true;
+	req = BPF_CORE_READ(icsk, icsk_accept_queue.rskq_accept_head);
+	for (i = 0; i < 4; i++) {
+		if (!req)
+			return false;
+		if (BPF_CORE_READ(req, sk) == child)
+			return true;
+		req = BPF_CORE_READ(req, dl_next);
+	}
+	return false;
+}
+
+/*
+ * The listener entry of the socket that took `child`'s handshake: its
+ * address's key, else the wildcard's. In a group of several sockets (SO_REUSEPORT)
+ * the one whose accept queue holds the child when `resolve` (at establishment);
+ * otherwise, or when none does (counted), the group's first.
+ */
+static __always_inline struct listen_entry *listener_of(const struct sock *child, const struct tcp_sock *tp, __u32 netns,
+						    bool resolve, const bool direct)
+{
+	struct listen_key k = {};
+	struct listen_group *g;
+	__u64 first = 0, found = 0;
+	int i, n = 0;
+
+	fill_listen_key(&k, child, tp, netns, direct);
+	g = bpf_map_lookup_elem(&listeners, &k);
+	if (!g) {
+		__builtin_memset(k.addr, 0, sizeof(k.addr));
+		g = bpf_map_lookup_elem(&listeners, &k);
+	}
+	if (!g)
+		return NULL;
+#pragma unroll
+	for (i = 0; i < LISTEN_GROUP_MAX; i++) {
+		if (!g->socks[i])
+			continue;
+		n++;
+		if (!first)
+			first = g->socks[i];
+	}
+	if (n > 1 && resolve) {
+#pragma unroll
+		for (i = 0; i < LISTEN_GROUP_MAX; i++) {
+			if (g->socks[i] && !found && queued_on(g->socks[i], child))
+				found = g->socks[i];
+		}
+		if (!found)
+			count(BPFAGENT_STAT_LISTENER_UNRESOLVED);
+	}
+	if (found)
+		first = found;
+	return first ? bpf_map_lookup_elem(&listen_socks, &first) : NULL;
 }
 
 /*
@@ -315,6 +523,43 @@ static __always_inline void payload_bytes(const struct sock *sk, const struct tc
 	*received = rcvd;
 }
 
+/* The connection's counts now, in `state` (or closing from it). */
+static __always_inline void read_counts(const struct sock *sk, const struct tcp_sock *tp, const struct sock_info *info,
+					int state, struct tcp_counts *c, const bool direct)
+{
+	payload_bytes(sk, tp, info, state, &c->sent, &c->received, direct);
+	c->retrans = RD(direct, tp, total_retrans);
+}
+
+/*
+ * The record's counts: what `c` adds to what the connection's records
+ * carried so far (rep_*), which stay as they are until the record is out
+ * (commit_counts). True when anything moved. A count lower than reported
+ * (read mid-update by an iterator that does not lock the socket, before
+ * Linux 5.15) gives 0; at close that is counted.
+ */
+static __always_inline bool fill_deltas(struct tcp_close_event *e, const struct sock_info *info,
+					const struct tcp_counts *c, bool final)
+{
+	if (final && (c->sent < info->rep_sent || c->received < info->rep_received || c->retrans < info->rep_retrans))
+		count(BPFAGENT_STAT_DELTA_CLAMPED);
+	e->bytes_sent = c->sent > info->rep_sent ? c->sent - info->rep_sent : 0;
+	e->bytes_received = c->received > info->rep_received ? c->received - info->rep_received : 0;
+	e->retransmits = c->retrans > info->rep_retrans ? c->retrans - info->rep_retrans : 0;
+	return e->bytes_sent || e->bytes_received || e->retransmits;
+}
+
+/* A record with `c` is out: the next one carries what follows. */
+static __always_inline void commit_counts(struct sock_info *info, const struct tcp_counts *c)
+{
+	if (c->sent > info->rep_sent)
+		info->rep_sent = c->sent;
+	if (c->received > info->rep_received)
+		info->rep_received = c->received;
+	if (c->retrans > info->rep_retrans)
+		info->rep_retrans = c->retrans;
+}
+
 static __always_inline void read_addrs(struct tcp_close_event *e, const struct sock *sk, const bool direct)
 {
 	if (e->family == AF_INET) {
@@ -336,12 +581,16 @@ static __always_inline void read_addrs(struct tcp_close_event *e, const struct s
 	}
 }
 
-static __always_inline void fill_dnat(struct tcp_close_event *e, __u64 key, const struct sock_info *info)
+/* Where DNAT sent the connection; at close (`final`) its entry is taken, or found evicted (counted). */
+static __always_inline void fill_dnat(struct tcp_close_event *e, __u64 key, const struct sock_info *info, bool final)
 {
 	struct tcp_dnat_target *t = NULL;
 
-	if (info->flags & SOCK_F_DNAT)
+	if (info->flags & SOCK_F_DNAT) {
 		t = bpf_map_lookup_elem(&tcp_dnat, &key);
+		if (!t && final)
+			count(BPFAGENT_LOSS_DNAT_EVICTED);
+	}
 	__builtin_memset(e->pad2, 0, sizeof(e->pad2));
 	if (!t) {
 		__builtin_memset(e->dnat_addr, 0, sizeof(e->dnat_addr));
@@ -352,7 +601,8 @@ static __always_inline void fill_dnat(struct tcp_close_event *e, __u64 key, cons
 	__builtin_memcpy(e->dnat_addr, t->addr, sizeof(e->dnat_addr));
 	e->dnat_port = t->port;
 	e->dnat = 1;
-	bpf_map_delete_elem(&tcp_dnat, &key);
+	if (final)
+		bpf_map_delete_elem(&tcp_dnat, &key);
 }
 
 /* A socket's IPv6 address field, 16 bytes. */
@@ -436,40 +686,50 @@ static __always_inline void adopt_forwarded(const struct sock *sk, const struct 
 		if (bpf_map_update_elem(&tcp_dnat, &key, &t, BPF_ANY) == 0)
 			info->flags |= SOCK_F_DNAT;
 	}
-	bpf_map_delete_elem(&fwd_syns, &k);
+	if (bpf_map_delete_elem(&fwd_syns, &k) == 0)
+		count(BPFAGENT_STAT_FWD_SYN_REMOVED);
 }
 
-static __always_inline void emit_close(const struct sock *sk, const struct tcp_sock *tp, struct sock_info *info,
-				       int oldstate, int sk_err, __u32 netns, const bool direct)
+/* Everything of a record but its kind, outcome, error and counts: who, where, since when. */
+static __always_inline void fill_event(struct tcp_close_event *e, const struct sock *sk, const struct tcp_sock *tp,
+				       const struct sock_info *info, __u32 netns, bool final, const bool direct)
 {
-	struct tcp_close_event *e;
-	__u64 queued;
-
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(BPFAGENT_LOSS_RINGBUF_FULL);
-		return;
-	}
-	e->kind = BPFAGENT_EVENT_TCP_CLOSE;
 	e->family = RD(direct, sk, __sk_common.skc_family);
 	e->direction = info->direction;
-	e->outcome = outcome_of(info, sk_err, oldstate);
 	e->pid = info->owner.pid;
 	e->start_ns = info->start_ns;
 	e->end_ns = bpf_ktime_get_ns();
 	e->cgroup_id = info->owner.cgroup_id;
-	payload_bytes(sk, tp, info, oldstate, &e->bytes_sent, &e->bytes_received, direct);
-	e->retransmits = RD(direct, tp, total_retrans);
 	e->srtt_us = RD(direct, tp, srtt_us) >> 3;
 	e->netns = sock_netns(sk, netns, direct);
 	e->lport = local_port(sk, tp, direct);
 	e->rport = bpf_ntohs(RD(direct, sk, __sk_common.skc_dport));
 	read_addrs(e, sk, direct);
 	e->owner_source = info->owner.source;
-	e->sk_err = sk_err;
+	e->flags = (info->flags & SOCK_F_SEEDED) ? BPFAGENT_TCP_F_SEEDED : 0;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	__builtin_memcpy(e->comm, info->owner.comm, sizeof(e->comm));
-	fill_dnat(e, (__u64)sk, info);
+	fill_dnat(e, (__u64)sk, info, final);
+}
+
+static __always_inline void emit_close(const struct sock *sk, const struct tcp_sock *tp, struct sock_info *info,
+				       int oldstate, int sk_err, __u32 netns, const bool direct)
+{
+	struct tcp_close_event *e;
+	struct tcp_counts c;
+	__u64 queued;
+
+	read_counts(sk, tp, info, oldstate, &c, direct);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(BPFAGENT_LOSS_RINGBUF_FULL);
+		return;
+	}
+	e->kind = BPFAGENT_EVENT_TCP_CLOSE;
+	e->outcome = outcome_of(info, sk_err, oldstate);
+	e->sk_err = sk_err;
+	fill_deltas(e, info, &c, true);
+	fill_event(e, sk, tp, info, netns, true, direct);
 	count(BPFAGENT_STAT_EVENTS);
 
 	/* Wake the reader only once enough is queued; it also polls on a timer. */
@@ -513,21 +773,18 @@ static __always_inline int on_state_change(const struct sock *sk, __u32 netns, i
 		return 0;
 	}
 	case TCP_LISTEN: {
-		struct listen_key lk = {};
 		struct owner o = {};
 
 		tp = as_tcp(sk, direct);
 		if (!tp)
 			return 0;
-		fill_listen_key(&lk, sk, tp, netns, direct);
 		current_owner(&o, BPFAGENT_OWNER_LISTENER);
-		if (bpf_map_update_elem(&listeners, &lk, &o, BPF_ANY) != 0)
-			count(BPFAGENT_LOSS_LISTEN_MAP_FULL);
+		register_listener(sk, tp, netns, &o, direct);
 		return 0;
 	}
 	case TCP_ESTABLISHED: {
 		/* passive open, softirq: owner is the listener until its process closes it */
-		struct listen_key lk = {};
+		struct listen_entry *l;
 
 		if (oldstate == TCP_SYN_SENT) {
 			/* our SYN was answered: was it DNAT-ed on a later hop? */
@@ -541,8 +798,8 @@ static __always_inline int on_state_change(const struct sock *sk, __u32 netns, i
 		tp = as_tcp(sk, direct);
 		if (!tp)
 			return 0;
-		fill_listen_key(&lk, sk, tp, netns, direct);
-		track(sk, BPFAGENT_DIR_INBOUND, bpf_map_lookup_elem(&listeners, &lk));
+		l = listener_of(sk, tp, netns, true, direct);
+		track(sk, BPFAGENT_DIR_INBOUND, l ? &l->owner : NULL);
 		return 0;
 	}
 	case TCP_FIN_WAIT1:
@@ -557,10 +814,7 @@ static __always_inline int on_state_change(const struct sock *sk, __u32 netns, i
 		if (!tp)
 			return 0;
 		if (oldstate == TCP_LISTEN) {
-			struct listen_key lk = {};
-
-			fill_listen_key(&lk, sk, tp, netns, direct);
-			bpf_map_delete_elem(&listeners, &lk);
+			unregister_listener(sk);
 			return 0;
 		}
 		info = bpf_map_lookup_elem(&socks, &key);
@@ -676,7 +930,11 @@ static __always_inline int on_xmit(const struct sk_buff *skb, const bool direct)
 
 	if (!sk) {
 		d.ts_ns = bpf_ktime_get_ns();
-		bpf_map_update_elem(&fwd_syns, &k, &d, BPF_ANY);
+		/* new entries counted: those not taken nor held were evicted */
+		if (bpf_map_update_elem(&fwd_syns, &k, &d, BPF_NOEXIST) == 0)
+			count(BPFAGENT_STAT_FWD_SYN_INSERTS);
+		else
+			bpf_map_update_elem(&fwd_syns, &k, &d, BPF_ANY);
 		if (!fwd_syn_seen)
 			fwd_syn_seen = 1; /* written once: no cache line bouncing between CPUs */
 		return 0;
@@ -817,4 +1075,145 @@ SEC("tracepoint/net/net_dev_start_xmit")
 int tp_xmit(struct trace_event_raw_net_dev_start_xmit *ctx)
 {
 	return on_xmit((const struct sk_buff *)BPF_CORE_READ(ctx, skbaddr), false);
+}
+
+/*
+ * --- the iterator, run by the agent (read(2) on an iterator fd), not by events ---
+ *
+ * sock_files (iter/task_file, Linux 5.8+) visits every open file of every
+ * process, and so every socket a process holds, in every network namespace
+ * (the iter/tcp iterator would see the agent's own namespace only). Each
+ * interval it writes one record (struct tcp_close_event, kind TCP_OPEN) per
+ * tracked connection whose counts moved since its last record, and moves the
+ * connection's rep_* on only once the record is written (a record that did
+ * not fit the output buffer is dropped by the kernel and the file shown
+ * again). Connections held by no process (closed by it, or not yet accepted)
+ * wait for their close record, which carries what they moved. While the
+ * agent starts it seeds instead: the listening sockets, then the connections
+ * open before the tracepoints were attached, their bytes until then not
+ * counted. The socket is not locked here: counts read in the middle of an
+ * update can be lower later (see fill_deltas).
+ */
+
+static __always_inline __u32 iter_mode(void)
+{
+	__u32 zero = 0;
+	__u32 *conf = bpf_map_lookup_elem(&iter_conf, &zero);
+
+	return conf ? *conf : 0;
+}
+
+static __always_inline void task_owner(struct owner *o, const struct task_struct *task, __u8 source)
+{
+	o->pid = task->tgid;
+	o->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	o->source = source;
+	bpf_probe_read_kernel(o->comm, sizeof(o->comm), task->comm);
+}
+
+/*
+ * A listening socket, known or not (open before the agent, or missed by a
+ * race): in its group, under its key now. Its owner, when not known, is the
+ * first process found holding it.
+ */
+static __always_inline void ensure_listener(const struct sock *sk, const struct tcp_sock *tp, const struct task_struct *task)
+{
+	__u64 key = (__u64)sk;
+	struct listen_key k = {};
+	struct listen_entry *l = bpf_map_lookup_elem(&listen_socks, &key);
+	struct owner o = {};
+
+	if (l && l->owner.pid) {
+		o = l->owner;
+		fill_listen_key(&k, sk, tp, 0, false);
+		if (__builtin_memcmp(&k, &l->key, sizeof(k)) == 0)
+			return; /* known, under its key (a slot lost to a race is not looked for) */
+		unregister_listener(sk); /* listen() before its port was set: registered under port 0 */
+	} else {
+		task_owner(&o, task, BPFAGENT_OWNER_LISTENER);
+	}
+	register_listener(sk, tp, 0, &o, false);
+}
+
+/* A connection open before the agent started: tracked from now, owned by the process holding it. */
+static __always_inline void seed_connection(const struct sock *sk, const struct tcp_sock *tp, int state,
+					    const struct task_struct *task)
+{
+	__u64 key = (__u64)sk;
+	struct sock_info info = {};
+	struct tcp_counts c;
+	long err;
+
+	/* accepted if a socket listens on its local address and port (a listener closed since makes it look outbound) */
+	info.direction = listener_of(sk, tp, 0, false, false) ? BPFAGENT_DIR_INBOUND : BPFAGENT_DIR_OUTBOUND;
+	info.start_ns = bpf_ktime_get_ns();
+	info.flags = SOCK_F_SEEDED;
+	task_owner(&info.owner, task, BPFAGENT_OWNER_FILE);
+	read_counts(sk, tp, &info, state, &c, false);
+	commit_counts(&info, &c);
+	err = bpf_map_update_elem(&socks, &key, &info, BPF_NOEXIST);
+	if (err == 0)
+		count(BPFAGENT_STAT_SEEDED_CONNECTIONS);
+	else if (err != -17 /* EEXIST: tracked since, or held by another process too */)
+		count(BPFAGENT_LOSS_SOCK_MAP_FULL);
+}
+
+SEC("iter/task_file")
+int sock_files(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct tcp_close_event e = {};
+	const struct tcp_sock *tp;
+	struct sock_info *info;
+	struct tcp_counts c;
+	struct socket *sock;
+	struct sock *sk;
+	__u32 mode;
+	__u64 key;
+	int state;
+
+	if (!task || !file)
+		return 0;
+	/* a socket's file: private_data is its struct socket, which points back to the file, and its sock to it */
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock || (__u64)BPF_CORE_READ(sock, file) != (__u64)file)
+		return 0;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_socket) != sock)
+		return 0;
+	tp = as_tcp(sk, false);
+	if (!tp)
+		return 0;
+	mode = iter_mode();
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_LISTEN) {
+		ensure_listener(sk, tp, task);
+		return 0;
+	}
+	if (mode == ITER_SEED_LISTENERS || state == TCP_SYN_SENT || state == TCP_SYN_RECV || state == TCP_CLOSE)
+		return 0;
+	key = (__u64)sk;
+	info = bpf_map_lookup_elem(&socks, &key);
+	if (mode == ITER_SEED_CONNECTIONS) {
+		if (!info)
+			seed_connection(sk, tp, state, task);
+		return 0;
+	}
+	if (!info)
+		return 0;
+	/* an accepted connection still named after its listener: the process holding it serves it */
+	if (info->direction == BPFAGENT_DIR_INBOUND &&
+	    (info->owner.source == BPFAGENT_OWNER_LISTENER || info->owner.source == BPFAGENT_OWNER_NONE))
+		task_owner(&info->owner, task, BPFAGENT_OWNER_FILE);
+	read_counts(sk, tp, info, state, &c, false);
+	if (!fill_deltas(&e, info, &c, false))
+		return 0;
+	e.kind = BPFAGENT_EVENT_TCP_OPEN;
+	fill_event(&e, sk, tp, info, 0, false, false);
+	if (bpf_seq_write(ctx->meta->seq, &e, sizeof(e)) == 0) {
+		commit_counts(info, &c);
+		count(BPFAGENT_STAT_OPEN_REPORTS);
+	}
+	return 0;
 }

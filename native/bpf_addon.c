@@ -214,6 +214,7 @@ struct object {
 	struct link *links; /* attached programs, destroyed on close */
 	bool loaded;
 	bool loading; /* a worker thread has it (loadAsync): hands off until it is done */
+	int iterating; /* iterReadAsync reads under way on worker threads: no close() until they end */
 };
 
 static void object_free(napi_env env, void *data, void *hint);
@@ -511,6 +512,139 @@ static napi_value js_load_async(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	o->loading = true;
+	return promise;
+}
+
+/*
+ * iterReadAsync(handle, progName) -> Promise<Buffer>: run a BPF iterator
+ * program (iter/tcp, iter/task_file, ...) to its end on a libuv worker
+ * thread and hand back everything it wrote. Attached for the read only.
+ */
+struct iter_work {
+	napi_async_work work;
+	napi_deferred deferred;
+	napi_ref handle;
+	struct object *o;
+	struct bpf_program *prog;
+	char *data;
+	size_t len;
+	int err;
+	char what[320];
+	char log[4096];
+};
+
+static void iter_execute(napi_env env, void *data)
+{
+	struct iter_work *w = data;
+	struct bpf_link *link;
+	size_t cap = 64 * 1024;
+	int fd;
+
+	(void)env;
+	log_reset();
+	link = bpf_program__attach_iter(w->prog, NULL);
+	if (!link) {
+		w->err = errno;
+		snprintf(w->what, sizeof(w->what), "attach iterator %s", bpf_program__name(w->prog));
+		goto out;
+	}
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		w->err = errno;
+		snprintf(w->what, sizeof(w->what), "create iterator %s", bpf_program__name(w->prog));
+		bpf_link__destroy(link);
+		goto out;
+	}
+	w->data = malloc(cap);
+	for (;;) {
+		ssize_t n;
+
+		if (!w->data) {
+			w->err = ENOMEM;
+			break;
+		}
+		if (cap - w->len < 32 * 1024) {
+			char *grown = realloc(w->data, cap * 2);
+
+			if (!grown) {
+				w->err = ENOMEM;
+				break;
+			}
+			w->data = grown;
+			cap *= 2;
+		}
+		n = read(fd, w->data + w->len, cap - w->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			w->err = errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		w->len += (size_t)n;
+	}
+	if (w->err)
+		snprintf(w->what, sizeof(w->what), "read iterator %s", bpf_program__name(w->prog));
+	close(fd);
+	bpf_link__destroy(link);
+out:
+	snprintf(w->log, sizeof(w->log), "%s", libbpf_log);
+}
+
+static void iter_complete(napi_env env, napi_status status, void *data)
+{
+	struct iter_work *w = data;
+	napi_value buf;
+	void *out;
+
+	w->o->iterating--;
+	if (status != napi_ok && !w->err) {
+		w->err = ECANCELED;
+		snprintf(w->what, sizeof(w->what), "read iterator");
+	}
+	if (w->err) {
+		napi_reject_deferred(env, w->deferred, make_error(env, w->err, w->log, w->what));
+	} else {
+		napi_create_buffer_copy(env, w->len, w->len ? w->data : "", &out, &buf);
+		napi_resolve_deferred(env, w->deferred, buf);
+	}
+	free(w->data);
+	napi_delete_reference(env, w->handle);
+	napi_delete_async_work(env, w->work);
+	free(w);
+}
+
+static napi_value js_iter_read_async(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	struct object *o = get_object(env, argv[0]);
+	struct bpf_program *p;
+	struct iter_work *w;
+	napi_value promise, name;
+
+	if (!o || !(p = get_prog(env, o, argv[1])))
+		return NULL;
+	if (!o->loaded || bpf_program__fd(p) < 0) {
+		throw_errno(env, EBADF, "iterator %s: object not loaded", bpf_program__name(p));
+		return NULL;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		throw_errno(env, ENOMEM, "read iterator %s", bpf_program__name(p));
+		return NULL;
+	}
+	w->o = o;
+	w->prog = p;
+	napi_create_string_utf8(env, "bpfagent-iter", NAPI_AUTO_LENGTH, &name);
+	if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
+	    napi_create_reference(env, argv[0], 1, &w->handle) != napi_ok ||
+	    napi_create_async_work(env, NULL, name, iter_execute, iter_complete, w, &w->work) != napi_ok ||
+	    napi_queue_async_work(env, w->work) != napi_ok) {
+		throw_msg(env, "bpfagent native: cannot start an iterator read");
+		return NULL;
+	}
+	o->iterating++;
 	return promise;
 }
 
@@ -1015,6 +1149,8 @@ struct ring {
 	int poll_ms;
 	size_t max_batch_bytes;
 	atomic_bool stop;
+	atomic_ulong dropped; /* records read but not handed over: no memory for them */
+	int err;       /* why the thread ended on its own (poll error), 0 if asked to stop */
 	bool running;  /* thread started and not joined */
 	bool released; /* tsfn released (by the thread or by an abort) */
 	struct batch cur;
@@ -1027,10 +1163,17 @@ static void ring_post(struct ring *r, bool end)
 	if (!r->cur.count && !end)
 		return;
 	b = malloc(sizeof(*b));
+	if (!b) {
+		atomic_fetch_add(&r->dropped, r->cur.count);
+		free(r->cur.data);
+		memset(&r->cur, 0, sizeof(r->cur));
+		return;
+	}
 	*b = r->cur;
 	b->end = end;
 	memset(&r->cur, 0, sizeof(r->cur));
 	if (napi_call_threadsafe_function(r->tsfn, b, napi_tsfn_blocking) != napi_ok) {
+		atomic_fetch_add(&r->dropped, b->count);
 		free(b->data);
 		free(b);
 	}
@@ -1049,8 +1192,11 @@ static int ring_sample(void *ctx, void *data, size_t size)
 		while (cap < b->len + 4 + size)
 			cap *= 2;
 		grown = realloc(b->data, cap);
-		if (!grown)
-			return -ENOMEM;
+		if (!grown) {
+			/* the record is consumed either way: count it and go on (an error would end the thread) */
+			atomic_fetch_add(&r->dropped, 1);
+			return 0;
+		}
 		b->data = grown;
 		b->cap = cap;
 	}
@@ -1070,8 +1216,10 @@ static void *ring_thread(void *arg)
 	while (!atomic_load(&r->stop)) {
 		int n = ring_buffer__poll(r->rb, r->poll_ms);
 
-		if (n < 0 && n != -EINTR)
+		if (n < 0 && n != -EINTR) {
+			r->err = -n; /* handed to JavaScript with the end marker */
 			break;
+		}
 		/* poll returns on timeout without reading; drain what is queued */
 		ring_buffer__consume(r->rb);
 		ring_post(r, false);
@@ -1095,18 +1243,22 @@ static void ring_call_js(napi_env env, napi_value cb, void *context, void *data)
 
 	(void)context;
 	if (env && cb) {
-		if (b->count)
-			napi_create_buffer_copy(env, b->len, b->data, &out, &buf);
-		else
-			napi_get_null(env, &buf);
-		napi_create_double(env, (double)b->count, &count);
+		napi_value args[2];
+
 		napi_get_global(env, &global);
-		napi_value args[2] = { buf, count };
-		napi_call_function(env, global, cb, 2, args, NULL);
-		if (b->end && b->count) {
-			/* the end marker follows the last records */
+		if (b->count) {
+			napi_create_buffer_copy(env, b->len, b->data, &out, &buf);
+			napi_create_double(env, (double)b->count, &count);
+			args[0] = buf;
+			args[1] = count;
+			napi_call_function(env, global, cb, 2, args, NULL);
+		}
+		if (b->end) {
+			/* the end marker follows the last records: (null, 0), or (null, -errno) when polling failed */
+			struct ring *r = context;
+
 			napi_get_null(env, &args[0]);
-			napi_create_double(env, 0, &args[1]);
+			napi_create_double(env, r ? -(double)r->err : 0, &args[1]);
 			napi_call_function(env, global, cb, 2, args, NULL);
 		}
 	}
@@ -1168,7 +1320,7 @@ static napi_value js_ring_open(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	napi_create_string_utf8(env, "bpfagent-ringbuf", NAPI_AUTO_LENGTH, &name);
-	if (napi_create_threadsafe_function(env, argv[2], NULL, name, 16, 1, NULL, NULL, NULL,
+	if (napi_create_threadsafe_function(env, argv[2], NULL, name, 16, 1, NULL, NULL, r,
 					    ring_call_js, &r->tsfn) != napi_ok) {
 		ring_buffer__free(r->rb);
 		free(r);
@@ -1188,6 +1340,21 @@ static napi_value js_ring_open(napi_env env, napi_callback_info info)
 	o->rings = r;
 	napi_create_external(env, r, ring_free, NULL, &handle);
 	return handle;
+}
+
+/* ringDropped(ring) -> records read from the ring but dropped for lack of memory */
+static napi_value js_ring_dropped(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	struct ring *r = NULL;
+	napi_value v;
+
+	if (napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || !r) {
+		throw_msg(env, "bpfagent native: expected a ring handle");
+		return NULL;
+	}
+	napi_create_double(env, (double)atomic_load(&r->dropped), &v);
+	return v;
 }
 
 /* ringStop(ring): ask the thread to drain and end; callback(null, 0) follows */
@@ -1253,6 +1420,10 @@ static napi_value js_close(napi_env env, napi_callback_info info)
 	}
 	if (o->loading) {
 		throw_msg(env, "bpfagent native: object is loading; wait for loadAsync() before close()");
+		return NULL;
+	}
+	if (o->iterating) {
+		throw_msg(env, "bpfagent native: an iterator is being read; wait for iterReadAsync() before close()");
 		return NULL;
 	}
 	object_close(o);
@@ -1348,6 +1519,8 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "mapDump", js_map_dump },
 		{ "ringOpen", js_ring_open },
 		{ "ringStop", js_ring_stop },
+		{ "ringDropped", js_ring_dropped },
+		{ "iterReadAsync", js_iter_read_async },
 		{ "close", js_close },
 		{ "probeMapType", js_probe_map_type },
 		{ "probeProgType", js_probe_prog_type },

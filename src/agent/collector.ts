@@ -1,9 +1,10 @@
 /**
  * The probes-to-records pipeline every command shares: attach the TCP and
  * UDP/DNS probes (loaded by src/bpf/probe-load.ts, which checks privileges
- * and kernel features), decode what they report, pair DNS lookups, name
- * remote addresses, and hand each record to `onRecords` in batches. UDP
- * flows come once per interval.
+ * and kernel features), find the TCP connections and listeners already open,
+ * decode what the probes report, pair DNS lookups, name remote addresses,
+ * and hand each record to `onRecords` in batches. Once per interval come the
+ * UDP flows and what each open TCP connection moved (its open record).
  *
  * stop() detaches every probe first and drains afterwards, so the summary it
  * returns accounts for everything that happened while attached.
@@ -18,11 +19,13 @@ import type { AgentRecord, TcpRecord, UdpRecord } from '../events/records.js';
 import { beginBatchTime, endBatchTime } from '../events/batch-time.js';
 import { decodeUdpFlows } from '../events/udp-flow.js';
 import { UdpDirections } from '../events/udp-direction.js';
+import { decodeOpenRecords } from '../events/tcp-record.js';
 import { DnsNameCache } from '../enrich/dns-cache.js';
 import { DnsTracker } from '../enrich/dns-tracker.js';
 import type { Enricher } from '../enrich/enricher.js';
 import { nameRemote } from '../enrich/remote-names.js';
 import { MonotonicClock } from '../util/clock.js';
+import { describeLosses } from './loss-counters.js';
 import { EnvironmentError } from '../util/errors.js';
 
 export interface CollectorOptions {
@@ -33,6 +36,7 @@ export interface CollectorOptions {
   pollMs: number;
   intervalMs: number;
   maxUdpFlows: number;
+  maxNatEntries: number;
   debug: boolean;
 }
 
@@ -65,6 +69,13 @@ export class Collector {
   private tcp!: TcpTracer;
   private net: NetTracer | undefined;
   private closed = false;
+  private clock = new MonotonicClock();
+  /** open-connection records made (each interval's iterator read) */
+  private openRecords = 0;
+  /** iterator reads that failed (logged): their interval's open records are missing */
+  private openReadErrors = 0;
+  /** why TCP tracing stopped while the agent runs (the ring buffer reader failed), else undefined */
+  tracingError: string | undefined;
   /** attach mode in use, UDP/DNS on or off: for the ready line */
   readonly info: Record<string, unknown> = {};
 
@@ -92,7 +103,7 @@ export class Collector {
   async start(probes: Promise<LoadedProbes> = loadProbes(this.opts)): Promise<void> {
     const loaded = await probes;
     for (const n of loaded.notes) this.log[n.level](n.fields ?? {}, n.msg);
-    const clock = new MonotonicClock();
+    const clock = this.clock;
     const batchTcp: TcpRecord[] = [];
     const sink: RecordSink = {
       tcp: (r, endMs) => {
@@ -115,10 +126,13 @@ export class Collector {
           endBatchTime(outer);
         }
         this.flush(false);
-      }, this.opts.pollMs);
+      }, this.opts.pollMs, (errno) => this.readerFailed(errno));
+      // attached first, so that nothing opened meanwhile is missed; then what was open before
+      await this.tcp.seed();
     } catch (e) {
       loaded.net?.close();
-      throw e;
+      this.tcp.close();
+      throw e instanceof EnvironmentError ? e : new EnvironmentError(`find the TCP connections open at start: ${(e as Error).message.split('\n')[0]}`);
     }
     this.net = loaded.net && attachNetTracer(loaded.net, this.tcp, this.log);
     this.tick = setInterval(() => {
@@ -147,6 +161,36 @@ export class Collector {
       dnsAnswers: net?.dnsAnswers ?? null,
       dnsOverTcp: net?.dnsOverTcp ?? null,
     };
+  }
+
+  /** TCP tracing goes on: the ring buffer is being read. */
+  get tracing(): boolean {
+    return this.tracingError === undefined;
+  }
+
+  private readerFailed(errno: number): void {
+    this.tracingError = `reading the kernel's ring buffer failed (errno ${errno}): no TCP records or DNS lookups are read any more; restart the agent`;
+    this.log.error({ errno }, `tracing stopped: ${this.tracingError}`);
+  }
+
+  /** What each open TCP connection moved since its last record, as records. */
+  private async emitOpenTcp(): Promise<void> {
+    let out: Buffer;
+    try {
+      out = await this.tcp.readOpen();
+    } catch (e) {
+      this.openReadErrors++;
+      this.log.error({ err: (e as Error).message }, `open TCP connections not read this interval: ${(e as Error).message.split('\n')[0]}`);
+      return;
+    }
+    const records: TcpRecord[] = [];
+    this.decoded.decodeErrors += decodeOpenRecords(out, this.clock, (r, endMs) => {
+      nameRemote(r, endMs, this.names);
+      records.push(r);
+    });
+    this.enricher?.enrichAll(records);
+    for (const r of records) this.pending.push(r);
+    this.openRecords += records.length;
   }
 
   get description(): string {
@@ -178,6 +222,7 @@ export class Collector {
   }
 
   private async endInterval(): Promise<void> {
+    await this.emitOpenTcp();
     if (this.net) this.emitUdp([await this.net.collectUdp()]);
     const now = Date.now();
     this.dns.sweep(now);
@@ -189,6 +234,8 @@ export class Collector {
   async stop(): Promise<CollectorSummary> {
     clearInterval(this.tick);
     await this.collecting;
+    // what open connections moved since the last interval (a restarted agent counts from its own start)
+    await this.emitOpenTcp();
     // every producer off first, then drain: what follows is complete
     this.tcp.detach();
     this.net?.detach();
@@ -214,8 +261,13 @@ export class Collector {
     const udpEvicted = this.net?.evictedTotal ?? 0;
     return {
       records: this.decoded.records,
+      tcpOpenRecords: this.openRecords,
+      tcpOpenReadErrors: this.openReadErrors,
       decodeErrors: this.decoded.decodeErrors,
       ...counters,
+      fwdSynsEvicted: this.tcp.fwdSynsEvicted(counters),
+      readerDropped: this.tcp.readerDropped(),
+      tracingStopped: this.tracing ? 0 : 1,
       udpRecords: this.udpRecords,
       udpEvicted,
       udpDirectionsForgotten: this.directions.forgotten,
@@ -236,13 +288,10 @@ export class Collector {
 /** The summary as one sentence for the stderr log. */
 export function describeSummary(s: CollectorSummary): string {
   const n = (k: string): number => s[k] ?? 0;
-  const lost = n('lossRingbufFull') + n('lossSockMapFull') + n('decodeErrors') + n('udpEvicted') + n('lossDnsRingbufFull');
   return (
-    `summary: ${n('records')} TCP records, ${n('udpRecords')} UDP records, ${n('dnsLookups')} DNS lookups; ` +
-    `lost ${lost} (ring buffer full ${n('lossRingbufFull')}, connection map full ${n('lossSockMapFull')}, ` +
-    `UDP flows evicted ${n('udpEvicted')}, DNS ring buffer full ${n('lossDnsRingbufFull')}, ` +
-    `undecodable ${n('decodeErrors')}); ${n('dnsMalformed')} malformed DNS packets skipped; ` +
-    `${n('untrackedClose')} connections opened before start not reported`
+    `summary: ${n('records')} TCP records, ${n('tcpOpenRecords')} open TCP connection records, ${n('udpRecords')} UDP records, ${n('dnsLookups')} DNS lookups; ` +
+    `lost ${describeLosses(s)}; ${n('seededConnections')} connections open at start tracked from then, ` +
+    `${n('untrackedClose')} closed before they could be${n('tracingStopped') ? '; TCP tracing stopped early (see the error above)' : ''}`
   );
 }
 

@@ -31,7 +31,11 @@ export interface MapDump {
   values: Buffer;
 }
 
-/** Called with a batch of `[u32 length][record]` frames, then (null, 0) once the reader has ended. */
+/**
+ * Called with a batch of `[u32 length][record]` frames; then, once the reader
+ * has ended, (null, 0) when it was asked to stop, or (null, -errno) when
+ * polling the ring failed and the reader thread ended on its own.
+ */
 export type RingCallback = (batch: Buffer | null, count: number) => void;
 
 export interface BpfNative {
@@ -66,6 +70,10 @@ export interface BpfNative {
   chainProgram(obj: ObjectHandle, map: string, index: number, from: ObjectHandle, program: string): void;
   ringOpen(obj: ObjectHandle, map: string, callback: RingCallback, pollMs: number): RingHandle;
   ringStop(ring: RingHandle): void;
+  /** Records the reader took from the ring but dropped for lack of memory (while the ring's object is open). */
+  ringDropped(ring: RingHandle): number;
+  /** Run a loaded iterator program (iter/tcp, iter/task_file) to its end on a worker thread: all it wrote. */
+  iterReadAsync(obj: ObjectHandle, program: string): Promise<Buffer>;
   close(obj: ObjectHandle): void;
   probeMapType(type: number): number;
   probeProgType(type: number): number;

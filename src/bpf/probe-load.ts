@@ -28,6 +28,7 @@ export interface ProbeLoadOptions {
   maxConnections: number;
   ringbufBytes: number;
   maxUdpFlows: number;
+  maxNatEntries: number;
   debug: boolean;
 }
 
@@ -85,6 +86,7 @@ export async function loadProbes(opts: ProbeLoadOptions): Promise<LoadedProbes> 
       btfPath: opts.btf,
       mode: opts.attach,
       maxConnections: opts.maxConnections,
+      maxNatEntries: opts.maxNatEntries,
       ring: { fd: ringFd, bytes: opts.ringbufBytes },
       onFallback: (mode, reason) => notes.push({ level: 'info', msg: `attach mode ${mode} passed over`, fields: { mode, reason } }),
     });

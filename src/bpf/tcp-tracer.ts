@@ -2,7 +2,8 @@
  * Loads bpf/tcp.bpf.c and keeps it attached: picks the attach mode the kernel
  * supports (tp_btf, then raw_tp, then classic tracepoints), sizes the maps
  * and loads (load), then attaches and streams ring buffer batches to a
- * callback (attach).
+ * callback (attach). Its iterators find what was open before the start
+ * (seed) and report each interval what open connections moved (readOpen).
  */
 import type { BpfNative, LinkHandle, ObjectHandle, RingHandle } from './native.js';
 import { describeNativeError } from './native.js';
@@ -24,12 +25,26 @@ const MODE_PROGRAMS: Record<AttachMode, readonly string[]> = {
   tracepoint: ['tp_state', 'tp_send_reset', 'tp_receive_reset', 'tp_xmit'],
 };
 
+/**
+ * The iterator (iter/task_file, Linux 5.8+), loaded in every mode and run by
+ * the agent: sock_files visits every process's open files, so every socket
+ * held, in every network namespace.
+ */
+const ITERATORS = ['sock_files'] as const;
+
+/** iter_conf slot 0 (tcp.bpf.c): what sock_files does in a run. */
+const ITER_REPORT = 0;
+const ITER_SEED_LISTENERS = 1;
+const ITER_SEED_CONNECTIONS = 2;
+
 export interface TcpTracerOptions {
   objectPath: string;
   btfPath: string | null;
   mode: AttachMode | 'auto';
-  /** capacity of the live-connection map */
+  /** capacity of the live-connection map (and of the owners found at start) */
   maxConnections: number;
+  /** capacity of each DNAT map: tcp_dnat (connections' real destinations) and fwd_syns (forwarded SYNs) */
+  maxNatEntries: number;
   /** the ring buffer its `events` map becomes (see BpfNative.ringCreate), and its size */
   ring: { fd: number; bytes: number };
   /** told why a mode was passed over, when auto-selecting */
@@ -48,6 +63,9 @@ export class TcpTracer {
   private ended: Promise<void>;
   private resolveEnded: () => void = () => {};
   private closed = false;
+  /** drain() asked the reader to end: its end is not a failure */
+  private stopping = false;
+  private droppedAtDrain = 0;
 
   private constructor(
     private readonly native: BpfNative,
@@ -86,8 +104,11 @@ export class TcpTracer {
         throw new EnvironmentError(`${(e as Error).message}; rebuild with 'npm install'`);
       }
       try {
-        for (const p of native.programs(obj)) native.setAutoload(obj, p.name, programs.includes(p.name));
+        const iterators: readonly string[] = ITERATORS;
+        for (const p of native.programs(obj)) native.setAutoload(obj, p.name, programs.includes(p.name) || iterators.includes(p.name));
         native.setMaxEntries(obj, 'socks', opts.maxConnections);
+        native.setMaxEntries(obj, 'tcp_dnat', opts.maxNatEntries);
+        native.setMaxEntries(obj, 'fwd_syns', opts.maxNatEntries);
         native.reuseMapFd(obj, 'events', opts.ring.fd);
         const wakeup = Buffer.alloc(8);
         // wake the reader early when a quarter of the ring is queued
@@ -112,18 +133,20 @@ export class TcpTracer {
 
   /**
    * Attach the probes and read the ring buffer: `onBatch` gets its records
-   * in batches, at the latest every `pollMs`. On failure the object is
-   * closed (EnvironmentError).
+   * in batches, at the latest every `pollMs`. `onReaderFailed` is told when
+   * the reader stops on its own (polling the ring failed: nothing more will
+   * come). On failure the object is closed (EnvironmentError).
    */
-  attach(onBatch: (batch: Buffer, count: number) => void, pollMs: number): void {
+  attach(onBatch: (batch: Buffer, count: number) => void, pollMs: number, onReaderFailed?: (errno: number) => void): void {
     try {
       for (const p of this.programs) this.links.push(this.native.attach(this.obj, p));
       this.ring = this.native.ringOpen(
         this.obj,
         'events',
         (batch, count) => {
-          if (batch) onBatch(batch, count);
-          else this.resolveEnded();
+          if (batch) return onBatch(batch, count);
+          if (count < 0 && !this.stopping) onReaderFailed?.(-count);
+          this.resolveEnded();
         },
         pollMs,
       );
@@ -138,6 +161,50 @@ export class TcpTracer {
     return readPerCpuCounters(this.native, this.obj, 'counters', COUNTER_NAMES);
   }
 
+  /** Forwarded SYNs the LRU map evicted: kept, less taken, less held now. */
+  fwdSynsEvicted(c: Record<CounterName, number>): number {
+    const held = this.native.mapDump(this.obj, 'fwd_syns', false).count;
+    return Math.max(0, c.fwdSynInserts - c.fwdSynRemoved - held);
+  }
+
+  /** Records the native reader dropped for lack of memory. */
+  readerDropped(): number {
+    return this.ring && !this.closed ? this.native.ringDropped(this.ring) : this.droppedAtDrain;
+  }
+
+  /**
+   * Once attached: find the listening sockets and connections that were open
+   * before (the owners of their sockets from the processes' file tables), so
+   * that they are tracked from now on, their bytes until now not counted.
+   */
+  async seed(): Promise<void> {
+    try {
+      // every listener first: a connection is taken for accepted when a socket listens on its address and port
+      this.iterMode(ITER_SEED_LISTENERS);
+      await this.native.iterReadAsync(this.obj, 'sock_files');
+      this.iterMode(ITER_SEED_CONNECTIONS);
+      await this.native.iterReadAsync(this.obj, 'sock_files');
+    } finally {
+      this.iterMode(ITER_REPORT);
+    }
+  }
+
+  private iterMode(mode: number): void {
+    const v = Buffer.alloc(4);
+    v.writeUInt32LE(mode);
+    this.native.mapUpdate(this.obj, 'iter_conf', Buffer.alloc(4), v);
+  }
+
+  /**
+   * What every open connection held by a process moved since its last
+   * record: struct tcp_close_event records (kind TCP_OPEN), back to back.
+   * Accepted connections still named after their listener take the process
+   * holding them.
+   */
+  readOpen(): Promise<Buffer> {
+    return this.native.iterReadAsync(this.obj, 'sock_files');
+  }
+
   /** Detach the TCP probes; the ring buffer stays readable. */
   detach(): void {
     for (const l of this.links.splice(0)) this.native.detach(l);
@@ -150,10 +217,12 @@ export class TcpTracer {
    */
   async drain(timeoutMs = 3000): Promise<void> {
     if (!this.ring) return;
+    this.stopping = true;
     this.native.ringStop(this.ring);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.ended, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
+    this.droppedAtDrain = this.native.ringDropped(this.ring);
     this.ring = undefined;
   }
 

@@ -19,6 +19,7 @@ export function collectorOptions(cfg: AgentConfig): CollectorOptions {
     pollMs: cfg.trace.pollInterval,
     intervalMs: cfg.interval,
     maxUdpFlows: cfg.trace.maxUdpFlows,
+    maxNatEntries: cfg.trace.maxNatEntries,
     debug: cfg.trace.debug,
   };
 }
@@ -36,6 +37,7 @@ export const RUN_FLAGS: Record<string, { path: string[]; boolean?: boolean; mult
   'ringbuf-size': { path: ['trace', 'ringbufSize'] },
   'poll-interval': { path: ['trace', 'pollInterval'] },
   'max-udp-flows': { path: ['trace', 'maxUdpFlows'] },
+  'max-nat-entries': { path: ['trace', 'maxNatEntries'] },
   debug: { path: ['trace', 'debug'], boolean: true },
   kubeconfig: { path: ['kubernetes', 'kubeconfig'] },
   'cluster-cidr': { path: ['kubernetes', 'clusterCidrs'], multiple: true },
@@ -71,6 +73,7 @@ Options:
   --ringbuf-size SIZE     kernel-to-agent ring buffer, a power of two >= 4k    (default: 8M)
   --poll-interval DUR     longest a TCP or DNS record waits in the kernel      (default: 100ms)
   --max-udp-flows N       UDP flows tracked per interval; evictions are counted (default: 65536)
+  --max-nat-entries N     DNAT destinations and forwarded SYNs held; evictions are counted (default: 16384)
   --debug                 print libbpf's messages on stderr
   --kubeconfig FILE       Kubernetes credentials; default: $KUBECONFIG, else in-cluster, else off
   --cluster-cidr CIDRS    pod and service ranges, comma-separated or repeated

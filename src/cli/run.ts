@@ -30,6 +30,7 @@ import { openFlowStore } from '../store/open.js';
 import { SINKS, type SinkRegistry } from '../sinks/registry.js';
 import type { ShippedRecord } from '../sinks/sink.js';
 import { collectorOptions } from './run-options.js';
+import { lossStatus } from '../agent/loss-counters.js';
 
 /** How long start-up waits for the sinks to connect before going on (they keep trying). */
 const SINK_START_WAIT_MS = 15_000;
@@ -92,7 +93,8 @@ async function startAndRun(
     log,
     metrics: async () => ({ text: await metrics.text(), contentType: metrics.contentType }),
     readiness: () => {
-      const checks = { probes: probesAttached(), ...sinks.readiness() };
+      // tracing: false once the ring buffer's reader has failed (the probes are attached, but nothing is read)
+      const checks = { probes: probesAttached(), tracing: collector?.tracing ?? true, ...sinks.readiness() };
       return { ready: Object.values(checks).every(Boolean), checks };
     },
     routes: (app) => {
@@ -113,6 +115,9 @@ async function startAndRun(
             missing: info.missing ?? [],
             kubernetes: { enabled: !!kube, synced: kube?.synced ?? false, ...(kube?.stats ?? {}) },
             loss: collector?.info.attach !== undefined && !stopped ? collector.stats() : {},
+            // what "lost" means (src/agent/loss-counters.ts): the total the UI shows, and each reason
+            lost: lossStatus(collector?.info.attach !== undefined && !stopped ? collector.stats() : {}),
+            tracing: { ok: collector?.tracing ?? true, error: collector?.tracingError ?? null },
             sinks: Object.fromEntries(sinks.stats().map((s) => [s.name, { ready: s.ready, ...s.stats }])),
             flows: { tracked: table.size, overflowed: table.overflowed },
           };

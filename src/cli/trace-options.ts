@@ -14,6 +14,8 @@ export interface TraceOptions {
   /** UDP flow reporting period */
   intervalMs: number;
   maxUdpFlows: number;
+  /** entries of each DNAT map (connections' real destinations, forwarded SYNs) */
+  maxNatEntries: number;
   debug: boolean;
   /** Kubernetes credentials: a kubeconfig file; otherwise KUBECONFIG or in-cluster, else Kubernetes is off */
   kubeconfig: string | undefined;
@@ -44,6 +46,8 @@ Options:
   --interval DUR          UDP flows are reported each interval in which they had traffic,
                           with that interval's counts, e.g. 500ms, 1s, 10s     (default: 10s)
   --max-udp-flows N       UDP flows tracked per interval; evictions are counted (default: 65536)
+  --max-nat-entries N     DNAT destinations and forwarded SYNs held; evictions are counted
+                                                                         (default: 16384)
   --kubeconfig FILE       Kubernetes credentials; default: $KUBECONFIG, else in-cluster
                           (service account), else Kubernetes metadata is off
   --node-name NAME        this node's Kubernetes name          (default: $NODE_NAME or host name)
@@ -68,6 +72,7 @@ const DEFAULTS: TraceOptions = {
   pollMs: 100,
   intervalMs: 10_000,
   maxUdpFlows: 65536,
+  maxNatEntries: 16384,
   debug: false,
   kubeconfig: undefined,
   nodeName: undefined,
@@ -122,6 +127,7 @@ export function parseTraceArgs(argv: string[], commandName = 'trace'): TraceOpti
         'poll-interval': { type: 'string' },
         interval: { type: 'string' },
         'max-udp-flows': { type: 'string' },
+        'max-nat-entries': { type: 'string' },
         debug: { type: 'boolean' },
         kubeconfig: { type: 'string' },
         'node-name': { type: 'string' },
@@ -148,6 +154,7 @@ export function parseTraceArgs(argv: string[], commandName = 'trace'): TraceOpti
   }
   if (v['max-connections'] !== undefined) opts.maxConnections = count('--max-connections', v['max-connections']);
   if (v['max-udp-flows'] !== undefined) opts.maxUdpFlows = count('--max-udp-flows', v['max-udp-flows']);
+  if (v['max-nat-entries'] !== undefined) opts.maxNatEntries = count('--max-nat-entries', v['max-nat-entries']);
   if (v.interval !== undefined) {
     const s = v.interval;
     const n = parseDurationMs(s);

@@ -106,6 +106,7 @@ export const traceSchema = z
     ringbufSize: size(4096, 1024 ** 3, true, 'a power of two from 4k to 1G, such as 8M').default('8M'),
     pollInterval: duration(1, 5000, 'a duration from 1ms to 5s, such as 100ms').default('100ms'),
     maxUdpFlows: whole(16, 16_777_216).default(65_536),
+    maxNatEntries: whole(16, 16_777_216).default(16_384),
     debug: z.boolean().default(false).describe('true or false'),
   })
   .strict()

@@ -17,7 +17,7 @@ export interface StructLayout {
   fields: Readonly<Record<string, FieldLayout>>;
 }
 
-export const EVENT_KIND = { TCP_CLOSE: 1, DNS: 2 } as const;
+export const EVENT_KIND = { TCP_CLOSE: 1, DNS: 2, TCP_OPEN: 3 } as const;
 
 export const TCP_CLOSE_EVENT = {
   name: 'tcp_close_event',
@@ -42,7 +42,8 @@ export const TCP_CLOSE_EVENT = {
     raddr: { offset: 80, size: 16 },
     owner_source: { offset: 96, size: 1 },
     sk_err: { offset: 97, size: 1 },
-    pad: { offset: 98, size: 6 },
+    flags: { offset: 98, size: 1 },
+    pad: { offset: 99, size: 5 },
     comm: { offset: 104, size: 16 },
     dnat_addr: { offset: 120, size: 16 },
     dnat_port: { offset: 136, size: 2 },
@@ -58,13 +59,23 @@ export const COUNTER_NAMES = [
   'lossListenMapFull',
   'untrackedClose',
   'eventsSubmitted',
+  'lossListenGroupFull',
+  'listenerUnresolved',
+  'lossDnatEvicted',
+  'fwdSynInserts',
+  'fwdSynRemoved',
+  'deltaClamped',
+  'seededConnections',
+  'openReports',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
 /** enum values of bpf/events.h, also checked against BTF. */
 export const DIRECTION = { 1: 'outbound', 2: 'inbound' } as const;
 export const OUTCOME = { 1: 'closed', 2: 'reset', 3: 'refused', 4: 'timeout' } as const;
-export const OWNER_SOURCE = { 0: 'none', 1: 'connect', 2: 'close', 3: 'listener' } as const;
+export const OWNER_SOURCE = { 0: 'none', 1: 'connect', 2: 'close', 3: 'listener', 4: 'file' } as const;
+/** enum bpfagent_tcp_flags */
+export const TCP_FLAGS = { SEEDED: 1 } as const;
 
 /** struct udp_flow_key: key of the in-kernel UDP flow tables. */
 export const UDP_FLOW_KEY = {

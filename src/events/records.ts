@@ -53,12 +53,21 @@ export interface LocalEndpoint extends Endpoint {
   k8s?: K8sInfo;
 }
 
+/**
+ * A TCP connection's record: the finished connection's or failed attempt's
+ * (with its `outcome`, the last record), or one interval of a connection
+ * still open (`state: 'open'`, no outcome). Counts are those since the
+ * connection's previous record, so its records add up to its totals.
+ */
 export interface TcpRecord {
   ts: string;
   proto: 'tcp';
   family: 4 | 6;
   direction: 'outbound' | 'inbound';
-  outcome: 'closed' | 'reset' | 'refused' | 'timeout';
+  /** how it ended; absent while it is open */
+  outcome?: 'closed' | 'reset' | 'refused' | 'timeout';
+  /** 'open' on the records of a connection still open */
+  state?: 'open';
   local: LocalEndpoint;
   remote: RemoteEndpoint;
   bytesSent: number;
@@ -66,6 +75,8 @@ export interface TcpRecord {
   retransmits: number;
   srttUs: number;
   durationMs: number;
+  /** the connection was open before the agent started: bytes until then not counted, durationMs from the start */
+  openedBeforeStart?: true;
   locality?: Locality;
 }
 

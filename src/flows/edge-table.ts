@@ -321,9 +321,11 @@ export class EdgeTable {
     c[o + C_BYTES_SENT]! += clientIsLocal ? r.bytesSent : r.bytesReceived;
     c[o + C_BYTES_RECEIVED]! += clientIsLocal ? r.bytesReceived : r.bytesSent;
     if (r.proto === 'tcp') {
+      c[o + C_RETRANSMITS]! += r.retransmits;
+      // an open connection's record adds its interval's bytes and retransmits; the connection counts once, at its end
+      if (r.outcome === undefined) return;
       c[o + C_CONNECTIONS]!++;
       if (r.outcome !== 'closed') c[o + (r.outcome === 'refused' ? C_REFUSED : r.outcome === 'timeout' ? C_TIMEOUT : C_RESET)]!++;
-      c[o + C_RETRANSMITS]! += r.retransmits;
       if (r.srttUs > 0) {
         c[o + C_RTT_SUM]! += r.srttUs;
         c[o + C_RTT_COUNT]!++;

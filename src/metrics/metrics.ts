@@ -15,6 +15,7 @@ import type { Edge } from '../flows/edge-table.js';
 import { RTT_BOUNDS_US } from '../flows/histogram.js';
 import type { SinkStats } from '../sinks/sink.js';
 import { BoundedCounter, BoundedHistogram, CallbackFamily, OVERFLOW, type Bounded } from './families.js';
+import { LOSS_COUNTERS } from '../agent/loss-counters.js';
 
 export const DEFAULT_MAX_SERIES_PER_METRIC = 2_000;
 
@@ -65,22 +66,10 @@ export interface MetricsOptions {
   processMetrics?: boolean;
 }
 
-/** collector stats key -> `reason` label of bpfagent_events_lost_total */
-const LOSS_REASONS: Record<string, string> = {
-  lossRingbufFull: 'ringbuf_full',
-  lossSockMapFull: 'connection_map_full',
-  lossListenMapFull: 'listener_map_full',
-  lossDnsRingbufFull: 'dns_ringbuf_full',
-  udpEvicted: 'udp_flow_evicted',
-  decodeErrors: 'decode_error',
-  dnsMalformed: 'dns_malformed',
-  dnsTruncated: 'dns_truncated',
-  dnsPendingDropped: 'dns_query_unanswered_dropped',
-};
-
 /** collector stats key -> `kind` label of bpfagent_events_read_total */
 const READ_KINDS: Record<string, string> = {
   records: 'tcp_connection',
+  tcpOpenRecords: 'tcp_open_connection',
   udpRecords: 'udp_flow',
   dnsPackets: 'dns_packet',
 };
@@ -123,7 +112,7 @@ export class AgentMetrics {
     );
     this.tcpBytes = counter(
       'bpfagent_tcp_bytes_total',
-      'TCP payload bytes per edge; direction "sent" is from source (caller) to destination (callee), "received" back',
+      'TCP payload bytes per edge, in the interval they moved (open connections too); direction "sent" is from source (caller) to destination (callee), "received" back',
       [...EDGE_LABELS, 'direction'],
     );
     this.tcpRetransmits = counter('bpfagent_tcp_retransmits_total', 'TCP segments retransmitted, per edge', EDGE_LABELS);
@@ -180,10 +169,17 @@ export class AgentMetrics {
     this.callback('bpfagent_events_read_total', 'Records read from the kernel and decoded, by kind', 'counter', pick(h.collector, READ_KINDS, 'kind'));
     this.callback(
       'bpfagent_events_lost_total',
-      'Events lost, by reason: ring buffer full, connection or listener map full, UDP flows evicted, undecodable records, malformed or truncated DNS packets',
+      `Events the agent saw but could not report (or reported incompletely), by reason and the side that counts it (kernel or agent): ${LOSS_COUNTERS.map((c) => `${c.reason}: ${c.help}`).join('; ')}`,
       'counter',
-      pick(h.collector, LOSS_REASONS, 'reason'),
+      () => {
+        const s = h.collector?.() ?? {};
+        return LOSS_COUNTERS.filter((c) => s[c.key] !== undefined).map((c) => ({ labels: { reason: c.reason, side: c.side }, value: s[c.key]! }));
+      },
     );
+    this.callback('bpfagent_tracing', 'Whether TCP tracing goes on (1) or stopped (0: reading the ring buffer failed; see the log)', 'gauge', () => {
+      const v = h.collector?.().tracingStopped;
+      return v === undefined ? [] : [{ value: v ? 0 : 1 }];
+    });
     this.callback('bpfagent_tcp_untracked_closes_total', 'Connections opened before the agent started, not reported', 'counter', () => {
       const v = h.collector?.().untrackedClose;
       return v === undefined ? [] : [{ value: v }];

@@ -12,6 +12,8 @@ const P = {
   proto: jsonPiece('","proto":"tcp","family":'),
   direction: jsonPiece(',"direction":"'),
   outcome: jsonPiece('","outcome":"'),
+  state: jsonPiece('","state":"'),
+  openedBeforeStart: jsonPiece(',"openedBeforeStart":true'),
   localAddr: jsonPiece('","local":{"addr":"'),
   port: jsonPiece('","port":'),
   pid: jsonPiece(',"pid":'),
@@ -170,12 +172,14 @@ function writeRemote(w: JsonBytes, r: RemoteEndpoint): void {
 
 /*
  * The text between the time and the local address depends only on family,
- * direction and outcome, and the end of the line only on locality: each
- * combination is encoded once and copied whole.
+ * direction and outcome (or state, for an open connection's record), and the
+ * end of the line only on locality: each combination is encoded once and
+ * copied whole.
  */
 const FAMILIES = [4, 6] as const;
 const DIRECTIONS = ['outbound', 'inbound'] as const;
-const OUTCOMES = ['closed', 'reset', 'refused', 'timeout'] as const;
+/** the four outcomes, then the state of an open connection's record */
+const OUTCOMES = ['closed', 'reset', 'refused', 'timeout', 'open'] as const;
 const LOCALITIES = ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const;
 
 /** By (direction, outcome, family) index: see headIndex(). */
@@ -183,7 +187,8 @@ const HEADS: Uint8Array[] = [];
 for (const d of DIRECTIONS) {
   for (const o of OUTCOMES) {
     for (const f of FAMILIES) {
-      HEADS.push(jsonPiece(`","proto":"tcp","family":${f},"direction":"${d}","outcome":"${o}","local":{"addr":"`));
+      const what = o === 'open' ? `"state":"open"` : `"outcome":"${o}"`;
+      HEADS.push(jsonPiece(`","proto":"tcp","family":${f},"direction":"${d}",${what},"local":{"addr":"`));
     }
   }
 }
@@ -192,7 +197,9 @@ for (const d of DIRECTIONS) {
 function headIndex(r: TcpRecord): number {
   const d = r.direction === 'outbound' ? 0 : r.direction === 'inbound' ? 1 : -1;
   const o =
-    r.outcome === 'closed' ? 0 : r.outcome === 'reset' ? 1 : r.outcome === 'refused' ? 2 : r.outcome === 'timeout' ? 3 : -1;
+    r.state === 'open'
+      ? r.outcome === undefined ? 4 : -1
+      : r.outcome === 'closed' ? 0 : r.outcome === 'reset' ? 1 : r.outcome === 'refused' ? 2 : r.outcome === 'timeout' ? 3 : -1;
   const f = r.family === 4 ? 0 : r.family === 6 ? 1 : -1;
   return d < 0 || o < 0 || f < 0 ? -1 : (d * OUTCOMES.length + o) * FAMILIES.length + f;
 }
@@ -216,8 +223,14 @@ function writeTcp(w: JsonBytes, r: TcpRecord): void {
     w.number(r.family);
     w.raw(P.direction);
     w.ascii(r.direction);
-    w.raw(P.outcome);
-    w.ascii(r.outcome);
+    if (r.state !== undefined) {
+      w.raw(P.state);
+      w.ascii(r.state);
+    }
+    if (r.outcome !== undefined) {
+      w.raw(P.outcome);
+      w.ascii(r.outcome);
+    }
     w.raw(P.localAddr);
   }
   writeLocal(w, r.local);
@@ -233,6 +246,7 @@ function writeTcp(w: JsonBytes, r: TcpRecord): void {
   w.number(r.srttUs);
   w.raw(P.durationMs);
   w.number(r.durationMs);
+  if (r.openedBeforeStart) w.raw(P.openedBeforeStart);
   if (r.locality === undefined) {
     w.raw(P.end);
     return;

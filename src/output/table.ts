@@ -9,7 +9,7 @@ const COLUMNS: ReadonlyArray<[string, number, (r: TcpRecord) => string]> = [
   ['DIR', 3, (r) => (r.direction === 'outbound' ? 'OUT' : 'IN')],
   ['LOCAL', 47, (r) => endpoint(r.local.addr, r.local.port)],
   ['REMOTE', 47, (r) => remote(r.remote)],
-  ['OUTCOME', 7, (r) => r.outcome],
+  ['OUTCOME', 7, (r) => r.outcome ?? r.state ?? ''],
   ['TX_BYTES', 14, (r) => String(r.bytesSent)],
   ['RX_BYTES', 14, (r) => String(r.bytesReceived)],
   ['RETR', 4, (r) => String(r.retransmits)],

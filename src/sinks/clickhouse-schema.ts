@@ -212,8 +212,8 @@ export function flowRow(r: ShippedRecord & (TcpRecord | UdpRecord)): FlowRow {
     proto: r.proto,
     family: r.family,
     direction: r.direction,
-    outcome: r.proto === 'tcp' ? r.outcome : '',
-    state: recordState(r),
+    outcome: r.proto === 'tcp' ? (r.outcome ?? '') : '',
+    state: r.proto === 'tcp' && r.state === 'open' ? 'open' : '',
     observed_by: clientIsLocal ? 'client' : 'server',
     src_id: source.id,
     dst_id: destination.id,
@@ -237,18 +237,6 @@ export function flowRow(r: ShippedRecord & (TcpRecord | UdpRecord)): FlowRow {
     srtt_us: r.proto === 'tcp' ? u(r.srttUs) : 0,
     duration_ms: r.proto === 'tcp' && Number.isFinite(r.durationMs) ? Math.max(0, r.durationMs) : 0,
   };
-}
-
-/**
- * A TCP record's `state`: '' for the record of a connection that ended (what
- * every record is today); `open` for a report of a connection still open
- * (bytes of one interval: the record that ends it carries the rest). Sums of
- * bytes add every row of a connection; connections are counted by their
- * final row (state != 'open').
- */
-function recordState(r: TcpRecord | UdpRecord): string {
-  const state = (r as { state?: unknown }).state;
-  return r.proto === 'tcp' && state === 'open' ? 'open' : '';
 }
 
 /** The LOCAL_COLUMNS of a row. */

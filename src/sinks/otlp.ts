@@ -167,7 +167,7 @@ export class OtlpSink extends BatchingSink {
     if (sent) c.bytesSent.add(sent, attrs);
     if (received) c.bytesReceived.add(received, attrs);
     if (r.proto === 'tcp') {
-      c.connections.add(1, { ...attrs, outcome: r.outcome });
+      if (r.outcome !== undefined) c.connections.add(1, { ...attrs, outcome: r.outcome }); // once, at its end
       if (r.retransmits) c.retransmits.add(r.retransmits, attrs);
     } else {
       const [ps, pr] = e.clientIsLocal ? [r.packetsSent, r.packetsReceived] : [r.packetsReceived, r.packetsSent];

@@ -84,6 +84,11 @@ export class Peer {
     }
   }
 
+  /** A line on the process's stdin (stream-peer's commands). */
+  command(line: string): void {
+    this.child.stdin!.write(`${line}\n`);
+  }
+
   kill(): void {
     this.child.kill('SIGKILL');
   }

@@ -57,7 +57,7 @@ describe('loss accounting', { skip: KERNEL_SKIP }, () => {
     // nothing is lost between kernel and stdout: every submitted record was printed
     assert.equal(s['records'], s['eventsSubmitted']);
     assert.equal(agent.records.length, s['records']);
-    assert.match(exit.stderr, /summary: \d+ TCP records.*; lost [1-9]\d* \(ring buffer full [1-9]/);
+    assert.match(exit.stderr, /summary: \d+ TCP records.*; lost [1-9]\d* \(ringbuf full [1-9]/);
   });
 
   test('connection map overflow is counted', async () => {

@@ -9,6 +9,8 @@ import { TraceAgent } from '../helpers/agent.js';
 import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { traceConnection } from '../helpers/trace-connection.js';
+import path from 'node:path';
+import { Peer, REPO_ROOT } from '../helpers/processes.js';
 
 describe('DNAT', { skip: KERNEL_SKIP }, () => {
   let agent: TraceAgent;
@@ -74,5 +76,60 @@ describe('DNAT', { skip: KERNEL_SKIP }, () => {
       { inbound: false },
     );
     assert.deepEqual(c!.remote, { addr: net.b.ipv4, port: p });
+  });
+});
+
+describe('DNAT map full', { skip: KERNEL_SKIP }, () => {
+  test('a connection whose DNAT destination was evicted (--max-nat-entries 16, 40 open at once) is counted; the others keep theirs', async () => {
+    const net = new TestNetwork(10);
+    const clusterIp = '10.96.78.10';
+    const backendPort = 28000 + (process.pid % 100);
+    const n = 40;
+    let agent: TraceAgent | undefined;
+    const peers: Peer[] = [];
+    try {
+      net.exec(net.a, ['ip', 'route', 'add', '10.96.0.0/16', 'dev', `${net.a.ns.slice(0, -1)}va`]);
+      net.exec(net.a, ['nft', '-f', '-'], `table ip bpfagent_test_natfull {
+  chain output {
+    type nat hook output priority -100; policy accept;
+    ip daddr ${clusterIp} tcp dport 80 dnat to ${net.b.ipv4}:${backendPort}
+  }
+}`);
+      agent = new TraceAgent(['--max-nat-entries', '16', '--interval', '600s']);
+      await agent.ready;
+      const server = new Peer('tl-natfull', [path.join(REPO_ROOT, 'test/helpers/tcp-listen.py'), 'tl-natfull', net.b.ipv4, String(backendPort), '--accept'], { netns: net.b.ns, script: 'python3' });
+      peers.push(server);
+      await server.waitFor('listening');
+      // n connections open at once, each with its DNAT destination waiting in the map; then all closed
+      const many = `
+import json, socket, sys
+socks = [socket.create_connection(("${clusterIp}", 80)) for _ in range(${n})]
+print(json.dumps({"event": "connected", "ports": [s.getsockname()[1] for s in socks]}), flush=True)
+sys.stdin.readline()
+for s in socks: s.close()
+print(json.dumps({"event": "done"}), flush=True)
+`;
+      const client = new Peer('tcli-natfull', ['-c', many], { netns: net.a.ns, script: 'python3' });
+      peers.push(client);
+      const { ports } = (await client.waitFor('connected')) as unknown as { ports: number[] };
+      client.command('close');
+      await client.waitFor('done');
+      const mine = new Set(ports);
+      const records = await agent.waitFor((r) => r.direction === 'outbound' && r.local.netns === net.a.netnsInode && mine.has(r.local.port), n);
+      const exit = await agent.stop();
+      agent = undefined;
+      assert.equal(exit.code, 0, exit.stderr);
+      const kept = records.filter((r) => r.remote.reached !== undefined);
+      const lost = records.length - kept.length;
+      for (const r of kept) assert.deepEqual(r.remote, { addr: clusterIp, port: 80, reached: { addr: net.b.ipv4, port: backendPort } });
+      assert.ok(lost >= n - 16, `at most 16 destinations held at once, ${kept.length} of ${n} kept theirs`);
+      // every record without its destination is counted (other connections on this host may add to the count)
+      assert.ok((exit.summary!['lossDnatEvicted'] as number) >= lost, `lossDnatEvicted ${exit.summary!['lossDnatEvicted']} < ${lost}`);
+      assert.match(exit.stderr, /dnat evicted [1-9]/);
+    } finally {
+      for (const p of peers) p.kill();
+      await agent?.stop();
+      net.destroy();
+    }
   });
 });

@@ -43,7 +43,7 @@ describe('bpfagent run, scraped by Prometheus', { skip: SKIP }, () => {
     assert.deepEqual(await agent.get('/healthz'), { status: 200, body: '{"status":"ok"}' });
     const ready = await agent.get('/readyz');
     assert.equal(ready.status, 200, ready.body);
-    assert.deepEqual(JSON.parse(ready.body), { status: 'ready', checks: { probes: true } });
+    assert.deepEqual(JSON.parse(ready.body), { status: 'ready', checks: { probes: true, tracing: true } });
     const metrics = await agent.get('/metrics');
     assert.equal(metrics.status, 200);
     assert.match(metrics.body, /^# TYPE bpfagent_tcp_connections_total counter$/m);

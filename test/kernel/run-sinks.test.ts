@@ -110,13 +110,13 @@ describe('bpfagent run: sinks', { skip: KERNEL_SKIP }, () => {
     assert.deepEqual(sink?.config, { label: 'x' });
     let r = await fetch(`${base}/readyz`);
     assert.equal(r.status, 503);
-    assert.deepEqual(await r.json(), { status: 'not ready', checks: { probes: true, 'sink:memory': false, 'sink:stuck': true } });
+    assert.deepEqual(await r.json(), { status: 'not ready', checks: { probes: true, tracing: true, 'sink:memory': false, 'sink:stuck': true } });
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
     sink!.letStart();
     await sink!.opened;
     r = await fetch(`${base}/readyz`);
     assert.equal(r.status, 200);
-    assert.deepEqual(await r.json(), { status: 'ready', checks: { probes: true, 'sink:memory': true, 'sink:stuck': true } });
+    assert.deepEqual(await r.json(), { status: 'ready', checks: { probes: true, tracing: true, 'sink:memory': true, 'sink:stuck': true } });
     const metrics = await (await fetch(`${base}/metrics`)).text();
     assert.match(metrics, /^bpfagent_sink_ready\{sink="memory"\} 1$/m);
   });

@@ -28,7 +28,7 @@ const DEFAULTS: AgentConfig = {
   interval: 10_000,
   logLevel: 'info',
   shutdownTimeout: 10_000,
-  trace: { attach: 'auto', btf: null, maxConnections: 65536, ringbufSize: 8 << 20, pollInterval: 100, maxUdpFlows: 65536, debug: false },
+  trace: { attach: 'auto', btf: null, maxConnections: 65536, ringbufSize: 8 << 20, pollInterval: 100, maxUdpFlows: 65536, maxNatEntries: 16384, debug: false },
   kubernetes: { clusterCidrs: [], watch: 'node' },
   flows: { maxEdges: 10_000 },
   metrics: { maxSeriesPerMetric: 2000, listen: null },
@@ -106,7 +106,7 @@ store:
       interval: 1000,
       logLevel: 'debug',
       shutdownTimeout: 2500,
-      trace: { attach: 'raw_tp', btf: '/tmp/vmlinux', maxConnections: 1024, ringbufSize: 16 << 20, pollInterval: 20, maxUdpFlows: 4096, debug: true },
+      trace: { attach: 'raw_tp', btf: '/tmp/vmlinux', maxConnections: 1024, ringbufSize: 16 << 20, pollInterval: 20, maxUdpFlows: 4096, maxNatEntries: 16384, debug: true },
       kubernetes: { kubeconfig: '/etc/kube.conf', clusterCidrs: ['10.244.0.0/16', 'fd00:10::/56'], watch: 'cluster' },
       flows: { maxEdges: 500 },
       metrics: { maxSeriesPerMetric: 50, listen: { host: '0.0.0.0', port: 9746 } },
@@ -179,7 +179,7 @@ describe('config: precedence file < environment < flags', () => {
       interval: 500,
       logLevel: 'warn',
       shutdownTimeout: 3000,
-      trace: { attach: 'tracepoint', btf: '/b', maxConnections: 64, ringbufSize: 65536, pollInterval: 5, maxUdpFlows: 128, debug: true },
+      trace: { attach: 'tracepoint', btf: '/b', maxConnections: 64, ringbufSize: 65536, pollInterval: 5, maxUdpFlows: 128, maxNatEntries: 16384, debug: true },
       kubernetes: { kubeconfig: '/k', clusterCidrs: ['10.0.0.0/8', '10.1.0.0/16', 'fd00::/8'], watch: 'cluster' },
       flows: { maxEdges: 99 },
       metrics: { maxSeriesPerMetric: 7, listen: { host: '::', port: 9746 } },
@@ -245,7 +245,7 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
     const f = file('intervall: 1s\n');
     fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, clusterName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, sinks`);
     const g = file('trace:\n  maxConection: 100\n');
-    fails({ file: g }, `config: ${g}: trace.maxConection: unknown key, expected one of: attach, btf, maxConnections, ringbufSize, pollInterval, maxUdpFlows, debug`);
+    fails({ file: g }, `config: ${g}: trace.maxConection: unknown key, expected one of: attach, btf, maxConnections, ringbufSize, pollInterval, maxUdpFlows, maxNatEntries, debug`);
   });
 
   test('a section that is not a mapping', () => {

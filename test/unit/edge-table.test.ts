@@ -19,6 +19,18 @@ function tcp(over: Partial<TcpRecord> & { comm?: string; remoteAddr?: string; se
 }
 
 describe('EdgeTable', () => {
+  test('open connections: their bytes and retransmits count in the interval they moved, the connection once, at its end', () => {
+    const t = new EdgeTable();
+    const { outcome: _o, ...base } = tcp({ bytesSent: 100, bytesReceived: 10, srttUs: 80, retransmits: 1 });
+    t.add({ ...base, state: 'open' });
+    let [e] = t.drain();
+    assert.deepEqual([e!.connections, e!.failed, e!.bytesSent, e!.bytesReceived, e!.retransmits, e!.rttUs.count], [0, { refused: 0, timeout: 0, reset: 0 }, 100, 10, 1, 0]);
+    t.add({ ...base, state: 'open', bytesSent: 5, bytesReceived: 0, retransmits: 0 });
+    t.add({ ...base, outcome: 'reset', bytesSent: 1, bytesReceived: 2, retransmits: 0 });
+    [e] = t.drain();
+    assert.deepEqual([e!.connections, e!.failed.reset, e!.bytesSent, e!.bytesReceived, e!.rttUs.count], [1, 1, 6, 2, 1]);
+  });
+
   test('a known pattern: counts, failures, bytes, retransmits and the RTT histogram are exact', () => {
     const t = new EdgeTable();
     t.add(tcp({ bytesSent: 100, bytesReceived: 1000, srttUs: 80, retransmits: 1 }));

@@ -3,6 +3,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DnsRecord, TcpRecord, UdpRecord } from '../../src/events/records.js';
 import { EdgeTable } from '../../src/flows/edge-table.js';
+import { LOSS_COUNTERS, lossStatus } from '../../src/agent/loss-counters.js';
+import { describeSummary } from '../../src/agent/collector.js';
 import { AgentMetrics } from '../../src/metrics/metrics.js';
 
 function tcp(over: { comm?: string; remote?: string; port?: number; sent?: number; received?: number; outcome?: TcpRecord['outcome']; srttUs?: number; retransmits?: number }): TcpRecord {
@@ -147,9 +149,9 @@ describe('metrics: health read at scrape time', () => {
     let v = parse(await m.text());
     assert.equal(v.get('bpfagent_events_read_total{kind="tcp_connection"}'), 5);
     assert.equal(v.get('bpfagent_events_read_total{kind="udp_flow"}'), 2);
-    assert.equal(v.get('bpfagent_events_lost_total{reason="ringbuf_full"}'), 1);
-    assert.equal(v.get('bpfagent_events_lost_total{reason="udp_flow_evicted"}'), 3);
-    assert.equal(v.get('bpfagent_events_lost_total{reason="decode_error"}'), 0);
+    assert.equal(v.get('bpfagent_events_lost_total{reason="ringbuf_full",side="kernel"}'), 1);
+    assert.equal(v.get('bpfagent_events_lost_total{reason="udp_flow_evicted",side="kernel"}'), 3);
+    assert.equal(v.get('bpfagent_events_lost_total{reason="decode_error",side="agent"}'), 0);
     assert.equal(v.get('bpfagent_tcp_untracked_closes_total'), 6);
     assert.equal(v.get('bpfagent_enrichment_cache_entries{cache="process"}'), 7);
     assert.equal(v.get('bpfagent_enrichment_cache_entries{cache="dns_name"}'), 9);
@@ -162,6 +164,20 @@ describe('metrics: health read at scrape time', () => {
     records = 6;
     v = parse(await m.text());
     assert.equal(v.get('bpfagent_events_read_total{kind="tcp_connection"}'), 6, 'read afresh at each scrape');
+  });
+
+  test('lost: every counter of the one loss set, by reason and side, the same total as the summary and /api/status', async () => {
+    const stats = Object.fromEntries(LOSS_COUNTERS.map((c, i) => [c.key, i + 1]));
+    const m = new AgentMetrics({ processMetrics: false, health: { collector: () => ({ ...stats, tracingStopped: 1 }) } });
+    const v = parse(await m.text());
+    const exposed = [...v].filter(([k]) => k.startsWith('bpfagent_events_lost_total{'));
+    assert.equal(exposed.length, LOSS_COUNTERS.length);
+    for (const c of LOSS_COUNTERS) assert.equal(v.get(`bpfagent_events_lost_total{reason="${c.reason}",side="${c.side}"}`), stats[c.key], c.key);
+    const total = exposed.reduce((n, [, x]) => n + x, 0);
+    assert.equal(lossStatus(stats).total, total);
+    assert.match(describeSummary(stats), new RegExp(`; lost ${total} \\(ringbuf full 1, connection map full 2, `));
+    assert.equal(new Set(LOSS_COUNTERS.map((c) => c.reason)).size, LOSS_COUNTERS.length, 'reasons are unique');
+    assert.equal(v.get('bpfagent_tracing'), 0, 'tracing stopped');
   });
 
   test('a source that throws (stopping) leaves its metrics out, not the scrape', async () => {

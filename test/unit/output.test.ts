@@ -63,6 +63,18 @@ describe('formatJsonLines', () => {
     assert.deepEqual(o.local, { addr: '10.0.0.7', port: 54321, pid: 4242, comm: 'curl', cgroupId: 4_886_718_345, netns: 4_026_531_840 });
   });
 
+  test('an open connection\'s record: "state":"open" where the outcome would be, no outcome; openedBeforeStart after durationMs', () => {
+    const { outcome: _none, ...open } = record({ locality: 'same-host' });
+    const r = { ...open, state: 'open', openedBeforeStart: true } as TcpRecord;
+    const line = formatJsonLines([r]);
+    assert.match(line, /"direction":"outbound","state":"open","local":/);
+    assert.match(line, /"durationMs":2345.679,"openedBeforeStart":true,"locality":"same-host"\}\n$/);
+    assert.deepEqual(JSON.parse(line), r);
+    assert.doesNotMatch(line, /outcome/);
+    // a closed record is as it always was: no state, no openedBeforeStart
+    assert.doesNotMatch(formatJsonLines([V4]), /state|openedBeforeStart/);
+  });
+
   test('a comm with quotes, backslashes and control bytes stays on one line', () => {
     const out = formatJsonLines([record({}, { comm: 'a"b\\c\nd\te' })]);
     assert.equal(out.split('\n').length, 2);
@@ -100,7 +112,7 @@ function expectedCells(r: TcpRecord): string[] {
     r.direction === 'outbound' ? 'OUT' : 'IN',
     ep(r.local.addr, r.local.port),
     ep(r.remote.addr, r.remote.port),
-    r.outcome,
+    r.outcome ?? r.state ?? '',
     String(r.bytesSent),
     String(r.bytesReceived),
     String(r.retransmits),

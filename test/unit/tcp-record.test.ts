@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeTcpClose, type TcpRecord } from '../../src/events/tcp-record.js';
+import { decodeOpenRecords, decodeTcpClose, type TcpRecord } from '../../src/events/tcp-record.js';
 import { decodeBatch, type DecodeStats } from '../../src/events/batch.js';
 import { TCP_CLOSE_EVENT } from '../../src/events/layout.js';
 import { MonotonicClock } from '../../src/util/clock.js';
@@ -32,6 +32,8 @@ interface EventFields {
   raddr: number[];
   ownerSource: number;
   skErr: number;
+  /** enum bpfagent_tcp_flags */
+  flags?: number;
   comm: Buffer;
   /** where a DNAT sent the connection, if one did */
   dnat?: { addr: number[]; port: number };
@@ -87,6 +89,7 @@ function event(over: Partial<EventFields> = {}, extra = 0): Buffer {
   Buffer.from(e.raddr).copy(b, F.raddr.offset);
   b.writeUInt8(e.ownerSource, F.owner_source.offset);
   b.writeUInt8(e.skErr, F.sk_err.offset);
+  b.writeUInt8(e.flags ?? 0, F.flags.offset);
   b.fill(0, F.pad.offset, F.pad.offset + F.pad.size);
   assert.equal(e.comm.length, F.comm.size);
   e.comm.copy(b, F.comm.offset);
@@ -133,6 +136,29 @@ const EXPECTED_V4: TcpRecord = {
   srttUs: 1234,
   durationMs: 2345.679,
 };
+
+describe('decodeOpenRecords: what the tcp_conns iterator wrote', () => {
+  const open = (over: Partial<EventFields> = {}) => event({ kind: 3, outcome: 0, ...over });
+  const { outcome: _closed, ...expectedOpen } = EXPECTED_V4;
+
+  test('back to back, no framing: each an open record, state "open" and no outcome', () => {
+    const got: Array<[TcpRecord, number]> = [];
+    const bad = decodeOpenRecords(Buffer.concat([open(), open({ bytesSent: 7n, flags: 1 })]), clock(), (r, endMs) => got.push([r, endMs]));
+    assert.equal(bad, 0);
+    assert.deepEqual(got.map(([r]) => r), [
+      { ...expectedOpen, state: 'open' },
+      { ...expectedOpen, state: 'open', bytesSent: 7, openedBeforeStart: true },
+    ]);
+    assert.equal(got[0]![1], NOW_MS + 1500.25); // its end time, for naming the remote end
+  });
+
+  test('a close record, a bad direction or a short tail are counted, not decoded', () => {
+    const got: TcpRecord[] = [];
+    const bad = decodeOpenRecords(Buffer.concat([event(), open({ direction: 9 }), open(), Buffer.alloc(10)]), clock(), (r) => got.push(r));
+    assert.equal(bad, 3);
+    assert.equal(got.length, 1);
+  });
+});
 
 describe('decodeBatch: a valid record', () => {
   test('AF_INET: every field', () => {

@@ -12,6 +12,7 @@ const DEFAULTS: TraceOptions = {
   pollMs: 100,
   intervalMs: 10_000,
   maxUdpFlows: 65536,
+  maxNatEntries: 16384,
   debug: false,
   kubeconfig: undefined,
   nodeName: undefined,
@@ -88,9 +89,9 @@ describe('parseTraceArgs: values', () => {
   test('everything at once', () => {
     assert.deepEqual(
       parse('--json', '--attach', 'raw_tp', '--btf', '/b', '--max-connections', '100', '--ringbuf-size', '1M', '--poll-interval', '20ms', '--debug',
-        '--interval', '2s', '--max-udp-flows', '4096'),
+        '--interval', '2s', '--max-udp-flows', '4096', '--max-nat-entries', '64'),
       { json: true, attach: 'raw_tp', btf: '/b', maxConnections: 100, ringbufBytes: 1 << 20, pollMs: 20, debug: true,
-        intervalMs: 2000, maxUdpFlows: 4096, kubeconfig: undefined, nodeName: undefined, clusterCidrs: [], kubeWatch: 'node' },
+        intervalMs: 2000, maxUdpFlows: 4096, maxNatEntries: 64, kubeconfig: undefined, nodeName: undefined, clusterCidrs: [], kubeWatch: 'node' },
     );
   });
 
@@ -180,6 +181,11 @@ describe('UDP options', () => {
         return true;
       });
     }
+  });
+
+  test('--max-nat-entries', () => {
+    assert.equal(parse('--max-nat-entries', '1024').maxNatEntries, 1024);
+    assert.throws(() => parseTraceArgs(['--max-nat-entries', '3']), /--max-nat-entries '3'/);
   });
 
   test('--max-udp-flows', () => {

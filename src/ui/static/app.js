@@ -955,6 +955,8 @@ let nodeName = '';
 let lastOk = 0;
 let retentionMs = Number.POSITIVE_INFINITY;
 let lostEvents = 0;
+/** why the agent stopped tracing, when it did (its /api/status) */
+let tracingError = '';
 
 function durationMs(s) {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(String(s ?? ''));
@@ -1021,8 +1023,9 @@ async function refresh() {
     statusEl.classList.remove('stale');
     statusEl.textContent = `${nodeName ? `${nodeName} · ` : ''}${g.nodes.filter((n) => !n.gone).length} nodes · ${g.edges.filter((e) => e.diff !== 'gone').length} edges · ${new Date(lastOk).toLocaleTimeString([], { hour12: false })}${
       lostEvents ? ` · ${fmtCount(lostEvents)} events lost` : ''
+    }${tracingError ? ` · tracing stopped: ${tracingError}` : ''
     }`;
-    statusEl.classList.toggle('stale', lostEvents > 0);
+    statusEl.classList.toggle('stale', lostEvents > 0 || !!tracingError);
     await renderDetails(false);
   } catch (err) {
     if (ac.signal.aborted) return;
@@ -1052,11 +1055,9 @@ async function loadStatus() {
   try {
     const s = await fetchJson(`${API}/status`);
     nodeName = typeof s?.node === 'string' ? s.node : (s?.node?.name ?? '');
-    // events the agent could not account for (ring buffer full, maps full, decode errors, evicted flows)
-    const loss = s?.loss && typeof s.loss === 'object' ? s.loss : {};
-    lostEvents = Object.entries(loss)
-      .filter(([k, v]) => /^loss|Evicted$|decodeErrors|Malformed|Truncated/i.test(k) && typeof v === 'number')
-      .reduce((a, [, v]) => a + v, 0);
+    // the agent's one definition of lost (src/agent/loss-counters.ts), summed by the agent
+    lostEvents = Number(s?.lost?.total) || 0;
+    tracingError = s?.tracing?.ok === false ? String(s.tracing.error ?? 'unknown error') : '';
     if (nodeName) document.title = `bpfagent · ${nodeName} · service map`;
     const retention = Number(s?.store?.retentionMs);
     if (retention > 0) {

@@ -1,0 +1,69 @@
+/** A long-lived TCP connection between two test hosts, driven by a test: stream-peer processes at both ends. */
+import type { Host } from './hosts.js';
+import { Peer } from './processes.js';
+import type { TcpRecord } from '../../src/events/records.js';
+
+export class StreamPair {
+  private sentByClient = 0;
+  private sentByServer = 0;
+
+  private constructor(
+    readonly server: Peer,
+    readonly client: Peer,
+    /** the client's local port */
+    readonly clientPort: number,
+    readonly port: number,
+  ) {}
+
+  /** Server (comm `ssrv-<tag>`) on `server`:port, client (`scli-<tag>`) on `client`, connected. */
+  static async open(tag: string, server: Host, client: Host, port: number, family: 4 | 6 = 4): Promise<StreamPair> {
+    const addr = family === 4 ? server.ipv4 : server.ipv6;
+    const srv = new Peer(`ssrv-${tag}`, ['server', '--host', addr, '--port', String(port)], { netns: server.ns, script: 'stream-peer' });
+    await srv.waitFor('listening');
+    const cli = new Peer(`scli-${tag}`, ['client', '--host', addr, '--port', String(port)], { netns: client.ns, script: 'stream-peer' });
+    const { localPort } = await cli.waitFor('connected');
+    await srv.waitFor('accepted');
+    return new StreamPair(srv, cli, localPort as number, port);
+  }
+
+  /** Move bytes both ways and wait until each side has read all of it. */
+  async move(clientSends: number, serverSends: number): Promise<void> {
+    if (clientSends) this.client.command(`send ${clientSends}`);
+    if (serverSends) this.server.command(`send ${serverSends}`);
+    this.sentByClient += clientSends;
+    this.sentByServer += serverSends;
+    const c = this.sentByClient;
+    const s = this.sentByServer;
+    if (clientSends) await this.server.waitFor('received', 15_000, (e) => e['total'] === c);
+    if (serverSends) await this.client.waitFor('received', 15_000, (e) => e['total'] === s);
+  }
+
+  /** Orderly close from the client; both processes exit once closed. */
+  async close(): Promise<void> {
+    this.client.command('end');
+    this.server.command('end');
+    await Promise.all([this.client.waitFor('closed', 15_000), this.server.waitFor('closed', 15_000)]);
+  }
+
+  /** The client's records (outbound, its port and pid). */
+  isClient = (r: TcpRecord): boolean =>
+    r.direction === 'outbound' && r.local.port === this.clientPort && r.remote.port === this.port && r.local.pid === this.client.pid;
+
+  /** The server's records (inbound, its port and pid). */
+  isServer = (r: TcpRecord): boolean =>
+    r.direction === 'inbound' && r.local.port === this.port && r.remote.port === this.clientPort && r.local.pid === this.server.pid;
+
+  /** Either end's records, whatever pid they name (to check that none names another). */
+  isEither = (r: TcpRecord): boolean =>
+    (r.local.port === this.clientPort && r.remote.port === this.port) || (r.local.port === this.port && r.remote.port === this.clientPort);
+
+  kill(): void {
+    this.client.kill();
+    this.server.kill();
+  }
+}
+
+/** The sums of records' counts. */
+export function totals(records: readonly TcpRecord[]): { bytesSent: number; bytesReceived: number } {
+  return records.reduce((t, r) => ({ bytesSent: t.bytesSent + r.bytesSent, bytesReceived: t.bytesReceived + r.bytesReceived }), { bytesSent: 0, bytesReceived: 0 });
+}
