@@ -1,4 +1,5 @@
 /** A long-lived TCP connection between two test hosts, driven by a test: stream-peer processes at both ends. */
+import { execFileSync } from 'node:child_process';
 import type { Host } from './hosts.js';
 import { Peer } from './processes.js';
 import type { TcpRecord } from '../../src/events/records.js';
@@ -13,6 +14,8 @@ export class StreamPair {
     /** the client's local port */
     readonly clientPort: number,
     readonly port: number,
+    private readonly serverNs: string,
+    private readonly clientNs: string,
   ) {}
 
   /** Server (comm `ssrv-<tag>`) on `server`:port, client (`scli-<tag>`) on `client`, connected. */
@@ -23,10 +26,31 @@ export class StreamPair {
     const cli = new Peer(`scli-${tag}`, ['client', '--host', addr, '--port', String(port)], { netns: client.ns, script: 'stream-peer' });
     const { localPort } = await cli.waitFor('connected');
     await srv.waitFor('accepted');
-    return new StreamPair(srv, cli, localPort as number, port);
+    return new StreamPair(srv, cli, localPort as number, port, server.ns, client.ns);
   }
 
-  /** Move bytes both ways and wait until each side has read all of it. */
+  /**
+   * Bytes not yet acknowledged by the peer on the socket with local port
+   * `port` in `ns` (ss's Send-Q of an established socket).
+   */
+  private static unacked(ns: string, port: number): number {
+    const out = execFileSync('ip', ['netns', 'exec', ns, 'ss', '-Htn', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+    return out.trim().split('\n').filter(Boolean).reduce((n, line) => n + Number(line.trim().split(/\s+/)[1] ?? 0), 0);
+  }
+
+  /**
+   * Wait until both ends have the peer's acknowledgement of all they sent: a
+   * sender's bytes count when acknowledged, and the ACK may trail the read.
+   */
+  async acked(timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (StreamPair.unacked(this.serverNs, this.port) + StreamPair.unacked(this.clientNs, this.clientPort) > 0) {
+      if (Date.now() > deadline) throw new Error(`stream pair ${this.port}: bytes still unacknowledged after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Move bytes both ways and wait until each side has read all of it and its sender has the acknowledgement. */
   async move(clientSends: number, serverSends: number): Promise<void> {
     if (clientSends) this.client.command(`send ${clientSends}`);
     if (serverSends) this.server.command(`send ${serverSends}`);
@@ -36,6 +60,7 @@ export class StreamPair {
     const s = this.sentByServer;
     if (clientSends) await this.server.waitFor('received', 15_000, (e) => e['total'] === c);
     if (serverSends) await this.client.waitFor('received', 15_000, (e) => e['total'] === s);
+    await this.acked();
   }
 
   /** Orderly close from the client; both processes exit once closed. */
