@@ -20,6 +20,16 @@ import { RunAgent } from '../helpers/run-agent.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SKIP = KERNEL_SKIP || (!existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} missing (bash scripts/install.sh --test)` : false);
+/**
+ * This run's process names: the agent sees every process on the machine, and
+ * other runs of this test (other checkouts on a shared machine) run peers of
+ * their own at the same time.
+ */
+const TAG = (process.pid % 46656).toString(36);
+const P = Object.fromEntries(['srv', 'cli', 'usrv', 'ucli', 'fan', 'fcli', 'new', 'diff'].map((r) => [r, `ui${r}-${TAG}`])) as Record<
+  'srv' | 'cli' | 'usrv' | 'ucli' | 'fan' | 'fcli' | 'new' | 'diff',
+  string
+>;
 const SCREENSHOT = path.join(REPO_ROOT, 'test-artifacts/ui-map.png');
 const DIFF_SCREENSHOT = path.join(REPO_ROOT, 'test-artifacts/ui-diff.png');
 
@@ -156,26 +166,26 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
   });
 
   test('the map shows both processes and the edge between them, from the real agent', async () => {
-    const server = new Peer('uisrv', ['server', '--host', net.b.ipv4, '--port', String(port), '--send', '7', '--count', String(sizes.length)], { netns: net.b.ns });
+    const server = new Peer(P.srv, ['server', '--host', net.b.ipv4, '--port', String(port), '--send', '7', '--count', String(sizes.length)], { netns: net.b.ns });
     await server.waitFor('listening');
     for (const n of sizes) {
-      const c = new Peer('uicli', ['client', '--host', net.b.ipv4, '--port', String(port), '--send', String(n)], { netns: net.a.ns });
+      const c = new Peer(P.cli, ['client', '--host', net.b.ipv4, '--port', String(port), '--send', String(n)], { netns: net.a.ns });
       const connected = await c.waitFor('connected');
       await c.waitFor('done');
       clients.push({ pid: connected.pid, localPort: Number(connected.localPort) });
     }
     // and one refused: a failing edge
-    const refused = new Peer('uicli', ['client', '--host', net.b.ipv4, '--port', String(port + 1)], { netns: net.a.ns });
+    const refused = new Peer(P.cli, ['client', '--host', net.b.ipv4, '--port', String(port + 1)], { netns: net.a.ns });
     await refused.waitFor('error');
     // and UDP datagrams, for the protocol filter
-    const usrv = new Peer('uiusrv', ['server', '--host', net.b.ipv4, '--port', String(port + 3), '--expect', '3', '--reply-sizes', '5'], { netns: net.b.ns, script: 'udp-peer' });
+    const usrv = new Peer(P.usrv, ['server', '--host', net.b.ipv4, '--port', String(port + 3), '--expect', '3', '--reply-sizes', '5'], { netns: net.b.ns, script: 'udp-peer' });
     await usrv.waitFor('listening');
-    const ucli = new Peer('uiucli', ['client', '--to', `${net.b.ipv4}:${port + 3}`, '--sizes', '100,200,300', '--expect-replies', '1'], { netns: net.a.ns, script: 'udp-peer' });
+    const ucli = new Peer(P.ucli, ['client', '--to', `${net.b.ipv4}:${port + 3}`, '--sizes', '100,200,300', '--expect-replies', '1'], { netns: net.a.ns, script: 'udp-peer' });
     await ucli.waitFor('done');
 
     // the API's edge from uicli on that port, merged with uisrv's side (both ends are on this host)
     edge = await until('the edge in /api/graph', async () =>
-      (await apiEdges()).find((e) => e.source === 'process:uicli' && e.target === 'process:uisrv' && e.port === port && e.proto === 'tcp' && e.connections === sizes.length),
+      (await apiEdges()).find((e) => e.source === `process:${P.cli}` && e.target === `process:${P.srv}` && e.port === port && e.proto === 'tcp' && e.connections === sizes.length),
     );
 
     await page.goto(`${base}/?window=15m&refresh=1s`);
@@ -183,18 +193,18 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
       const s = await mapState(page);
       return s.edges.some((e) => e.apiIds.includes(edge.id)) && s;
     });
-    assert.ok(state.nodes.includes('process:uicli'), state.nodes.join(' '));
+    assert.ok(state.nodes.includes(`process:${P.cli}`), state.nodes.join(' '));
     assert.ok(state.nodes.includes(edge.target), state.nodes.join(' '));
     const drawn = state.edges.find((e) => e.apiIds.includes(edge.id))!;
     assert.deepEqual(drawn.apiIds, [edge.id], 'uicli calls uisrv on one port: its line is that edge');
-    assert.equal(drawn.source, 'process:uicli');
+    assert.equal(drawn.source, `process:${P.cli}`);
     assert.equal(drawn.target, edge.target);
     assert.equal(drawn.color, 'rgb(46,157,87)', 'a healthy edge is green');
     assert.match(drawn.label, new RegExp(`^:${port}/tcp · `));
     assert.match(drawn.label, / · 687 B(\n|$)/, 'the label carries the bytes both ways: 111 + 222 + 333 sent, 3 x 7 received');
 
     // the failed attempt: its own edge, red
-    const failing = await until('the refused edge on the map', async () => (await mapState(page)).edges.find((e) => e.source === 'process:uicli' && e.label.startsWith(`:${port + 1}/tcp`)));
+    const failing = await until('the refused edge on the map', async () => (await mapState(page)).edges.find((e) => e.source === `process:${P.cli}` && e.label.startsWith(`:${port + 1}/tcp`)));
     assert.equal(failing.color, 'rgb(217,59,59)', 'a failing edge is red');
     assert.match(failing.label, /1 failed/);
 
@@ -202,8 +212,8 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     const row = page.getByRole('table', { name: 'Edges' }).getByRole('row').filter({ hasText: `:${port}/tcp` });
     await row.first().waitFor();
     const text = await row.first().innerText();
-    assert.match(text, /uicli →/);
-    assert.match(text, /→ uisrv/);
+    assert.match(text, new RegExp(`${P.cli} →`));
+    assert.match(text, new RegExp(`→ ${P.srv}`));
   });
 
   test('a click on the edge opens its details: the connections made, failures by kind, RTT', async () => {
@@ -228,13 +238,13 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     });
     // each client process with its pid and port, and the bytes it sent
     for (const [i, c] of clients.entries()) {
-      const r = rows.find((t) => t.includes(`uicli[${c.pid}] :${c.localPort}`));
+      const r = rows.find((t) => t.includes(`${P.cli}[${c.pid}] :${c.localPort}`));
       assert.ok(r, `client ${c.pid}:${c.localPort} in ${JSON.stringify(rows)}`);
       assert.match(r, new RegExp(`\\b${sizes[i]} B\\b`));
       assert.match(r, /closed/);
     }
     const details = await page.locator('#details').innerText();
-    assert.match(details, /uicli → /);
+    assert.match(details, new RegExp(`${P.cli} → `));
     assert.match(details, new RegExp(`to ${net.b.ipv4.replace(/\./g, '\\.')}:${port}`), 'the one remote of the connections');
     assert.match(details, /FAILURES BY KIND|Failures by kind/i);
     assert.match(details, /RTT DISTRIBUTION|RTT distribution/i);
@@ -247,10 +257,10 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
       const p = m.cy.getElementById(id).renderedPosition();
       const box = m.cy.container().getBoundingClientRect();
       return { x: box.left + p.x, y: box.top + p.y };
-    }, 'process:uicli');
+    }, `process:${P.cli}`);
     await page.mouse.click(node.x, node.y);
-    await until('the node selected', async () => (await mapState(page)).selected?.id === 'process:uicli');
-    await page.getByRole('heading', { name: 'uicli', exact: true }).waitFor();
+    await until('the node selected', async () => (await mapState(page)).selected?.id === `process:${P.cli}`);
+    await page.getByRole('heading', { name: P.cli, exact: true }).waitFor();
     const nodeEdges = page.getByRole('table', { name: 'Edges of this node' });
     await nodeEdges.getByRole('row').filter({ hasText: `:${port}/tcp` }).waitFor();
     await nodeEdges.getByRole('row').filter({ hasText: `:${port + 1}/tcp` }).waitFor();
@@ -273,7 +283,7 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     await until('the edge hidden by protocol udp', hidden);
     assert.match(page.url(), /[?&]proto=udp(&|$)/);
     // the UDP flow stays, dashed
-    const udp = await until('the UDP edge', async () => (await mapState(page)).edges.find((e) => e.source === 'process:uiucli' && e.label.startsWith(`:${port + 3}/udp`)));
+    const udp = await until('the UDP edge', async () => (await mapState(page)).edges.find((e) => e.source === `process:${P.ucli}` && e.label.startsWith(`:${port + 3}/udp`)));
     assert.match(udp.label, /4 pkts · 605 B/);
     assert.ok((await mapState(page)).edges.every((e) => e.label.includes('/udp ')), 'only UDP edges');
     await page.getByLabel('Protocol').selectOption('');
@@ -299,21 +309,21 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     const fanPort = 30000 + (process.pid % 50) * 40;
     const ports = 30;
     const step = 10; // port i gets (i + 1) * 10 bytes, and answers 7
-    const server = new Peer('uifan', ['server', '--host', net.b.ipv4, '--port', String(fanPort), '--ports', String(ports), '--send', '7'], { netns: net.b.ns, script: 'port-fan' });
+    const server = new Peer(P.fan, ['server', '--host', net.b.ipv4, '--port', String(fanPort), '--ports', String(ports), '--send', '7'], { netns: net.b.ns, script: 'port-fan' });
     await server.waitFor('listening');
-    const client = new Peer('uifcli', ['client', '--host', net.b.ipv4, '--port', String(fanPort), '--ports', String(ports), '--send-step', String(step)], { netns: net.a.ns, script: 'port-fan' });
+    const client = new Peer(P.fcli, ['client', '--host', net.b.ipv4, '--port', String(fanPort), '--ports', String(ports), '--send-step', String(step)], { netns: net.a.ns, script: 'port-fan' });
     const done = await client.waitFor('done', 30_000);
     const sent = (step * ports * (ports + 1)) / 2;
     assert.deepEqual([done.sent, done.received], [sent, 7 * ports]);
 
     // the API: 30 edges (one per port, the table's rows), one link summing them
     const link = await until('the link in /api/graph', async () => {
-      const r = await agent.get('/api/graph?window=15m&workload=uifcli');
+      const r = await agent.get(`/api/graph?window=15m&workload=${P.fcli}`);
       const g = JSON.parse(r.body) as { edges: ApiEdge[]; links: ApiLink[] };
-      const l = g.links.find((x) => x.source === 'process:uifcli' && x.target === 'process:uifan');
-      return l && l.connections === ports && g.edges.filter((e) => e.target === 'process:uifan').length === ports && { l, g };
+      const l = g.links.find((x) => x.source === `process:${P.fcli}` && x.target === `process:${P.fan}`);
+      return l && l.connections === ports && g.edges.filter((e) => e.target === `process:${P.fan}`).length === ports && { l, g };
     });
-    const fanEdges = link.g.edges.filter((e) => e.target === 'process:uifan');
+    const fanEdges = link.g.edges.filter((e) => e.target === `process:${P.fan}`);
     assert.deepEqual(fanEdges.map((e) => e.port).sort((a, b) => a - b), Array.from({ length: ports }, (_, i) => fanPort + i));
     for (const e of fanEdges) assert.deepEqual([e.connections, e.bytesSent, e.bytesReceived], [1, (e.port - fanPort + 1) * step, 7], `port ${e.port}`);
     assert.deepEqual([link.l.connections, link.l.bytesSent, link.l.bytesReceived, link.l.edges.length, link.l.health], [ports, sent, 7 * ports, ports, 'ok']);
@@ -321,10 +331,10 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     // the map: one line between the pair (none the other way), drawn from the sums
     const line = await until('one line for the pair', async () => {
       const s = await mapState(page);
-      const between = s.edges.filter((e) => [e.source, e.target].sort().join(' ') === 'process:uifan process:uifcli');
+      const between = s.edges.filter((e) => [e.source, e.target].sort().join(' ') === `process:${P.fan} process:${P.fcli}`);
       return between.length === 1 && between[0]!.apiIds.length === ports && between[0];
     });
-    assert.deepEqual([line.source, line.target, line.id], ['process:uifcli', 'process:uifan', link.l.id]);
+    assert.deepEqual([line.source, line.target, line.id], [`process:${P.fcli}`, `process:${P.fan}`, link.l.id]);
     assert.deepEqual([...line.apiIds].sort(), fanEdges.map((e) => e.id).sort());
     const [first, second] = line.label.split('\n');
     assert.match(first!, /^30 ports\/tcp · [^·]+ conn · 4\.9 kB$/, 'ports, conn/s and the bytes both ways: 4650 sent + 210 received');
@@ -338,7 +348,7 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     assert.equal(line.color, 'rgb(46,157,87)', 'all healthy: green');
     const widthOf = (e: { bytesSent: number; bytesReceived: number; connectionsPerSec: number }) =>
       page.evaluate((x) => (window as unknown as { bpfagentMap: any }).bpfagentMap.edgeWidth(x), e);
-    const current = (JSON.parse((await agent.get('/api/graph?window=15m&workload=uifcli')).body) as { links: ApiLink[] }).links.find((x) => x.id === link.l.id)!;
+    const current = (JSON.parse((await agent.get(`/api/graph?window=15m&workload=${P.fcli}`)).body) as { links: ApiLink[] }).links.find((x) => x.id === link.l.id)!;
     assert.ok(Math.abs(line.width - (await widthOf({ bytesSent: sent, bytesReceived: 7 * ports, connectionsPerSec: current.connectionsPerSec }))) < 0.01, `width ${line.width}`);
     const onePort = await widthOf({ bytesSent: step * ports, bytesReceived: 7, connectionsPerSec: current.connectionsPerSec / ports });
     assert.ok(line.width > onePort, `the sum (${line.width}) is drawn wider than its busiest port alone (${onePort})`);
@@ -362,19 +372,19 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
   test('new traffic to a new destination appears without a reload; screenshot', async () => {
     await page.evaluate(() => ((window as unknown as { noReload: number }).noReload = 42));
     const before = await mapState(page);
-    assert.ok(!before.nodes.includes('process:uinew'));
+    assert.ok(!before.nodes.includes(`process:${P.new}`));
 
-    const server = new Peer('uinew', ['server', '--host', net.b.ipv4, '--port', String(port + 2), '--send', '5', '--count', '2'], { netns: net.b.ns });
+    const server = new Peer(P.new, ['server', '--host', net.b.ipv4, '--port', String(port + 2), '--send', '5', '--count', '2'], { netns: net.b.ns });
     await server.waitFor('listening');
     for (const n of [4000, 50_000]) {
-      const c = new Peer('uicli', ['client', '--host', net.b.ipv4, '--port', String(port + 2), '--send', String(n)], { netns: net.a.ns });
+      const c = new Peer(P.cli, ['client', '--host', net.b.ipv4, '--port', String(port + 2), '--send', String(n)], { netns: net.a.ns });
       await c.waitFor('done');
     }
     const fresh = await until('the new edge on the map', async () => {
       const s = await mapState(page);
-      return s.edges.find((e) => e.source === 'process:uicli' && e.label.startsWith(`:${port + 2}/tcp`));
+      return s.edges.find((e) => e.source === `process:${P.cli}` && e.label.startsWith(`:${port + 2}/tcp`));
     });
-    assert.ok(fresh.target === 'process:uinew' || fresh.target === net.b.ipv4, fresh.target);
+    assert.ok(fresh.target === `process:${P.new}` || fresh.target === net.b.ipv4, fresh.target);
     assert.equal(await page.evaluate(() => (window as unknown as { noReload?: number }).noReload), 42, 'the page was not reloaded');
     const after = await mapState(page);
     assert.ok(after.updates > before.updates);
@@ -386,7 +396,7 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     // the list beside the map names the new edge
     const newRow = page.getByRole('table', { name: 'Edges' }).getByRole('row').filter({ hasText: `:${port + 2}/tcp` });
     await newRow.first().waitFor();
-    assert.match(await newRow.first().innerText(), fresh.target === 'process:uinew' ? /uicli → uinew/ : /uicli → /);
+    assert.match(await newRow.first().innerText(), fresh.target === `process:${P.new}` ? new RegExp(`${P.cli} → ${P.new}`) : new RegExp(`${P.cli} → `));
 
     // a row of the list opens its edge's details too
     await page.getByRole('table', { name: 'Edges' }).getByRole('row').filter({ hasText: `:${port}/tcp` }).first().click();
@@ -414,17 +424,17 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     await new Promise((r) => setTimeout(r, 300));
     const iso = (ms: number): string => new Date(ms).toISOString();
     // the window: uicli -> uisrv again, with far more bytes; and a new destination
-    const srv = new Peer('uisrv', ['server', '--host', net.b.ipv4, '--port', String(port), '--send', '7'], { netns: net.b.ns });
+    const srv = new Peer(P.srv, ['server', '--host', net.b.ipv4, '--port', String(port), '--send', '7'], { netns: net.b.ns });
     await srv.waitFor('listening');
-    await new Peer('uicli', ['client', '--host', net.b.ipv4, '--port', String(port), '--send', '300000'], { netns: net.a.ns }).waitFor('done');
-    const fresh = new Peer('uidiff', ['server', '--host', net.b.ipv4, '--port', String(port + 4), '--send', '7'], { netns: net.b.ns });
+    await new Peer(P.cli, ['client', '--host', net.b.ipv4, '--port', String(port), '--send', '300000'], { netns: net.a.ns }).waitFor('done');
+    const fresh = new Peer(P.diff, ['server', '--host', net.b.ipv4, '--port', String(port + 4), '--send', '7'], { netns: net.b.ns });
     await fresh.waitFor('listening');
-    await new Peer('uicli', ['client', '--host', net.b.ipv4, '--port', String(port + 4), '--send', '10'], { netns: net.a.ns }).waitFor('done');
+    await new Peer(P.cli, ['client', '--host', net.b.ipv4, '--port', String(port + 4), '--send', '10'], { netns: net.a.ns }).waitFor('done');
     const baseline = `baselineFrom=${iso(t0)}&baselineTo=${iso(t1)}`;
     type Diff = { appeared: Array<{ target: string }>; changed: Array<{ target: string; port: number }> };
     await until('the changes in /api/diff', async () => {
       const d = JSON.parse((await agent.get(`/api/diff?window=15m&${baseline}`)).body) as Diff;
-      return d.appeared.some((e) => e.target === 'process:uidiff') && d.changed.some((e) => e.target === 'process:uisrv' && e.port === port);
+      return d.appeared.some((e) => e.target === `process:${P.diff}`) && d.changed.some((e) => e.target === `process:${P.srv}` && e.port === port);
     });
 
     // the page with the baseline in its URL; the toggle turns the Changes view on, and the URL keeps it
@@ -439,22 +449,22 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     const line = (s: MapState, source: string, target: string) => s.edges.find((e) => e.source === source && e.target === target);
     const s = await until('new, gone and changed lines', async () => {
       const m = await mapState(page);
-      return line(m, 'process:uicli', 'process:uidiff')?.diff === 'new' && line(m, 'process:uicli', 'process:uisrv')?.diff === 'changed' && m;
+      return line(m, `process:${P.cli}`, `process:${P.diff}`)?.diff === 'new' && line(m, `process:${P.cli}`, `process:${P.srv}`)?.diff === 'changed' && m;
     });
-    const changed = line(s, 'process:uicli', 'process:uisrv')!;
+    const changed = line(s, `process:${P.cli}`, `process:${P.srv}`)!;
     assert.equal(changed.color, 'rgb(147,51,234)', 'changed: purple');
     assert.match(changed.label, new RegExp(`^:${port}/tcp · [^\\n]+ · 300 kB\\n[^\\n]+\\n▲ bytes/s \\d+ B → \\d+(\\.\\d)? kB$`), changed.label);
-    const added = line(s, 'process:uicli', 'process:uidiff')!;
+    const added = line(s, `process:${P.cli}`, `process:${P.diff}`)!;
     assert.equal(added.color, 'rgb(37,99,235)', 'new: blue');
     assert.match(added.label, new RegExp(`^new · :${port + 4}/tcp · `));
     // the baseline's lines the window has not: drawn from the baseline's numbers, grey
-    const fan = line(s, 'process:uifcli', 'process:uifan')!;
+    const fan = line(s, `process:${P.fcli}`, `process:${P.fan}`)!;
     assert.deepEqual([fan.diff, fan.color], ['gone', 'rgb(152,162,174)']);
     assert.match(fan.label, /^gone · 30 ports\/tcp · [^·]+ conn · 4\.9 kB$/);
-    assert.equal(line(s, 'process:uicli', net.b.ipv4)?.diff, 'gone', 'the refused calls');
-    assert.equal(line(s, 'process:uicli', 'process:uinew')?.diff, 'gone');
-    assert.ok(s.fresh.includes('process:uidiff') && !s.fresh.includes('process:uicli'), JSON.stringify(s.fresh));
-    assert.ok(s.gone.includes('process:uifan') && s.gone.includes('process:uifcli') && !s.gone.includes('process:uisrv'), JSON.stringify(s.gone));
+    assert.equal(line(s, `process:${P.cli}`, net.b.ipv4)?.diff, 'gone', 'the refused calls');
+    assert.equal(line(s, `process:${P.cli}`, `process:${P.new}`)?.diff, 'gone');
+    assert.ok(s.fresh.includes(`process:${P.diff}`) && !s.fresh.includes(`process:${P.cli}`), JSON.stringify(s.fresh));
+    assert.ok(s.gone.includes(`process:${P.fan}`) && s.gone.includes(`process:${P.fcli}`) && !s.gone.includes(`process:${P.srv}`), JSON.stringify(s.gone));
 
     // the legend says what the colours mean, and against what
     assert.equal(await page.locator('#legend-health').isHidden(), true);
@@ -464,11 +474,20 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
 
     // the list beside the map; a changed row opens its numbers before and after
     const rows = page.getByRole('table', { name: 'Changes' }).getByRole('row');
-    const changedRow = rows.filter({ hasText: `:${port}/tcp` }).filter({ hasText: 'uisrv' });
+    const changedRow = rows.filter({ hasText: `:${port}/tcp` }).filter({ hasText: P.srv });
     await changedRow.first().waitFor();
-    assert.match(await changedRow.first().innerText(), /changed[\s\S]*uicli → uisrv[\s\S]*bytes\/s/);
-    assert.match(await rows.filter({ hasText: 'uidiff' }).first().innerText(), /new[\s\S]*uicli → uidiff[\s\S]*1 conn · 17 B/);
-    assert.match(await rows.filter({ hasText: 'uifan' }).first().innerText(), /gone[\s\S]*uifcli → uifan[\s\S]*was 1 conn · /);
+    assert.match(await changedRow.first().innerText(), new RegExp(`changed[\\s\\S]*${P.cli} → ${P.srv}[\\s\\S]*bytes/s`));
+    assert.match(await rows.filter({ hasText: P.diff }).first().innerText(), new RegExp(`new[\\s\\S]*${P.cli} → ${P.diff}[\\s\\S]*1 conn · 17 B`));
+    // the 30 ports that went are one row, their numbers summed (4650 B sent + 210 received); it opens the line with each port
+    const fanRows = rows.filter({ hasText: P.fan });
+    assert.equal(await fanRows.count(), 1);
+    assert.match(await fanRows.innerText(), new RegExp(`^gone\\s+${P.fcli} → ${P.fan} 30 ports/tcp\\s+was 30 conn · 4\\.9 kB$`));
+    await fanRows.click();
+    const fanPorts = page.getByRole('table', { name: 'Ports and protocols' }).getByRole('row');
+    await until('the gone line\'s 30 ports', async () => (await fanPorts.count()) === 31);
+    assert.match(await page.locator('#details').innerText(), new RegExp(`${P.fcli} → ${P.fan}[\\s\\S]*30 ports/tcp, summed · in the baseline only · gone`));
+    assert.equal(await fanPorts.filter({ hasText: 'gone' }).count(), 30, 'each port marked gone');
+    await page.getByRole('button', { name: 'Close details' }).click();
     await changedRow.first().click();
     const ba = page.getByRole('table', { name: 'Before and after' });
     await ba.waitFor();
@@ -479,10 +498,10 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     await page.getByRole('button', { name: 'Re-layout' }).click();
     // the picture: this test's processes (others on the shared machine may be on the map too)
     await page.getByRole('button', { name: 'Pause' }).click();
-    await page.evaluate(() => {
+    await page.evaluate((tag) => {
       const m = (window as unknown as { bpfagentMap: any }).bpfagentMap;
-      m.cy.fit(m.cy.nodes('[id ^= "process:ui"]'), 40);
-    });
+      m.cy.fit(m.cy.nodes(`[id ^= "process:ui"][id $= "-${tag}"]`), 40);
+    }, TAG);
     await page.waitForTimeout(400);
     await page.screenshot({ path: DIFF_SCREENSHOT });
     await page.getByRole('button', { name: 'Resume' }).click();
@@ -492,10 +511,10 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     await until('diff out of the URL', async () => !/[?&]diff=/.test(page.url()));
     const plain = await until('health colours again', async () => {
       const m = await mapState(page);
-      return m.edges.every((e) => e.diff === '') && line(m, 'process:uifcli', 'process:uifan') && m;
+      return m.edges.every((e) => e.diff === '') && line(m, `process:${P.fcli}`, `process:${P.fan}`) && m;
     });
     // its health's colour (green, or amber should the 300 kB call have needed a retransmit), not the Changes view's
-    assert.ok(['rgb(46,157,87)', 'rgb(217,148,0)'].includes(line(plain, 'process:uicli', 'process:uisrv')!.color), JSON.stringify(line(plain, 'process:uicli', 'process:uisrv')));
+    assert.ok(['rgb(46,157,87)', 'rgb(217,148,0)'].includes(line(plain, `process:${P.cli}`, `process:${P.srv}`)!.color), JSON.stringify(line(plain, `process:${P.cli}`, `process:${P.srv}`)));
     assert.equal(await page.locator('#legend-health').isVisible(), true);
     assert.deepEqual(pageErrors, [], 'no script errors in the page');
   });

@@ -6,7 +6,7 @@
 
 /* global cytoscape */
 
-import { DIFF_COLOR, changeTexts, withDiff } from './diff.js';
+import { DIFF_COLOR, METRIC_WORD, changeRows, changeTexts, withDiff } from './diff.js';
 import { esc, failedTotal, fmtBytes, fmtCount, fmtRate, fmtTime, fmtUs, pct } from './format.js';
 
 const API = '/api';
@@ -709,24 +709,27 @@ function kv(pairs) {
   return `<div class="kv">${pairs.map(([k, v]) => `<div><b>${v}</b><span>${esc(k)}</span></div>`).join('')}</div>`;
 }
 
-/** The Changes view's list: each edge that appeared, disappeared or changed, then the new external names. */
+/** The Changes view's list: a row per line of the map that appeared, disappeared or changed (its ports together), then the new external names. */
 function changesSection(d) {
   const inMap = (x) => x.edges.find((id) => graph.edges.some((e) => e.id === id)) ?? `gone:${x.id}`;
-  const what = (x, kind) => {
-    if (kind === 'changed') return changeTexts(x.changes).join(' · ');
-    const n = kind === 'gone' ? x.before : x.after;
-    const count = x.proto === 'udp' ? `${fmtCount(n.packetsSent + n.packetsReceived)} pkts` : `${fmtCount(n.connections)} conn`;
-    return `${kind === 'gone' ? 'was ' : ''}${count} · ${fmtBytes(n.bytesSent + n.bytesReceived)}${failedTotal(n.failed) ? ` · ${failedTotal(n.failed)} failed` : ''}`;
+  const what = (r) => {
+    if (r.kind === 'changed') {
+      if (r.entries.length === 1) return changeTexts(r.entries[0].changes).join(' · ');
+      const metrics = [...new Set(r.entries.flatMap((x) => x.changes.map((c) => METRIC_WORD[c.metric] ?? c.metric)))];
+      return `${r.entries.length} ports changed: ${metrics.join(', ')}`;
+    }
+    const n = r.numbers;
+    const count = r.protos.includes('tcp') ? `${fmtCount(n.connections)} conn` : `${fmtCount(n.packets)} pkts`;
+    return `${r.kind === 'gone' ? 'was ' : ''}${count} · ${fmtBytes(n.bytes)}${n.failed ? ` · ${n.failed} failed` : ''}`;
   };
-  const rows = [
-    ...d.changed.map((x) => ['changed', x]),
-    ...d.appeared.map((x) => ['new', x]),
-    ...d.disappeared.map((x) => ['gone', x]),
-  ].map(
-    ([kind, x]) => `<tr class="clickable${kind === 'gone' ? ' gone' : ''}" tabindex="0" data-select="edge:${esc(inMap(x))}" title="${esc(x.source)} → ${esc(x.target)}">
-      <td><span class="badge ${kind}">${kind}</span></td>
-      <td class="wrap">${esc(nodeLabel(x.source))} → ${esc(nodeLabel(x.target))} <span class="muted port">:${esc(x.port)}/${esc(x.proto)}</span></td>
-      <td class="wrap">${esc(what(x, kind))}</td>
+  // one port: the row opens the edge (its numbers before and after); several: the line, its ports listed
+  const target = (r) => (r.entries.length === 1 ? `edge:${inMap(r.entries[0])}` : `link:${r.link}`);
+  const ports = (r) => (r.entries.length === 1 ? `:${r.ports[0]}` : `${r.entries.length} ports${r.protos.length === 1 ? `/${r.protos[0]}` : ` ${r.protos.join('+')}`}`);
+  const rows = changeRows(d).map(
+    (r) => `<tr class="clickable${r.kind === 'gone' ? ' gone' : ''}" tabindex="0" data-select="${esc(target(r))}" title="${esc(r.source)} → ${esc(r.target)}${r.entries.length > 1 ? ` (${esc(r.ports.join(', '))})` : ''}">
+      <td><span class="badge ${r.kind}">${r.kind}</span></td>
+      <td class="wrap">${esc(nodeLabel(r.source))} → ${esc(nodeLabel(r.target))} <span class="muted port">${esc(ports(r))}</span></td>
+      <td class="wrap">${esc(what(r))}</td>
     </tr>`,
   );
   const names = d.newNames.map(
@@ -862,7 +865,9 @@ async function renderDetails(fresh = false) {
     edges = l ? linkEdges(l) : [];
     head = l
       ? `${closeBtn}<h2>${esc(nodeLabel(l.source))} → ${esc(nodeLabel(l.target))} ${healthBadge(l.health)}</h2>
-         <p class="muted">${esc(portsText(l))}${edges.length > 1 ? ', summed' : ''}${l.locality ? ` · ${esc(l.locality)}` : ''}</p>
+         <p class="muted">${esc(portsText(l))}${edges.length > 1 ? ', summed' : ''}${l.locality ? ` · ${esc(l.locality)}` : ''}${
+           l.diff === 'gone' ? ' · in the baseline only' : ''
+         }${l.diff && l.diff !== 'same' ? ` · ${healthBadge(l.diff)}` : ''}</p>
          ${totalsKv(l)}
          <h3>Ports and protocols (${edges.length})</h3>${edgesTable(edges, 'Ports and protocols', undefined, true)}`
       : `${closeBtn}<h2>Link ${esc(selected.id)}</h2><p class="muted">Not in the map with the current filters.</p>`;

@@ -7,13 +7,17 @@ import { fmtBytes, fmtUs, pct } from './format.js';
 
 export const DIFF_COLOR = { new: '#2563eb', gone: '#98a2ae', changed: '#9333ea', same: '#c5ccd4' };
 
+/** The word for each metric of /api/diff's changes. */
+export const METRIC_WORD = { bytesPerSec: 'bytes/s', rttP99Us: 'p99', failureRatio: 'failed' };
+
 /** Short words for what moved: `bytes/s 1.2 kB → 40 kB`, `p99 250 µs → 25 ms`, `failed 0% → 100%`. */
 export function changeTexts(changes) {
   return (changes ?? []).map((c) => {
-    if (c.metric === 'bytesPerSec') return `bytes/s ${fmtBytes(Math.round(c.before))} → ${fmtBytes(Math.round(c.after))}`;
-    if (c.metric === 'rttP99Us') return `p99 ${fmtUs(c.before)} → ${fmtUs(c.after)}`;
-    if (c.metric === 'failureRatio') return `failed ${pct(c.before)} → ${pct(c.after)}`;
-    return c.metric;
+    const w = METRIC_WORD[c.metric] ?? c.metric;
+    if (c.metric === 'bytesPerSec') return `${w} ${fmtBytes(Math.round(c.before))} → ${fmtBytes(Math.round(c.after))}`;
+    if (c.metric === 'rttP99Us') return `${w} ${fmtUs(c.before)} → ${fmtUs(c.after)}`;
+    if (c.metric === 'failureRatio') return `${w} ${pct(c.before)} → ${pct(c.after)}`;
+    return w;
   });
 }
 
@@ -100,4 +104,43 @@ export function withDiff(g, d) {
   const have = new Set(nodes.map((n) => n.id));
   for (const n of d.nodes) if (!have.has(n.id)) nodes.push({ ...n, gone: true });
   return { ...g, nodes, edges: [...edges, ...gone.map((x) => x.edge)], links, diff: d };
+}
+
+/** One side's numbers of these diff entries summed: what a row of the list says of them. */
+function summed(xs, side) {
+  const n = xs.map((x) => x[side]);
+  return {
+    connections: sum(n, (v) => v.connections),
+    packets: sum(n, (v) => v.packetsSent + v.packetsReceived),
+    bytes: sum(n, (v) => v.bytesSent + v.bytesReceived),
+    failed: sum(n, (v) => v.failed.refused + v.failed.timeout + v.failed.reset),
+  };
+}
+
+/**
+ * The rows of the Changes list: one per line of the map and kind (changed,
+ * new, gone, in that order; busiest first as the API lists them), so a pair
+ * whose 30 ports all went is one row, not 30. Each row: `kind`, `link`, its
+ * `entries` (the API's, one per port), `ports` and `protos`, and the window's
+ * (new) or baseline's (gone) numbers summed in `numbers`.
+ */
+export function changeRows(d) {
+  const rows = new Map();
+  for (const [kind, list] of [
+    ['changed', d.changed],
+    ['new', d.appeared],
+    ['gone', d.disappeared],
+  ]) {
+    for (const x of list) {
+      const k = `${kind}|${x.link}`;
+      if (!rows.has(k)) rows.set(k, { kind, link: x.link, source: x.source, target: x.target, entries: [] });
+      rows.get(k).entries.push(x);
+    }
+  }
+  return [...rows.values()].map((r) => ({
+    ...r,
+    ports: r.entries.map((x) => `${x.port}/${x.proto}`),
+    protos: [...new Set(r.entries.map((x) => x.proto))].sort(),
+    numbers: summed(r.entries, r.kind === 'gone' ? 'before' : 'after'),
+  }));
 }
