@@ -204,10 +204,14 @@ function diffEdge(key: string, s: Side, before: EdgeCounts, after: EdgeCounts, i
 const busiest = (n: (d: DiffEdge) => DiffNumbers) => (a: DiffEdge, b: DiffEdge): number =>
   n(b).bytesSent + n(b).bytesReceived - (n(a).bytesSent + n(a).bytesReceived) || n(b).connections - n(a).connections || (a.id < b.id ? -1 : 1);
 
-/** The diff of `window` against `baseline` (each (from, to], on interval ends as the store keeps them). */
-export function computeDiff(store: FlowStore, window: Window, baseline: Window, filters: DiffFilters = {}, withGraph = false): DiffAnswer {
-  const nowEdges = filterEdges(mergedEdges(store, window.fromMs, window.toMs), filters);
-  const thenEdges = filterEdges(mergedEdges(store, baseline.fromMs, baseline.toMs), filters);
+/**
+ * The diff of `window` against `baseline` (each (from, to], on interval ends as the store keeps them).
+ * Both windows are asked of the store at once: a database-backed store may answer with promises.
+ */
+export async function computeDiff(store: FlowStore, window: Window, baseline: Window, filters: DiffFilters = {}, withGraph = false): Promise<DiffAnswer> {
+  const [nowAll, thenAll] = await Promise.all([mergedEdges(store, window.fromMs, window.toMs), mergedEdges(store, baseline.fromMs, baseline.toMs)]);
+  const nowEdges = filterEdges(nowAll, filters);
+  const thenEdges = filterEdges(thenAll, filters);
   const now = sides(nowEdges);
   const then = sides(thenEdges);
   const windowMs = window.toMs - window.fromMs;
@@ -325,7 +329,7 @@ export function registerDiffApi(app: FastifyInstance, opts: DiffApiOptions): voi
       // by default an hour against the hour before: half the retention each when it keeps less
       const q = parseQuery(req.query, params, { window: defaultWindow(DEFAULT_DIFF_WINDOW, explicit ? store.retentionMs : Math.floor(store.retentionMs / 2000) * 1000) });
       const { window, baseline } = diffWindows(q, raw, now(), store.retentionMs);
-      return reply.send(computeDiff(store, window, baseline, q as DiffFilters, q.graph === true));
+      return reply.send(await computeDiff(store, window, baseline, q as DiffFilters, q.graph === true));
     } catch (e) {
       return badParameter(reply, e);
     }

@@ -54,8 +54,8 @@ const W = { fromMs: T0 + 60_000, toMs: T0 + 120_000 };
 const B = { fromMs: T0, toMs: T0 + 60_000 };
 
 describe('computeDiff over the store', () => {
-  test('appeared, disappeared, changed past the thresholds, with both windows\' numbers; names not called before', () => {
-    const d = computeDiff(scenario(), W, B);
+  test('appeared, disappeared, changed past the thresholds, with both windows\' numbers; names not called before', async () => {
+    const d = await computeDiff(scenario(), W, B);
     assert.deepEqual(d.window, { from: new Date(W.fromMs).toISOString(), to: new Date(W.toMs).toISOString() });
     assert.deepEqual(d.baseline, { from: new Date(B.fromMs).toISOString(), to: new Date(B.toMs).toISOString() });
     assert.deepEqual(d.thresholds, DIFF_THRESHOLDS);
@@ -93,21 +93,21 @@ describe('computeDiff over the store', () => {
     assert.deepEqual(d.nodes.map((n) => n.id), ['10.0.0.2', '10.0.0.3', '10.0.0.4', 'dns:new.example', 'process:cli', 'process:web']);
   });
 
-  test('the same traffic in both windows: nothing changed; filters apply to both windows', () => {
+  test('the same traffic in both windows: nothing changed; filters apply to both windows', async () => {
     const s = new MemoryFlowStore({ retentionMs: 3_600_000 });
     const mk = (at: number) => [tcp({ bytesSent: 50_000, srttUs: 300, at }), tcp({ comm: 'web', to: '93.184.216.34', name: 'a.example', locality: 'external', at })];
     interval(s, 10_000, mk(5000));
     interval(s, 70_000, mk(65_000));
-    const d = computeDiff(s, W, B);
+    const d = await computeDiff(s, W, B);
     assert.deepEqual([d.appeared, d.disappeared, d.changed, d.newNames, d.nodes], [[], [], [], [], []]);
     interval(s, 80_000, [tcp({ comm: 'batch', port: 9, at: 75_000 }), tcp({ comm: 'web', to: '93.184.216.35', name: 'b.example', locality: 'external', at: 75_000 })]);
-    assert.deepEqual(ids(computeDiff(s, W, B, { workload: 'batch' }).appeared), ['process:batch>10.0.0.2:9/tcp']);
-    const web = computeDiff(s, W, B, { workload: 'web', locality: 'external' });
+    assert.deepEqual(ids((await computeDiff(s, W, B, { workload: 'batch' })).appeared), ['process:batch>10.0.0.2:9/tcp']);
+    const web = await computeDiff(s, W, B, { workload: 'web', locality: 'external' });
     assert.deepEqual([ids(web.appeared), web.newNames.map((n) => n.name)], [['process:web>dns:b.example:443/tcp'], ['b.example']]);
-    assert.deepEqual(computeDiff(s, W, B, { proto: 'udp' }).appeared, []);
+    assert.deepEqual((await computeDiff(s, W, B, { proto: 'udp' })).appeared, []);
   });
 
-  test('an edge seen by both ends in one window and by its client alone in the other is the same edge', () => {
+  test('an edge seen by both ends in one window and by its client alone in the other is the same edge', async () => {
     // pods: the client's record names the server's workload as its remote end, so both views have the same ends
     const srv = { namespace: 'shop', pod: 'db-0', workload: 'db', workloadKind: 'StatefulSet' };
     const s = new MemoryFlowStore({ retentionMs: 3_600_000 });
@@ -115,13 +115,13 @@ describe('computeDiff over the store', () => {
     const s1 = serverSide(c1, 'db');
     interval(s, 10_000, [c1, { ...s1, local: { ...s1.local, k8s: srv }, remote: { addr: c1.local.addr, port: c1.local.port } }]);
     interval(s, 70_000, [tcp({ bytesSent: 1000, at: 65_000, remote: { addr: '10.0.0.2', port: 443, k8s: srv } })]);
-    const d = computeDiff(s, W, B);
+    const d = await computeDiff(s, W, B);
     assert.deepEqual([d.appeared, d.disappeared, d.changed], [[], [], []]);
     // the window's edge is the client's view, the baseline's both ends': told apart in /api/graph, one here
-    assert.deepEqual(computeDiff(s, W, { fromMs: T0, toMs: T0 + 1000 }).appeared.map((e) => [e.target, e.edges.map((id) => Buffer.from(id, 'base64url').toString())]), [
+    assert.deepEqual((await computeDiff(s, W, { fromMs: T0, toMs: T0 + 1000 })).appeared.map((e) => [e.target, e.edges.map((id) => Buffer.from(id, 'base64url').toString())]), [
       ['shop/db', ['tcp|process:cli|shop/db|443|client']],
     ]);
-    const both = computeDiff(s, { fromMs: T0, toMs: T0 + 60_000 }, { fromMs: T0 + 60_000, toMs: T0 + 120_000 });
+    const both = await computeDiff(s, { fromMs: T0, toMs: T0 + 60_000 }, { fromMs: T0 + 60_000, toMs: T0 + 120_000 });
     assert.deepEqual(both.changed, []);
   });
 
@@ -172,7 +172,7 @@ describe('GET /api/diff (fastify inject, the clock the test sets)', () => {
   test('window=1m: against the minute before it, by default', async () => {
     const r = await get('/api/diff?window=1m');
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.deepEqual(r.body, JSON.parse(JSON.stringify(computeDiff(store, W, B))));
+    assert.deepEqual(r.body, JSON.parse(JSON.stringify(await computeDiff(store, W, B))));
     // the default: an hour against the hour before, half the retention each when less (here 1 h kept: 30 m and 30 m)
     const d = (await get('/api/diff')).body;
     assert.deepEqual([d.window, d.baseline], [{ from: iso(T0 + 120_000 - 1_800_000), to: iso(T0 + 120_000) }, { from: iso(T0 + 120_000 - 3_600_000), to: iso(T0 + 120_000 - 1_800_000) }]);
