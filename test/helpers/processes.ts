@@ -17,6 +17,19 @@ export const AGENT_JS = path.join(REPO_ROOT, 'bin/bpfagent.js');
 /** A compiled test helper program by name: 'udp-peer', 'dns-server', 'resolve-connect'. */
 export const helperScript = (name: string): string => path.join(REPO_ROOT, `dist/test/helpers/${name}.js`);
 
+/**
+ * Process names of this run's own: `<prefix><role>-<tag>`, the tag this test
+ * process's. An agent sees every process on the machine, and on a shared one
+ * other runs of the same test (other checkouts) run peers at the same time;
+ * a test that looks its traffic up by process name must not find theirs.
+ */
+export function runNames<R extends string>(prefix: string, roles: readonly R[]): Record<R, string> {
+  return Object.fromEntries(roles.map((r) => [r, `${prefix}${r}-${RUN_TAG}`])) as Record<R, string>;
+}
+
+/** The tag of runNames: this test process's pid in base 36 (at most 3 characters). */
+export const RUN_TAG = (process.pid % 46656).toString(36);
+
 const binDir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-bin-'));
 
 /** Path to the node binary under another name (<= 15 chars to survive comm truncation). */

@@ -14,8 +14,11 @@ import type { GraphEdge } from '../../src/server/api.js';
 import type { DiffAnswer, DiffEdge } from '../../src/server/diff.js';
 import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
-import { Peer } from '../helpers/processes.js';
+import { Peer, RUN_TAG, runNames } from '../helpers/processes.js';
 import { RunAgent } from '../helpers/run-agent.js';
+
+/** this run's process names (dcli-<tag>, ...): other runs of this test, or of others naming theirs dcli, may be on the machine */
+const D = runNames('d', ['cli', 'gone', 'grow', 'flaky', 'steady', 'new', 'dns'] as const);
 
 describe('bpfagent run: GET /api/diff, traffic changing between two windows', { skip: KERNEL_SKIP }, () => {
   let agent: RunAgent;
@@ -35,7 +38,7 @@ describe('bpfagent run: GET /api/diff, traffic changing between two windows', { 
     agent = new RunAgent('listen: 127.0.0.1:0\ninterval: 1s\nlogLevel: info\nshutdownTimeout: 5s\nstore:\n  retention: 2m\n');
     await agent.ready;
     const zone = { 'old.test': [{ type: 'A', data: ext(9), ttl: 300 }], 'new.test': [{ type: 'A', data: ext(10), ttl: 300 }] };
-    dns = new Peer('ddns', ['--host', net.b.ipv4, '--zone', JSON.stringify(zone)], { netns: net.b.ns, script: 'dns-server' });
+    dns = new Peer(D.dns, ['--host', net.b.ipv4, '--zone', JSON.stringify(zone)], { netns: net.b.ns, script: 'dns-server' });
     await dns.waitFor('listening');
   });
 
@@ -53,7 +56,7 @@ describe('bpfagent run: GET /api/diff, traffic changing between two windows', { 
     const server = new Peer(comm, ['server', '--host', net.b.ipv4, '--port', String(p), '--send', '7', '--count', String(sizes.length), ...serverArgs], { netns: net.b.ns });
     await server.waitFor('listening');
     for (const n of sizes) {
-      const c = new Peer('dcli', ['client', '--host', net.b.ipv4, '--port', String(p), '--send', String(n)], { netns: net.a.ns });
+      const c = new Peer(D.cli, ['client', '--host', net.b.ipv4, '--port', String(p), '--send', String(n)], { netns: net.a.ns });
       await c.waitFor('done');
     }
     await server.exited;
@@ -61,9 +64,9 @@ describe('bpfagent run: GET /api/diff, traffic changing between two windows', { 
 
   /** `n` calls from dcli to dgrow on port + 1, each sending `bytes` (one client process: port-fan). */
   async function growCalls(n: number, bytes: number): Promise<void> {
-    const server = new Peer('dgrow', ['server', '--host', net.b.ipv4, '--port', String(port + 1), '--repeat', String(n), '--send', '7'], { netns: net.b.ns, script: 'port-fan' });
+    const server = new Peer(D.grow, ['server', '--host', net.b.ipv4, '--port', String(port + 1), '--repeat', String(n), '--send', '7'], { netns: net.b.ns, script: 'port-fan' });
     await server.waitFor('listening');
-    const c = new Peer('dcli', ['client', '--host', net.b.ipv4, '--port', String(port + 1), '--repeat', String(n), '--send-step', String(bytes)], { netns: net.a.ns, script: 'port-fan' });
+    const c = new Peer(D.cli, ['client', '--host', net.b.ipv4, '--port', String(port + 1), '--repeat', String(n), '--send-step', String(bytes)], { netns: net.a.ns, script: 'port-fan' });
     const done = await c.waitFor('done', 30_000);
     assert.deepEqual([done.sent, done.received], [n * bytes, n * 7]);
     await server.exited;
@@ -71,7 +74,7 @@ describe('bpfagent run: GET /api/diff, traffic changing between two windows', { 
 
   /** dcli looks `name` up and calls it (refused: nothing listens there). */
   async function lookUp(name: string): Promise<void> {
-    const c = new Peer('dcli', ['--dns', net.b.ipv4, '--name', name, '--port', String(port + 5)], { netns: net.a.ns, script: 'resolve-connect' });
+    const c = new Peer(D.cli, ['--dns', net.b.ipv4, '--name', name, '--port', String(port + 5)], { netns: net.a.ns, script: 'resolve-connect' });
     await c.waitFor('resolved');
     await c.exited;
   }
@@ -80,7 +83,7 @@ describe('bpfagent run: GET /api/diff, traffic changing between two windows', { 
   async function graphHolds(want: Record<string, number>): Promise<void> {
     const deadline = Date.now() + 20_000;
     for (;;) {
-      const g = (await getJson<{ edges: GraphEdge[] }>('/api/graph?window=2m&workload=dcli')).body;
+      const g = (await getJson<{ edges: GraphEdge[] }>(`/api/graph?window=2m&workload=${D.cli}`)).body;
       const have = Object.fromEntries(g.edges.filter((e) => e.proto === 'tcp').map((e) => [`${e.target}:${e.port}`, e.connections]));
       const dnsFlow = g.edges.some((e) => e.proto === 'udp' && e.port === 53 && e.observedBy === 'both');
       if (dnsFlow && Object.entries(want).every(([k, n]) => have[k] === n)) return;
@@ -94,12 +97,12 @@ describe('bpfagent run: GET /api/diff, traffic changing between two windows', { 
     const t0 = Date.now();
 
     // the baseline
-    await calls('dgone', port, [100, 100]);
+    await calls(D.gone, port, [100, 100]);
     await growCalls(20, 1000);
-    await calls('dflaky', port + 2, [100, 100]);
-    await calls('dsteady', port + 3, [500, 500]);
+    await calls(D.flaky, port + 2, [100, 100]);
+    await calls(D.steady, port + 3, [500, 500]);
     await lookUp('old.test');
-    await graphHolds(rel({ 'process:dgone': [0, 2], 'process:dgrow': [1, 20], 'process:dflaky': [2, 2], 'process:dsteady': [3, 2], 'dns:old.test': [5, 1] }));
+    await graphHolds(rel({ [`process:${D.gone}`]: [0, 2], [`process:${D.grow}`]: [1, 20], [`process:${D.flaky}`]: [2, 2], [`process:${D.steady}`]: [3, 2], 'dns:old.test': [5, 1] }));
     // every interval holding the baseline's traffic has ended by now
     const t1 = Date.now();
     await sleep(200);
@@ -112,24 +115,25 @@ describe('bpfagent run: GET /api/diff, traffic changing between two windows', { 
     } finally {
       net.exec(net.a, ['tc', 'qdisc', 'del', 'dev', dev, 'root']);
     }
-    await calls('dflaky', port + 2, [100, 100], ['--reset-after', '1']);
-    await calls('dsteady', port + 3, [500, 500]);
-    await calls('dnew', port + 4, [50]);
+    await calls(D.flaky, port + 2, [100, 100], ['--reset-after', '1']);
+    await calls(D.steady, port + 3, [500, 500]);
+    await calls(D.new, port + 4, [50]);
     await lookUp('old.test');
     await lookUp('new.test');
-    await graphHolds(rel({ 'process:dgone': [0, 2], 'process:dgrow': [1, 40], 'process:dflaky': [2, 4], 'process:dsteady': [3, 4], 'process:dnew': [4, 1], 'dns:old.test': [5, 2], 'dns:new.test': [5, 1] }));
+    await graphHolds(rel({ [`process:${D.gone}`]: [0, 2], [`process:${D.grow}`]: [1, 40], [`process:${D.flaky}`]: [2, 4], [`process:${D.steady}`]: [3, 4], [`process:${D.new}`]: [4, 1], 'dns:old.test': [5, 2], 'dns:new.test': [5, 1] }));
 
-    const r = await getJson<DiffAnswer>(`/api/diff?window=2m&baselineFrom=${iso(t0)}&baselineTo=${iso(t1)}&workload=dcli`);
+    const r = await getJson<DiffAnswer>(`/api/diff?window=2m&baselineFrom=${iso(t0)}&baselineTo=${iso(t1)}&workload=${D.cli}`);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const d = r.body;
     assert.deepEqual(d.baseline, { from: iso(t0), to: iso(t1) });
     assert.equal(d.window.from, iso(t1), 'the window starts where the baseline ends');
-    const key = (e: DiffEdge): string => `${e.target}:${e.port - port}/${e.proto}`;
+    // the target without this run's tag, the port as its offset
+    const key = (e: DiffEdge): string => `${e.target.replace(`-${RUN_TAG}`, '')}:${e.port - port}/${e.proto}`;
     const msg = JSON.stringify(d, null, 1);
 
     assert.deepEqual(d.appeared.map(key).sort(), ['dns:new.test:5/tcp', 'process:dnew:4/tcp'], msg);
-    const fresh = d.appeared.find((e) => e.target === 'process:dnew')!;
-    assert.deepEqual([fresh.source, fresh.before.connections, fresh.after.connections, fresh.after.bytesSent, fresh.after.bytesReceived], ['process:dcli', 0, 1, 50, 7]);
+    const fresh = d.appeared.find((e) => e.target === `process:${D.new}`)!;
+    assert.deepEqual([fresh.source, fresh.before.connections, fresh.after.connections, fresh.after.bytesSent, fresh.after.bytesReceived], [`process:${D.cli}`, 0, 1, 50, 7]);
 
     assert.deepEqual(d.disappeared.map(key), ['process:dgone:0/tcp'], msg);
     const gone = d.disappeared[0]!;
@@ -137,7 +141,7 @@ describe('bpfagent run: GET /api/diff, traffic changing between two windows', { 
     assert.deepEqual([gone.after.connections, gone.after.bytesSent, gone.after.failureRatio], [0, 0, null]);
 
     assert.deepEqual(d.changed.map(key).sort(), ['process:dflaky:2/tcp', 'process:dgrow:1/tcp'], msg);
-    const grow = d.changed.find((e) => e.target === 'process:dgrow')!;
+    const grow = d.changed.find((e) => e.target === `process:${D.grow}`)!;
     assert.deepEqual([grow.before.connections, grow.before.bytesSent, grow.before.bytesReceived], [20, 20_000, 140]);
     assert.deepEqual([grow.after.connections, grow.after.bytesSent, grow.after.bytesReceived], [20, 2_000_000, 140]);
     const metrics = Object.fromEntries(grow.changes!.map((c) => [c.metric, c]));
@@ -149,16 +153,16 @@ describe('bpfagent run: GET /api/diff, traffic changing between two windows', { 
     assert.ok(metrics.rttP99Us!.after >= 5000 && metrics.rttP99Us!.after >= 2 * metrics.rttP99Us!.before, JSON.stringify(metrics.rttP99Us));
     assert.deepEqual([grow.before.rttUs.p99, grow.after.rttUs.p99, grow.before.rttUs.count, grow.after.rttUs.count], [metrics.rttP99Us!.before, metrics.rttP99Us!.after, 20, 20]);
 
-    const flaky = d.changed.find((e) => e.target === 'process:dflaky')!;
+    const flaky = d.changed.find((e) => e.target === `process:${D.flaky}`)!;
     assert.deepEqual(flaky.changes!.find((c) => c.metric === 'failureRatio'), { metric: 'failureRatio', before: 0, after: 1 }, msg);
     assert.deepEqual([flaky.before.failed, flaky.after.failed, flaky.after.health], [{ refused: 0, timeout: 0, reset: 0 }, { refused: 0, timeout: 0, reset: 2 }, 'failing']);
 
     // old.test was called in the baseline too
     assert.deepEqual(d.newNames, [{ name: 'new.test', addrs: [ext(10)], connections: 1, failed: 1, bytesSent: 0, bytesReceived: 0 }]);
-    for (const id of ['process:dcli', 'process:dnew', 'process:dgone', 'process:dgrow', 'process:dflaky', 'dns:new.test']) assert.ok(d.nodes.some((n) => n.id === id), `${id} in ${JSON.stringify(d.nodes)}`);
+    for (const id of [`process:${D.cli}`, `process:${D.new}`, `process:${D.gone}`, `process:${D.grow}`, `process:${D.flaky}`, 'dns:new.test']) assert.ok(d.nodes.some((n) => n.id === id), `${id} in ${JSON.stringify(d.nodes)}`);
 
     // the default baseline: the window just before, as long
-    const def = (await getJson<DiffAnswer>('/api/diff?window=30s&workload=dcli')).body;
+    const def = (await getJson<DiffAnswer>(`/api/diff?window=30s&workload=${D.cli}`)).body;
     assert.equal(Date.parse(def.window.to) - Date.parse(def.window.from), 30_000);
     assert.deepEqual([def.baseline.to, Date.parse(def.baseline.to) - Date.parse(def.baseline.from)], [def.window.from, 30_000]);
   });

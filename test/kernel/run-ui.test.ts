@@ -15,21 +15,13 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
-import { Peer, REPO_ROOT } from '../helpers/processes.js';
+import { Peer, REPO_ROOT, RUN_TAG, runNames } from '../helpers/processes.js';
 import { RunAgent } from '../helpers/run-agent.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SKIP = KERNEL_SKIP || (!existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} missing (bash scripts/install.sh --test)` : false);
-/**
- * This run's process names: the agent sees every process on the machine, and
- * other runs of this test (other checkouts on a shared machine) run peers of
- * their own at the same time.
- */
-const TAG = (process.pid % 46656).toString(36);
-const P = Object.fromEntries(['srv', 'cli', 'usrv', 'ucli', 'fan', 'fcli', 'new', 'diff'].map((r) => [r, `ui${r}-${TAG}`])) as Record<
-  'srv' | 'cli' | 'usrv' | 'ucli' | 'fan' | 'fcli' | 'new' | 'diff',
-  string
->;
+/** this run's process names (uicli-<tag>, ...): other runs of this test may be on the machine at the same time */
+const P = runNames('ui', ['srv', 'cli', 'usrv', 'ucli', 'fan', 'fcli', 'new', 'diff'] as const);
 const SCREENSHOT = path.join(REPO_ROOT, 'test-artifacts/ui-map.png');
 const DIFF_SCREENSHOT = path.join(REPO_ROOT, 'test-artifacts/ui-diff.png');
 
@@ -501,7 +493,7 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     await page.evaluate((tag) => {
       const m = (window as unknown as { bpfagentMap: any }).bpfagentMap;
       m.cy.fit(m.cy.nodes(`[id ^= "process:ui"][id $= "-${tag}"]`), 40);
-    }, TAG);
+    }, RUN_TAG);
     await page.waitForTimeout(400);
     await page.screenshot({ path: DIFF_SCREENSHOT });
     await page.getByRole('button', { name: 'Resume' }).click();
