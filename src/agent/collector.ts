@@ -156,6 +156,7 @@ export class Collector {
     return {
       tcp: `${this.tcp.mode} sock:inet_sock_set_state, tcp:tcp_send_reset, tcp:tcp_receive_reset`,
       dnat: `${this.tcp.mode} net:net_dev_start_xmit`,
+      openConnections: 'iter/task_file (sock_files), at start and each interval',
       udp: net?.udp ?? null,
       dnsQueries: net?.dnsQueries ?? null,
       dnsAnswers: net?.dnsAnswers ?? null,

@@ -184,10 +184,6 @@ export class AgentMetrics {
       const v = h.collector?.().untrackedClose;
       return v === undefined ? [] : [{ value: v }];
     });
-    this.callback('bpfagent_udp_directions_forgotten_total', 'UDP flows whose direction was forgotten to stay within --max-udp-flows (decided afresh if seen again)', 'counter', () => {
-      const v = h.collector?.().udpDirectionsForgotten;
-      return v === undefined ? [] : [{ value: v }];
-    });
     this.callback('bpfagent_dns_lookups_seen_total', 'DNS lookups paired (query with answer or timeout)', 'counter', () => {
       const v = h.collector?.().dnsLookups;
       return v === undefined ? [] : [{ value: v }];

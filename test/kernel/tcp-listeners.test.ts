@@ -3,8 +3,9 @@
  * before the server ever touches it is named after the process whose socket
  * took it, from the listener table alone (the agent's interval is longer than
  * the test, so no iterator pass names it otherwise). Sockets on one port and
- * different addresses, a SO_REUSEPORT group, one of them closing, and a
- * listener opened before the agent started.
+ * different addresses, a SO_REUSEPORT group, one of them closing, a group
+ * larger than the table holds (counted), and a listener opened before the
+ * agent started.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -101,6 +102,32 @@ describe('listeners', { skip: KERNEL_SKIP }, () => {
     for (let i = 0; i < 3; i++) {
       const r = await resetBy(agent, net.b.ipv4, p);
       assert.deepEqual([r.local.pid, r.local.comm], [members[1]!.pid, 'tl-rp2']);
+    }
+  });
+
+  test('a SO_REUSEPORT group of 9, one more than a group holds: the 9th is counted (listener_group_full); its connections are named after the first member and counted (listener_unresolved), the others after their own', async () => {
+    const p = port();
+    const own = new TraceAgent(['--interval', '600s']);
+    const records: TcpRecord[] = [];
+    const members: Peer[] = [];
+    try {
+      await own.ready;
+      for (let i = 1; i <= 9; i++) members.push(await listen(`tl-g${i}`, '0.0.0.0', p, '--reuseport', '--accept'));
+      for (let i = 0; i < 27; i++) records.push(await resetBy(own, net.b.ipv4, p));
+    } finally {
+      const exit = await own.stop();
+      assert.equal(exit.code, 0, exit.stderr);
+      const took = (r: TcpRecord): Peer | undefined => members.find((m) => m.events.some((e) => e.event === 'accepted' && e['remotePort'] === r.remote.port));
+      const ninth = records.filter((r) => took(r) === members[8]);
+      for (const r of records) {
+        const m = took(r);
+        assert.ok(m, `no member accepted the connection from port ${r.remote.port}`);
+        const named = m === members[8] ? members[0]! : m;
+        assert.deepEqual([r.local.pid, r.local.comm], [named.pid, `tl-g${members.indexOf(named) + 1}`]);
+      }
+      assert.equal(exit.summary!['lossListenGroupFull'], 1, JSON.stringify(exit.summary));
+      assert.equal(exit.summary!['listenerUnresolved'], ninth.length, `${ninth.length} of 27 went to the 9th member`);
+      assert.match(exit.stderr, /listener group full 1, listener unresolved \d+,/);
     }
   });
 

@@ -101,7 +101,7 @@ describe('open TCP connections, each interval', { skip: KERNEL_SKIP }, () => {
     const late = new TraceAgent(['--interval', '1s']);
     try {
       const ready = await late.ready;
-      assert.ok(ready);
+      assert.match(String((ready['hooks'] as Record<string, unknown>)['openConnections']), /^iter\/task_file /, 'the ready line names the hook');
       await pair.move(777, 333);
       await late.waitFor(pair.isClient);
       await late.waitFor(pair.isServer);

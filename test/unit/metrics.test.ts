@@ -6,6 +6,7 @@ import { EdgeTable } from '../../src/flows/edge-table.js';
 import { LOSS_COUNTERS, lossStatus } from '../../src/agent/loss-counters.js';
 import { describeSummary } from '../../src/agent/collector.js';
 import { AgentMetrics } from '../../src/metrics/metrics.js';
+import { COUNTER_NAMES, NET_COUNTER_NAMES } from '../../src/events/layout.js';
 
 function tcp(over: { comm?: string; remote?: string; port?: number; sent?: number; received?: number; outcome?: TcpRecord['outcome']; srttUs?: number; retransmits?: number }): TcpRecord {
   return {
@@ -178,6 +179,28 @@ describe('metrics: health read at scrape time', () => {
     assert.match(describeSummary(stats), new RegExp(`; lost ${total} \\(ringbuf full 1, connection map full 2, `));
     assert.equal(new Set(LOSS_COUNTERS.map((c) => c.reason)).size, LOSS_COUNTERS.length, 'reasons are unique');
     assert.equal(v.get('bpfagent_tracing'), 0, 'tracing stopped');
+  });
+
+  test('counters kept the old way are in the set: UDP directions forgotten, SO_REUSEPORT members not found, counts clamped at close', async () => {
+    const m = new AgentMetrics({ processMetrics: false, health: { collector: () => ({ udpDirectionsForgotten: 4, listenerUnresolved: 2, deltaClamped: 1 }) } });
+    const v = parse(await m.text());
+    assert.equal(v.get('bpfagent_events_lost_total{reason="udp_direction_forgotten",side="agent"}'), 4);
+    assert.equal(v.get('bpfagent_events_lost_total{reason="listener_unresolved",side="kernel"}'), 2);
+    assert.equal(v.get('bpfagent_events_lost_total{reason="tcp_count_clamped",side="kernel"}'), 1);
+    assert.equal([...v.keys()].filter((k) => k.startsWith('bpfagent_udp_directions_forgotten')).length, 0, 'no metric of its own');
+    const status = lossStatus({ udpDirectionsForgotten: 4, listenerUnresolved: 2, deltaClamped: 1 });
+    assert.equal(status.total, 7);
+    assert.deepEqual([status.reasons['udp_direction_forgotten'], status.reasons['listener_unresolved'], status.reasons['tcp_count_clamped']], [4, 2, 1]);
+  });
+
+  test('every kernel counter is either a loss of the set or one of the activity counters named here', () => {
+    // activity, not loss: records written, connections found at start, fwd_syns inserts and removals (their
+    // difference less what is held is forwarded_syn_evicted), UDP table inserts (udp_flow_evicted likewise), and
+    // closes of connections the agent never tracked (open at start, no process holding them; a connection the map
+    // could not take is counted by connection_map_full when it opens, then here when it closes)
+    const activity = ['untrackedClose', 'eventsSubmitted', 'fwdSynInserts', 'fwdSynRemoved', 'seededConnections', 'openReports', 'udpInserts0', 'udpInserts1', 'dnsEventsSubmitted'];
+    const losses = new Set(LOSS_COUNTERS.map((c) => c.key));
+    for (const name of [...COUNTER_NAMES, ...NET_COUNTER_NAMES]) assert.ok(losses.has(name) !== activity.includes(name), `${name}: in the loss set or named as activity, not both`);
   });
 
   test('a source that throws (stopping) leaves its metrics out, not the scrape', async () => {
