@@ -1090,9 +1090,10 @@ int tp_xmit(struct trace_event_raw_net_dev_start_xmit *ctx)
  * again). Connections held by no process (closed by it, or not yet accepted)
  * wait for their close record, which carries what they moved. While the
  * agent starts it seeds instead: the listening sockets, then the connections
- * open before the tracepoints were attached, their bytes until then not
- * counted. The socket is not locked here: counts read in the middle of an
- * update can be lower later (see fill_deltas).
+ * open before the tracepoints were attached (those still connecting, and
+ * those waiting in a listener's accept queue, included), their bytes until
+ * then not counted. The socket is not locked here: counts read in the middle
+ * of an update can be lower later (see fill_deltas).
  */
 
 static __always_inline __u32 iter_mode(void)
@@ -1135,20 +1136,19 @@ static __always_inline void ensure_listener(const struct sock *sk, const struct 
 	register_listener(sk, tp, 0, &o, false);
 }
 
-/* A connection open before the agent started: tracked from now, owned by the process holding it. */
-static __always_inline void seed_connection(const struct sock *sk, const struct tcp_sock *tp, int state,
-					    const struct task_struct *task)
+/* A connection open before the agent started: tracked from now, its counts until now not counted. */
+static __always_inline void seed_connection(const struct sock *sk, const struct tcp_sock *tp, int state, __u8 direction,
+					    const struct owner *owner)
 {
 	__u64 key = (__u64)sk;
 	struct sock_info info = {};
 	struct tcp_counts c;
 	long err;
 
-	/* accepted if a socket listens on its local address and port (a listener closed since makes it look outbound) */
-	info.direction = listener_of(sk, tp, 0, false, false) ? BPFAGENT_DIR_INBOUND : BPFAGENT_DIR_OUTBOUND;
+	info.direction = direction;
 	info.start_ns = bpf_ktime_get_ns();
 	info.flags = SOCK_F_SEEDED;
-	task_owner(&info.owner, task, BPFAGENT_OWNER_FILE);
+	info.owner = *owner;
 	read_counts(sk, tp, &info, state, &c, false);
 	commit_counts(&info, &c);
 	err = bpf_map_update_elem(&socks, &key, &info, BPF_NOEXIST);
@@ -1156,6 +1156,53 @@ static __always_inline void seed_connection(const struct sock *sk, const struct 
 		count(BPFAGENT_STAT_SEEDED_CONNECTIONS);
 	else if (err != -17 /* EEXIST: tracked since, or held by another process too */)
 		count(BPFAGENT_LOSS_SOCK_MAP_FULL);
+}
+
+/* A connection a process holds: dialled if connecting or if no socket listens on its local address and port. */
+static __always_inline void seed_held(const struct sock *sk, const struct tcp_sock *tp, int state,
+				      const struct task_struct *task)
+{
+	struct owner o = {};
+	__u8 direction = BPFAGENT_DIR_OUTBOUND;
+
+	/* (a listener closed since makes an accepted connection look dialled) */
+	if (state != TCP_SYN_SENT && listener_of(sk, tp, 0, false, false))
+		direction = BPFAGENT_DIR_INBOUND;
+	task_owner(&o, task, BPFAGENT_OWNER_FILE);
+	seed_connection(sk, tp, state, direction, &o);
+}
+
+/*
+ * The connections waiting in a listening socket's accept queue (no process
+ * holds them yet): accepted, owned by the listener until a process takes one
+ * (the interval's pass then names it). The first ACCEPT_QUEUE_SEED_MAX; the
+ * queue is read without its lock, so each is checked to be an established
+ * TCP socket on the listener's port that no process holds.
+ */
+#define ACCEPT_QUEUE_SEED_MAX 64
+static __always_inline void seed_accept_queue(const struct sock *lsk, const struct tcp_sock *ltp)
+{
+	const struct inet_connection_sock *icsk = (const void *)lsk;
+	__u64 key = (__u64)lsk;
+	struct listen_entry *l = bpf_map_lookup_elem(&listen_socks, &key);
+	__u16 port = local_port(lsk, ltp, false);
+	struct request_sock *req;
+	struct owner o = {};
+	int i;
+
+	if (l)
+		o = l->owner;
+	req = BPF_CORE_READ(icsk, icsk_accept_queue.rskq_accept_head);
+	for (i = 0; i < ACCEPT_QUEUE_SEED_MAX && req; i++) {
+		const struct sock *child = BPF_CORE_READ(req, sk);
+		const struct tcp_sock *tp = child ? as_tcp(child, false) : NULL;
+		int state = tp ? BPF_CORE_READ(child, __sk_common.skc_state) : TCP_CLOSE;
+
+		if ((state == TCP_ESTABLISHED || state == TCP_CLOSE_WAIT) && !BPF_CORE_READ(child, sk_socket) &&
+		    local_port(child, tp, false) == port)
+			seed_connection(child, tp, state, BPFAGENT_DIR_INBOUND, &o);
+		req = BPF_CORE_READ(req, dl_next);
+	}
 }
 
 SEC("iter/task_file")
@@ -1189,18 +1236,21 @@ int sock_files(struct bpf_iter__task_file *ctx)
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (state == TCP_LISTEN) {
 		ensure_listener(sk, tp, task);
+		if (mode == ITER_SEED_CONNECTIONS)
+			seed_accept_queue(sk, tp);
 		return 0;
 	}
-	if (mode == ITER_SEED_LISTENERS || state == TCP_SYN_SENT || state == TCP_SYN_RECV || state == TCP_CLOSE)
+	if (mode == ITER_SEED_LISTENERS || state == TCP_SYN_RECV || state == TCP_CLOSE)
 		return 0;
 	key = (__u64)sk;
 	info = bpf_map_lookup_elem(&socks, &key);
 	if (mode == ITER_SEED_CONNECTIONS) {
+		/* connecting ones too: their connect() came before the tracepoints */
 		if (!info)
-			seed_connection(sk, tp, state, task);
+			seed_held(sk, tp, state, task);
 		return 0;
 	}
-	if (!info)
+	if (!info || state == TCP_SYN_SENT)
 		return 0;
 	/* an accepted connection still named after its listener: the process holding it serves it */
 	if (info->direction == BPFAGENT_DIR_INBOUND &&

@@ -1,8 +1,11 @@
 /** A long-lived TCP connection between two test hosts, driven by a test: stream-peer processes at both ends. */
 import { execFileSync } from 'node:child_process';
 import type { Host } from './hosts.js';
-import { Peer } from './processes.js';
+import path from 'node:path';
+import { Peer, REPO_ROOT } from './processes.js';
 import type { TcpRecord } from '../../src/events/records.js';
+
+const LATER_PY = path.join(REPO_ROOT, 'test/helpers/stream-peer-later.py');
 
 export class StreamPair {
   private sentByClient = 0;
@@ -18,15 +21,43 @@ export class StreamPair {
     private readonly clientNs: string,
   ) {}
 
-  /** Server (comm `ssrv-<tag>`) on `server`:port, client (`scli-<tag>`) on `client`, connected. */
-  static async open(tag: string, server: Host, client: Host, port: number, family: 4 | 6 = 4): Promise<StreamPair> {
+  /**
+   * Server (comm `ssrv-<tag>`) on `server`:port, client (`scli-<tag>`) on
+   * `client`, connected. `acceptLater`: the server leaves the connection in
+   * its accept queue until accept(). `whileConnecting` runs once the client
+   * has begun to connect (its wait for the handshake is 30 s).
+   */
+  static async open(
+    tag: string,
+    server: Host,
+    client: Host,
+    port: number,
+    family: 4 | 6 = 4,
+    how: { acceptLater?: boolean; whileConnecting?: () => Promise<void> } = {},
+  ): Promise<StreamPair> {
     const addr = family === 4 ? server.ipv4 : server.ipv6;
-    const srv = new Peer(`ssrv-${tag}`, ['server', '--host', addr, '--port', String(port)], { netns: server.ns, script: 'stream-peer' });
+    const srv = how.acceptLater
+      ? new Peer(`ssrv-${tag}`, [LATER_PY, `ssrv-${tag}`, addr, String(port)], { netns: server.ns, script: 'python3' })
+      : new Peer(`ssrv-${tag}`, ['server', '--host', addr, '--port', String(port)], { netns: server.ns, script: 'stream-peer' });
     await srv.waitFor('listening');
     const cli = new Peer(`scli-${tag}`, ['client', '--host', addr, '--port', String(port)], { netns: client.ns, script: 'stream-peer' });
-    const { localPort } = await cli.waitFor('connected');
-    await srv.waitFor('accepted');
+    await how.whileConnecting?.();
+    const { localPort } = await cli.waitFor('connected', 30_000);
+    if (!how.acceptLater) await srv.waitFor('accepted');
     return new StreamPair(srv, cli, localPort as number, port, server.ns, client.ns);
+  }
+
+  /** (acceptLater) The server takes the connection from its accept queue. */
+  async accept(): Promise<void> {
+    this.server.command('accept');
+    await this.server.waitFor('accepted');
+  }
+
+  /** The client sends `n` bytes without waiting for the server to read them (it may not have accepted yet). */
+  async sendAhead(n: number): Promise<void> {
+    this.client.command(`send ${n}`);
+    const total = (this.sentByClient += n);
+    await this.client.waitFor('sent', 15_000, (e) => e['total'] === total);
   }
 
   /**

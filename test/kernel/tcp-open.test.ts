@@ -4,7 +4,8 @@
  * (`"state":"open"`), the close record carries the rest, and a connection's
  * records add up to what its processes sent and read, exactly. Connections
  * open before the agent started are found at start and reported from then
- * on, with their owners; an agent restarted mid-connection picks it up again.
+ * on, with their owners (those still connecting, and those waiting in an
+ * accept queue, too); an agent restarted mid-connection picks it up again.
  * Real connections between network namespaces, driven by the test.
  */
 import { after, before, describe, test } from 'node:test';
@@ -126,6 +127,70 @@ describe('open TCP connections, each interval', { skip: KERNEL_SKIP }, () => {
       const exit = await late.stop();
       assert.equal(exit.code, 0, exit.stderr);
       assert.ok((exit.summary!['seededConnections'] as number) >= 2, JSON.stringify(exit.summary));
+    }
+  });
+
+  test('still connecting when the agent started (its SYNs dropped until then): found at start, counted from then, exact', async () => {
+    const p = port();
+    let late: TraceAgent | undefined;
+    let pair: StreamPair | undefined;
+    const connecting = (): boolean => net.exec(net.a, ['ss', '-Htn', 'state', 'syn-sent', `( dport = :${p} )`]).trim() !== '';
+    try {
+      net.exec(net.b, ['nft', '-f', '-'], `table inet bpfagent_conns_syn {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport ${p} drop
+  }
+}`);
+      pair = await StreamPair.open('syn', net.b, net.a, p, 4, {
+        whileConnecting: async () => {
+          for (let i = 0; !connecting(); i++) {
+            if (i > 1000) throw new Error(`port ${p}: the client never began to connect`);
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          late = new TraceAgent(['--interval', '1s']);
+          await late.ready;
+          net.exec(net.b, ['nft', 'delete', 'table', 'inet', 'bpfagent_conns_syn']); // the next SYN gets through
+        },
+      });
+      pairs.push(pair);
+      await pair.move(4000, 40);
+      await pair.close();
+      const [c] = await late!.waitFor((r) => pair!.isClient(r) && r.outcome !== undefined);
+      await late!.waitFor((r) => pair!.isServer(r) && r.outcome !== undefined);
+      assert.deepEqual([c!.openedBeforeStart, c!.local.comm, c!.outcome], [true, 'scli-syn', 'closed']);
+      assert.deepEqual(totals(tcp(late!, pair.isClient)), { bytesSent: 4000, bytesReceived: 40 });
+      // the server's end was made after the start: tracked as ever
+      assert.ok(tcp(late!, pair.isServer).every((r) => r.openedBeforeStart === undefined));
+      assert.deepEqual(totals(tcp(late!, pair.isServer)), { bytesSent: 40, bytesReceived: 4000 });
+      assert.equal(tcp(late!, pair.isEither).length, tcp(late!, pair.isClient).length + tcp(late!, pair.isServer).length, 'every record names the right process');
+    } finally {
+      const exit = await late?.stop();
+      assert.equal(exit?.code, 0, exit?.stderr);
+    }
+  });
+
+  test("waiting in the server's accept queue when the agent started: found at start, named after the process that accepts it", async () => {
+    const pair = await StreamPair.open('queued', net.b, net.a, port(), 4, { acceptLater: true });
+    pairs.push(pair);
+    await pair.sendAhead(500); // before the start (it waits, unread, in the queued connection): not counted
+    const late = new TraceAgent(['--interval', '1s']);
+    try {
+      await late.ready;
+      await pair.accept();
+      await pair.server.waitFor('received', 15_000, (e) => e['total'] === 500);
+      await pair.move(777, 333);
+      await pair.close();
+      const [s] = await late.waitFor((r) => pair.isServer(r) && r.outcome !== undefined);
+      await late.waitFor((r) => pair.isClient(r) && r.outcome !== undefined);
+      assert.deepEqual([s!.openedBeforeStart, s!.local.comm, s!.local.pid, s!.outcome], [true, 'ssrv-queued', pair.server.pid, 'closed']);
+      assert.ok(tcp(late, pair.isServer).every((r) => r.openedBeforeStart && r.local.comm === 'ssrv-queued'));
+      assert.deepEqual(totals(tcp(late, pair.isServer)), { bytesSent: 333, bytesReceived: 777 });
+      assert.deepEqual(totals(tcp(late, pair.isClient)), { bytesSent: 777, bytesReceived: 333 });
+      assert.equal(tcp(late, pair.isEither).length, tcp(late, pair.isClient).length + tcp(late, pair.isServer).length, 'every record names the right process');
+    } finally {
+      const exit = await late.stop();
+      assert.equal(exit.code, 0, exit.stderr);
     }
   });
 
