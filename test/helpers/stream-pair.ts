@@ -39,7 +39,7 @@ export class StreamPair {
     const srv = how.acceptLater
       ? new Peer(`ssrv-${tag}`, [LATER_PY, `ssrv-${tag}`, addr, String(port)], { netns: server.ns, script: 'python3' })
       : new Peer(`ssrv-${tag}`, ['server', '--host', addr, '--port', String(port)], { netns: server.ns, script: 'stream-peer' });
-    await srv.waitFor('listening');
+    await srv.waitFor('listening', 30_000); // (python under the VM kernels' emulator can take over 10 s to start)
     const cli = new Peer(`scli-${tag}`, ['client', '--host', addr, '--port', String(port)], { netns: client.ns, script: 'stream-peer' });
     await how.whileConnecting?.();
     const { localPort } = await cli.waitFor('connected', 30_000);
