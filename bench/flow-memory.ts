@@ -209,8 +209,8 @@ async function main(): Promise<void> {
   }
 }
 
-function enricherShares(s: { records: number; k8sLocal: number; k8sRemote: number }): Record<string, number> {
-  return { records: s.records, k8sLocal: s.k8sLocal, k8sRemote: s.k8sRemote };
+function enricherShares(s: { recordsEnriched: number; k8sLocal: number; k8sRemote: number }): Record<string, number> {
+  return { records: s.recordsEnriched, k8sLocal: s.k8sLocal, k8sRemote: s.k8sRemote };
 }
 
 main().catch((e: unknown) => {

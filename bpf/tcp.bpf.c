@@ -234,12 +234,17 @@ struct {
 /* A field of a kernel struct: a plain load on BTF pointers, a probe read otherwise. */
 #define RD(direct, ptr, field) ((direct) ? (ptr)->field : BPF_CORE_READ(ptr, field))
 
+/*
+ * Atomic on this CPU's copy: programs of one CPU may overlap (a state change
+ * in softirq interrupting one in process context, as at close() or in the
+ * iterator), and a plain += then loses a count.
+ */
 static __always_inline void count(__u32 slot)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &slot);
 
 	if (v)
-		*v += 1;
+		__sync_fetch_and_add(v, 1);
 }
 
 static __always_inline void current_owner(struct owner *o, __u8 source)

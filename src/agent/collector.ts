@@ -317,7 +317,8 @@ export function runUntilSignalled(
       const summary = await collector.stop();
       await onStopped();
       await enrichment?.stop();
-      log.info({ ...summary, ...enrichment?.stats() }, describeSummary(summary));
+      // the collector's counts last: no enrichment count may stand in for one of them
+      log.info({ ...enrichment?.stats(), ...summary }, describeSummary(summary));
       resolve(0);
     };
     process.once('SIGINT', () => void stop('SIGINT'));

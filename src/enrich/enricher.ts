@@ -55,7 +55,7 @@ type CgroupEntry = ContainerInfo | null;
 
 export class Enricher {
   private readonly containers = new Map<number, CgroupEntry>();
-  readonly stats = { records: 0, k8sLocal: 0, k8sRemote: 0, containerHits: 0, cgroupUnknown: 0 };
+  readonly stats = { recordsEnriched: 0, k8sLocal: 0, k8sRemote: 0, containerHits: 0, cgroupUnknown: 0 };
 
   constructor(private readonly src: EnricherSources) {
     const { nodeName, kube, isHostAddress, inCluster } = src;
@@ -81,7 +81,7 @@ export class Enricher {
   }
 
   enrich(r: AgentRecord): void {
-    this.stats.records++;
+    this.stats.recordsEnriched++;
     this.enrichLocal(r.local);
     if (r.proto === 'dns') return;
     const reachedAddr = this.enrichRemote(r.remote);
