@@ -11,8 +11,10 @@ import { bucketOf, Histogram, RTT_BOUNDS_US } from './histogram.js';
 
 /** One end of an edge, as specific as what is known about it. */
 export interface EdgeEnd {
-  /** the identity the edge is keyed by, e.g. "payments/checkout", "process:curl", "dns:api.example.com", "10.0.0.7" */
+  /** the identity the edge is keyed by, e.g. "payments/checkout", "process:curl", "dns:api.example.com", "10.0.0.7" (a hub: prefixed by `<cluster>:`) */
   id: string;
+  /** a hub's ends: the cluster the end is in ('' for agents without clusterName: then no prefix) */
+  cluster?: string;
   namespace?: string;
   workload?: string;
   workloadKind?: string;

@@ -27,12 +27,30 @@
  *   retentionMs, and with a dataDir bytes and writeErrors.
  * - a window reaching past 10 minutes (1 hour) starts on a minute (5-minute)
  *   boundary: older intervals are kept summed (docs/api.md).
+ * - a store that cannot answer (the hub's ClickHouse down) is 503 `{ error }`
+ *   with its reason; bad parameters are 400 before the store is asked.
+ * - with `clusters` (the hub), every route takes `cluster`, and node ids of
+ *   ends in a named cluster are `<cluster>:<id>` (GraphNode.cluster says which).
+ * - /api/callers, /api/dependencies and /api/cost: api-usage.ts.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { EdgeEnd, TrafficTotals } from '../flows/edge-table.js';
-import { type EdgeCounts, type FlowRecord, type FlowStore, type HistogramData, type StoredEdge, addEdgeCounts, copyTotals, emptyHistogram } from '../store/flow-store.js';
+import {
+  type EdgeCounts,
+  type EdgeViews,
+  type FlowRecord,
+  type FlowStore,
+  type HistogramData,
+  type StoreScope,
+  type StoredEdge,
+  StoreUnavailable,
+  addEdgeCounts,
+  copyTotals,
+  emptyHistogram,
+} from '../store/flow-store.js';
 import { parseDurationMs } from '../util/units.js';
+import { callersOf, costOf, dependenciesOf, type PricePerGB } from './api-usage.js';
 
 export const LOCALITIES = ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const;
 
@@ -43,6 +61,8 @@ export interface GraphNode {
   label: string;
   kind: NodeKind;
   namespace?: string;
+  /** a hub's nodes: the cluster */
+  cluster?: string;
 }
 
 export type Health = 'ok' | 'degraded' | 'failing';
@@ -58,6 +78,8 @@ export interface GraphEdge extends TrafficTotals {
   locality?: string;
   health: Health;
   connectionsPerSec: number;
+  /** a hub's edges: which sides reported its connections */
+  views?: EdgeViews;
 }
 
 /** A graph edge with what the API needs behind it. */
@@ -125,6 +147,8 @@ function fromStored(e: StoredEdge, observedBy: MergedEdge['observedBy'], destina
     rttUs: { ...e.rttUs, counts: [...e.rttUs.counts] },
     remoteAddrs: [...e.remoteAddrs],
     keys: [e.key],
+    ...(e.views ? { views: { ...e.views } } : {}),
+    ...(e.bytesByLocality ? { bytesByLocality: { ...e.bytesByLocality } } : {}),
   };
 }
 
@@ -133,12 +157,12 @@ function fromStored(e: StoredEdge, observedBy: MergedEdge['observedBy'], destina
  * ends of this host merged: the client edge keeps its counts and takes the
  * server edge's destination; the server edge goes.
  */
-export function mergedEdges(store: FlowStore, fromMs: number, toMs: number): MergedEdge[] {
-  const edges = store.edges(fromMs, toMs);
+export async function mergedEdges(store: FlowStore, fromMs: number, toMs: number, scope: StoreScope = {}): Promise<MergedEdge[]> {
+  const [edges, pairs] = await Promise.all([store.edges(fromMs, toMs, scope), store.pairs(fromMs, toMs, scope)]);
   const byKey = new Map(edges.map((e) => [e.key, e]));
   const serverOf = new Map<string, StoredEdge>();
   const pairedServers = new Set<string>();
-  for (const p of store.pairs(fromMs, toMs)) {
+  for (const p of pairs) {
     const c = byKey.get(p.clientKey);
     const s = byKey.get(p.serverKey);
     if (!c || !s || serverOf.has(p.clientKey)) continue;
@@ -164,14 +188,21 @@ export function mergedEdges(store: FlowStore, fromMs: number, toMs: number): Mer
   return [...out.values()];
 }
 
+/** An end's id without its cluster prefix (a hub's ends: `<cluster>:<id>`). */
+export function bareId(end: EdgeEnd): string {
+  return end.cluster ? end.id.slice(end.cluster.length + 1) : end.id;
+}
+
 export function nodeOf(end: EdgeEnd): GraphNode {
   const ns = end.namespace !== undefined && end.namespace !== '' ? { namespace: end.namespace } : {};
-  if (end.workload !== undefined) return { id: end.id, label: end.workload, kind: 'workload', ...ns };
-  if (end.id.startsWith('svc:')) return { id: end.id, label: end.service ?? end.id.slice(4), kind: 'service', ...ns };
-  if (end.id.startsWith('dns:')) return { id: end.id, label: end.name ?? end.id.slice(4), kind: 'dns' };
-  if (end.id.startsWith('node:')) return { id: end.id, label: end.node ?? end.id.slice(5), kind: 'node' };
-  if (end.id.startsWith('process:')) return { id: end.id, label: end.process ?? end.id.slice(8), kind: 'process' };
-  return { id: end.id, label: end.addr ?? end.id, kind: 'address' };
+  const cl = end.cluster ? { cluster: end.cluster } : {};
+  const id = bareId(end);
+  if (end.workload !== undefined) return { id: end.id, label: end.workload, kind: 'workload', ...ns, ...cl };
+  if (id.startsWith('svc:')) return { id: end.id, label: end.service ?? id.slice(4), kind: 'service', ...ns, ...cl };
+  if (id.startsWith('dns:')) return { id: end.id, label: end.name ?? id.slice(4), kind: 'dns', ...cl };
+  if (id.startsWith('node:')) return { id: end.id, label: end.node ?? id.slice(5), kind: 'node', ...cl };
+  if (id.startsWith('process:')) return { id: end.id, label: end.process ?? id.slice(8), kind: 'process', ...cl };
+  return { id: end.id, label: end.addr ?? id, kind: 'address', ...cl };
 }
 
 const perSec = (n: number, windowMs: number): number => Math.round((n / (windowMs / 1000)) * 1000) / 1000;
@@ -195,6 +226,7 @@ function graphEdge(e: MergedEdge, windowMs: number): GraphEdge {
     ...(e.locality !== undefined ? { locality: e.locality } : {}),
     health: healthOf(e),
     connectionsPerSec: perSec(e.connections, windowMs),
+    ...(e.views ? { views: e.views } : {}),
   };
 }
 
@@ -277,8 +309,8 @@ export interface Graph {
   links: GraphLink[];
 }
 
-export function buildGraph(store: FlowStore, fromMs: number, toMs: number, filters: GraphFilters = {}): Graph {
-  return graphOf(filterEdges(mergedEdges(store, fromMs, toMs), filters), fromMs, toMs);
+export async function buildGraph(store: FlowStore, fromMs: number, toMs: number, filters: GraphFilters = {}, scope: StoreScope = {}): Promise<Graph> {
+  return graphOf(filterEdges(await mergedEdges(store, fromMs, toMs, scope), filters), fromMs, toMs);
 }
 
 /** The graph of a window's edges (merged and filtered; sorted here, busiest first). */
@@ -314,8 +346,8 @@ export interface ExternalDestination {
 export const remoteOf = (e: MergedEdge): EdgeEnd => (e.observedBy === 'server' ? e.source : e.destination);
 
 /** Remote ends with locality external, by DNS name (or address when unnamed), busiest first. */
-export function externalDestinations(store: FlowStore, fromMs: number, toMs: number, limit: number): ExternalDestination[] {
-  return externalSummary(mergedEdges(store, fromMs, toMs)).slice(0, limit);
+export async function externalDestinations(store: FlowStore, fromMs: number, toMs: number, limit: number, scope: StoreScope = {}): Promise<ExternalDestination[]> {
+  return externalSummary(await mergedEdges(store, fromMs, toMs, scope)).slice(0, limit);
 }
 
 /** The external ends of these edges, by DNS name (or address when unnamed), busiest first. */
@@ -340,9 +372,9 @@ export function externalSummary(edges: readonly MergedEdge[]): ExternalDestinati
 export type LocalityTotals = Record<(typeof LOCALITIES)[number], { connections: number; bytesSent: number; bytesReceived: number }>;
 
 /** Connections and bytes by the remote end's locality (merged edges: nothing counted twice). */
-export function localityTotals(store: FlowStore, fromMs: number, toMs: number): LocalityTotals {
+export async function localityTotals(store: FlowStore, fromMs: number, toMs: number, scope: StoreScope = {}): Promise<LocalityTotals> {
   const totals = Object.fromEntries(LOCALITIES.map((l) => [l, { connections: 0, bytesSent: 0, bytesReceived: 0 }])) as LocalityTotals;
-  for (const e of mergedEdges(store, fromMs, toMs)) {
+  for (const e of await mergedEdges(store, fromMs, toMs, scope)) {
     const t = totals[e.locality as keyof LocalityTotals];
     if (!t) continue;
     t.connections += e.connections;
@@ -352,10 +384,10 @@ export function localityTotals(store: FlowStore, fromMs: number, toMs: number): 
   return totals;
 }
 
-export function edgeConnections(store: FlowStore, id: string, fromMs: number, toMs: number, limit: number) {
-  const e = mergedEdges(store, fromMs, toMs).find((m) => m.id === id);
+export async function edgeConnections(store: FlowStore, id: string, fromMs: number, toMs: number, limit: number, scope: StoreScope = {}) {
+  const e = (await mergedEdges(store, fromMs, toMs, scope)).find((m) => m.id === id);
   if (!e) return undefined;
-  const connections: FlowRecord[] = store.connections(e.keys, fromMs, toMs, limit);
+  const connections: FlowRecord[] = await store.connections(e.keys, fromMs, toMs, limit);
   return {
     edge: graphEdge(e, toMs - fromMs),
     source: nodeOf(e.source),
@@ -435,13 +467,20 @@ export function parseQuery(query: unknown, params: Record<string, Param>, defaul
 
 export interface ApiOptions {
   store: FlowStore;
-  /** the rest of /api/status: node, startedAt, attach, programs, features, udp, dns, kubernetes, loss, sinks */
-  status: () => Record<string, unknown>;
+  /** the rest of /api/status: node, startedAt, attach, programs, features, udp, dns, kubernetes, loss, sinks (a hub: its own) */
+  status: () => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** clock (tests) */
   now?: () => number;
+  /** the store holds several clusters (the hub): every route takes `cluster` */
+  clusters?: boolean;
+  /** price per GB (10^9 bytes) by locality, for /api/cost's cost column; none: no cost */
+  pricePerGB?: PricePerGB | null;
 }
 
-export const DEFAULT_WINDOWS = { graph: '15m', connections: '15m', external: '1h', localities: '1h' };
+export const DEFAULT_WINDOWS = { graph: '15m', connections: '15m', external: '1h', localities: '1h', usage: '1h' };
+
+const CLUSTER_FORM = 'a cluster name (1 to 63 letters, digits, -, _ and .)';
+const endId = (what: string): Param => ({ schema: z.string().min(1).max(600), form: `${what} (an id from /api/graph)` });
 
 /** The filters of an edge's identity, /api/graph's and /api/diff's. */
 export const IDENTITY_PARAMS: Record<string, Param> = {
@@ -452,8 +491,10 @@ export const IDENTITY_PARAMS: Record<string, Param> = {
 };
 
 /** A 400 for a bad parameter; anything else is thrown on. */
+/** A route's failure answered: a bad parameter 400, a store that cannot answer (the hub's ClickHouse down) 503, each with its reason. */
 export function badParameter(reply: FastifyReply, e: unknown): FastifyReply {
   if (e instanceof BadParameter) return reply.code(400).send({ error: e.message });
+  if (e instanceof StoreUnavailable) return reply.code(503).send({ error: e.message });
   throw e;
 }
 
@@ -466,7 +507,11 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   const { store } = opts;
   const window = windowParam(store.retentionMs);
   const def = (d: string): string => defaultWindow(d, store.retentionMs);
+  // the hub: one cluster, or all
+  const scoped: Record<string, Param> = opts.clusters ? { cluster: { schema: z.string().regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/), form: CLUSTER_FORM } } : {};
+  const scopeOf = (q: Record<string, unknown>): StoreScope => (typeof q.cluster === 'string' ? { cluster: q.cluster } : {});
   const graphParams: Record<string, Param> = {
+    ...scoped,
     window,
     ...IDENTITY_PARAMS,
     failing: { schema: z.enum(['true', 'false']).transform((s) => s === 'true'), form: 'true or false' },
@@ -474,6 +519,7 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
     minBytes: wholeParam(0, Number.MAX_SAFE_INTEGER),
   };
   const bad = badParameter;
+  const windowOf = (from: number, to: number) => ({ from: new Date(from).toISOString(), to: new Date(to).toISOString() });
   const span = (q: Record<string, unknown>): [number, number] => {
     const to = now();
     return [to - (q.window as number), to];
@@ -483,7 +529,7 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
     try {
       const q = parseQuery(req.query, graphParams, { window: def(DEFAULT_WINDOWS.graph) });
       const [from, to] = span(q);
-      return reply.send(buildGraph(store, from, to, q as GraphFilters));
+      return reply.send(await buildGraph(store, from, to, q as GraphFilters, scopeOf(q)));
     } catch (e) {
       return bad(reply, e);
     }
@@ -491,11 +537,11 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
 
   app.get<{ Params: { id: string } }>('/api/edges/:id/connections', async (req, reply) => {
     try {
-      const q = parseQuery(req.query, { window, limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.connections), limit: '100' });
+      const q = parseQuery(req.query, { ...scoped, window, limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.connections), limit: '100' });
       const id = req.params.id;
       if (!/^[A-Za-z0-9_-]{1,4096}$/.test(id)) throw new BadParameter(`id: got ${JSON.stringify(id)}, expected an edge id from /api/graph (base64url)`);
       const [from, to] = span(q);
-      const r = edgeConnections(store, id, from, to, q.limit as number);
+      const r = await edgeConnections(store, id, from, to, q.limit as number, scopeOf(q));
       if (!r) return reply.code(404).send({ error: `id: no edge ${id} in the last ${formatDuration(q.window as number)}` });
       return reply.send(r);
     } catch (e) {
@@ -505,9 +551,9 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
 
   app.get('/api/external', async (req, reply) => {
     try {
-      const q = parseQuery(req.query, { window, limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.external), limit: '20' });
+      const q = parseQuery(req.query, { ...scoped, window, limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.external), limit: '20' });
       const [from, to] = span(q);
-      return reply.send({ window: { from: new Date(from).toISOString(), to: new Date(to).toISOString() }, destinations: externalDestinations(store, from, to, q.limit as number) });
+      return reply.send({ window: windowOf(from, to), destinations: await externalDestinations(store, from, to, q.limit as number, scopeOf(q)) });
     } catch (e) {
       return bad(reply, e);
     }
@@ -515,9 +561,38 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
 
   app.get('/api/localities', async (req, reply) => {
     try {
-      const q = parseQuery(req.query, { window }, { window: def(DEFAULT_WINDOWS.localities) });
+      const q = parseQuery(req.query, { ...scoped, window }, { window: def(DEFAULT_WINDOWS.localities) });
       const [from, to] = span(q);
-      return reply.send({ window: { from: new Date(from).toISOString(), to: new Date(to).toISOString() }, totals: localityTotals(store, from, to) });
+      return reply.send({ window: windowOf(from, to), totals: await localityTotals(store, from, to, scopeOf(q)) });
+    } catch (e) {
+      return bad(reply, e);
+    }
+  });
+
+  // who calls a service (or any end), and what a workload (or any end) depends on
+  for (const [route, what, answer] of [
+    ['/api/callers', 'a Service, workload or other end', callersOf],
+    ['/api/dependencies', 'a workload, process or other end', dependenciesOf],
+  ] as const) {
+    app.get(route, async (req, reply) => {
+      try {
+        const q = parseQuery(req.query, { ...scoped, window, of: endId(what), limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.usage), limit: '100' });
+        if (q.of === undefined) throw new BadParameter(`of: missing, expected ${what} (an id from /api/graph)`);
+        const [from, to] = span(q);
+        const edges = await mergedEdges(store, from, to, scopeOf(q));
+        return reply.send({ window: windowOf(from, to), of: q.of, ...answer(edges, q.of as string, q.limit as number, to - from) });
+      } catch (e) {
+        return bad(reply, e);
+      }
+    });
+  }
+
+  app.get('/api/cost', async (req, reply) => {
+    try {
+      const q = parseQuery(req.query, { ...scoped, window, limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.usage), limit: '50' });
+      const [from, to] = span(q);
+      const edges = await mergedEdges(store, from, to, scopeOf(q));
+      return reply.send({ window: windowOf(from, to), ...costOf(edges, opts.pricePerGB ?? null, q.limit as number) });
     } catch (e) {
       return bad(reply, e);
     }
@@ -526,7 +601,8 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   app.get('/api/status', async (req, reply) => {
     try {
       parseQuery(req.query, {});
-      return reply.send({ ...opts.status(), store: store.stats() });
+      const [status, stats] = await Promise.all([opts.status(), store.stats()]);
+      return reply.send({ ...status, store: stats });
     } catch (e) {
       return bad(reply, e);
     }

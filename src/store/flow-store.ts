@@ -1,9 +1,12 @@
 /**
  * The flow store: the last hours of edges (one set per collection interval)
  * and of recent connection records, behind one query interface. The HTTP API
- * (src/server/api.ts) asks only what is here, so a ClickHouse-backed store
- * (see src/sinks/clickhouse-queries.ts, "edges in a window") can later stand
- * in for the embedded one.
+ * (src/server/api.ts) asks only what is here, so the embedded store of
+ * `bpfagent run` (memory-store.ts) and the ClickHouse-backed store of
+ * `bpfagent hub` (src/hub/clickhouse-store.ts) serve the same API. Queries
+ * may answer at once or with a promise (a database); a store that cannot
+ * answer (its database down) throws StoreUnavailable, which the API turns
+ * into 503 with the reason.
  *
  * Windows are on interval ends: an interval belongs to the window (from, to]
  * when its end is in it. A record belongs to it when its `ts` is.
@@ -21,10 +24,26 @@ export interface HistogramData {
   count: number;
 }
 
+/** Which sides reported an edge's connections (a hub's edges: connections or, for UDP, flows). */
+export interface EdgeViews {
+  /** seen by both the client's and the server's agent (counted once: the client's counts) */
+  both: number;
+  /** by the client's agent alone (the server untraced, or its record unmatched) */
+  client: number;
+  /** by the server's agent alone (the caller untraced) */
+  server: number;
+}
+
 /** One edge's counts summed over the intervals of a window. */
-export type StoredEdge = Omit<Edge, 'rttUs'> & {
-  /** `proto|observedBy|source.id|destination.id|port`, as the flow table keys it */
+export type StoredEdge = Omit<Edge, 'rttUs' | 'observedBy'> & {
+  /** `proto|observedBy|source.id|destination.id|port`, as the flow table keys it (a hub: what finds its records) */
   key: string;
+  /** the side whose agent reported it; `both` when a hub matched the two sides' records of its connections */
+  observedBy: 'client' | 'server' | 'both';
+  /** a hub's edges: how many connections each side reported */
+  views?: EdgeViews;
+  /** a hub's edges: bytes (sent + received) by locality, where its connections differ (pods of one workload in several zones) */
+  bytesByLocality?: Partial<Record<string, number>>;
   rttUs: HistogramData;
   /** the remote end's addresses seen (the backend's, behind DNAT) */
   remoteAddrs: string[];
@@ -43,7 +62,25 @@ export interface EdgePair {
   serverKey: string;
 }
 
-export interface StoreStats {
+/** What /api/status says of any store. */
+export interface StoreStatus {
+  retentionMs: number;
+  /** oldest data held, ms since the epoch; null when empty */
+  oldest: number | null;
+  [k: string]: unknown;
+}
+
+/** What a query may also narrow to: one cluster (a hub's store; the embedded one holds one node's data only). */
+export interface StoreScope {
+  cluster?: string;
+}
+
+/** The store cannot answer now (its database is down or refuses): the API answers 503 with the message. */
+export class StoreUnavailable extends Error {}
+
+export type MaybePromise<T> = T | Promise<T>;
+
+export interface StoreStats extends StoreStatus {
   /** intervals held */
   intervals: number;
   /** edges held, summed over the intervals */
@@ -75,13 +112,13 @@ export interface FlowStore {
    */
   addInterval(endMs: number, intervalMs: number, edges: readonly Edge[], records: readonly FlowRecord[], recordsDropped?: number): void;
   /** Every edge of intervals ending in (fromMs, toMs], summed per key. */
-  edges(fromMs: number, toMs: number): StoredEdge[];
+  edges(fromMs: number, toMs: number, scope?: StoreScope): MaybePromise<StoredEdge[]>;
   /** Client/server edge pairs seen in intervals ending in (fromMs, toMs]. */
-  pairs(fromMs: number, toMs: number): EdgePair[];
+  pairs(fromMs: number, toMs: number, scope?: StoreScope): MaybePromise<EdgePair[]>;
   /** Records of the edges with these keys whose ts is in (fromMs, toMs], newest first, at most `limit`. */
-  connections(keys: readonly string[], fromMs: number, toMs: number, limit: number): FlowRecord[];
-  stats(): StoreStats;
-  close(): void;
+  connections(keys: readonly string[], fromMs: number, toMs: number, limit: number): MaybePromise<FlowRecord[]>;
+  stats(): MaybePromise<StoreStatus>;
+  close(): void | Promise<void>;
 }
 
 export function edgeKey(e: { proto: string; observedBy: string; source: { id: string }; destination: { id: string }; port: number }): string {
@@ -183,7 +220,7 @@ export function addEdgeCounts(into: EdgeCounts, e: EdgeCounts): void {
 }
 
 /** A stored edge from a flow-table edge of one interval. */
-export function storedEdge(e: Edge, endMs: number): StoredEdge {
+export function storedEdge(e: Edge, endMs: number): StoredEdge & { observedBy: 'client' | 'server' } {
   const h = e.rttUs.toJSON();
   const remote = e.observedBy === 'client' ? e.destination : e.source;
   return {

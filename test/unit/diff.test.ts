@@ -189,7 +189,7 @@ describe('GET /api/diff (fastify inject, the clock the test sets)', () => {
     assert.deepEqual(r.body.newNames, []);
     // graph=true: the window's graph too, the window the diff compares (what the map draws the diff over)
     const withGraph = (await get(`/api/diff?window=1h&baselineFrom=${iso(T0)}&baselineTo=${iso(T0 + 60_000)}&workload=cli&graph=true`)).body;
-    assert.deepEqual(withGraph.graph, JSON.parse(JSON.stringify(buildGraph(store, T0 + 60_000, T0 + 120_000, { workload: 'cli' }))));
+    assert.deepEqual(withGraph.graph, JSON.parse(JSON.stringify(await buildGraph(store, T0 + 60_000, T0 + 120_000, { workload: 'cli' }))));
     assert.deepEqual(withGraph.graph!.links.map((l) => [l.target, l.edges.length]), [['10.0.0.2', 8], ['10.0.0.4', 1]]);
     assert.equal(r.body.graph, undefined);
     // a window ending after the baseline's end keeps its length

@@ -58,14 +58,14 @@ describe('MemoryFlowStore', () => {
     assert.equal(s.stats().connections, 1);
   });
 
-  test('client and server records of one connection on this host pair their edges, across consecutive intervals too', () => {
+  test('client and server records of one connection on this host pair their edges, across consecutive intervals too', async () => {
     const s = new MemoryFlowStore();
     const c1 = tcp({ bytesSent: 1000, bytesReceived: 11, at: 100 });
     const c2 = tcp({ bytesSent: 2000, bytesReceived: 11, at: 900 });
     interval(s, 1000, [c1, serverSide(c1, 'srv', 1), c2]);
     interval(s, 2000, [serverSide(c2, 'srv', 200)]);
     assert.deepEqual(s.pairs(T0, T0 + 2000), [{ clientKey: recordEdgeKey(c1), serverKey: 'tcp|server|10.0.0.1|process:srv|443' }]);
-    const g = buildGraph(s, T0, T0 + 2000);
+    const g = await buildGraph(s, T0, T0 + 2000);
     assert.deepEqual(g.nodes, [
       { id: 'process:cli', label: 'cli', kind: 'process' },
       { id: 'process:srv', label: 'srv', kind: 'process' },
@@ -78,10 +78,10 @@ describe('MemoryFlowStore', () => {
     );
     assert.equal(e.id, edgeId('tcp', 'process:cli', 'process:srv', 443, 'both'));
     assert.equal(Buffer.from(e.id, 'base64url').toString(), 'tcp|process:cli|process:srv|443|both');
-    assert.deepEqual(localityTotals(s, T0, T0 + 2000)['same-host'], { connections: 2, bytesSent: 3000, bytesReceived: 22 });
+    assert.deepEqual((await localityTotals(s, T0, T0 + 2000))['same-host'], { connections: 2, bytesSent: 3000, bytesReceived: 22 });
   });
 
-  test('graph: filters, health, external destinations by name, localities', () => {
+  test('graph: filters, health, external destinations by name, localities', async () => {
     const s = new MemoryFlowStore();
     interval(s, 1000, [
       tcp({ comm: 'web', to: '93.184.216.34', name: 'example.com', port: 443, bytesSent: 100, bytesReceived: 5000, locality: 'external' }),
@@ -92,7 +92,7 @@ describe('MemoryFlowStore', () => {
       tcp({ comm: 'batch', to: '10.0.0.9', port: 5432, outcome: 'reset', locality: 'cross-zone' }),
       tcp({ comm: 'batch', to: '10.0.0.9', port: 5432, locality: 'cross-zone' }),
     ]);
-    const g = buildGraph(s, T0, T0 + 60_000);
+    const g = await buildGraph(s, T0, T0 + 60_000);
     assert.deepEqual(g.window, { from: new Date(T0).toISOString(), to: new Date(T0 + 60_000).toISOString() });
     assert.deepEqual(g.nodes.map((n) => [n.id, n.kind]), [['1.1.1.1', 'address'], ['10.0.0.9', 'address'], ['dns:example.com', 'dns'], ['process:batch', 'process'], ['process:web', 'process']]);
     const byPair = Object.fromEntries(g.edges.map((e) => [`${e.source}>${e.target}`, e]));
@@ -101,26 +101,26 @@ describe('MemoryFlowStore', () => {
     assert.equal(byPair['process:batch>10.0.0.9']!.health, 'degraded'); // 1 of 3 failed
     assert.equal(byPair['process:web>1.1.1.1']!.health, 'ok');
     assert.equal(byPair['process:web>dns:example.com']!.connectionsPerSec, 0.033);
-    const ids = (f: Parameters<typeof buildGraph>[3]) => buildGraph(s, T0, T0 + 60_000, f).edges.map((e) => `${e.source}>${e.target}`).sort();
-    assert.deepEqual(ids({ workload: 'batch' }), ['process:batch>10.0.0.9']);
-    assert.deepEqual(ids({ locality: 'external', minBytes: 600 }), ['process:web>dns:example.com']);
-    assert.deepEqual(ids({ failing: true, minConnections: 2 }), ['process:batch>10.0.0.9', 'process:web>dns:example.com']);
-    assert.deepEqual(ids({ proto: 'udp' }), []);
-    assert.deepEqual(ids({ namespace: 'payments' }), []);
+    const ids = async (f: Parameters<typeof buildGraph>[3]) => (await buildGraph(s, T0, T0 + 60_000, f)).edges.map((e) => `${e.source}>${e.target}`).sort();
+    assert.deepEqual(await ids({ workload: 'batch' }), ['process:batch>10.0.0.9']);
+    assert.deepEqual(await ids({ locality: 'external', minBytes: 600 }), ['process:web>dns:example.com']);
+    assert.deepEqual(await ids({ failing: true, minConnections: 2 }), ['process:batch>10.0.0.9', 'process:web>dns:example.com']);
+    assert.deepEqual(await ids({ proto: 'udp' }), []);
+    assert.deepEqual(await ids({ namespace: 'payments' }), []);
     assert.deepEqual(healthOf({ connections: 0, failed: { refused: 0, timeout: 0, reset: 0 }, retransmits: 0 }), 'ok');
 
-    assert.deepEqual(externalDestinations(s, T0, T0 + 60_000, 20), [
+    assert.deepEqual(await externalDestinations(s, T0, T0 + 60_000, 20), [
       { name: 'example.com', addrs: ['93.184.216.34', '93.184.216.35'], connections: 2, failed: 1, bytesSent: 110, bytesReceived: 5500 },
       { name: '1.1.1.1', addrs: ['1.1.1.1'], connections: 1, failed: 0, bytesSent: 1, bytesReceived: 0 },
     ]);
-    assert.deepEqual(externalDestinations(s, T0, T0 + 60_000, 1).length, 1);
-    const l = localityTotals(s, T0, T0 + 60_000);
+    assert.deepEqual((await externalDestinations(s, T0, T0 + 60_000, 1)).length, 1);
+    const l = await localityTotals(s, T0, T0 + 60_000);
     assert.deepEqual(l.external, { connections: 3, bytesSent: 111, bytesReceived: 5500 });
     assert.deepEqual(l['cross-zone'], { connections: 4, bytesSent: 5, bytesReceived: 0 });
     assert.deepEqual(l.cluster, { connections: 0, bytesSent: 0, bytesReceived: 0 });
   });
 
-  test('links: one per caller and callee, summed over its ports and protocols; the RTT percentiles from the summed histogram', () => {
+  test('links: one per caller and callee, summed over its ports and protocols; the RTT percentiles from the summed histogram', async () => {
     const s = new MemoryFlowStore();
     const recs: FlowRecord[] = [];
     // web calls db on 30 ports, one connection each; port 5029's is slow and refused
@@ -133,7 +133,7 @@ describe('MemoryFlowStore', () => {
     });
     recs.push(tcp({ comm: 'batch', to: '10.0.0.9', port: 5000, bytesSent: 1 }));
     interval(s, 1000, recs);
-    const g = buildGraph(s, T0, T0 + 60_000);
+    const g = await buildGraph(s, T0, T0 + 60_000);
     assert.equal(g.edges.length, 32, 'the edges stay one per port and protocol');
     assert.equal(g.links.length, 2);
     const [web, batch] = g.links;
@@ -154,11 +154,11 @@ describe('MemoryFlowStore', () => {
     assert.equal(web!.edges[0], g.edges.find((e) => e.proto === 'udp')!.id);
     assert.deepEqual([batch!.source, batch!.edges.length, batch!.protos, batch!.locality, batch!.health], ['process:batch', 1, ['tcp'], 'same-host', 'ok']);
     // a filter applies to the edges first: the links sum what is left
-    const tcpOnly = buildGraph(s, T0, T0 + 60_000, { proto: 'tcp', workload: 'web' });
+    const tcpOnly = await buildGraph(s, T0, T0 + 60_000, { proto: 'tcp', workload: 'web' });
     assert.deepEqual(tcpOnly.links.map((l) => [l.edges.length, l.bytesSent, l.locality]), [[30, 4650, 'cross-zone']]);
   });
 
-  test('UDP flows pair by their 5-tuple too', () => {
+  test('UDP flows pair by their 5-tuple too', async () => {
     const s = new MemoryFlowStore();
     const c: UdpRecord = {
       ts: new Date(T0 + 10).toISOString(), proto: 'udp', family: 4, direction: 'outbound', directionFrom: 'first-datagram',
@@ -167,7 +167,7 @@ describe('MemoryFlowStore', () => {
     };
     const sv: UdpRecord = { ...c, direction: 'inbound', local: { addr: '10.0.0.2', port: 8125, pid: 2, comm: 'usrv', cgroupId: 1, netns: 2 }, remote: { addr: '10.0.0.1', port: 40001 }, packetsSent: 1, packetsReceived: 3, bytesSent: 5, bytesReceived: 600 };
     interval(s, 1000, [c, sv]);
-    const g = buildGraph(s, T0, T0 + 1000);
+    const g = await buildGraph(s, T0, T0 + 1000);
     assert.deepEqual(g.edges.map((e) => [e.source, e.target, e.port, e.proto, e.observedBy, e.packetsSent, e.packetsReceived, e.bytesSent, e.bytesReceived]), [
       ['process:ucli', 'process:usrv', 8125, 'udp', 'both', 3, 1, 600, 5],
     ]);
@@ -237,13 +237,13 @@ describe('SqliteFlowStore: history survives a restart', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-store-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('write, close, reopen: the same edges, pairs and connections; retention and bounds applied at open', () => {
+  test('write, close, reopen: the same edges, pairs and connections; retention and bounds applied at open', async () => {
     const bounds = { retentionMs: 60_000, maxConnections: 4 };
     const a = new SqliteFlowStore(dir, bounds, T0);
     const c1 = tcp({ bytesSent: 1000, bytesReceived: 11, at: 100, srttUs: 70 });
     interval(a, 1000, [c1, serverSide(c1, 'srv', 1), tcp({ outcome: 'refused', at: 200, port: 9 })]);
     interval(a, 2000, [tcp({ bytesSent: 5, at: 1500 }), tcp({ bytesSent: 6, at: 1600 }), tcp({ bytesSent: 7, at: 1700 })]);
-    const before = { edges: a.edges(T0, T0 + 5000), pairs: a.pairs(T0, T0 + 5000), graph: buildGraph(a, T0, T0 + 5000) };
+    const before = { edges: a.edges(T0, T0 + 5000), pairs: a.pairs(T0, T0 + 5000), graph: await buildGraph(a, T0, T0 + 5000) };
     const keys = before.edges.map((e) => e.key);
     const conns = a.connections(keys, T0, T0 + 5000, 100);
     assert.equal(conns.length, 4, 'maxConnections 4 of 6');
@@ -253,7 +253,7 @@ describe('SqliteFlowStore: history survives a restart', () => {
     const b = new SqliteFlowStore(dir, bounds, T0 + 2500);
     assert.deepEqual(b.edges(T0, T0 + 5000), before.edges);
     assert.deepEqual(b.pairs(T0, T0 + 5000), before.pairs);
-    assert.deepEqual(buildGraph(b, T0, T0 + 5000), before.graph);
+    assert.deepEqual(await buildGraph(b, T0, T0 + 5000), before.graph);
     assert.deepEqual(b.connections(keys, T0, T0 + 5000, 100), conns);
     assert.deepEqual([b.stats().intervals, b.stats().edges, b.stats().connections], [2, 4, 4]);
     // and it goes on: a new interval after the restart adds to the old ones
