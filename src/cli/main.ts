@@ -18,6 +18,7 @@ Commands:
   trace     print every TCP connection, UDP flow and DNS lookup on this host
   flows     print them aggregated into edges (who calls whom), each interval
   run       run as a service: Prometheus metrics, health endpoints, sinks (--config FILE)
+  hub       one service map for a fleet, over the ClickHouse tables the agents write
   help      show this help
 
 Run 'bpfagent <command> --help' for a command's options.
@@ -63,6 +64,20 @@ async function main(argv: string[]): Promise<number> {
       const { runAgent } = await import('./run.js');
       return runAgent(loaded.config, log, { probes });
     }
+    case 'hub': {
+      const { parseHubArgs, HUB_HELP } = await import('./hub-options.js');
+      const args = parseHubArgs(rest);
+      if (args === 'help') {
+        process.stdout.write(HUB_HELP);
+        return 0;
+      }
+      const { loadConfig } = await import('../config/load.js');
+      const loaded = loadConfig({ file: args.configFile, env: process.env, flags: args.flags });
+      const log = (await logger())(loaded.config.logLevel);
+      if (loaded.file || Object.keys(loaded.overrides).length) log.info({ file: loaded.file, overrides: loaded.overrides }, 'configuration loaded');
+      const { runHub } = await import('./hub.js');
+      return runHub(loaded.config, log);
+    }
     case undefined:
     case 'help':
     case '--help':
@@ -70,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP);
       return 0;
     default:
-      throw new UsageError(`unknown command '${command}'; commands: trace, flows, run, help`);
+      throw new UsageError(`unknown command '${command}'; commands: trace, flows, run, hub, help`);
   }
 }
 

@@ -100,13 +100,20 @@ export interface RunArgs {
   flags: FlagValue[];
 }
 
+export type FlagTable = Record<string, { path: string[]; boolean?: boolean; multiple?: boolean }>;
+
 /** `bpfagent run` arguments; 'help' when help was asked for. Unknown flags are UsageErrors (exit 2). */
 export function parseRunArgs(argv: string[]): RunArgs | 'help' {
+  return parseConfigArgs('run', RUN_FLAGS, argv);
+}
+
+/** A command's `--config FILE` and its flags (each setting a configuration key); 'help' when asked for. */
+export function parseConfigArgs(command: string, table: FlagTable, argv: string[]): RunArgs | 'help' {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {
     config: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
-  for (const [flag, d] of Object.entries(RUN_FLAGS)) options[flag] = { type: d.boolean ? 'boolean' : 'string', ...(d.multiple ? { multiple: true } : {}) };
+  for (const [flag, d] of Object.entries(table)) options[flag] = { type: d.boolean ? 'boolean' : 'string', ...(d.multiple ? { multiple: true } : {}) };
   let parsed;
   try {
     parsed = parseArgs({ args: argv, strict: true, allowPositionals: false, options });
@@ -116,12 +123,12 @@ export function parseRunArgs(argv: string[]): RunArgs | 'help' {
     const text = ambiguous
       ? `invalid ${ambiguous[1]} '${argv[argv.indexOf(ambiguous[1]!) + 1] ?? ''}': a value starting with '-' must be written ${ambiguous[1]}=VALUE`
       : first.charAt(0).toLowerCase() + first.slice(1);
-    throw new UsageError(`run: ${text}; see 'bpfagent run --help'`);
+    throw new UsageError(`${command}: ${text}; see 'bpfagent ${command} --help'`);
   }
   const v = parsed.values as Record<string, string | boolean | string[] | undefined>;
   if (v.help) return 'help';
   const flags: FlagValue[] = [];
-  for (const [flag, d] of Object.entries(RUN_FLAGS)) {
+  for (const [flag, d] of Object.entries(table)) {
     const value = v[flag];
     if (value === undefined) continue;
     // --cluster-cidr a,b --cluster-cidr c: one list
@@ -129,6 +136,6 @@ export function parseRunArgs(argv: string[]): RunArgs | 'help' {
     flags.push({ flag: `--${flag}`, path: d.path, value: joined });
   }
   const configFile = v.config as string | undefined;
-  if (configFile === '') throw new UsageError(`run: invalid --config '': expected a YAML file path`);
+  if (configFile === '') throw new UsageError(`${command}: invalid --config '': expected a YAML file path`);
   return { configFile, flags };
 }

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { ATTACH_MODES } from '../bpf/tcp-tracer.js';
 import { parseCidrs } from '../enrich/locality.js';
 import { SINKS, type SinkRegistry } from '../sinks/registry.js';
+import { clickhouseConnectionShape } from '../sinks/sink-configs.js';
 import { parseDurationMs, parseSizeBytes } from '../util/units.js';
 
 export const DEFAULT_PORT = 9745;
@@ -134,6 +135,26 @@ export const storeSchema = z
   .strict()
   .default({});
 
+const PRICE_FORM = 'a price per GB (10^9 bytes), a number >= 0, or null for none';
+const price = z.number().min(0).nullable().default(null).describe(PRICE_FORM);
+
+/** `bpfagent hub` (docs/fleet.md): where the agents' ClickHouse tables are, how far back it answers, prices. */
+export const hubSchema = z
+  .object({
+    clickhouse: z.object(clickhouseConnectionShape).strict().default({}),
+    /** the longest window the API answers for (the `window` parameter's bound) */
+    maxWindow: duration(60_000, 31 * 86_400_000, 'a duration from 1m to 744h, such as 24h').default('24h'),
+    /** edges per answer at most, the busiest */
+    maxEdges: whole(10, 1_000_000).default(10_000),
+    /** price per GB by locality, for /api/cost's cost column (null: no cost for that locality) */
+    pricePerGB: z
+      .object({ sameHost: price, sameZone: price, crossZone: price, cluster: price, external: price })
+      .strict()
+      .default({}),
+  })
+  .strict()
+  .default({});
+
 /** The whole configuration, with the sections of the sinks in `sinks` (each optional: present = on). */
 export function configSchema(sinks: SinkRegistry = SINKS) {
   const sinkSections: Record<string, z.ZodTypeAny> = {};
@@ -168,6 +189,7 @@ export function configSchema(sinks: SinkRegistry = SINKS) {
         .default({}),
       store: storeSchema,
       sinks: z.object(sinkSections).strict().default({}),
+      hub: hubSchema,
     })
     .strict();
 }

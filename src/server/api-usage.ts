@@ -123,7 +123,8 @@ function billed(e: MergedEdge, locality: LocalityName): number {
 }
 
 const GB = 1e9;
-const money = (bytes: number, price: number | undefined): number | null => (price === undefined ? null : Math.round((bytes / GB) * price * 1e6) / 1e6);
+// 12 significant digits: no float noise, no cost too small to show
+const money = (bytes: number, price: number | undefined): number | null => (price === undefined ? null : Number(((bytes / GB) * price).toPrecision(12)));
 
 /**
  * Cross-zone and egress traffic (and any other locality given a price) per

@@ -8,7 +8,8 @@
  * older servers the sink drops day partitions past `ttlDays` itself, at start
  * and every hour.
  */
-import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { clickhouseClient, redactUrl } from './clickhouse-client.js';
 import type { Logger } from 'pino';
 import { BatchingSink } from './batching-sink.js';
 import type { ShippedRecord } from './sink.js';
@@ -48,17 +49,7 @@ export function supportsTtl(version: string): boolean {
   return major > 19 || (major === 19 && minor >= 6);
 }
 
-/** The URL without credentials, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
+export { redactUrl };
 
 const PRUNE_EVERY_MS = 3_600_000;
 
@@ -85,23 +76,7 @@ export class ClickHouseSink extends BatchingSink {
     super(config.batching);
     this.config = config;
     this.tables = tableNames(config.database, config.tablePrefix);
-    // credentials in the URL are taken out of it (the client would warn on stderr about them)
-    const url = new URL(config.url);
-    const username = config.username ?? (url.username ? decodeURIComponent(url.username) : 'default');
-    const password = config.password ?? (url.password ? decodeURIComponent(url.password) : '');
-    url.username = '';
-    url.password = '';
-    this.client = createClient({
-      url: url.toString(),
-      username,
-      password,
-      request_timeout: config.requestTimeoutMs,
-      application: 'bpfagent',
-      // gzip request bodies (18.16 reads them); answers are small
-      compression: { request: true, response: false },
-      // failures surface through stats().lastError, not the client's console logger
-      log: { level: ClickHouseLogLevel.OFF },
-    });
+    this.client = clickhouseClient(config);
   }
 
   /** The server's version and how retention is done; known once started. */

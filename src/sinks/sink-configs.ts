@@ -48,24 +48,32 @@ export const jsonlSinkSchema = z
 export type JsonlSinkOptions = z.input<typeof jsonlSinkSchema>;
 export type JsonlSinkConfig = z.output<typeof jsonlSinkSchema>;
 
+/** Where the ClickHouse tables are: the sink writes them, the hub reads them (`hub.clickhouse`). */
+export const clickhouseConnectionShape = {
+  /** the server's HTTP interface */
+  url: z.string().url().default('http://127.0.0.1:8123'),
+  database: z.string().regex(IDENT, 'a database name: letters, digits and _').default('bpfagent'),
+  /** default: the URL's user, else `default` */
+  username: z.string().optional(),
+  /** default: the URL's password, else none */
+  password: z.string().optional(),
+  /** prepended to the table names (`flows`, `dns`) */
+  tablePrefix: z.string().regex(/^[A-Za-z0-9_]*$/, 'letters, digits and _').default(''),
+  /** one HTTP request at most this long */
+  requestTimeoutMs: z.number().int().positive().default(30_000),
+};
+
 export const clickhouseSinkSchema = z
   .object({
-    /** the server's HTTP interface */
-    url: z.string().url().default('http://127.0.0.1:8123'),
-    database: z.string().regex(IDENT, 'a database name: letters, digits and _').default('bpfagent'),
-    /** default: the URL's user, else `default` */
-    username: z.string().optional(),
-    /** default: the URL's password, else none */
-    password: z.string().optional(),
-    /** prepended to the table names (`flows`, `dns`) */
-    tablePrefix: z.string().regex(/^[A-Za-z0-9_]*$/, 'letters, digits and _').default(''),
+    ...clickhouseConnectionShape,
     /** rows older than this are deleted (TTL, or partition drops on servers before 19.6); 0 keeps them */
     ttlDays: z.number().int().min(0).default(7),
-    /** one HTTP request at most this long */
-    requestTimeoutMs: z.number().int().positive().default(30_000),
     batching: batchingSchema(),
   })
   .strict();
+
+/** A ClickHouse connection as configured (the sink's section, or the hub's). */
+export type ClickHouseConnection = { url: string; database: string; username?: string | undefined; password?: string | undefined; tablePrefix: string; requestTimeoutMs: number };
 
 /** The sink's configuration as written (defaults may be left out). */
 export type ClickHouseSinkOptions = z.input<typeof clickhouseSinkSchema>;

@@ -103,14 +103,9 @@ export interface StoreStats extends StoreStatus {
   lastWriteError?: string;
 }
 
+/** What the API asks of a store. */
 export interface FlowStore {
   readonly retentionMs: number;
-  /**
-   * One interval: the edges the flow table drained at `endMs`, and the
-   * interval's TCP and UDP records (DNS records are ignored). `recordsDropped`:
-   * records the caller could not keep before handing them over (counted).
-   */
-  addInterval(endMs: number, intervalMs: number, edges: readonly Edge[], records: readonly FlowRecord[], recordsDropped?: number): void;
   /** Every edge of intervals ending in (fromMs, toMs], summed per key. */
   edges(fromMs: number, toMs: number, scope?: StoreScope): MaybePromise<StoredEdge[]>;
   /** Client/server edge pairs seen in intervals ending in (fromMs, toMs]. */
@@ -119,6 +114,16 @@ export interface FlowStore {
   connections(keys: readonly string[], fromMs: number, toMs: number, limit: number): MaybePromise<FlowRecord[]>;
   stats(): MaybePromise<StoreStatus>;
   close(): void | Promise<void>;
+}
+
+/** A store an agent fills, interval by interval (the embedded one). */
+export interface RecordingFlowStore extends FlowStore {
+  /**
+   * One interval: the edges the flow table drained at `endMs`, and the
+   * interval's TCP and UDP records (DNS records are ignored). `recordsDropped`:
+   * records the caller could not keep before handing them over (counted).
+   */
+  addInterval(endMs: number, intervalMs: number, edges: readonly Edge[], records: readonly FlowRecord[], recordsDropped?: number): void;
 }
 
 export function edgeKey(e: { proto: string; observedBy: string; source: { id: string }; destination: { id: string }; port: number }): string {

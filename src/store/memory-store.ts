@@ -16,7 +16,7 @@ import type { Edge } from '../flows/edge-table.js';
 import {
   type EdgePair,
   type FlowRecord,
-  type FlowStore,
+  type RecordingFlowStore,
   type StoreStats,
   type StoredEdge,
   pairRecords,
@@ -121,7 +121,7 @@ export class Ring<T> {
   }
 }
 
-export class MemoryFlowStore implements FlowStore {
+export class MemoryFlowStore implements RecordingFlowStore {
   readonly bounds: StoreBounds;
   protected intervals: StoredInterval[] = [];
   protected records: Ring<StoredRecord>;

@@ -1,7 +1,7 @@
 /** Records and intervals for the store's unit tests: explicit times from T0, the clock the tests control. */
 import type { TcpRecord } from '../../src/events/records.js';
 import { EdgeTable } from '../../src/flows/edge-table.js';
-import type { FlowRecord, FlowStore } from '../../src/store/flow-store.js';
+import type { FlowRecord, RecordingFlowStore } from '../../src/store/flow-store.js';
 
 export const T0 = Date.parse('2026-11-25T12:00:00.000Z');
 let nextPort = 40000;
@@ -34,7 +34,7 @@ export function serverSide(c: TcpRecord, comm: string, at = 0): TcpRecord {
 }
 
 /** Feed records as one interval ending at T0 + endAt. */
-export function interval(store: FlowStore, endAt: number, records: FlowRecord[], maxEdges = 10_000): void {
+export function interval(store: RecordingFlowStore, endAt: number, records: FlowRecord[], maxEdges = 10_000): void {
   const t = new EdgeTable(undefined, maxEdges);
   for (const r of records) t.add(r);
   store.addInterval(T0 + endAt, 1000, t.drain(), records);

@@ -89,7 +89,7 @@ describe('/api/callers, /api/dependencies, /api/cost', () => {
     const r = await get('/api/cost?window=5m');
     assert.equal(r.status, 200);
     assert.deepEqual(r.body.prices, { 'cross-zone': 0.02, external: 0.09 });
-    assert.deepEqual(r.body.totals, { 'cross-zone': { billedBytes: 3_000_000_000, cost: 0.06 }, external: { billedBytes: 2_500_000_003, cost: 0.225 } });
+    assert.deepEqual(r.body.totals, { 'cross-zone': { billedBytes: 3_000_000_000, cost: 0.06 }, external: { billedBytes: 2_500_000_003, cost: 0.22500000027 } });
     const pairs = r.body.pairs as Array<Record<string, unknown>>;
     assert.deepEqual(
       pairs.map((p) => [(p.source as { id: string }).id, (p.target as { id: string }).id, p.locality, p.billedBytes, p.cost]),
@@ -97,12 +97,12 @@ describe('/api/callers, /api/dependencies, /api/cost', () => {
         ['shop/web', 'shop/api', 'cross-zone', 3_000_000_000, 0.06],
         ['shop/web', 'dns:api.example.com', 'external', 2_000_000_000, 0.18],
         ['ops/batch', 'dns:api.example.com', 'external', 500_000_000, 0.045],
-        ['ops/batch', '198.51.100.7', 'external', 3, 0],
+        ['ops/batch', '198.51.100.7', 'external', 3, 2.7e-10],
       ],
     );
     assert.deepEqual(r.body.external, [
       { name: 'api.example.com', addrs: ['93.184.216.34'], sources: ['ops/batch', 'shop/web'], bytesSent: 2_500_000_000, bytesReceived: 7_000_000_001, billedBytes: 2_500_000_000, cost: 0.225 },
-      { name: '198.51.100.7', addrs: ['198.51.100.7'], sources: ['ops/batch'], bytesSent: 3, bytesReceived: 3, billedBytes: 3, cost: 0 },
+      { name: '198.51.100.7', addrs: ['198.51.100.7'], sources: ['ops/batch'], bytesSent: 3, bytesReceived: 3, billedBytes: 3, cost: 2.7e-10 },
     ]);
   });
 

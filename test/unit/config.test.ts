@@ -34,6 +34,12 @@ const DEFAULTS: AgentConfig = {
   metrics: { maxSeriesPerMetric: 2000, listen: null },
   store: { retention: 3 * 3_600_000, dataDir: null, maxEdgesPerInterval: 10_000, maxEdges: 200_000, maxConnections: 10_000 },
   sinks: {},
+  hub: {
+    clickhouse: { url: 'http://127.0.0.1:8123', database: 'bpfagent', tablePrefix: '', requestTimeoutMs: 30_000 },
+    maxWindow: 86_400_000,
+    maxEdges: 10_000,
+    pricePerGB: { sameHost: null, sameZone: null, crossZone: null, cluster: null, external: null },
+  },
 };
 
 /** loadConfig throws a UsageError, exit 2, one line, exactly `message`. */
@@ -98,6 +104,15 @@ store:
   maxEdgesPerInterval: 100
   maxEdges: 5000
   maxConnections: 0
+hub:
+  clickhouse:
+    url: http://clickhouse.monitoring:8123
+    database: fleet
+  maxWindow: 6h
+  maxEdges: 500
+  pricePerGB:
+    crossZone: 0.01
+    external: 0.09
 `);
     assert.deepEqual(loadConfig({ file: f }).config, {
       nodeName: 'node-1.zone-a',
@@ -112,6 +127,12 @@ store:
       metrics: { maxSeriesPerMetric: 50, listen: { host: '0.0.0.0', port: 9746 } },
       store: { retention: 1_800_000, dataDir: '/var/lib/bpfagent', maxEdgesPerInterval: 100, maxEdges: 5000, maxConnections: 0 },
       sinks: {},
+      hub: {
+        clickhouse: { url: 'http://clickhouse.monitoring:8123', database: 'fleet', tablePrefix: '', requestTimeoutMs: 30_000 },
+        maxWindow: 6 * 3_600_000,
+        maxEdges: 500,
+        pricePerGB: { sameHost: null, sameZone: null, crossZone: 0.01, cluster: null, external: 0.09 },
+      },
     });
   });
 
@@ -185,6 +206,7 @@ describe('config: precedence file < environment < flags', () => {
       metrics: { maxSeriesPerMetric: 7, listen: { host: '::', port: 9746 } },
       store: DEFAULTS.store,
       sinks: {},
+      hub: DEFAULTS.hub,
     });
   });
 });
@@ -243,7 +265,7 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
 
   test('an unknown key, top level and nested', () => {
     const f = file('intervall: 1s\n');
-    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, clusterName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, sinks`);
+    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, clusterName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, sinks, hub`);
     const g = file('trace:\n  maxConection: 100\n');
     fails({ file: g }, `config: ${g}: trace.maxConection: unknown key, expected one of: attach, btf, maxConnections, ringbufSize, pollInterval, maxUdpFlows, maxNatEntries, debug`);
   });

@@ -7,7 +7,7 @@ import Fastify from 'fastify';
 import type { TcpRecord, UdpRecord } from '../../src/events/records.js';
 import { EdgeTable } from '../../src/flows/edge-table.js';
 import { buildGraph, edgeId, externalDestinations, healthOf, linkId, localityTotals, registerApi } from '../../src/server/api.js';
-import { type FlowRecord, type FlowStore, recordEdgeKey } from '../../src/store/flow-store.js';
+import { type FlowRecord, type RecordingFlowStore, recordEdgeKey } from '../../src/store/flow-store.js';
 import { MemoryFlowStore } from '../../src/store/memory-store.js';
 import { SqliteFlowStore } from '../../src/store/sqlite-store.js';
 import { UsageError } from '../../src/util/errors.js';
@@ -286,7 +286,7 @@ describe('compaction: older intervals summed into coarser ones, exactly', () => 
     try {
       const base = Math.ceil(T0 / 300_000) * 300_000; // a 5-minute boundary
       const s = new SqliteFlowStore(dir, { retentionMs: 3 * 3_600_000 }, base);
-      const feed = (store: FlowStore, from: number, to: number): void => {
+      const feed = (store: RecordingFlowStore, from: number, to: number): void => {
         for (let t = from; t <= to; t += 10_000) {
           const r = tcp({ bytesSent: 1, bytesReceived: 2, srttUs: 60 });
           r.ts = new Date(base + t - 5000).toISOString();
