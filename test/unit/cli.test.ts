@@ -32,7 +32,7 @@ function assertUsageError(args: string[], mentions: string[]): string {
 describe('bpfagent usage errors: exit 2, one line on stderr', () => {
   test('unknown command', () => {
     const line = assertUsageError(['frobnicate'], ["'frobnicate'", 'trace']);
-    assert.equal(line, "bpfagent: unknown command 'frobnicate'; commands: trace, flows, run, help");
+    assert.equal(line, "bpfagent: unknown command 'frobnicate'; commands: trace, flows, run, hub, help");
   });
 
   test('trace --bogus', () => {
