@@ -23,6 +23,7 @@ import { decodeOpenRecords } from '../events/tcp-record.js';
 import { DnsNameCache } from '../enrich/dns-cache.js';
 import { DnsTracker } from '../enrich/dns-tracker.js';
 import type { Enricher } from '../enrich/enricher.js';
+import type { CgroupScope } from '../enrich/cgroup-scope.js';
 import { nameRemote } from '../enrich/remote-names.js';
 import { MonotonicClock } from '../util/clock.js';
 import { describeLosses } from './loss-counters.js';
@@ -88,9 +89,12 @@ export class Collector {
     private readonly log: Logger,
     private readonly onRecords: (records: AgentRecord[], intervalEnd: boolean) => void,
     private readonly enricher?: Enricher,
+    /** trace.cgroup: only these processes' records, before anything learns from them */
+    private readonly scope?: CgroupScope,
   ) {
     this.directions = new UdpDirections(opts.maxUdpFlows);
     this.dns = new DnsTracker(this.names, (r) => {
+      if (this.scope && !this.scope.admits(r)) return;
       this.enricher?.enrich(r);
       this.pending.push(r);
     });
@@ -119,6 +123,7 @@ export class Collector {
         const outer = beginBatchTime();
         try {
           decodeBatch(batch, clock, this.decoded, sink);
+          this.scope?.keep(batchTcp);
           this.enricher?.enrichAll(batchTcp);
           for (const r of batchTcp) this.pending.push(r);
         } finally {
@@ -216,6 +221,7 @@ export class Collector {
         flows.push(r);
       }
     }
+    this.scope?.keep(flows);
     this.enricher?.enrichAll(flows);
     for (const r of flows) this.pending.push(r);
     this.udpRecords += flows.length;
@@ -282,6 +288,7 @@ export class Collector {
       dnsEventsSubmitted: net?.dnsEventsSubmitted ?? 0,
       nameCacheSize: this.names.size,
       nameCacheEvictions: this.names.evictions,
+      ...(this.scope ? { outOfScope: this.scope.rejected } : {}),
     };
   }
 }

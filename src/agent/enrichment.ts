@@ -14,6 +14,8 @@ import { KubeMetadata } from '../enrich/k8s/index.js';
 import { clusterMatcher } from '../enrich/locality.js';
 import { ProcessInfoCache } from '../enrich/process-info.js';
 import { UsageError } from '../util/errors.js';
+import { existsSync } from 'node:fs';
+import { CgroupScope, scopePath } from '../enrich/cgroup-scope.js';
 
 export interface EnrichmentOptions {
   kubeconfig: string | undefined;
@@ -21,11 +23,15 @@ export interface EnrichmentOptions {
   clusterCidrs: string[];
   /** what is watched in Kubernetes: what this node needs (default), or the whole cluster */
   kubeWatch?: 'node' | 'cluster';
+  /** trace.cgroup: only the processes of this cgroup v2 subtree */
+  cgroupScope?: string | null;
 }
 
 export interface Enrichment {
   readonly enricher: Enricher;
   readonly kube: KubeMetadata | undefined;
+  /** trace.cgroup's filter, when set */
+  readonly scope: CgroupScope | undefined;
   /** cache sizes and lookup counts, for the summary and metrics */
   stats(): Record<string, number>;
   stop(): Promise<void>;
@@ -38,6 +44,14 @@ export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Pro
   const processes = new ProcessInfoCache();
   const cgroupRoot = findCgroup2Root();
   const cgroups = cgroupRoot ? new CgroupPaths(cgroupRoot) : undefined;
+  let scope: CgroupScope | undefined;
+  if (opts.cgroupScope) {
+    if (!cgroupRoot || !cgroups) throw new UsageError(`trace.cgroup: ${opts.cgroupScope}: no cgroup v2 hierarchy is mounted on this host; leave trace.cgroup unset`);
+    const rel = scopePath(opts.cgroupScope, cgroupRoot);
+    if (!existsSync(cgroupRoot + rel)) throw new UsageError(`trace.cgroup: ${opts.cgroupScope}: no such cgroup (${cgroupRoot}${rel}); give a cgroup v2 directory, below ${cgroupRoot} or relative to it`);
+    scope = new CgroupScope(rel, cgroups);
+    log.info({ cgroup: rel }, `tracing only the processes of cgroup ${rel}`);
+  }
   const hosts = new HostAddresses();
   const inCluster = clusterMatcher(opts.clusterCidrs);
   const kubeNode = opts.nodeName ?? process.env.NODE_NAME ?? os.hostname();
@@ -73,6 +87,7 @@ export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Pro
   return {
     enricher,
     kube,
+    scope,
     stats: () => ({
       ...enricher.stats,
       processCacheSize: processes.size,

@@ -39,6 +39,7 @@ export const RUN_FLAGS: Record<string, { path: string[]; boolean?: boolean; mult
   'max-udp-flows': { path: ['trace', 'maxUdpFlows'] },
   'max-nat-entries': { path: ['trace', 'maxNatEntries'] },
   debug: { path: ['trace', 'debug'], boolean: true },
+  cgroup: { path: ['trace', 'cgroup'] },
   kubeconfig: { path: ['kubernetes', 'kubeconfig'] },
   'cluster-cidr': { path: ['kubernetes', 'clusterCidrs'], multiple: true },
   'kube-watch': { path: ['kubernetes', 'watch'] },
@@ -75,6 +76,7 @@ Options:
   --max-udp-flows N       UDP flows tracked per interval; evictions are counted (default: 65536)
   --max-nat-entries N     DNAT destinations and forwarded SYNs held; evictions are counted (default: 16384)
   --debug                 print libbpf's messages on stderr
+  --cgroup PATH           only the processes of this cgroup v2 subtree (default: every process)
   --kubeconfig FILE       Kubernetes credentials; default: $KUBECONFIG, else in-cluster, else off
   --cluster-cidr CIDRS    pod and service ranges, comma-separated or repeated
   --kube-watch SCOPE      node (this node's pods, Services, EndpointSlices, Nodes) or cluster (default: node)

@@ -139,7 +139,13 @@ async function startAndRun(
 
   try {
     enrichment = await startEnrichment(
-      { kubeconfig: cfg.kubernetes.kubeconfig, clusterCidrs: cfg.kubernetes.clusterCidrs, nodeName: cfg.nodeName, kubeWatch: cfg.kubernetes.watch },
+      {
+        kubeconfig: cfg.kubernetes.kubeconfig,
+        clusterCidrs: cfg.kubernetes.clusterCidrs,
+        nodeName: cfg.nodeName,
+        kubeWatch: cfg.kubernetes.watch,
+        cgroupScope: cfg.trace.cgroup,
+      },
       log,
     );
     await sinks.start(sinkStartWaitMs);
@@ -171,7 +177,7 @@ async function startAndRun(
         intervalStart = end;
       }
     };
-    collector = new Collector(collectorOptions(cfg), log, onRecords, enrichment.enricher);
+    collector = new Collector(collectorOptions(cfg), log, onRecords, enrichment.enricher, enrichment.scope);
     Object.assign(collector.info, { node, listen: server.address, metricsListen: server.metricsAddress ?? null, sinks: sinks.names, sinksReady: sinks.ready });
     const started = enrichment;
     process.once('SIGINT', onSignal);

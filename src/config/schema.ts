@@ -109,6 +109,8 @@ export const traceSchema = z
     maxUdpFlows: whole(16, 16_777_216).default(65_536),
     maxNatEntries: whole(16, 16_777_216).default(16_384),
     debug: z.boolean().default(false).describe('true or false'),
+    // only the records of processes in this cgroup v2 subtree (one of several nodes sharing a kernel); null: the host's
+    cgroup: z.string().min(1).nullable().default(null).describe('a cgroup v2 directory (below the cgroup root, or relative to it), or null'),
   })
   .strict()
   .default({});
