@@ -43,6 +43,8 @@ export class ClickHouseServer {
   private constructor(
     readonly dir: string,
     readonly port: number,
+    /** addresses it listens on besides 127.0.0.1 (one of this host's, e.g. a test network's) */
+    readonly extraHosts: readonly string[] = [],
   ) {}
 
   /** The HTTP interface, e.g. http://127.0.0.1:41234 */
@@ -54,10 +56,11 @@ export class ClickHouseServer {
     return this.child !== undefined;
   }
 
-  static async start(): Promise<ClickHouseServer> {
+  /** `listenHosts`: addresses of this host to listen on besides 127.0.0.1 (network namespaces reach it there) */
+  static async start(opts: { listenHosts?: string[] } = {}): Promise<ClickHouseServer> {
     if (!CLICKHOUSE_SERVER) throw new Error('no ClickHouse server binary: install clickhouse-server (bash scripts/install.sh --test)');
     const dir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-clickhouse-'));
-    const s = new ClickHouseServer(dir, await freePort());
+    const s = new ClickHouseServer(dir, await freePort(), opts.listenHosts ?? []);
     s.writeConfig();
     await s.launch();
     return s;
@@ -74,7 +77,7 @@ export class ClickHouseServer {
 <yandex>
   <logger><level>warning</level><log>${d}/log/server.log</log><errorlog>${d}/log/error.log</errorlog><size>10M</size><count>1</count><console>0</console></logger>
   <http_port>${this.port}</http_port>
-  <listen_host>127.0.0.1</listen_host>
+  ${['127.0.0.1', ...this.extraHosts].map((h) => `<listen_host>${h}</listen_host>`).join('')}
   <path>${d}/data/</path>
   <tmp_path>${d}/tmp/</tmp_path>
   <user_files_path>${d}/user_files/</user_files_path>
@@ -95,7 +98,7 @@ export class ClickHouseServer {
 <yandex>
   <profiles><default></default><readonly><readonly>1</readonly></readonly></profiles>
   <users>
-    <default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default>
+    <default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip>${this.extraHosts.map((h) => `<ip>${h.replace(/\.\d+$/, '.0')}/24</ip>`).join('')}</networks><profile>default</profile><quota>default</quota></default>
     <agent><password>s3cret</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></agent>
     <reader><password></password><networks><ip>127.0.0.1</ip></networks><profile>readonly</profile><quota>default</quota></reader>
   </users>

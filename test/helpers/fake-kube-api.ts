@@ -146,11 +146,12 @@ export class FakeKubeApi {
 
   private constructor(private readonly server: http.Server, readonly url: string) {}
 
-  static async start(): Promise<FakeKubeApi> {
+  /** `host`: the address to listen on (default 127.0.0.1; a test network's, for agents in network namespaces) */
+  static async start(host = '127.0.0.1'): Promise<FakeKubeApi> {
     const server = http.createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
     const { port } = server.address() as { port: number };
-    const api = new FakeKubeApi(server, `http://127.0.0.1:${port}`);
+    const api = new FakeKubeApi(server, `http://${host}:${port}`);
     for (const r of RESOURCES) {
       api.objects.set(r.kind, new Map());
       api.history.set(r.kind, []);
