@@ -65,9 +65,12 @@ export function rowRecord(r: FlowRow): ShippedFlow {
   const locality = str(r.locality) ? { locality: str(r.locality) as Locality } : {};
   const where = { cluster: str(r.cluster) || null, node: str(r.node) };
   if (str(r.proto) === 'udp') {
+    const from = str(r.direction_from);
     return {
       ...common,
       proto: 'udp',
+      // rows written before the column have none: left out rather than guessed
+      ...(from === 'first-datagram' || from === 'ports' ? { directionFrom: from } : {}),
       packetsSent: num(r.packets_sent),
       packetsReceived: num(r.packets_received),
       bytesSent: num(r.bytes_sent),
@@ -75,7 +78,7 @@ export function rowRecord(r: FlowRow): ShippedFlow {
       intervalMs: num(r.interval_ms),
       ...locality,
       ...where,
-    };
+    } as ShippedFlow;
   }
   return {
     ...common,

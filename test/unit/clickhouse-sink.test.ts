@@ -239,7 +239,7 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
 
   test('tables made before the cluster and state columns get them added at start; old rows read empty there, new rows carry them', async () => {
     // the tables as bpfagent made them before: no cluster, no state; one row each
-    const old = (cols: readonly string[]) => cols.filter((c) => !/^(cluster|state) /.test(c)).map((c) => `\`${c.slice(0, c.indexOf(' '))}\` ${c.slice(c.indexOf(' ') + 1)}`).join(', ');
+    const old = (cols: readonly string[]) => cols.filter((c) => !/^(cluster|state|direction_from) /.test(c)).map((c) => `\`${c.slice(0, c.indexOf(' '))}\` ${c.slice(c.indexOf(' ') + 1)}`).join(', ');
     await server.query('CREATE DATABASE migr');
     await server.query(`CREATE TABLE migr.flows (${old(FLOW_COLUMNS)}) ENGINE = MergeTree PARTITION BY toYYYYMMDD(ts) ORDER BY (toStartOfHour(ts), src_id, dst_id, server_port, proto, ts)`);
     await server.query(`CREATE TABLE migr.dns (${old(DNS_COLUMNS)}) ENGINE = MergeTree PARTITION BY toYYYYMMDD(ts) ORDER BY (toStartOfHour(ts), query, ts)`);
@@ -249,11 +249,12 @@ describe('clickhouse sink: a real server', { skip: CLICKHOUSE_SKIP }, () => {
     const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
     const sink = new ClickHouseSink({ url: server.url, database: 'migr', batching: BATCHING }, { ...CLOCK, log });
     await sink.start();
-    assert.ok(lines.some((l) => l.includes('added columns flows.cluster, flows.state, dns.cluster')), lines.join(''));
-    const columns = await server.rows<{ table: string; name: string; type: string }>("SELECT table, name, type FROM system.columns WHERE database = 'migr' AND name IN ('cluster', 'state') ORDER BY table, name");
+    assert.ok(lines.some((l) => l.includes('added columns flows.cluster, flows.direction_from, flows.state, dns.cluster')), lines.join(''));
+    const columns = await server.rows<{ table: string; name: string; type: string }>("SELECT table, name, type FROM system.columns WHERE database = 'migr' AND name IN ('cluster', 'state', 'direction_from') ORDER BY table, name");
     assert.deepEqual(columns, [
       { table: 'dns', name: 'cluster', type: 'String' },
       { table: 'flows', name: 'cluster', type: 'String' },
+      { table: 'flows', name: 'direction_from', type: 'String' },
       { table: 'flows', name: 'state', type: 'String' },
     ]);
     sink.export([ship(tcp({ bytesSent: 9 })), ship(dns())]);

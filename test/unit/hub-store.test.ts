@@ -139,8 +139,8 @@ function fixture(): ShippedRecord[] {
     }),
     // 9. UDP, two intervals, both sides
     ...[10, 11].flatMap((s) => [
-      ship({ ts: AT(s), proto: 'udp', family: 4, direction: 'outbound', local: { addr: IP.web, port: 35000, pid: 11, comm: 'web', cgroupId: 5, netns: 9, k8s: WEB }, remote: { addr: IP.api, port: 8125 }, packetsSent: 3, packetsReceived: 1, bytesSent: 300, bytesReceived: 4, intervalMs: 1000, locality: 'cluster' }, 'node-a'),
-      ship({ ts: AT(s + 0.001), proto: 'udp', family: 4, direction: 'inbound', local: { addr: IP.api, port: 8125, pid: 21, comm: 'api', cgroupId: 6, netns: 10, k8s: API }, remote: { addr: IP.web, port: 35000 }, packetsSent: 1, packetsReceived: 3, bytesSent: 4, bytesReceived: 300, intervalMs: 1000, locality: 'cluster' }, 'node-b'),
+      ship({ ts: AT(s), proto: 'udp', family: 4, direction: 'outbound', directionFrom: 'first-datagram', local: { addr: IP.web, port: 35000, pid: 11, comm: 'web', cgroupId: 5, netns: 9, k8s: WEB }, remote: { addr: IP.api, port: 8125 }, packetsSent: 3, packetsReceived: 1, bytesSent: 300, bytesReceived: 4, intervalMs: 1000, locality: 'cluster' }, 'node-a'),
+      ship({ ts: AT(s + 0.001), proto: 'udp', family: 4, direction: 'inbound', directionFrom: 'first-datagram', local: { addr: IP.api, port: 8125, pid: 21, comm: 'api', cgroupId: 6, netns: 10, k8s: API }, remote: { addr: IP.web, port: 35000 }, packetsSent: 1, packetsReceived: 3, bytesSent: 4, bytesReceived: 300, intervalMs: 1000, locality: 'cluster' }, 'node-b'),
     ]),
   ];
 }
