@@ -37,6 +37,7 @@ process.once('exit', () => {
 
 export class ClickHouseServer {
   private child: ChildProcess | undefined;
+  private queryLog = false;
   private exited: Promise<void> = Promise.resolve();
   private stderr = '';
 
@@ -57,10 +58,12 @@ export class ClickHouseServer {
   }
 
   /** `listenHosts`: addresses of this host to listen on besides 127.0.0.1 (network namespaces reach it there) */
-  static async start(opts: { listenHosts?: string[] } = {}): Promise<ClickHouseServer> {
+  /** `queryLog`: keep system.query_log (each query's memory, for benchmarks) */
+  static async start(opts: { listenHosts?: string[]; queryLog?: boolean } = {}): Promise<ClickHouseServer> {
     if (!CLICKHOUSE_SERVER) throw new Error('no ClickHouse server binary: install clickhouse-server (bash scripts/install.sh --test)');
     const dir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-clickhouse-'));
     const s = new ClickHouseServer(dir, await freePort(), opts.listenHosts ?? []);
+    s.queryLog = opts.queryLog ?? false;
     s.writeConfig();
     await s.launch();
     return s;
@@ -88,7 +91,7 @@ export class ClickHouseServer {
   <timezone>UTC</timezone>
   <mark_cache_size>67108864</mark_cache_size>
   <uncompressed_cache_size>67108864</uncompressed_cache_size>
-  <mlock_executable>false</mlock_executable>
+  <mlock_executable>false</mlock_executable>${this.queryLog ? '\n  <query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>' : ''}
 </yandex>
 `,
     );
