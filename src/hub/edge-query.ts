@@ -42,9 +42,16 @@ export interface HubEdgeWindow {
 /** A DateTime literal for whole seconds since the epoch. */
 const seconds = (s: number): string => `toDateTime(${Math.trunc(s)}, 'UTC')`;
 
-/** The window on `ts` (second granules first, for the primary key; then exact to the ms). */
+/**
+ * The window on `ts`: its hours first, which the primary key (by
+ * toStartOfHour(ts)) prunes on (18.16 does not derive them from a condition on
+ * ts itself: without them every granule of the day is read); then whole
+ * seconds, then exact to the millisecond.
+ */
 export function windowCondition(w: { fromMs: number; toMs: number; cluster?: string }): string {
   const conds = [
+    `toStartOfHour(ts) >= toStartOfHour(${seconds(Math.floor(w.fromMs / 1000))})`,
+    `toStartOfHour(ts) <= toStartOfHour(${seconds(Math.ceil(w.toMs / 1000))})`,
     `ts >= ${seconds(Math.floor(w.fromMs / 1000))}`,
     `ts <= ${seconds(Math.ceil(w.toMs / 1000))}`,
     `toUInt64(ts) * 1000 + ts_ms > ${Math.trunc(w.fromMs)}`,
