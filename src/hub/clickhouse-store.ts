@@ -26,6 +26,7 @@ import {
   StoreUnavailable,
 } from '../store/flow-store.js';
 import { HUB_LOCALITIES, hubEdgesQuery, localityColumn, windowCondition, type HubEdgeRow } from './edge-query.js';
+import { chunkWindow, mergeEdgeRows } from './edge-chunks.js';
 import { rowRecord, type FlowRow } from './row-record.js';
 
 export interface ClickHouseStoreOptions {
@@ -40,6 +41,8 @@ export interface ClickHouseStoreOptions {
   retentionMs: number;
   /** edges per answer at most */
   maxEdges: number;
+  /** windows longer than this are read a chunk at a time (default an hour; edge-chunks.ts) */
+  chunkMs?: number;
   /** how long /api/status's ClickHouse facts are kept (default 10 s) */
   statusTtlMs?: number;
   now?: () => number;
@@ -52,6 +55,10 @@ interface EdgeRows {
   /** `observed_by \t src_id \t dst_id \t server_port` of the rows counted */
   rows: string[];
 }
+
+const HOUR_MS = 3_600_000;
+/** a chunk's edges at most, in multiples of maxEdges: an edge outside every chunk's busiest is left out of the answer */
+const CHUNK_EDGES = 4;
 
 const num = (v: unknown): number => (v === undefined || v === null || v === '' ? 0 : Number(v));
 const str = (v: unknown): string => (v === undefined || v === null ? '' : String(v));
@@ -111,7 +118,7 @@ export function edgeOfRow(r: HubEdgeRow): StoredEdge {
       locality = l;
     }
   }
-  const key: EdgeRows = { cluster, proto, rows: Array.isArray(r.row_keys) ? r.row_keys.map(String) : [] };
+  const key: EdgeRows = { cluster, proto, rows: Array.isArray(r.row_keys) ? r.row_keys.map(String).sort() : [] };
   return {
     key: JSON.stringify(key),
     proto,
@@ -160,8 +167,13 @@ export class ClickHouseFlowStore implements FlowStore {
   }
 
   async edges(fromMs: number, toMs: number, scope: StoreScope = {}): Promise<StoredEdge[]> {
-    const rows = await this.rows<HubEdgeRow>(hubEdgesQuery(this.o.tables.flows, { fromMs, toMs, ...(scope.cluster !== undefined ? { cluster: scope.cluster } : {}), limit: this.o.maxEdges }));
-    return rows.map(edgeOfRow);
+    const cluster = scope.cluster !== undefined ? { cluster: scope.cluster } : {};
+    const chunks = chunkWindow(fromMs, toMs, this.o.chunkMs ?? HOUR_MS);
+    if (chunks.length === 1) return (await this.rows<HubEdgeRow>(hubEdgesQuery(this.o.tables.flows, { fromMs, toMs, ...cluster, limit: this.o.maxEdges }))).map(edgeOfRow);
+    // one chunk at a time: the memory of one chunk's connections at most (edge-chunks.ts)
+    const rows: HubEdgeRow[] = [];
+    for (const c of chunks) rows.push(...(await this.rows<HubEdgeRow>(hubEdgesQuery(this.o.tables.flows, { ...c.read, ...(c.own ? { own: c.own } : {}), ...cluster, limit: CHUNK_EDGES * this.o.maxEdges }))));
+    return mergeEdgeRows(rows, this.o.maxEdges).map(edgeOfRow);
   }
 
   /** The query has matched both sides already. */

@@ -4,7 +4,7 @@ import { clickhouseClient, redactUrl } from '../sinks/clickhouse-client.js';
 import { tableNames } from '../sinks/clickhouse-schema.js';
 import { ClickHouseFlowStore } from './clickhouse-store.js';
 
-export function openHubStore(cfg: AgentConfig['hub'], opts: { statusTtlMs?: number } = {}): ClickHouseFlowStore {
+export function openHubStore(cfg: AgentConfig['hub'], opts: { statusTtlMs?: number; chunkMs?: number } = {}): ClickHouseFlowStore {
   const ch = cfg.clickhouse;
   return new ClickHouseFlowStore({
     client: clickhouseClient(ch, 'bpfagent-hub'),
