@@ -23,7 +23,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { ClickHouseSink } from '../src/sinks/clickhouse.js';
 import { FLOW_COLUMNS } from '../src/sinks/clickhouse-schema.js';
-import { chunkWindow, mergeEdgeRows } from '../src/hub/edge-chunks.js';
+import { chunkWindow, EdgeSum } from '../src/hub/edge-chunks.js';
 import { hubEdgesQuery, windowCondition, type HubEdgeRow } from '../src/hub/edge-query.js';
 import { ClickHouseServer } from '../test/helpers/clickhouse-server.js';
 
@@ -166,7 +166,7 @@ async function edgesOver(url: string, table: string, fromMs: number, toMs: numbe
   const t0 = performance.now();
   const chunks = chunkWindow(fromMs, toMs, 3_600_000);
   const run: WindowRun = { wallS: 0, chS: 0, rowsRead: 0, bytesRead: 0, memory: 0, queries: chunks.length, edges: 0, connections: 0, both: 0 };
-  const rows: HubEdgeRow[] = [];
+  const sum = new EdgeSum();
   for (const c of chunks) {
     const w = { ...c.read, ...(c.own ? { own: c.own } : {}), limit: chunks.length > 1 ? 40_000 : 10_000, ...(cluster ? { cluster } : {}) };
     const r = await timed(url, hubEdgesQuery(table, w));
@@ -174,9 +174,9 @@ async function edgesOver(url: string, table: string, fromMs: number, toMs: numbe
     run.rowsRead += r.stats.rows_read;
     run.bytesRead += r.stats.bytes_read;
     run.memory = Math.max(run.memory, r.memory);
-    rows.push(...r.data);
+    sum.add(r.data);
   }
-  const edges = chunks.length > 1 ? mergeEdgeRows(rows, 10_000) : rows;
+  const edges = sum.top(10_000);
   run.wallS = (performance.now() - t0) / 1000;
   run.edges = edges.length;
   for (const e of edges) {

@@ -26,7 +26,7 @@ import {
   StoreUnavailable,
 } from '../store/flow-store.js';
 import { HUB_LOCALITIES, hubEdgesQuery, localityColumn, windowCondition, type HubEdgeRow } from './edge-query.js';
-import { chunkWindow, mergeEdgeRows } from './edge-chunks.js';
+import { chunkWindow, EdgeSum } from './edge-chunks.js';
 import { rowRecord, type FlowRow } from './row-record.js';
 
 export interface ClickHouseStoreOptions {
@@ -171,9 +171,9 @@ export class ClickHouseFlowStore implements FlowStore {
     const chunks = chunkWindow(fromMs, toMs, this.o.chunkMs ?? HOUR_MS);
     if (chunks.length === 1) return (await this.rows<HubEdgeRow>(hubEdgesQuery(this.o.tables.flows, { fromMs, toMs, ...cluster, limit: this.o.maxEdges }))).map(edgeOfRow);
     // one chunk at a time: the memory of one chunk's connections at most (edge-chunks.ts)
-    const rows: HubEdgeRow[] = [];
-    for (const c of chunks) rows.push(...(await this.rows<HubEdgeRow>(hubEdgesQuery(this.o.tables.flows, { ...c.read, ...(c.own ? { own: c.own } : {}), ...cluster, limit: CHUNK_EDGES * this.o.maxEdges }))));
-    return mergeEdgeRows(rows, this.o.maxEdges).map(edgeOfRow);
+    const sum = new EdgeSum();
+    for (const c of chunks) sum.add(await this.rows<HubEdgeRow>(hubEdgesQuery(this.o.tables.flows, { ...c.read, ...(c.own ? { own: c.own } : {}), ...cluster, limit: CHUNK_EDGES * this.o.maxEdges })));
+    return sum.top(this.o.maxEdges).map(edgeOfRow);
   }
 
   /** The query has matched both sides already. */

@@ -44,34 +44,44 @@ function union(a: unknown, b: unknown, max: number): string[] {
   return [...s].slice(0, max);
 }
 
-/** The edges of several chunks as one answer: an edge's chunks summed, the busiest `limit` first (the query's order). */
-export function mergeEdgeRows(rows: readonly HubEdgeRow[], limit: number): HubEdgeRow[] {
-  const byEdge = new Map<string, HubEdgeRow>();
-  for (const r of rows) {
-    const key = [r.cluster, r.proto, r.src, r.dst, r.port].map(String).join('\n');
-    const m = byEdge.get(key);
-    if (!m) {
-      byEdge.set(key, { ...r });
-      continue;
+/** The edges of several chunks as one answer, a chunk at a time: an edge's chunks summed (what is kept: one row per edge). */
+export class EdgeSum {
+  private readonly byEdge = new Map<string, HubEdgeRow>();
+
+  add(rows: readonly HubEdgeRow[]): void {
+    for (const r of rows) {
+      const key = [r.cluster, r.proto, r.src, r.dst, r.port].map(String).join('\n');
+      const m = this.byEdge.get(key);
+      if (!m) {
+        this.byEdge.set(key, { ...r });
+        continue;
+      }
+      for (const [k, v] of Object.entries(r)) if (SUMMED.test(k)) m[k] = num(m[k]) + num(v);
+      const h = Array.isArray(m.hist) ? m.hist.map(Number) : [];
+      m.hist = (Array.isArray(r.hist) ? r.hist.map(Number) : []).map((x, i) => x + (h[i] ?? 0));
+      m.raddrs = union(m.raddrs, r.raddrs, 16);
+      m.row_keys = union(m.row_keys, r.row_keys, 64);
+      for (const k of ['src_service', 'dst_service'] as const) if (String(r[k] ?? '') > String(m[k] ?? '')) m[k] = r[k]!;
+      m.first_s = Math.min(num(m.first_s), num(r.first_s));
+      m.last_s = Math.max(num(m.last_s), num(r.last_s));
     }
-    for (const [k, v] of Object.entries(r)) if (SUMMED.test(k)) m[k] = num(m[k]) + num(v);
-    const h = Array.isArray(m.hist) ? m.hist.map(Number) : [];
-    m.hist = (Array.isArray(r.hist) ? r.hist.map(Number) : []).map((x, i) => x + (h[i] ?? 0));
-    m.raddrs = union(m.raddrs, r.raddrs, 16);
-    m.row_keys = union(m.row_keys, r.row_keys, 64);
-    for (const k of ['src_service', 'dst_service'] as const) if (String(r[k] ?? '') > String(m[k] ?? '')) m[k] = r[k]!;
-    m.first_s = Math.min(num(m.first_s), num(r.first_s));
-    m.last_s = Math.max(num(m.last_s), num(r.last_s));
   }
-  const str = (r: HubEdgeRow, k: string): string => String(r[k] ?? '');
-  return [...byEdge.values()]
-    .sort(
-      (a, b) =>
-        num(b.sent) + num(b.recv) - (num(a.sent) + num(a.recv)) ||
-        num(b.conns) - num(a.conns) ||
-        (['cluster', 'src', 'dst'] as const).reduce((acc, k) => acc || (str(a, k) < str(b, k) ? -1 : str(a, k) > str(b, k) ? 1 : 0), 0) ||
-        num(a.port) - num(b.port) ||
-        (str(a, 'proto') < str(b, 'proto') ? -1 : str(a, 'proto') > str(b, 'proto') ? 1 : 0),
-    )
-    .slice(0, limit);
+
+  /** The busiest `limit` edges, in the query's order. */
+  top(limit: number): HubEdgeRow[] {
+    const str = (r: HubEdgeRow, k: string): string => String(r[k] ?? '');
+    const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+    return [...this.byEdge.values()]
+      .sort(
+        (a, b) =>
+          num(b.sent) + num(b.recv) - (num(a.sent) + num(a.recv)) ||
+          num(b.conns) - num(a.conns) ||
+          cmp(str(a, 'cluster'), str(b, 'cluster')) ||
+          cmp(str(a, 'src'), str(b, 'src')) ||
+          cmp(str(a, 'dst'), str(b, 'dst')) ||
+          num(a.port) - num(b.port) ||
+          cmp(str(a, 'proto'), str(b, 'proto')),
+      )
+      .slice(0, limit);
+  }
 }
