@@ -34,8 +34,14 @@ function reportedLoss(run) {
   const s = run.summary ?? {};
   let n = s.decodeErrors ?? 0;
   for (const [k, v] of Object.entries(s)) if (/^loss[A-Z]/.test(k) && typeof v === 'number') n += v;
+  // bpfagent run -> ClickHouse: records the sink dropped
+  for (const st of Object.values(run.sinks?.stats ?? {})) n += st.dropped ?? 0;
   return n;
 }
+/** the tracers that are bpfagent (its summary, its records' checks) */
+const AGENTS = new Set(['bpfagent', 'clickhouse']);
+/** how the table names a mode */
+const LABEL = { clickhouse: 'bpfagent run -> ClickHouse' };
 const captured = (r) => r.counts.outbound + r.counts.inbound;
 
 /**
@@ -48,7 +54,8 @@ function otherCores(run) {
   return Math.max(0, other) / run.load.seconds;
 }
 
-const MODES = ['baseline', 'bpfagent', 'tcplife'];
+const MODES = ['baseline', 'bpfagent', 'clickhouse', 'tcplife'];
+const TRACED = MODES.filter((m) => m !== 'baseline');
 const summary = {};
 for (const mode of MODES) {
   const rs = runs.filter((r) => r.mode === mode);
@@ -72,7 +79,7 @@ for (const mode of MODES) {
     m.capturedInbound = sum(counted.map((r) => r.counts.inbound));
     m.capturedFraction = m.captured / m.expected;
     m.worstRunCapturedFraction = Math.min(...counted.map((r) => captured(r) / (2 * r.load.connections)));
-    if (mode === 'bpfagent') {
+    if (AGENTS.has(mode)) {
       // records of the load whose outcome or byte counts are not what the load did
       m.notClosed = sum(counted.map((r) => r.counts.notClosed ?? 0));
       m.wrongBytes = sum(counted.map((r) => r.counts.wrongBytes ?? 0));
@@ -89,7 +96,13 @@ for (const mode of MODES) {
     m.readyMsMedian = median(m.readyMs);
     m.readyMsMax = Math.max(...m.readyMs);
     m.exitCodes = rs.map((r) => r.exitCode);
-    if (mode === 'bpfagent') {
+    if (mode === 'clickhouse') {
+      // the ClickHouse server's own CPU from the load's start until the agent's last batch was in
+      m.clickhouseCpuSecPer100kConn = rs.map((r) => r.clickhouseCpuTicksRun / r.clkTck / (r.load.connections / 1e5));
+      m.clickhouseCpuSecPer100kConnMedian = median(m.clickhouseCpuSecPer100kConn);
+      m.sinkDropped = sum(rs.map((r) => Object.values(r.sinks?.stats ?? {}).reduce((a, st) => a + (st.dropped ?? 0), 0)));
+    }
+    if (AGENTS.has(mode)) {
       m.selfReportedStartupMs = rs.map((r) => r.ready?.startupMs ?? null);
       m.eventsSubmitted = sum(rs.map((r) => r.summary?.eventsSubmitted ?? 0));
     }
@@ -114,7 +127,7 @@ function pairedSlowdowns(mode) {
   });
   return out;
 }
-for (const mode of ['bpfagent', 'tcplife']) {
+for (const mode of TRACED) {
   if (!summary[mode] || !summary.baseline) continue;
   summary[mode].slowdownPaired = pairedSlowdowns(mode);
   summary[mode].slowdown = median(summary[mode].slowdownPaired);
@@ -152,7 +165,7 @@ const costRatio =
 const pct = (x, d = 1) => `${(x * 100).toFixed(d)}%`;
 const rounds = config.rounds ?? Math.max(...Object.values(summary).map((m) => m.runs));
 const cols = [
-  ['mode', (m, name) => name],
+  ['mode', (m, name) => LABEL[name] ?? name],
   ['runs', (m) => String(m.runs)],
   ['conn/s (median)', (m) => m.connPerSecMedian.toFixed(0)],
   ['slowdown (median, paired)', (m, name) => (name === 'baseline' ? '-' : pct(m.slowdown))],
@@ -184,7 +197,13 @@ if (ratio !== undefined)
     `bpfagent slowdown / tcplife slowdown = ${ratio.toFixed(2)}` +
       (ratioRange ? ` (bootstrap 90% interval ${ratioRange[0].toFixed(2)}-${ratioRange[1].toFixed(2)})` : ''),
   );
-for (const mode of ['bpfagent', 'tcplife']) {
+if (summary.clickhouse && summary.bpfagent)
+  out.push(
+    `bpfagent run -> ClickHouse against trace --json, same run: slowdown ${pct(summary.clickhouse.slowdown)} vs ${pct(summary.bpfagent.slowdown)}, ` +
+      `agent CPU s/100k conn ${summary.clickhouse.cpuSecPer100kConnMedian.toFixed(2)} vs ${summary.bpfagent.cpuSecPer100kConnMedian.toFixed(2)}; ` +
+      `the ClickHouse server's CPU s/100k conn ${summary.clickhouse.clickhouseCpuSecPer100kConnMedian.toFixed(2)} (from the load's start to the agent's last batch; in the slowdown, not the agent's CPU); sink dropped ${summary.clickhouse.sinkDropped}`,
+  );
+for (const mode of TRACED) {
   const m = summary[mode];
   if (!m) continue;
   const notes = [];

@@ -7,8 +7,12 @@
 #   bash bench/run.sh [--duration SECONDS] [--rounds N] [--clients N]
 #                     [--servers N] [--settle SECONDS] [--port N]
 #                     [--agent-dir DIR] [--retries N] [--no-kernel-pass]
-#                     [--output null|file]
+#                     [--output null|file] [--clickhouse]
 #
+# --clickhouse adds a third tracer: `bpfagent run` with its ClickHouse sink
+# writing every record to a real ClickHouse server (the tests' own, started
+# for the benchmark: test/helpers/clickhouse-server.ts), counted there; the
+# server's CPU while loaded is reported beside the agent's.
 # --agent-dir runs the agent of another built checkout (default: this one),
 # e.g. a snapshot of a commit while the work tree is being edited.
 # --retries: a run during which other work used more than 0.1 core is run
@@ -44,6 +48,8 @@ STATS_PASS=0
 OUTPUT=null    # the timed runs' output: null (/dev/null) or file (tmpfs, counted)
 TO_FILE=0      # this run's output goes to a file and is counted
 STATS_WAS=
+CLICKHOUSE=0   # also bpfagent run -> ClickHouse (--clickhouse)
+CH_URL= CH_NODE_PID= CH_PID=
 
 while (($#)); do
   case $1 in
@@ -57,6 +63,7 @@ while (($#)); do
     --retries) RETRIES=$2; shift 2 ;;
     --no-kernel-pass) KERNEL_PASS=0; shift ;;
     --output) OUTPUT=$2; shift 2 ;;
+    --clickhouse) CLICKHOUSE=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "bench: unknown argument '$1'" >&2; usage 2 >&2 ;;
   esac
@@ -102,6 +109,7 @@ cleanup() {
   fi
   rm -f "$SHM".*
   [[ -n $STATS_WAS ]] && sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
+  [[ -n $CH_NODE_PID ]] && { kill -TERM "$CH_NODE_PID" 2>/dev/null; wait "$CH_NODE_PID" 2>/dev/null || true; }
   ip netns del "$NS" 2>/dev/null || true
   exec 9>&- 2>/dev/null || true
 }
@@ -118,6 +126,17 @@ ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="20000 65535"
 NETNS_INO=$(stat -L -c %i "/run/netns/$NS")
 
 open_snooze_fifo
+
+# --clickhouse: one server for the whole run (the tests' own), its data removed at the end
+if ((CLICKHOUSE)); then
+  [[ -f dist/bench/clickhouse-server.js ]] || { echo "bench: dist/bench/clickhouse-server.js missing: npx tsc -p ." >&2; exit 1; }
+  exec 8< <(exec node dist/bench/clickhouse-server.js)
+  CH_NODE_PID=$!
+  read -r -t 60 -u 8 CH_URL || { echo "bench: the ClickHouse server did not start" >&2; exit 1; }
+  CH_PID=$(pgrep -P "$CH_NODE_PID" -f clickhouse | head -1)
+  [[ -n $CH_PID ]] || { echo "bench: no clickhouse-server process under $CH_NODE_PID" >&2; exit 1; }
+  log "bench: ClickHouse $CH_URL (pid $CH_PID)"
+fi
 
 # is signal $2 caught by the program $3 running as process $1 (SigCgt in
 # /proc/PID/status)? Checking the name skips the forked shell before its exec,
@@ -203,6 +222,46 @@ run_bpfagent() { # round attempt
   log "  bpfagent  $load ready=$(((t1 - t0) / 1000000))ms cpu=$((cpu1 - cpu0))ticks records=$counts exit=$rc other=${OTHER_MILLICORES}m"
 }
 
+# `bpfagent run` with the ClickHouse sink: every record goes to the server,
+# where this run's rows (its own clusterName) are counted after it stops.
+run_clickhouse() { # round attempt
+  local r=$1 err=$RUNDIR/clickhouse-r$1-try$2.stderr cfg=$RUNDIR/clickhouse-r$1-try$2.yaml
+  local cluster=bench-r$1-t$2-$((RANDOM * 32768 + RANDOM)) t0 t1 cpu0 cpu1 ch0 ch1 load rc=0
+  printf 'listen: 127.0.0.1:0\nclusterName: %s\nsinks:\n  clickhouse:\n    url: %s\n    database: bpfbench\n' "$cluster" "$CH_URL" >"$cfg"
+  rm -f "$err"
+  t0=$(now_ns)
+  node "$AGENT_DIR/bin/bpfagent.js" run --config "$cfg" >/dev/null 2>"$err" &
+  TRACER_PID=$!
+  wait_agent_ready "$TRACER_PID" "$err" "$t0"
+  t1=$(now_ns)
+  cpu0=$(cpu_ticks "$TRACER_PID")
+  ch0=$(cpu_ticks "$CH_PID")
+  run_load "$TRACER_PID"
+  load=$LOAD
+  snooze "$SETTLE"
+  cpu1=$(cpu_ticks "$TRACER_PID")
+  kill -INT "$TRACER_PID"
+  wait "$TRACER_PID" || rc=$?
+  TRACER_PID=
+  # the server's CPU until the agent's last batch is in (the sink flushes as it stops)
+  ch1=$(cpu_ticks "$CH_PID")
+  local summary ready sinks counts
+  summary=$(grep -m1 '"msg":"summary:' "$err" || echo null)
+  ready=$(grep -m1 '"msg":"ready' "$err")
+  sinks=$(grep -m1 '"msg":"sinks shut down"' "$err" || echo null)
+  # the rows of this run's connections (this namespace, the churn port), by side, as count-records.mjs counts a file
+  counts=$(curl -sS --fail "$CH_URL/" --data-binary "SELECT
+      count() AS lines, countIf(observed_by = 'client') AS outbound, countIf(observed_by = 'server') AS inbound,
+      countIf(outcome != 'closed') AS notClosed,
+      countIf(if(observed_by = 'client', (bytes_sent, bytes_received) != ($REQ_BYTES, $REP_BYTES), (bytes_sent, bytes_received) != ($REP_BYTES, $REQ_BYTES))) AS wrongBytes,
+      0 AS parseErrors
+    FROM bpfbench.flows WHERE cluster = '$cluster' AND proto = 'tcp' AND local_netns = $NETNS_INO AND server_port = $PORT
+    FORMAT JSONEachRow" | sed 's/"\([0-9][0-9]*\)"/\1/g')
+  RUN_JSON=$(printf '{"mode":"clickhouse","round":%d,"load":%s,"host":%s,"readyMs":%.1f,"ready":%s,"cpuTicksLoad":%d,"cpuTicksStartup":%d,"clickhouseCpuTicksRun":%d,"clkTck":%d,"exitCode":%d,"counts":%s,"summary":%s,"sinks":%s,"progs":%s}' \
+    "$r" "$load" "$HOST" "$(((t1 - t0) / 1000))e-3" "$ready" $((cpu1 - cpu0)) "$cpu0" $((ch1 - ch0)) "$TICK" "$rc" "$counts" "$summary" "$sinks" "${PROGS:-null}")
+  log "  clickhouse $load ready=$(((t1 - t0) / 1000000))ms cpu=$((cpu1 - cpu0))ticks clickhouse-server=$((ch1 - ch0))ticks rows=$counts exit=$rc other=${OTHER_MILLICORES}m"
+}
+
 run_tcplife() { # round attempt
   local r=$1 err=$RUNDIR/tcplife-r$1-try$2.stderr out=$SHM.tcplife.txt
   local t0 t1 deadline cpu0 cpu1 load rc=0
@@ -254,12 +313,13 @@ ip netns exec "$NS" "$CHURN" -d 1 -c "$CLIENTS" -s "$SERVERS" -p "$PORT" >/dev/n
 # connection rate drifts by 20-30% over minutes, far more than within the
 # ~10 s between a run and its neighbours. (run_kept: lib.sh)
 TRACERS=(bpfagent tcplife)
+((CLICKHOUSE)) && TRACERS+=(clickhouse)
 for ((r = 1; r <= ROUNDS; r++)); do
   log "bench: round $r/$ROUNDS"
-  # alternate which tracer goes first, so that neither always follows the other
-  for ((i = 0; i < 2; i++)); do
+  # rotate which tracer goes first, so that none always follows another
+  for ((i = 0; i < ${#TRACERS[@]}; i++)); do
     run_kept baseline "$r"
-    run_kept "${TRACERS[(i + r - 1) % 2]}" "$r"
+    run_kept "${TRACERS[(i + r - 1) % ${#TRACERS[@]}]}" "$r"
   done
 done
 run_kept baseline "$ROUNDS"
@@ -289,4 +349,4 @@ if ((KERNEL_PASS || !TO_FILE)); then
 fi
 
 node bench/report.mjs "$RUNS" "$RESULTS/churn-$STAMP.json" \
-  "{\"duration\":$DURATION,\"rounds\":$ROUNDS,\"clients\":$CLIENTS,\"servers\":$SERVERS,\"port\":$PORT,\"settle\":$SETTLE,\"retries\":$RETRIES,\"nproc\":$(nproc),\"kernel\":\"$(uname -r)\",\"stamp\":\"$STAMP\",\"agentDir\":\"$AGENT_DIR\",\"agentRev\":\"$AGENT_REV\",\"output\":\"$OUTPUT\"}" | tee "$RESULTS/churn-$STAMP.txt"
+  "{\"clickhouse\":$CLICKHOUSE,\"duration\":$DURATION,\"rounds\":$ROUNDS,\"clients\":$CLIENTS,\"servers\":$SERVERS,\"port\":$PORT,\"settle\":$SETTLE,\"retries\":$RETRIES,\"nproc\":$(nproc),\"kernel\":\"$(uname -r)\",\"stamp\":\"$STAMP\",\"agentDir\":\"$AGENT_DIR\",\"agentRev\":\"$AGENT_REV\",\"output\":\"$OUTPUT\"}" | tee "$RESULTS/churn-$STAMP.txt"
