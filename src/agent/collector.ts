@@ -194,6 +194,8 @@ export class Collector {
       nameRemote(r, endMs, this.names);
       records.push(r);
     });
+    // trace.cgroup: open connections of processes outside the subtree are left out like their closed records
+    this.scope?.keep(records);
     this.enricher?.enrichAll(records);
     for (const r of records) this.pending.push(r);
     this.openRecords += records.length;
