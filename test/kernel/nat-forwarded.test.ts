@@ -133,3 +133,64 @@ table ip6 bpfagent_test_fwd6 {
     });
   }
 });
+
+describe('forwarded SYNs map full', { skip: KERNEL_SKIP }, () => {
+  test('forwarded SYNs evicted from fwd_syns (--max-nat-entries 16, 40 in flight at once) are counted; the connections that kept theirs name the backend', async () => {
+    const net = new RoutedNetwork(2);
+    const clusterIp = '10.97.22.10';
+    const backendPort = 27600 + (process.pid % 100);
+    const n = 40;
+    let agent: TraceAgent | undefined;
+    let client: Peer | undefined;
+    try {
+      net.exec(net.n, ['nft', '-f', '-'], `table ip bpfagent_test_fwdfull {
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr ${clusterIp} tcp dport 80 dnat to ${net.b.ipv4}:${backendPort}
+  }
+}`);
+      // B drops the SYNs: no SYN-ACK, no reset, so every forwarded SYN waits in fwd_syns until its attempt is given up
+      net.exec(net.b, ['nft', '-f', '-'], `table ip bpfagent_test_fwdfull_drop {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport ${backendPort} drop
+  }
+}`);
+      agent = new TraceAgent(['--max-nat-entries', '16', '--interval', '600s']);
+      await agent.ready;
+      // n attempts at once, given up after 300 ms, before the first SYN is sent again (1 s)
+      const many = `
+import json, socket, sys, time
+socks = []
+for _ in range(${n}):
+    s = socket.socket()
+    s.setblocking(False)
+    s.connect_ex(("${clusterIp}", 80))
+    socks.append(s)
+time.sleep(0.3)
+ports = [s.getsockname()[1] for s in socks]
+for s in socks: s.close()
+print(json.dumps({"event": "done", "ports": ports}), flush=True)
+`;
+      client = new Peer('tcli-fwdfull', ['-c', many], { netns: net.a.ns, script: 'python3' });
+      const { ports } = (await client.waitFor('done')) as unknown as { ports: number[] };
+      const mine = new Set(ports);
+      const records = await agent.waitFor((r) => r.direction === 'outbound' && r.local.netns === net.a.netnsInode && mine.has(r.local.port), n);
+      const exit = await agent.stop();
+      agent = undefined;
+      assert.equal(exit.code, 0, exit.stderr);
+      assert.equal(records.length, n);
+      const kept = records.filter((r) => r.remote.reached !== undefined);
+      for (const r of kept) assert.deepEqual(r.remote, { addr: clusterIp, port: 80, reached: { addr: net.b.ipv4, port: backendPort } });
+      const missing = n - kept.length;
+      assert.ok(kept.length > 0 && missing >= n - 16, `at most 16 SYNs held at once: ${kept.length} of ${n} kept theirs`);
+      // every attempt without its backend is counted (other hosts' forwarded SYNs on this machine may add to the count)
+      assert.ok((exit.summary!['fwdSynsEvicted'] as number) >= missing, `fwdSynsEvicted ${exit.summary!['fwdSynsEvicted']} < ${missing}`);
+      assert.match(exit.stderr, /forwarded syn evicted [1-9]/);
+    } finally {
+      client?.kill();
+      await agent?.stop();
+      net.destroy();
+    }
+  });
+});
