@@ -60,9 +60,9 @@ export class TraceAgent extends AgentProcess {
   readonly arrivals: number[] = [];
   private waiters: Array<() => void> = [];
 
-  /** `command`: 'trace' (records) or 'flows' (edge lines, read them from `records` as EdgeLine) */
-  constructor(args: string[] = [], command: 'trace' | 'flows' = 'trace') {
-    super(spawn(process.execPath, [AGENT_JS, command, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }), 'agent');
+  /** `command`: 'trace' (records) or 'flows' (edge lines, read them from `records` as EdgeLine); `env`: the agent's environment */
+  constructor(args: string[] = [], command: 'trace' | 'flows' = 'trace', env: NodeJS.ProcessEnv = process.env) {
+    super(spawn(process.execPath, [AGENT_JS, command, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env }), 'agent');
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       this.records.push(JSON.parse(line) as AgentRecord);
       this.arrivals.push(Date.now());

@@ -1,14 +1,21 @@
 /**
  * Loss is counted, never silent: overflow the ring buffer (agent stopped
  * while connections close) and the connection map (more concurrent
- * connections than it holds), then check the summary accounts for them.
+ * connections than it holds), then check the summary accounts for them;
+ * the native reader failing to allocate for the records it reads (libc's
+ * realloc made to fail there by an LD_PRELOAD) counts each one dropped.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import dgram from 'node:dgram';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { TraceAgent } from '../helpers/agent.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+import { REPO_ROOT } from '../helpers/processes.js';
 
 /** A loopback server that holds connections until told, and opens `n` clients to it. */
 async function openConnections(n: number): Promise<{ port: number; closeAll: () => Promise<void> }> {
@@ -91,5 +98,37 @@ describe('loss accounting', { skip: KERNEL_SKIP }, () => {
     assert.ok(reported.size <= 16, `at most 16 flows fit, ${reported.size} reported`);
     assert.ok(evicted > 0, 'evictions counted');
     assert.ok(reported.size + evicted >= 40, `reported ${reported.size} + evicted ${evicted} must cover the 40 flows`);
+  });
+
+  test('records the native reader has no memory for are counted (reader_out_of_memory), and it reads on', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-conns-alloc-'));
+    try {
+      const shim = path.join(dir, 'fail-ring-alloc.so');
+      const failing = path.join(dir, 'failing');
+      execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', shim, path.join(REPO_ROOT, 'test/helpers/fail-ring-alloc.c'), '-ldl']);
+      const agent = new TraceAgent(['--interval', '600s'], 'trace', { ...process.env, LD_PRELOAD: shim, FAIL_RING_ALLOC_WHILE: failing });
+      await agent.ready;
+      writeFileSync(failing, '');
+      const lost = await openConnections(20);
+      await lost.closeAll(); // waits 300 ms: read (and dropped) by then
+      rmSync(failing);
+      const kept = await openConnections(20);
+      await kept.closeAll();
+      await agent.waitFor((r) => r.local.port === kept.port || r.remote.port === kept.port, 40);
+      const exit = await agent.stop();
+      assert.equal(exit.code, 0, exit.stderr);
+      const s = exit.summary!;
+      const of = (port: number) => agent.records.filter((r) => r.proto === 'tcp' && (r.local.port === port || r.remote.port === port));
+      assert.equal(of(lost.port).length, 0, 'no batch could be allocated: none of the first 40 records reached stdout');
+      assert.equal(of(kept.port).length, 40, 'the reader went on: all 40 records once memory was there');
+      assert.equal(s['tracingStopped'], 0, 'a failed allocation does not end the reader');
+      // the first 40, and whatever else closed meanwhile (DNS packets too), each counted
+      assert.ok((s['readerDropped'] as number) >= 40, JSON.stringify(s));
+      // every TCP record submitted was either printed or counted
+      assert.ok((s['records'] as number) + (s['readerDropped'] as number) >= (s['eventsSubmitted'] as number), JSON.stringify(s));
+      assert.match(exit.stderr, /summary: .*; lost [1-9]\d* \(.*reader out of memory [1-9]/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
