@@ -5,18 +5,45 @@
  * /dev/null), so the thread's next epoll_wait() fails (EINVAL, or EBADF if it
  * ran between the two), the thread ends and hands the errno over. The agent
  * must not stay ready reporting nothing: /readyz 503, /api/status and
- * /metrics say tracing stopped, and so does the exit summary.
+ * /metrics say tracing stopped, and so does the exit summary; the web UI (in
+ * Chromium) shows it, with the events lost as /api/status counts them (a
+ * connection map of 16 makes some: the one loss set, read by every view).
  * (test/unit/reader-failure.test.ts covers the same path over an injected
  * binding, and the records the reader drops for lack of memory.)
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { configSchema } from '../../src/config/schema.js';
 import { runAgent } from '../../src/cli/run.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+import { REPO_ROOT } from '../helpers/processes.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SKIP = KERNEL_SKIP || (!existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} missing (bash scripts/install.sh --test)` : false);
+const { fmtCount } = (await import(pathToFileURL(path.join(REPO_ROOT, 'src/ui/static/format.js')).href)) as { fmtCount: (n: number) => string };
+
+/** A loopback server and n clients connected to it, held open. */
+async function holdConnections(n: number): Promise<() => void> {
+  const accepted: net.Socket[] = [];
+  const server = net.createServer((c) => accepted.push(c));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  const clients = await Promise.all(Array.from({ length: n }, () => new Promise<net.Socket>((r) => {
+    const c = net.connect(port, '127.0.0.1', () => r(c));
+  })));
+  return () => {
+    for (const c of [...clients, ...accepted]) c.destroy();
+    server.close();
+  };
+}
 
 /** This process's epoll descriptors. */
 function epollFds(): Set<number> {
@@ -43,11 +70,11 @@ function replaceWithDevNull(fd: number): void {
   for (const e of extra) closeSync(e);
 }
 
-describe('bpfagent run whose ring buffer reader fails to poll', { skip: KERNEL_SKIP }, () => {
-  test('tracing stops and the agent says so: /readyz 503, /api/status tracing.ok false with the errno, bpfagent_tracing 0, the summary', async () => {
+describe('bpfagent run whose ring buffer reader fails to poll', { skip: SKIP }, () => {
+  test('tracing stops and the agent says so: /readyz 503, /api/status tracing.ok false with the errno, bpfagent_tracing 0, the web UI, the summary', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const log = pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), done()) }));
-    const cfg = configSchema().parse({ listen: '127.0.0.1:0', interval: '1h' });
+    const cfg = configSchema().parse({ listen: '127.0.0.1:0', interval: '1h', trace: { maxConnections: 16 } });
     const before = epollFds();
     const exited = runAgent(cfg, log);
     const until = async <T>(what: string, f: () => T | undefined | Promise<T | undefined>): Promise<T> => {
@@ -67,6 +94,9 @@ describe('bpfagent run whose ring buffer reader fails to poll', { skip: KERNEL_S
       };
       assert.equal((await get('/readyz')).status, 200);
       assert.match((await get('/metrics')).body, /^bpfagent_tracing 1$/m);
+      // 80 sockets, a connection map of 16: most are lost (connection_map_full)
+      const release = await holdConnections(40);
+      release();
 
       // the one epoll descriptor made since: the ring buffer's (node's own event loop made its own before)
       const made = [...epollFds()].filter((fd) => !before.has(fd));
@@ -85,6 +115,31 @@ describe('bpfagent run whose ring buffer reader fails to poll', { skip: KERNEL_S
       const logged = lines.find((l) => String(l['msg']).startsWith('tracing stopped:'));
       assert.equal(logged?.['level'], 50, 'logged as an error');
       assert.ok(logged?.['errno'] === 22 || logged?.['errno'] === 9, JSON.stringify(logged));
+
+      // the web UI's status line: what its own /api/status answer says, lost and tracing stopped
+      const profile = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-conns-chromium-'));
+      const context = await chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
+      });
+      try {
+        const page = context.pages()[0] ?? (await context.newPage());
+        const answer = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/status');
+        await page.goto(`http://${listen}/`);
+        const seen = (await (await answer).json()) as { lost: { total: number; reasons: Record<string, number> }; tracing: { ok: boolean; error: string } };
+        assert.ok(seen.lost.reasons['connection_map_full']! >= 64, JSON.stringify(seen.lost));
+        assert.equal(seen.tracing.ok, false);
+        const text = await until('the status line', async () => {
+          const t = (await page.textContent('#status')) ?? '';
+          return t.includes('tracing stopped') ? t : undefined;
+        });
+        assert.ok(text.includes(` · ${fmtCount(seen.lost.total)} events lost · tracing stopped: ${seen.tracing.error}`), text);
+        assert.ok(await page.locator('#status.stale').count(), 'shown as a problem');
+      } finally {
+        await context.close();
+        rmSync(profile, { recursive: true, force: true });
+      }
     } finally {
       process.emit('SIGTERM');
     }
