@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { EnvironmentError } from '../util/errors.js';
 
 export type ObjectHandle = { readonly __brand: 'bpf_object' };
 export type LinkHandle = { readonly __brand: 'bpf_link' };
@@ -96,6 +97,15 @@ export function isNativeError(e: unknown): e is NativeError {
 export function describeNativeError(e: unknown, capabilities: string): string {
   const hint = isNativeError(e) && (e.errno === 1 || e.errno === 13) ? `: run as root or grant ${capabilities}` : '';
   return `${(e as Error).message.split('\n')[0]}${hint}`;
+}
+
+/** Open a compiled object; one that cannot be opened (missing, stale) is an EnvironmentError saying how to rebuild it. */
+export function openObject(native: BpfNative, objectPath: string, btfPath: string | null): ObjectHandle {
+  try {
+    return native.open(objectPath, btfPath);
+  } catch (e) {
+    throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}; rebuild with 'npm install'`);
+  }
 }
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

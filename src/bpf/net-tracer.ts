@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { BpfNative, LinkHandle, ObjectHandle } from './native.js';
-import { describeNativeError } from './native.js';
+import { describeNativeError, openObject } from './native.js';
 import { NET_COUNTER_NAMES, type NetCounterName } from '../events/layout.js';
 import { readPerCpuCounters } from './percpu-counters.js';
 import { EnvironmentError } from '../util/errors.js';
@@ -122,12 +122,7 @@ export class NetTracer {
   private chained: { obj: ObjectHandle; map: string } | undefined;
 
   private static async loadInMode(native: BpfNative, opts: NetTracerOptions, mode: ReadMode): Promise<NetTracer> {
-    let obj: ObjectHandle;
-    try {
-      obj = native.open(opts.objectPath, opts.btfPath);
-    } catch (e) {
-      throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}; rebuild with 'npm install'`);
-    }
+    const obj = openObject(native, opts.objectPath, opts.btfPath);
     try {
       native.setMaxEntries(obj, 'udp_flows_0', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'udp_flows_1', opts.maxUdpFlows);
