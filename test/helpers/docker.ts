@@ -113,7 +113,7 @@ export class Docker {
   /** Run the docker client; throws with its stderr on failure; its stdout, trimmed. */
   async must(args: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
     const r = await this.cli(args, opts);
-    if (r.code !== 0) throw new Error(`docker ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
+    if (r.code !== 0) throw new Error(`docker ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}\n${r.stdout.slice(-3000)}`);
     return r.stdout.trim();
   }
 

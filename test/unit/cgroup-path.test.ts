@@ -196,3 +196,25 @@ describe('CgroupPaths never throws', () => {
     assert.equal(paths.stats.rescans, 1);
   });
 });
+
+describe('findCgroup2Root', () => {
+  const line = (id: number, root: string, point: string): string => `${id} 1 0:${id} ${root} ${point} ro,nosuid - cgroup2 cgroup2 rw`;
+
+  test('in a container with its own cgroup namespace: the host tree mounted elsewhere (inode 1) is taken, not the container\'s own', () => {
+    const mountinfo = [line(30, '/', '/sys/fs/cgroup'), `31 1 0:5 / /proc rw - proc proc rw`, line(32, '/../../..', '/host/sys/fs/cgroup')].join('\n');
+    const ino: Record<string, number> = { '/sys/fs/cgroup': 4711, '/host/sys/fs/cgroup': 1 };
+    assert.equal(findCgroup2Root(mountinfo, (p) => ino[p]), '/host/sys/fs/cgroup');
+  });
+
+  test('no mount of the hierarchy root: the first of root "/"; none at all: undefined', () => {
+    const mountinfo = [line(32, '/../x', '/a'), line(30, '/', '/sys/fs/cgroup/unified')].join('\n');
+    assert.equal(findCgroup2Root(mountinfo, () => 99), '/sys/fs/cgroup/unified');
+    assert.equal(findCgroup2Root('31 1 0:5 / /proc rw - proc proc rw', () => 1), undefined);
+  });
+
+  test('here: the mount found is the hierarchy root', { skip: KERNEL_SKIP }, () => {
+    const r = findCgroup2Root();
+    assert.ok(r);
+    assert.equal(statSync(r).ino, 1);
+  });
+});
