@@ -253,7 +253,12 @@ export class Collector {
 
   private async endInterval(): Promise<void> {
     await this.emitOpenTcp();
-    if (this.net) this.emitUdp([await this.net.collectUdp()]);
+    if (this.net) {
+      const flows = await this.net.collectUdp();
+      // the ring read up to the swap first: a cgroup the flows were made in is learned before they are enriched
+      await this.tcp.sync();
+      this.emitUdp([flows]);
+    }
     const now = Date.now();
     this.dns.sweep(now);
     this.names.sweep(now);

@@ -33,9 +33,10 @@ export interface MapDump {
 }
 
 /**
- * Called with a batch of `[u32 length][record]` frames; then, once the reader
- * has ended, (null, 0) when it was asked to stop, or (null, -errno) when
- * polling the ring failed and the reader thread ended on its own.
+ * Called with a batch of `[u32 length][record]` frames; (null, N) for the Nth
+ * ringSync() (N >= 1) after the records consumed since it; then, once the
+ * reader has ended, (null, 0) when it was asked to stop, or (null, -errno)
+ * when polling the ring failed and the reader thread ended on its own.
  */
 export type RingCallback = (batch: Buffer | null, count: number) => void;
 
@@ -73,6 +74,8 @@ export interface BpfNative {
   ringStop(ring: RingHandle): void;
   /** Records the reader took from the ring but dropped for lack of memory (while the ring's object is open). */
   ringDropped(ring: RingHandle): number;
+  /** Ask for a sync marker: the Nth request's callback(null, N) follows the records of a consume begun after it. */
+  ringSync(ring: RingHandle): void;
   /** Run a loaded iterator program (iter/tcp, iter/task_file) to its end on a worker thread: all it wrote. */
   iterReadAsync(obj: ObjectHandle, program: string): Promise<Buffer>;
   close(obj: ObjectHandle): void;
