@@ -16,7 +16,7 @@ import { describeNativeError, loadNative, PROJECT_ROOT, type BpfNative } from '.
 import { CgroupTracer } from './cgroup-tracer.js';
 import { chooseUdpHook, NetTracer, type UdpHook } from './net-tracer.js';
 import { TcpTracer, type AttachMode } from './tcp-tracer.js';
-import { effectiveCapabilities, missingTracingCapabilities } from '../util/capabilities.js';
+import { effectiveCapabilities, kubernetesCapability, missingNetCapabilities, missingTracingCapabilities } from '../util/capabilities.js';
 import { EnvironmentError } from '../util/errors.js';
 
 export const DEFAULT_BTF = '/sys/kernel/btf/vmlinux';
@@ -58,7 +58,7 @@ export function checkPrivileges(): void {
   const missing = missingTracingCapabilities(effectiveCapabilities());
   if (missing.length)
     throw new EnvironmentError(
-      `missing capabilities ${missing.join(', ')}: run as root, or grant them (setcap cap_bpf,cap_perfmon+ep on the node binary)`,
+      `missing capabilities ${missing.join(', ')}: run as root, or grant them (setcap cap_bpf,cap_perfmon+ep on the node binary; in a container, securityContext.capabilities.add: [${missing.map(kubernetesCapability).join(', ')}])`,
     );
 }
 
@@ -84,7 +84,7 @@ export async function loadProbes(opts: ProbeLoadOptions): Promise<LoadedProbes> 
     throw new EnvironmentError(describeNativeError(e, 'CAP_BPF'));
   }
   try {
-    const netLoad = loadNet(native, ringFd, opts, notes, chooseUdpHook(tracefs));
+    const netLoad = loadNet(native, ringFd, opts, notes, chooseUdpHook(tracefs, opts.btf ?? DEFAULT_BTF));
     const tcpLoad = TcpTracer.load(native, features, {
       objectPath: TCP_OBJECT,
       btfPath: opts.btf,
@@ -138,6 +138,14 @@ async function loadNet(
   notes: ProbeNote[],
   udpHook: UdpHook,
 ): Promise<NetTracer | undefined> {
+  const missingCaps = missingNetCapabilities(effectiveCapabilities());
+  if (missingCaps.length) {
+    notes.push({
+      level: 'warn',
+      msg: `missing capability ${missingCaps.join(', ')} (the cgroup socket programs that count UDP need it; in a container, securityContext.capabilities.add: [${missingCaps.map(kubernetesCapability).join(', ')}]): UDP flows and DNS are off`,
+    });
+    return undefined;
+  }
   const cgroupRoot = findCgroup2Root();
   if (!cgroupRoot) {
     notes.push({ level: 'warn', msg: 'cgroup v2 is not mounted (mount -t cgroup2 none /sys/fs/cgroup/unified): UDP flows and DNS are off' });
