@@ -39,6 +39,15 @@ function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/** The Debian package that installed `file`, or undefined. */
+function debianPackageOf(file: string): string | undefined {
+  try {
+    return sh('dpkg-query', ['--search', file]).split(':')[0];
+  } catch {
+    return undefined;
+  }
+}
+
 export interface DockerResult {
   code: number;
   stdout: string;
@@ -140,7 +149,8 @@ export class Docker {
     const ref = 'bpfagent-test/busybox:1';
     if (await this.hasImage(ref)) return ref;
     const busybox = '/bin/busybox';
-    if (!existsSync(busybox) || !sh('file', ['-b', busybox]).includes('statically linked'))
+    // busybox-static's own file (Debian's busybox package has a dynamically linked one there); dpkg is on every Debian
+    if (!existsSync(busybox) || debianPackageOf(busybox) !== 'busybox-static')
       throw new Error(`${busybox} is not Debian's static busybox: run 'bash scripts/install.sh --test' (busybox-static)`);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-test-busybox-'));
     try {
