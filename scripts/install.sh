@@ -16,10 +16,13 @@ if [ "${1:-}" = "--test" ]; then
   # qemu-system-x86, busybox-static, cpio, kmod (depmod), xz-utils, zstd: the
   # kernel matrix's VMs (scripts/vm/: Debian's kernels under qemu).
   # docker.io: the container runtime of the container tests (Docker 20.10, containerd, runc; started
-  # by the tests on a daemon of their own, never as a service); busybox-static: their image.
+  # by the tests on a daemon of their own, never as a service); busybox-static: their small image;
+  # debootstrap: the Debian root file system the agent's image is built on (test/helpers/images.ts);
+  # kubernetes-client: kubectl kustomize, to render deploy/kubernetes (unless a kubectl is there).
   pkgs+=(iproute2 util-linux libbpf-tools gcc nftables clickhouse-server clickhouse-client prometheus chromium)
   pkgs+=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
-  pkgs+=(docker.io)
+  pkgs+=(docker.io debootstrap)
+  command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
 fi
 
 missing=()

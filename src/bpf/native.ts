@@ -130,6 +130,7 @@ export function loadNative(): BpfNative {
 }
 
 /** BPF map and program type numbers from include/uapi/linux/bpf.h used by the probes. */
+export const BPF_MAP_TYPE_ARRAY = 2;
 export const BPF_MAP_TYPE_RINGBUF = 27;
 export const BPF_PROG_TYPE_TRACEPOINT = 5;
 export const BPF_PROG_TYPE_RAW_TRACEPOINT = 17;

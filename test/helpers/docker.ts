@@ -3,31 +3,95 @@
  * with its containerd and runc), cgroupfs driver, on a daemon of the tests'
  * own: its own data root, exec root, pid file, socket and bridge, no
  * iptables rules and no forwarding switched on, so that it shares nothing
- * with any other dockerd on the machine. A daemon already started by an
- * earlier test (the same socket answering) is used as it is and left
- * running; one started here is stopped by stop().
+ * with any other dockerd on the machine.
+ *
+ * One test process at a time uses it: start() waits for a machine-wide lock
+ * (flock(1) on LOCK_FILE, held by a child process that dies with the test
+ * process, so a crashed test never leaves it held), stop() lets it go. Test
+ * runs of several checkouts on one machine so never share a daemon, a
+ * bridge address or an image tag at the same moment. A daemon already
+ * running (the same socket answering: one a crashed test left) is used as
+ * it is and left running; one started here is stopped by stop().
+ *
+ * Its runtime `bpfagent-caps` (oci-caps-runtime.py, copied next to the
+ * socket) is runc adding capabilities that Docker 20.10 cannot name
+ * (CAP_BPF, CAP_PERFMON): see capabilityFlags.
  *
  * No image registry is reachable: images are made from local root file
  * systems with `docker import` (see images below), and kept in the data
  * root, outside the git tree, from one run to the next.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, copyFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, copyFileSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { REPO_ROOT } from './processes.js';
 
 /** Debian's docker.io, not any other client on PATH (its API version may not be the daemon's). */
 export const DOCKER_CLI = '/usr/bin/docker';
 const DOCKERD = '/usr/sbin/dockerd';
 /** Caches kept between runs: the daemon's images, root file systems. */
 export const TEST_CACHE = '/var/cache/bpfagent-test';
-const RUN_DIR = '/run/bpfagent-test-docker';
+/**
+ * Bumped when the daemon's options change, so that a daemon started by older
+ * test code (with other options) is never taken for this one: it names the
+ * run directory, the data root and the bridge.
+ */
+const DAEMON_GENERATION = 2;
+const RUN_DIR = `/run/bpfagent-test-docker.${DAEMON_GENERATION}`;
 const SOCKET = `${RUN_DIR}/docker.sock`;
-/** The daemon's bridge and its address; containers get 10.251.0.2 onwards. */
-export const BRIDGE = 'bpfagent-dk0';
-export const BRIDGE_ADDR = '10.251.0.1';
+const DATA_ROOT = `${TEST_CACHE}/docker.${DAEMON_GENERATION}`;
+/** Held by one test process at a time (see the top of this file). */
+const LOCK_FILE = `${TEST_CACHE}/docker.lock`;
+const LOCK_WAIT_S = 1200;
+/** The daemon's bridge and its address; containers get 10.252.0.2 onwards. */
+export const BRIDGE = `bpfagent-dk${DAEMON_GENERATION}`;
+export const BRIDGE_ADDR = '10.252.0.1';
 /** Every container a test makes carries this label, so that stop() can remove what a failed test left. */
 export const TEST_LABEL = 'bpfagent-test=1';
+/** The runtime that adds what Docker cannot name (oci-caps-runtime.py); its variable names the capabilities. */
+export const CAPS_RUNTIME = 'bpfagent-caps';
+const CAPS_RUNTIME_PATH = `${RUN_DIR}/oci-caps-runtime`;
+const CAPS_RUNTIME_VAR = 'BPFAGENT_TEST_OCI_CAP_ADD';
+/** Capabilities Docker 20.10's --cap-add refuses ("unknown capability"): newer than it. */
+const UNNAMED_BY_DOCKER = new Set(['CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE']);
+
+/**
+ * `docker run` flags for a container with exactly `add` (Kubernetes names:
+ * BPF, NET_ADMIN, ...) on top of nothing: --cap-drop ALL, --cap-add for what
+ * Docker 20.10 can name, and the bpfagent-caps runtime for the rest.
+ */
+export function capabilityFlags(add: readonly string[]): string[] {
+  const caps = add.map((c) => (c.startsWith('CAP_') ? c : `CAP_${c}`));
+  const named = caps.filter((c) => !UNNAMED_BY_DOCKER.has(c));
+  const unnamed = caps.filter((c) => UNNAMED_BY_DOCKER.has(c));
+  return [
+    '--cap-drop', 'ALL',
+    ...named.flatMap((c) => ['--cap-add', c]),
+    ...(unnamed.length ? ['--runtime', CAPS_RUNTIME, '--env', `${CAPS_RUNTIME_VAR}=${unnamed.join(',')}`] : []),
+  ];
+}
+
+/** The machine-wide lock, held by a child flock(1) until release() or this process's end. */
+async function takeLock(): Promise<() => void> {
+  mkdirSync(TEST_CACHE, { recursive: true });
+  const holder = spawn('flock', ['--exclusive', '--timeout', String(LOCK_WAIT_S), LOCK_FILE, 'sh', '-c', 'echo locked; exec cat'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: holder.stdout! });
+  const got = await new Promise<boolean>((resolve) => {
+    lines.once('line', () => resolve(true));
+    holder.once('exit', () => resolve(false));
+  });
+  lines.close();
+  if (!got) throw new Error(`the docker tests' lock ${LOCK_FILE} was not free within ${LOCK_WAIT_S} s (another test run holds it)`);
+  // held while this process lives, without keeping it alive
+  holder.unref();
+  (holder.stdin as unknown as { unref(): void }).unref();
+  (holder.stdout as unknown as { unref(): void }).unref();
+  return () => holder.stdin!.end();
+}
 
 /** Why docker tests cannot run here, or undefined when they can. */
 export function dockerMissing(): string | undefined {
@@ -58,14 +122,25 @@ export class Docker {
   private constructor(
     private readonly daemon: ChildProcess | undefined,
     private readonly madeBridge: boolean,
+    private readonly release: () => void = () => {},
   ) {}
 
   readonly env = { ...process.env, DOCKER_HOST: `unix://${SOCKET}` };
 
-  /** The tests' daemon: the running one, or one started now (ready within 60 s). */
+  /** The tests' daemon, once this process holds the lock: the running one, or one started now (ready within 60 s). */
   static async start(): Promise<Docker> {
     const missing = dockerMissing();
     if (missing) throw new Error(missing);
+    const release = await takeLock();
+    try {
+      return await Docker.startLocked(release);
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  private static async startLocked(release: () => void): Promise<Docker> {
     let madeBridge = false;
     if (!existsSync(`/sys/class/net/${BRIDGE}`)) {
       sh('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
@@ -73,15 +148,18 @@ export class Docker {
       sh('ip', ['link', 'set', BRIDGE, 'up']);
       madeBridge = true;
     }
-    const probe = new Docker(undefined, false);
-    if ((await probe.cli(['version', '--format', '{{.Server.Version}}'])).code === 0) return new Docker(undefined, madeBridge);
     mkdirSync(RUN_DIR, { recursive: true });
-    mkdirSync(`${TEST_CACHE}/docker`, { recursive: true });
+    copyFileSync(path.join(REPO_ROOT, 'test/helpers/oci-caps-runtime.py'), `${CAPS_RUNTIME_PATH}.tmp`);
+    chmodSync(`${CAPS_RUNTIME_PATH}.tmp`, 0o755);
+    renameSync(`${CAPS_RUNTIME_PATH}.tmp`, CAPS_RUNTIME_PATH);
+    const probe = new Docker(undefined, false);
+    if ((await probe.cli(['version', '--format', '{{.Server.Version}}'])).code === 0) return new Docker(undefined, madeBridge, release);
+    mkdirSync(DATA_ROOT, { recursive: true });
     const log = openSync(`${RUN_DIR}/dockerd.log`, 'a');
     const daemon = spawn(
       DOCKERD,
       [
-        `--data-root=${TEST_CACHE}/docker`,
+        `--data-root=${DATA_ROOT}`,
         `--exec-root=${RUN_DIR}/exec`,
         `--pidfile=${RUN_DIR}/dockerd.pid`,
         `--host=unix://${SOCKET}`,
@@ -92,10 +170,11 @@ export class Docker {
         '--ip-masq=false',
         '--userland-proxy=false',
         '--exec-opt=native.cgroupdriver=cgroupfs',
+        `--add-runtime=${CAPS_RUNTIME}=${CAPS_RUNTIME_PATH}`,
       ],
       { stdio: ['ignore', log, log] },
     );
-    const docker = new Docker(daemon, madeBridge);
+    const docker = new Docker(daemon, madeBridge, release);
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (daemon.exitCode !== null) throw new Error(`dockerd exited (${daemon.exitCode}): see ${RUN_DIR}/dockerd.log`);
@@ -169,21 +248,25 @@ export class Docker {
     return ref;
   }
 
-  /** Remove every test container left, then stop the daemon and remove the bridge if they were made here. */
+  /** Remove every test container left, stop the daemon and remove the bridge if they were made here, let the lock go. */
   async stop(): Promise<void> {
-    const left = (await this.cli(['ps', '-aq', '--filter', `label=${TEST_LABEL}`])).stdout.split('\n').filter(Boolean);
-    if (left.length) await this.cli(['rm', '-f', ...left]);
-    if (this.daemon && this.daemon.exitCode === null) {
-      const exited = new Promise((r) => this.daemon!.once('exit', r));
-      this.daemon.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
-    }
-    if (this.madeBridge && this.daemon) {
-      try {
-        sh('ip', ['link', 'del', BRIDGE]);
-      } catch {
-        // already gone
+    try {
+      const left = (await this.cli(['ps', '-aq', '--filter', `label=${TEST_LABEL}`])).stdout.split('\n').filter(Boolean);
+      if (left.length) await this.cli(['rm', '-f', ...left]);
+      if (this.daemon && this.daemon.exitCode === null) {
+        const exited = new Promise((r) => this.daemon!.once('exit', r));
+        this.daemon.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
       }
+      if (this.madeBridge && this.daemon) {
+        try {
+          sh('ip', ['link', 'del', BRIDGE]);
+        } catch {
+          // already gone
+        }
+      }
+    } finally {
+      this.release();
     }
   }
 }

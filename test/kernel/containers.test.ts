@@ -23,18 +23,11 @@ import { TraceAgent } from '../helpers/agent.js';
 import { BRIDGE_ADDR, Docker, dockerCgroupDir, dockerMissing, readCidFile, TEST_LABEL } from '../helpers/docker.js';
 import { CGROUP2_ROOT } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+import { until } from '../helpers/until.js';
 import type { DnsRecord, TcpRecord, UdpRecord } from '../../src/events/records.js';
 
 const IN_CI = process.env.CI === 'true';
 const SKIP = KERNEL_SKIP || (!IN_CI && dockerMissing()) || false;
-
-async function until(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('containers of a real runtime (docker.io)', { skip: SKIP }, () => {
   let docker: Docker;
@@ -110,13 +103,13 @@ describe('containers of a real runtime (docker.io)', { skip: SKIP }, () => {
       ]);
       cid = await readCidFile(cidfile);
       const dir = dockerCgroupDir(CGROUP2_ROOT, cid);
-      await until(() => existsSync(dir), `cgroup ${dir}`);
+      await until(() => existsSync(dir) || undefined, `cgroup ${dir}`, 20_000, 20);
       cgroupIno = statSync(dir).ino;
       ran = await running;
       assert.equal(ran.code, 0, ran.stderr);
       // the container's own view: the bytes it got back, and its cgroup
       assert.deepEqual(ran.stdout.trim().split(/\s+/), ['321', '1', `0::/docker/${cid}`]);
-      await until(() => !existsSync(dir), `removal of ${dir}`);
+      await until(() => !existsSync(dir) || undefined, `removal of ${dir}`, 20_000, 20);
     } finally {
       agent.child.kill('SIGCONT');
     }
