@@ -19,6 +19,7 @@ enum bpfagent_event_kind {
 	BPFAGENT_EVENT_TCP_CLOSE = 1,
 	BPFAGENT_EVENT_DNS = 2,
 	BPFAGENT_EVENT_TCP_OPEN = 3, /* struct tcp_close_event of a connection still open: one interval's deltas */
+	BPFAGENT_EVENT_CGROUP_MKDIR = 4,
 };
 
 enum bpfagent_direction {
@@ -208,6 +209,33 @@ struct dns_event {
 	__u8 pad[4];
 	char comm[BPFAGENT_COMM_LEN];
 	__u8 data[BPFAGENT_DNS_CAPTURE];
+};
+
+/* ---------- cgroup.bpf.c: cgroups as they are made ---------- */
+
+/* Longest cgroup path reported whole (nested kind/k3d pod paths are ~400 bytes). */
+#define BPFAGENT_CGROUP_PATH_LEN 512
+
+/* Slots of the per-CPU "cgroup_counters" array. */
+enum bpfagent_cgroup_counter {
+	BPFAGENT_CGROUP_LOSS_RINGBUF_FULL = 0, /* a new cgroup not reported: ring buffer full */
+	BPFAGENT_CGROUP_STAT_EVENTS = 1,       /* new cgroups reported */
+	BPFAGENT_CGROUP_STAT_TRUNCATED = 2,    /* reported with a path too long for `path` */
+	BPFAGENT_CGROUP_COUNTER_MAX = 4,
+};
+
+/*
+ * A cgroup v2 directory was made (cgroup:cgroup_mkdir in the default
+ * hierarchy): its id and path, so that records of processes in it are named
+ * after it even once it and they are gone.
+ */
+struct cgroup_mkdir_event {
+	__u8 kind;      /* BPFAGENT_EVENT_CGROUP_MKDIR */
+	__u8 truncated; /* 1: the path did not fit; `path` holds its first BPFAGENT_CGROUP_PATH_LEN - 1 bytes */
+	__u16 path_len; /* bytes in path, without the NUL */
+	__u32 level;    /* depth below the root (a child of the root is 1) */
+	__u64 cgroup_id; /* kernfs node id = its directory's inode = bpf_get_current_cgroup_id() of its tasks */
+	char path[BPFAGENT_CGROUP_PATH_LEN]; /* from the hierarchy's root, e.g. /docker/<id>; NUL-terminated */
 };
 
 #endif /* BPFAGENT_EVENTS_H */

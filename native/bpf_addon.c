@@ -1132,12 +1132,17 @@ static napi_value js_map_dump(napi_env env, napi_callback_info info)
  * what it has, then posts an end marker (callback(null, 0)). JavaScript waits
  * for that marker before close(), so nothing read is lost. close() without
  * it aborts the queue so that a blocked thread cannot deadlock the join.
+ *
+ * Syncing: ringSync() asks for a marker, callback(null, N) for the Nth
+ * request (N >= 1), posted after the records of a consume begun after the request:
+ * everything the kernel submitted before it has been delivered by then.
  */
 struct batch {
 	char *data;
 	size_t len, cap;
 	size_t count;
 	bool end; /* the thread has stopped: last batch */
+	unsigned synced; /* ringSync() requests up to this one answered after these records (0: none) */
 };
 
 struct ring {
@@ -1151,32 +1156,37 @@ struct ring {
 	atomic_bool stop;
 	atomic_ulong dropped; /* records read but not handed over: no memory for them */
 	int err;       /* why the thread ended on its own (poll error), 0 if asked to stop */
+	atomic_uint sync_req; /* ringSync() requests made */
+	unsigned sync_done;   /* answered (reader thread only) */
 	bool running;  /* thread started and not joined */
 	bool released; /* tsfn released (by the thread or by an abort) */
 	struct batch cur;
 };
 
-static void ring_post(struct ring *r, bool end)
+/* false when the batch could not be allocated (its records counted as dropped) */
+static bool ring_post(struct ring *r, bool end, unsigned synced)
 {
 	struct batch *b;
 
-	if (!r->cur.count && !end)
-		return;
+	if (!r->cur.count && !end && !synced)
+		return true;
 	b = malloc(sizeof(*b));
 	if (!b) {
 		atomic_fetch_add(&r->dropped, r->cur.count);
 		free(r->cur.data);
 		memset(&r->cur, 0, sizeof(r->cur));
-		return;
+		return false;
 	}
 	*b = r->cur;
 	b->end = end;
+	b->synced = synced;
 	memset(&r->cur, 0, sizeof(r->cur));
 	if (napi_call_threadsafe_function(r->tsfn, b, napi_tsfn_blocking) != napi_ok) {
 		atomic_fetch_add(&r->dropped, b->count);
 		free(b->data);
 		free(b);
 	}
+	return true;
 }
 
 static int ring_sample(void *ctx, void *data, size_t size)
@@ -1205,7 +1215,7 @@ static int ring_sample(void *ctx, void *data, size_t size)
 	b->len += 4 + size;
 	b->count++;
 	if (b->len >= r->max_batch_bytes)
-		ring_post(r, false);
+		ring_post(r, false, 0);
 	return 0;
 }
 
@@ -1215,6 +1225,8 @@ static void *ring_thread(void *arg)
 
 	while (!atomic_load(&r->stop)) {
 		int n = ring_buffer__poll(r->rb, r->poll_ms);
+		/* requests made before this consume are answered after it */
+		unsigned want = atomic_load(&r->sync_req);
 
 		if (n < 0 && n != -EINTR) {
 			r->err = -n; /* handed to JavaScript with the end marker */
@@ -1222,10 +1234,12 @@ static void *ring_thread(void *arg)
 		}
 		/* poll returns on timeout without reading; drain what is queued */
 		ring_buffer__consume(r->rb);
-		ring_post(r, false);
+		/* a marker that could not be posted is posted after the next consume */
+		if (ring_post(r, false, want != r->sync_done ? want : 0))
+			r->sync_done = want;
 	}
 	ring_buffer__consume(r->rb);
-	ring_post(r, true);
+	ring_post(r, true, 0);
 	pthread_mutex_lock(&r->lock);
 	if (!r->released) {
 		napi_release_threadsafe_function(r->tsfn, napi_tsfn_release);
@@ -1251,6 +1265,12 @@ static void ring_call_js(napi_env env, napi_value cb, void *context, void *data)
 			napi_create_double(env, (double)b->count, &count);
 			args[0] = buf;
 			args[1] = count;
+			napi_call_function(env, global, cb, 2, args, NULL);
+		}
+		if (b->synced) {
+			/* the sync marker follows the records consumed after its request: (null, N) */
+			napi_get_null(env, &args[0]);
+			napi_create_double(env, (double)b->synced, &args[1]);
 			napi_call_function(env, global, cb, 2, args, NULL);
 		}
 		if (b->end) {
@@ -1368,6 +1388,20 @@ static napi_value js_ring_stop(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	atomic_store(&r->stop, true);
+	return make_undefined(env);
+}
+
+/* ringSync(ring): ask for a sync marker; callback(null, N) follows for the Nth request */
+static napi_value js_ring_sync(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	struct ring *r = NULL;
+
+	if (napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || !r) {
+		throw_msg(env, "bpfagent native: expected a ring handle");
+		return NULL;
+	}
+	atomic_fetch_add(&r->sync_req, 1);
 	return make_undefined(env);
 }
 
@@ -1520,6 +1554,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "ringOpen", js_ring_open },
 		{ "ringStop", js_ring_stop },
 		{ "ringDropped", js_ring_dropped },
+		{ "ringSync", js_ring_sync },
 		{ "iterReadAsync", js_iter_read_async },
 		{ "close", js_close },
 		{ "probeMapType", js_probe_map_type },

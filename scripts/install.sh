@@ -15,8 +15,14 @@ if [ "${1:-}" = "--test" ]; then
   # chromium: the browser the web UI's test drives (through playwright-core);
   # qemu-system-x86, busybox-static, cpio, kmod (depmod), xz-utils, zstd: the
   # kernel matrix's VMs (scripts/vm/: Debian's kernels under qemu).
+  # docker.io: the container runtime of the container tests (Docker 20.10, containerd, runc; started
+  # by the tests on a daemon of their own, never as a service); busybox-static: their small image;
+  # debootstrap: the Debian root file system the agent's image is built on (test/helpers/images.ts);
+  # kubernetes-client: kubectl kustomize, to render deploy/kubernetes (unless a kubectl is there).
   pkgs+=(iproute2 util-linux libbpf-tools gcc nftables clickhouse-server clickhouse-client prometheus chromium)
   pkgs+=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
+  pkgs+=(docker.io debootstrap)
+  command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
 fi
 
 missing=()
@@ -26,7 +32,13 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install: apt-get install ${missing[*]}" >&2
   apt-get update -qq
+  # no package starts a service here (docker.io would start a dockerd that sets the host's firewall)
+  made_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 command -v node >/dev/null || { echo "install: Node.js 20 or newer is required (node not found)" >&2; exit 1; }

@@ -11,6 +11,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import type { CgroupTracer } from '../bpf/cgroup-tracer.js';
 import type { NetTracer, UdpDrain } from '../bpf/net-tracer.js';
 import { loadProbes, type LoadedProbes } from '../bpf/probe-load.js';
 import type { AttachMode, TcpTracer } from '../bpf/tcp-tracer.js';
@@ -56,6 +57,18 @@ function attachNetTracer(net: NetTracer, tcp: TcpTracer, log: Logger): NetTracer
   }
 }
 
+/** Attach the cgroup_mkdir probe; undefined, with a warning, where it cannot attach. */
+function attachCgroupTracer(cgroup: CgroupTracer, log: Logger): CgroupTracer | undefined {
+  try {
+    cgroup.attach();
+    return cgroup;
+  } catch (e) {
+    if (!(e instanceof EnvironmentError)) throw e;
+    log.warn(`${e.message}: cgroups are named from /proc and walks of the cgroup tree only`);
+    return undefined;
+  }
+}
+
 export class Collector {
   private readonly decoded: DecodeStats = { records: 0, dnsPackets: 0, decodeErrors: 0 };
   private readonly names = new DnsNameCache();
@@ -69,6 +82,7 @@ export class Collector {
   private tick: NodeJS.Timeout | undefined;
   private tcp!: TcpTracer;
   private net: NetTracer | undefined;
+  private cgroup: CgroupTracer | undefined;
   private closed = false;
   private clock = new MonotonicClock();
   /** open-connection records made (each interval's iterator read) */
@@ -115,9 +129,13 @@ export class Collector {
         batchTcp.push(r);
       },
       dns: (p) => this.dns.handle(p),
+      cgroup: (c) => this.enricher?.learnCgroup(c.id, c.path),
     };
     this.tcp = loaded.tcp;
     try {
+      // cgroups first: once it is attached, a walk of the tree misses none (each existed for it or is reported)
+      this.cgroup = loaded.cgroup && attachCgroupTracer(loaded.cgroup, this.log);
+      this.enricher?.seedCgroups();
       this.tcp.attach((batch) => {
         // enriched as a whole once decoded (see Enricher.enrichAll), within the batch's time
         const outer = beginBatchTime();
@@ -137,6 +155,7 @@ export class Collector {
     } catch (e) {
       loaded.net?.close();
       this.tcp.close();
+      this.cgroup?.close();
       throw e instanceof EnvironmentError ? e : new EnvironmentError(`find the TCP connections open at start: ${(e as Error).message.split('\n')[0]}`);
     }
     this.net = loaded.net && attachNetTracer(loaded.net, this.tcp, this.log);
@@ -151,6 +170,7 @@ export class Collector {
       dns: !!this.net,
       hooks: this.hooks,
       missing: loaded.notes.filter((n) => n.level === 'warn').map((n) => n.msg),
+      cgroupMkdir: this.cgroup?.program ?? false,
       startupMs: Math.round(performance.now()),
     });
   }
@@ -166,6 +186,7 @@ export class Collector {
       dnsQueries: net?.dnsQueries ?? null,
       dnsAnswers: net?.dnsAnswers ?? null,
       dnsOverTcp: net?.dnsOverTcp ?? null,
+      cgroups: this.cgroup?.hook ?? null,
     };
   }
 
@@ -232,7 +253,12 @@ export class Collector {
 
   private async endInterval(): Promise<void> {
     await this.emitOpenTcp();
-    if (this.net) this.emitUdp([await this.net.collectUdp()]);
+    if (this.net) {
+      const flows = await this.net.collectUdp();
+      // the ring read up to the swap first: a cgroup the flows were made in is learned before they are enriched
+      await this.tcp.sync();
+      this.emitUdp([flows]);
+    }
     const now = Date.now();
     this.dns.sweep(now);
     this.names.sweep(now);
@@ -248,6 +274,7 @@ export class Collector {
     // every producer off first, then drain: what follows is complete
     this.tcp.detach();
     this.net?.detach();
+    this.cgroup?.detach();
     await this.tcp.drain();
     if (this.net) this.emitUdp(this.net.drainAll());
     this.dns.flush(Date.now());
@@ -256,6 +283,7 @@ export class Collector {
     this.closed = true;
     this.tcp.close();
     this.net?.close();
+    this.cgroup?.close();
     return summary;
   }
 
@@ -291,6 +319,8 @@ export class Collector {
       nameCacheSize: this.names.size,
       nameCacheEvictions: this.names.evictions,
       ...(this.scope ? { outOfScope: this.scope.rejected } : {}),
+      cgroupsMade: this.decoded.cgroups ?? 0,
+      ...this.cgroup?.counters(),
     };
   }
 }

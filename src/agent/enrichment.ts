@@ -92,6 +92,8 @@ export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Pro
       ...enricher.stats,
       processCacheSize: processes.size,
       containerCacheSize: enricher.cachedCgroups,
+      cgroupPathCacheSize: cgroups?.size ?? 0,
+      cgroupPathsLearned: cgroups?.stats.learned ?? 0,
       hostAddresses: hosts.size,
     }),
     stop: async () => {

@@ -35,6 +35,8 @@ export const LOSS_COUNTERS: readonly LossCounter[] = [
   { key: 'lossDnsRingbufFull', reason: 'dns_ringbuf_full', side: 'kernel', help: 'DNS packets that did not fit in the ring buffer' },
   { key: 'dnsTruncated', reason: 'dns_truncated', side: 'kernel', help: 'DNS packets longer than the 1536 bytes captured' },
   { key: 'dnsMalformed', reason: 'dns_malformed', side: 'agent', help: 'DNS packets that could not be parsed' },
+  { key: 'lossCgroupRingbufFull', reason: 'cgroup_ringbuf_full', side: 'kernel', help: 'reports of cgroups made that did not fit in the ring buffer: a container gone before its records are read names no container' },
+  { key: 'cgroupPathsTruncated', reason: 'cgroup_path_truncated', side: 'kernel', help: 'reports of cgroups made whose path was longer than the 511 bytes captured: named from /proc or a walk of the tree instead, if still there' },
   { key: 'dnsPendingDropped', reason: 'dns_query_unanswered_dropped', side: 'agent', help: 'DNS queries dropped while awaiting their answer (too many pending)' },
 ];
 

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { EnvironmentError } from '../util/errors.js';
 
 export type ObjectHandle = { readonly __brand: 'bpf_object' };
 export type LinkHandle = { readonly __brand: 'bpf_link' };
@@ -32,9 +33,10 @@ export interface MapDump {
 }
 
 /**
- * Called with a batch of `[u32 length][record]` frames; then, once the reader
- * has ended, (null, 0) when it was asked to stop, or (null, -errno) when
- * polling the ring failed and the reader thread ended on its own.
+ * Called with a batch of `[u32 length][record]` frames; (null, N) for the Nth
+ * ringSync() (N >= 1) after the records consumed since it; then, once the
+ * reader has ended, (null, 0) when it was asked to stop, or (null, -errno)
+ * when polling the ring failed and the reader thread ended on its own.
  */
 export type RingCallback = (batch: Buffer | null, count: number) => void;
 
@@ -72,6 +74,8 @@ export interface BpfNative {
   ringStop(ring: RingHandle): void;
   /** Records the reader took from the ring but dropped for lack of memory (while the ring's object is open). */
   ringDropped(ring: RingHandle): number;
+  /** Ask for a sync marker: the Nth request's callback(null, N) follows the records of a consume begun after it. */
+  ringSync(ring: RingHandle): void;
   /** Run a loaded iterator program (iter/tcp, iter/task_file) to its end on a worker thread: all it wrote. */
   iterReadAsync(obj: ObjectHandle, program: string): Promise<Buffer>;
   close(obj: ObjectHandle): void;
@@ -98,6 +102,15 @@ export function describeNativeError(e: unknown, capabilities: string): string {
   return `${(e as Error).message.split('\n')[0]}${hint}`;
 }
 
+/** Open a compiled object; one that cannot be opened (missing, stale) is an EnvironmentError saying how to rebuild it. */
+export function openObject(native: BpfNative, objectPath: string, btfPath: string | null): ObjectHandle {
+  try {
+    return native.open(objectPath, btfPath);
+  } catch (e) {
+    throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}; rebuild with 'npm install'`);
+  }
+}
+
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 let cached: BpfNative | undefined;
@@ -117,6 +130,7 @@ export function loadNative(): BpfNative {
 }
 
 /** BPF map and program type numbers from include/uapi/linux/bpf.h used by the probes. */
+export const BPF_MAP_TYPE_ARRAY = 2;
 export const BPF_MAP_TYPE_RINGBUF = 27;
 export const BPF_PROG_TYPE_TRACEPOINT = 5;
 export const BPF_PROG_TYPE_RAW_TRACEPOINT = 17;

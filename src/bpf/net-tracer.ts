@@ -8,8 +8,9 @@
  * attaches once that one is loaded too (attach).
  */
 import { existsSync } from 'node:fs';
+import { btfFileHasNames } from './btf-names.js';
 import type { BpfNative, LinkHandle, ObjectHandle } from './native.js';
-import { describeNativeError } from './native.js';
+import { describeNativeError, openObject } from './native.js';
 import { NET_COUNTER_NAMES, type NetCounterName } from '../events/layout.js';
 import { readPerCpuCounters } from './percpu-counters.js';
 import { EnvironmentError } from '../util/errors.js';
@@ -38,11 +39,19 @@ export const UDP_HOOKS = {
 export type UdpHook = keyof typeof UDP_HOOKS;
 const ALL_UDP_PROGRAMS: readonly string[] = [...UDP_HOOKS.tp_btf.programs, ...UDP_HOOKS.fexit.programs];
 
-/** The UDP hook for a kernel: the tracepoints when tracefs shows them. */
-export function chooseUdpHook(tracefs: string | undefined): UdpHook {
-  return tracefs && existsSync(`${tracefs}/events/sock/sock_send_length`) && existsSync(`${tracefs}/events/sock/sock_recv_length`)
-    ? 'tp_btf'
-    : 'fexit';
+/** The UDP tracepoints as BTF names them (see btf-names.ts). */
+const UDP_TRACEPOINT_TYPES = ['btf_trace_sock_send_length', 'btf_trace_sock_recv_length'] as const;
+
+/**
+ * The UDP hook for a kernel: the tracepoints when tracefs shows them, or,
+ * where no tracefs is mounted (a container), when the kernel's BTF `btf`
+ * has them.
+ */
+export function chooseUdpHook(tracefs: string | undefined, btf?: string): UdpHook {
+  const tracepoints = tracefs
+    ? existsSync(`${tracefs}/events/sock/sock_send_length`) && existsSync(`${tracefs}/events/sock/sock_recv_length`)
+    : btf !== undefined && btfFileHasNames(btf, UDP_TRACEPOINT_TYPES)?.size === UDP_TRACEPOINT_TYPES.length;
+  return tracepoints ? 'tp_btf' : 'fexit';
 }
 /** on net:net_dev_start_xmit: tail-called by the TCP object's program there when it has one (see `xmitChain`) */
 const XMIT_PROGRAM = 'dns_xmit';
@@ -122,12 +131,7 @@ export class NetTracer {
   private chained: { obj: ObjectHandle; map: string } | undefined;
 
   private static async loadInMode(native: BpfNative, opts: NetTracerOptions, mode: ReadMode): Promise<NetTracer> {
-    let obj: ObjectHandle;
-    try {
-      obj = native.open(opts.objectPath, opts.btfPath);
-    } catch (e) {
-      throw new EnvironmentError(`${(e as Error).message.split('\n')[0]}; rebuild with 'npm install'`);
-    }
+    const obj = openObject(native, opts.objectPath, opts.btfPath);
     try {
       native.setMaxEntries(obj, 'udp_flows_0', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'udp_flows_1', opts.maxUdpFlows);

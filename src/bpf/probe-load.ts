@@ -13,14 +13,16 @@ import path from 'node:path';
 import { findCgroup2Root } from './cgroup-root.js';
 import { ensureTracefs, probeKernelFeatures, requireBaseFeatures, type KernelFeatures } from './features.js';
 import { describeNativeError, loadNative, PROJECT_ROOT, type BpfNative } from './native.js';
+import { CgroupTracer } from './cgroup-tracer.js';
 import { chooseUdpHook, NetTracer, type UdpHook } from './net-tracer.js';
 import { TcpTracer, type AttachMode } from './tcp-tracer.js';
-import { effectiveCapabilities, missingTracingCapabilities } from '../util/capabilities.js';
+import { effectiveCapabilities, kubernetesCapability, missingNetCapabilities, missingTracingCapabilities } from '../util/capabilities.js';
 import { EnvironmentError } from '../util/errors.js';
 
 export const DEFAULT_BTF = '/sys/kernel/btf/vmlinux';
 export const TCP_OBJECT = path.join(PROJECT_ROOT, 'build-bpf/tcp.bpf.o');
 export const NET_OBJECT = path.join(PROJECT_ROOT, 'build-bpf/net.bpf.o');
+export const CGROUP_OBJECT = path.join(PROJECT_ROOT, 'build-bpf/cgroup.bpf.o');
 
 export interface ProbeLoadOptions {
   attach: AttachMode | 'auto';
@@ -46,6 +48,8 @@ export interface LoadedProbes {
   tcp: TcpTracer;
   /** loaded, not attached; undefined where UDP and DNS cannot be traced (see notes) */
   net: NetTracer | undefined;
+  /** loaded, not attached; undefined where cgroup_mkdir cannot be traced (see notes) */
+  cgroup: CgroupTracer | undefined;
   notes: ProbeNote[];
 }
 
@@ -54,7 +58,7 @@ export function checkPrivileges(): void {
   const missing = missingTracingCapabilities(effectiveCapabilities());
   if (missing.length)
     throw new EnvironmentError(
-      `missing capabilities ${missing.join(', ')}: run as root, or grant them (setcap cap_bpf,cap_perfmon+ep on the node binary)`,
+      `missing capabilities ${missing.join(', ')}: run as root, or grant them (setcap cap_bpf,cap_perfmon+ep on the node binary; in a container, securityContext.capabilities.add: [${missing.map(kubernetesCapability).join(', ')}])`,
     );
 }
 
@@ -80,7 +84,7 @@ export async function loadProbes(opts: ProbeLoadOptions): Promise<LoadedProbes> 
     throw new EnvironmentError(describeNativeError(e, 'CAP_BPF'));
   }
   try {
-    const netLoad = loadNet(native, ringFd, opts, notes, chooseUdpHook(tracefs));
+    const netLoad = loadNet(native, ringFd, opts, notes, chooseUdpHook(tracefs, opts.btf ?? DEFAULT_BTF));
     const tcpLoad = TcpTracer.load(native, features, {
       objectPath: TCP_OBJECT,
       btfPath: opts.btf,
@@ -90,17 +94,15 @@ export async function loadProbes(opts: ProbeLoadOptions): Promise<LoadedProbes> 
       ring: { fd: ringFd, bytes: opts.ringbufBytes },
       onFallback: (mode, reason) => notes.push({ level: 'info', msg: `attach mode ${mode} passed over`, fields: { mode, reason } }),
     });
-    // both settle before anything is thrown: no object is left loading
-    const [tcp, net] = await Promise.allSettled([tcpLoad, netLoad]);
-    if (tcp.status === 'rejected') {
-      if (net.status === 'fulfilled') net.value?.close();
-      throw tcp.reason;
+    const cgroupLoad = loadCgroup(native, features, ringFd, opts, tracefs, notes);
+    // all settle before anything is thrown: no object is left loading
+    const [tcp, net, cgroup] = await Promise.allSettled([tcpLoad, netLoad, cgroupLoad]);
+    if (tcp.status === 'rejected' || net.status === 'rejected' || cgroup.status === 'rejected') {
+      for (const r of [tcp, net, cgroup]) if (r.status === 'fulfilled') r.value?.close();
+      // the TCP object's failure first: without it nothing runs
+      throw [tcp, net, cgroup].map((r) => (r.status === 'rejected' ? (r.reason as unknown) : undefined)).find((x) => x !== undefined);
     }
-    if (net.status === 'rejected') {
-      tcp.value.close();
-      throw net.reason;
-    }
-    return { native, features, tcp: tcp.value, net: net.value, notes };
+    return { native, features, tcp: tcp.value, net: net.value, cgroup: cgroup.value, notes };
   } finally {
     native.closeFd(ringFd); // each object holds its own copy
   }
@@ -123,6 +125,7 @@ export function discardProbes(probes: Promise<LoadedProbes>): void {
     (p) => {
       p.tcp.close();
       p.net?.close();
+      p.cgroup?.close();
     },
     () => undefined,
   );
@@ -135,6 +138,14 @@ async function loadNet(
   notes: ProbeNote[],
   udpHook: UdpHook,
 ): Promise<NetTracer | undefined> {
+  const missingCaps = missingNetCapabilities(effectiveCapabilities());
+  if (missingCaps.length) {
+    notes.push({
+      level: 'warn',
+      msg: `missing capability ${missingCaps.join(', ')} (the cgroup socket programs that count UDP need it; in a container, securityContext.capabilities.add: [${missingCaps.map(kubernetesCapability).join(', ')}]): UDP flows and DNS are off`,
+    });
+    return undefined;
+  }
   const cgroupRoot = findCgroup2Root();
   if (!cgroupRoot) {
     notes.push({ level: 'warn', msg: 'cgroup v2 is not mounted (mount -t cgroup2 none /sys/fs/cgroup/unified): UDP flows and DNS are off' });
@@ -151,6 +162,24 @@ async function loadNet(
   } catch (e) {
     if (!(e instanceof EnvironmentError)) throw e;
     notes.push({ level: 'warn', msg: `${e.message}: UDP flows and DNS are off` });
+    return undefined;
+  }
+}
+
+/** Without it, a container gone before its records are read may leave them without their container: a warning, not a failure. */
+async function loadCgroup(
+  native: BpfNative,
+  features: KernelFeatures,
+  ringFd: number,
+  opts: ProbeLoadOptions,
+  tracefs: string | undefined,
+  notes: ProbeNote[],
+): Promise<CgroupTracer | undefined> {
+  try {
+    return await CgroupTracer.load(native, features, { objectPath: CGROUP_OBJECT, btfPath: opts.btf, ring: { fd: ringFd }, tracefs, mode: opts.attach });
+  } catch (e) {
+    if (!(e instanceof EnvironmentError)) throw e;
+    notes.push({ level: 'warn', msg: `${e.message}: cgroups are named from /proc and walks of the cgroup tree only (a container gone before its records are read leaves them without it)` });
     return undefined;
   }
 }

@@ -62,6 +62,11 @@ export class TcpTracer {
   private links: LinkHandle[] = [];
   private ended: Promise<void>;
   private resolveEnded: () => void = () => {};
+  /** ring syncs asked for, and those not yet answered (see sync) */
+  private syncs = 0;
+  private syncWaiters: Array<{ n: number; resolve: () => void }> = [];
+  /** the reader's end marker came: no sync marker follows */
+  private readerEnded = false;
   private closed = false;
   /** drain() asked the reader to end: its end is not a failure */
   private stopping = false;
@@ -145,7 +150,10 @@ export class TcpTracer {
         'events',
         (batch, count) => {
           if (batch) return onBatch(batch, count);
+          if (count > 0) return this.synced(count);
           if (count < 0 && !this.stopping) onReaderFailed?.(-count);
+          this.readerEnded = true;
+          this.synced(Infinity);
           this.resolveEnded();
         },
         pollMs,
@@ -154,6 +162,26 @@ export class TcpTracer {
       this.close();
       throw new EnvironmentError(describeNativeError(e, CAPABILITIES));
     }
+  }
+
+  /**
+   * Settles once every record the kernel put into the ring buffer before
+   * this call has been handed to `onBatch` (within one poll interval): for
+   * what is read outside the ring (UDP flow tables), whose records must not
+   * overtake those of the ring (the cgroups they were made in). Settles at
+   * once when the reader has ended (stopped, failed) or was never started.
+   */
+  sync(): Promise<void> {
+    if (!this.ring || this.readerEnded || this.closed) return Promise.resolve();
+    const n = ++this.syncs;
+    this.native.ringSync(this.ring);
+    return new Promise((resolve) => this.syncWaiters.push({ n, resolve }));
+  }
+
+  private synced(upTo: number): void {
+    const done = this.syncWaiters.filter((w) => w.n <= upTo);
+    this.syncWaiters = this.syncWaiters.filter((w) => w.n > upTo);
+    for (const w of done) w.resolve();
   }
 
   /** Kernel-side counters summed over CPUs. */

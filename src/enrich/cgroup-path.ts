@@ -11,6 +11,12 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
  * inode confirms it (the process may have moved since the record). Otherwise
  * the cache; otherwise a walk of the whole tree, at most once per rescanMinMs,
  * so that ids of cgroups already removed cannot make it walk on every record.
+ *
+ * The cache is filled ahead of need: by a walk of the whole tree at start
+ * (seed) and by the kernel's report of every cgroup made since (learn, from
+ * bpf/cgroup.bpf.c), so that a cgroup removed before its processes' records
+ * are read (a short-lived container) is still known. Bounded: the least
+ * recently used paths go first.
  */
 
 export interface CgroupPathStats {
@@ -22,6 +28,8 @@ export interface CgroupPathStats {
   misses: number;
   rescans: number;
   evictions: number;
+  /** paths reported by the kernel as cgroups were made */
+  learned: number;
 }
 
 /** The cgroup v2 root's id (its kernfs node is always number 1). */
@@ -35,7 +43,7 @@ export class CgroupPaths {
   private readonly paths = new Map<number, string>();
   private lastScanMs = -Infinity;
   private readonly rootIno: number | undefined;
-  readonly stats: CgroupPathStats = { byPid: 0, hits: 0, misses: 0, rescans: 0, evictions: 0 };
+  readonly stats: CgroupPathStats = { byPid: 0, hits: 0, misses: 0, rescans: 0, evictions: 0, learned: 0 };
 
   constructor(
     readonly root: string,
@@ -78,6 +86,18 @@ export class CgroupPaths {
     }
     this.stats.misses++;
     return undefined;
+  }
+
+  /** A cgroup made: its id and path from the root (undefined: too long for the kernel's report; a walk finds it). */
+  learn(cgroupId: number, path: string | undefined): void {
+    if (path === undefined || !(cgroupId > 0)) return;
+    this.stats.learned++;
+    this.remember(cgroupId, path);
+  }
+
+  /** Walk the whole tree now (a later miss may still walk: this is not counted against rescanMinMs). */
+  seed(): void {
+    this.rescan(0);
   }
 
   /** The cgroup v2 path in /proc/PID/cgroup (its "0::" line; hybrid hosts list v1 hierarchies too). */

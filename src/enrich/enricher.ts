@@ -18,6 +18,10 @@ export interface ProcessSource {
 
 export interface CgroupSource {
   pathOf(cgroupId: number, pidHint?: number): string | undefined;
+  /** a cgroup made (cgroup_mkdir); `path` undefined when the kernel could not report it whole */
+  learn?(cgroupId: number, path: string | undefined): void;
+  /** walk the whole tree now */
+  seed?(): void;
 }
 
 /** Answers are shared and never changed once given: a change of the cluster gives new answer objects. */
@@ -172,6 +176,16 @@ export class Enricher {
     if (this.containers.size >= max) this.containers.delete(this.containers.keys().next().value!);
     this.containers.set(cgroupId, info);
     return info ?? undefined;
+  }
+
+  /** A cgroup just made: its path, before any record of its processes (see CgroupSource.learn). */
+  learnCgroup(cgroupId: number, path: string | undefined): void {
+    this.src.cgroups?.learn?.(cgroupId, path);
+  }
+
+  /** Learn every cgroup there is now. */
+  seedCgroups(): void {
+    this.src.cgroups?.seed?.();
   }
 
   get cachedCgroups(): number {

@@ -3,7 +3,8 @@
  * each record on its kind byte. Every record is length- and kind-checked;
  * whatever cannot be decoded is counted, never thrown.
  */
-import { DNS_EVENT, EVENT_KIND, TCP_CLOSE_EVENT } from './layout.js';
+import { CGROUP_MKDIR_EVENT, DNS_EVENT, EVENT_KIND, TCP_CLOSE_EVENT } from './layout.js';
+import { decodeCgroupMkdir, type CgroupMade } from './cgroup-event.js';
 import { decodeDnsEvent, type DnsPacket } from './dns-event.js';
 import { decodeTcpClose, tcpCloseEndMs } from './tcp-record.js';
 import type { TcpRecord } from './records.js';
@@ -16,6 +17,8 @@ export interface DecodeStats {
   records: number;
   /** DNS packets decoded */
   dnsPackets: number;
+  /** cgroup_mkdir events decoded */
+  cgroups?: number;
   /** frames shorter than their struct or of an unknown kind */
   decodeErrors: number;
 }
@@ -25,6 +28,8 @@ export interface RecordSink {
   /** `endMs`: the record's end time as epoch ms (its `ts`) */
   tcp(record: TcpRecord, endMs: number): void;
   dns?(packet: DnsPacket): void;
+  /** a cgroup made: handled before any record that follows it in the ring */
+  cgroup?(made: CgroupMade): void;
 }
 
 /**
@@ -70,6 +75,13 @@ function decodeFrames(batch: Buffer, clock: MonotonicClock, stats: DecodeStats, 
       if (pkt) {
         stats.dnsPackets++;
         sink.dns?.(pkt);
+        continue;
+      }
+    } else if (kind === EVENT_KIND.CGROUP_MKDIR && len >= CGROUP_MKDIR_EVENT.size) {
+      const made = decodeCgroupMkdir(batch, start);
+      if (made) {
+        stats.cgroups = (stats.cgroups ?? 0) + 1;
+        sink.cgroup?.(made);
         continue;
       }
     }

@@ -17,7 +17,7 @@ export interface StructLayout {
   fields: Readonly<Record<string, FieldLayout>>;
 }
 
-export const EVENT_KIND = { TCP_CLOSE: 1, DNS: 2, TCP_OPEN: 3 } as const;
+export const EVENT_KIND = { TCP_CLOSE: 1, DNS: 2, TCP_OPEN: 3, CGROUP_MKDIR: 4 } as const;
 
 export const TCP_CLOSE_EVENT = {
   name: 'tcp_close_event',
@@ -161,8 +161,22 @@ export const DNS_EVENT = {
   },
 } as const satisfies StructLayout;
 
+/** struct cgroup_mkdir_event: a cgroup v2 directory made, its id and path. */
+export const CGROUP_MKDIR_EVENT = {
+  name: 'cgroup_mkdir_event',
+  size: 528,
+  fields: {
+    kind: { offset: 0, size: 1 },
+    truncated: { offset: 1, size: 1 },
+    path_len: { offset: 2, size: 2 },
+    level: { offset: 4, size: 4 },
+    cgroup_id: { offset: 8, size: 8 },
+    path: { offset: 16, size: 512 },
+  },
+} as const satisfies StructLayout;
+
 /** Every struct the decoders read, for the BTF layout test. */
-export const STRUCT_LAYOUTS = [TCP_CLOSE_EVENT, UDP_FLOW_KEY, UDP_FLOW_VALUE, UDP_FLOW_CACHED, UDP_FLOW_CACHE, DNS_EVENT] as const;
+export const STRUCT_LAYOUTS = [TCP_CLOSE_EVENT, UDP_FLOW_KEY, UDP_FLOW_VALUE, UDP_FLOW_CACHED, UDP_FLOW_CACHE, DNS_EVENT, CGROUP_MKDIR_EVENT] as const;
 
 /** enum bpfagent_net_counter, by slot. */
 export const NET_COUNTER_NAMES = [
@@ -173,5 +187,9 @@ export const NET_COUNTER_NAMES = [
   'dnsTruncated',
 ] as const;
 export type NetCounterName = (typeof NET_COUNTER_NAMES)[number];
+
+/** enum bpfagent_cgroup_counter, by slot. */
+export const CGROUP_COUNTER_NAMES = ['lossCgroupRingbufFull', 'cgroupEventsSubmitted', 'cgroupPathsTruncated'] as const;
+export type CgroupCounterName = (typeof CGROUP_COUNTER_NAMES)[number];
 
 export const PACKET_DIRECTION = { EGRESS: 1, INGRESS: 2 } as const;

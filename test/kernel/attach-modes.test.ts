@@ -4,7 +4,8 @@
  */
 import { describe, test } from 'node:test';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { CGROUP2_ROOT } from '../helpers/hosts.js';
 import assert from 'node:assert/strict';
 import { TraceAgent } from '../helpers/agent.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
@@ -36,18 +37,36 @@ describe('attach modes', { skip: KERNEL_SKIP }, () => {
         const ready = await agent.ready;
         held = programsHeldBy(agent.child.pid!);
         assert.equal(ready['attach'], mode);
+        // cgroups made are reported in the flavour of the mode: classic tracepoint, else raw tracepoint
+        assert.equal(ready['cgroupMkdir'], mode === 'tracepoint' ? 'tp_cg_mkdir' : 'raw_cg_mkdir');
         const p = port++;
         const server = new Peer('tsrv-mode', ['server', '--host', '127.0.0.1', '--port', String(p), '--send', '1001']);
         await server.waitFor('listening');
-        const client = new Peer('tcli-mode', ['client', '--host', '127.0.0.1', '--port', String(p), '--send', '2002']);
-        const { localPort } = await client.waitFor('connected');
-        await client.waitFor('done');
+        // the client in a "container" made and removed while the agent is stopped: named only by the report of its making
+        const ctr = 'c0ffee'.repeat(10) + mode.length.toString(16).padStart(4, '0');
+        const top = `${CGROUP2_ROOT}/bpfagent-test-${process.pid}-${mode}`;
+        const cg = `${top}/docker/${ctr}`;
+        agent.child.kill('SIGSTOP');
+        let localPort = 0;
+        let clientPid = 0;
+        try {
+          mkdirSync(cg, { recursive: true });
+          const client = new Peer('tcli-mode', ['client', '--host', '127.0.0.1', '--port', String(p), '--send', '2002'], { cgroup: cg });
+          localPort = (await client.waitFor('connected')).localPort as number;
+          clientPid = client.pid;
+          await client.waitFor('done');
+          await client.exited;
+          for (const d of [cg, `${top}/docker`, top]) rmdirSync(d);
+        } finally {
+          agent.child.kill('SIGCONT');
+        }
         const [c] = await agent.waitFor((r) => r.direction === 'outbound' && r.local.port === localPort && r.remote.port === p);
         const [s] = await agent.waitFor((r) => r.direction === 'inbound' && r.local.port === p && r.remote.port === localPort);
         assert.deepEqual(
           [c!.local.pid, c!.local.comm, c!.bytesSent, c!.bytesReceived, c!.outcome],
-          [client.pid, 'tcli-mode', 2002, 1001, 'closed'],
+          [clientPid, 'tcli-mode', 2002, 1001, 'closed'],
         );
+        assert.deepEqual([c!.local.containerId, c!.local.containerRuntime], [ctr, 'docker']);
         assert.deepEqual(
           [s!.local.pid, s!.local.comm, s!.bytesSent, s!.bytesReceived, s!.outcome],
           [server.pid, 'tsrv-mode', 1001, 2002, 'closed'],

@@ -44,6 +44,12 @@ class PodCgroups {
     return p;
   }
 
+  /** Remove one made directory (and forget it); its processes must be gone. */
+  remove(p: string): void {
+    rmdirSync(p);
+    this.made.splice(this.made.indexOf(p), 1);
+  }
+
   destroy(): void {
     for (const p of [...this.made].reverse()) {
       for (const pid of readFileSync(`${p}/cgroup.procs`, 'utf8').split('\n').filter(Boolean)) {
@@ -107,6 +113,7 @@ describe('Kubernetes pods, workloads, services, zones', { skip: KERNEL_SKIP }, (
   const checkoutCtr = hex64();
   const ledgerCtr = hex64();
   const agentCtr = hex64();
+  const jobUid = randomUUID();
   let checkoutCg = '';
   let ledgerCg = '';
   let agentCg = '';
@@ -140,6 +147,9 @@ describe('Kubernetes pods, workloads, services, zones', { skip: KERNEL_SKIP }, (
     api.add('Pod', pod({ name: 'audit-7f8c-p9z2m', uid: randomUUID(), ip: ip(3), node: 'node-2', owner: { kind: 'ReplicaSet', name: 'audit-7f8c' } }));
     api.add('Pod', pod({ name: 'cache-0', uid: randomUUID(), ip: ip(4), node: 'node-3', owner: { kind: 'StatefulSet', name: 'cache' } }));
     api.add('Pod', pod({ name: 'node-agent-q7x5r', uid: agentUid, ip: nodeIp, node: 'node-1', namespace: 'kube-system', hostNetwork: true, owner: { kind: 'DaemonSet', name: 'node-agent' } }));
+    // a Job's pod, whose cgroups are made only by its test (after the agent started)
+    api.add('Job', { metadata: { name: 'db-migrate-29301', namespace: NS }, spec: {} });
+    api.add('Pod', pod({ name: 'db-migrate-29301-k7q2x', uid: jobUid, ip: ip(11), node: 'node-1', owner: { kind: 'Job', name: 'db-migrate-29301' } }));
     api.add('Service', { metadata: { name: 'ledger', namespace: NS }, spec: { type: 'ClusterIP', clusterIP: clusterIp, clusterIPs: [clusterIp], ports: [{ port: 80, targetPort: port, protocol: 'TCP' }] } });
     api.add('EndpointSlice', {
       metadata: { name: 'ledger-abcde', namespace: NS, labels: { 'kubernetes.io/service-name': 'ledger' } },
@@ -244,6 +254,39 @@ describe('Kubernetes pods, workloads, services, zones', { skip: KERNEL_SKIP }, (
     }
     assert.deepEqual(last!.remote.k8s, { namespace: NS, pod: 'audit-7f8c-w4n8t', workload: 'audit', workloadKind: 'Deployment', node: 'node-3', zone: 'zone-a' });
     assert.equal(last!.locality, 'same-zone');
+  });
+
+  test('a Job pod gone before its record is read: its container and pod from the cgroup made for it', async () => {
+    const jobCtr = hex64();
+    const p = port + 9;
+    const server = new Peer('ledger', ['server', '--host', ip(2), '--port', String(p), '--send', '77'], { netns: net.b.ns });
+    await server.waitFor('listening');
+    // nothing of the agent runs from before the pod's cgroups are made until after they are removed
+    agent.child.kill('SIGSTOP');
+    let jobCg = '';
+    let cgroupId = 0;
+    try {
+      const podCg = cgroups.make(`kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${jobUid.replace(/-/g, '_')}.slice`);
+      jobCg = cgroups.make(`kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${jobUid.replace(/-/g, '_')}.slice/cri-containerd-${jobCtr}.scope`);
+      cgroupId = statSync(jobCg).ino;
+      const client = new Peer('migrate', ['client', '--host', ip(2), '--port', String(p), '--send', '4321'], { netns: net.a.ns, cgroup: jobCg });
+      await client.waitFor('done');
+      await client.exited;
+      cgroups.remove(jobCg);
+      cgroups.remove(podCg);
+    } finally {
+      agent.child.kill('SIGCONT');
+    }
+    const [c] = await agent.waitFor((r) => r.direction === 'outbound' && r.local.cgroupId === cgroupId);
+    assert.deepEqual(
+      { containerId: c!.local.containerId, containerRuntime: c!.local.containerRuntime, k8s: c!.local.k8s, bytes: [c!.bytesSent, c!.bytesReceived] },
+      {
+        containerId: jobCtr,
+        containerRuntime: 'containerd',
+        k8s: { namespace: NS, pod: 'db-migrate-29301-k7q2x', workload: 'db-migrate-29301', workloadKind: 'Job', node: 'node-1', zone: 'zone-a' },
+        bytes: [4321, 77],
+      },
+    );
   });
 
   test('bpfagent flows: edges keyed by workload, not pod or port; the Service, the locality, exact totals', async () => {

@@ -6,6 +6,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { loadNative } from '../../src/bpf/native.js';
 import { chooseUdpHook, READ_MODES, UDP_HOOKS } from '../../src/bpf/net-tracer.js';
@@ -32,6 +33,18 @@ describe('UDP/DNS object read modes', { skip: KERNEL_SKIP }, () => {
       }
     });
   }
+
+  test('where no tracefs is mounted (a container), the kernel\'s BTF picks the UDP hook tracefs would', () => {
+    const tracefs = ensureTracefs(loadNative());
+    assert.ok(tracefs, 'tracefs is mounted here');
+    const byTracefs = chooseUdpHook(tracefs);
+    assert.equal(chooseUdpHook(undefined, '/sys/kernel/btf/vmlinux'), byTracefs);
+    // the tracepoints came with Linux 6.3
+    const [major, minor] = os.release().split('.').map(Number) as [number, number];
+    assert.equal(byTracefs, major > 6 || (major === 6 && minor >= 3) ? 'tp_btf' : 'fexit');
+    // no BTF to read: the variant every kernel of the matrix has
+    assert.equal(chooseUdpHook(undefined, '/nonexistent/vmlinux'), 'fexit');
+  });
 
   test('an object is off-limits while it loads on its worker thread; a failed load rejects with errno and libbpf\'s words', async () => {
     const native = loadNative();

@@ -1,10 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { effectiveCapabilities, missingTracingCapabilities } from '../../src/util/capabilities.js';
+import { effectiveCapabilities, missingNetCapabilities, missingTracingCapabilities, seccompFiltered } from '../../src/util/capabilities.js';
 
 const CAP_SYS_ADMIN = 1n << 21n;
 const CAP_PERFMON = 1n << 38n;
 const CAP_BPF = 1n << 39n;
+const CAP_NET_ADMIN = 1n << 12n;
 
 /** The shape of /proc/self/status around the capability lines. */
 function status(capEff: string): string {
@@ -59,5 +60,25 @@ describe('missingTracingCapabilities', () => {
       'CAP_PERFMON',
     ]);
     assert.deepEqual(missingTracingCapabilities((1n << 37n) | CAP_BPF), ['CAP_PERFMON']);
+  });
+});
+
+describe('missingNetCapabilities (the UDP object\'s cgroup socket programs)', () => {
+  test('CAP_NET_ADMIN, or CAP_SYS_ADMIN standing in for it -> none missing', () => {
+    assert.deepEqual(missingNetCapabilities(CAP_BPF | CAP_PERFMON | CAP_NET_ADMIN), []);
+    assert.deepEqual(missingNetCapabilities(CAP_SYS_ADMIN), []);
+  });
+  test('CAP_BPF + CAP_PERFMON alone -> CAP_NET_ADMIN', () => {
+    assert.deepEqual(missingNetCapabilities(CAP_BPF | CAP_PERFMON), ['CAP_NET_ADMIN']);
+    assert.deepEqual(missingNetCapabilities((1n << 11n) | (1n << 13n)), ['CAP_NET_ADMIN']);
+  });
+});
+
+describe('seccompFiltered', () => {
+  test('the Seccomp line: 2 is a filter, 0 none, 1 strict; absent (old kernels) none', () => {
+    assert.equal(seccompFiltered(status('0').replace('NoNewPrivs:\t0', 'NoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t1')), true);
+    assert.equal(seccompFiltered(status('0').replace('NoNewPrivs:\t0', 'NoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0')), false);
+    assert.equal(seccompFiltered(status('0').replace('NoNewPrivs:\t0', 'NoNewPrivs:\t0\nSeccomp:\t1')), false);
+    assert.equal(seccompFiltered(status('0')), false);
   });
 });

@@ -147,11 +147,74 @@ describe('CgroupPaths on real cgroup v2 directories', { skip: KERNEL_SKIP }, () 
   });
 });
 
+describe('CgroupPaths learned ahead of need', () => {
+  test('a cgroup reported as made is known without /proc or a walk, after it is gone, and bounded', () => {
+    const paths = new CgroupPaths('/nonexistent/cgroup', { procRoot: '/nonexistent/proc', maxEntries: 2 });
+    paths.learn(4242, `/docker/${hex(6)}`);
+    assert.equal(paths.pathOf(4242, 0x3fffffff), `/docker/${hex(6)}`);
+    assert.deepEqual([paths.stats.learned, paths.stats.hits, paths.stats.rescans], [1, 1, 0]);
+    // a path the kernel had to cut is not believed; invalid ids are ignored
+    paths.learn(4243, undefined);
+    paths.learn(0, '/x');
+    assert.deepEqual([paths.stats.learned, paths.size], [1, 1]);
+    // the least recently used goes first
+    paths.learn(4244, '/a');
+    paths.pathOf(4242);
+    paths.learn(4245, '/b');
+    assert.deepEqual([paths.size, paths.stats.evictions, paths.pathOf(4244)], [2, 1, undefined]);
+    assert.equal(paths.pathOf(4242), `/docker/${hex(6)}`);
+  });
+});
+
+describe('CgroupPaths seeded at start', { skip: KERNEL_SKIP }, () => {
+  test('seed() walks the whole tree once, and a later miss may still walk', () => {
+    const r = findCgroup2Root();
+    assert.ok(r, 'cgroup2 is mounted');
+    const dir = `${r}${base}-seed/docker/${hex(7)}`;
+    mkdirSync(dir, { recursive: true });
+    try {
+      let t = 0;
+      const paths = new CgroupPaths(r, { now: () => t, procRoot: '/nonexistent/proc' });
+      paths.seed();
+      assert.equal(paths.stats.rescans, 1);
+      assert.equal(paths.pathOf(statSync(dir).ino), `${base}-seed/docker/${hex(7)}`);
+      assert.deepEqual([paths.stats.hits, paths.stats.rescans], [1, 1]);
+      t += 1;
+      assert.equal(paths.pathOf(0x7fff_ffff_fff1), undefined);
+      assert.equal(paths.stats.rescans, 2, 'seeding does not hold back the next walk');
+    } finally {
+      rmTree(`${r}${base}-seed`);
+    }
+  });
+});
+
 describe('CgroupPaths never throws', () => {
   test('a root that does not exist: nothing found, no throw', () => {
     const paths = new CgroupPaths('/nonexistent/cgroup', { procRoot: '/nonexistent/proc' });
     assert.equal(paths.pathOf(12345, process.pid), undefined);
     assert.equal(paths.pathOf(1), '/');
     assert.equal(paths.stats.rescans, 1);
+  });
+});
+
+describe('findCgroup2Root', () => {
+  const line = (id: number, root: string, point: string): string => `${id} 1 0:${id} ${root} ${point} ro,nosuid - cgroup2 cgroup2 rw`;
+
+  test('in a container with its own cgroup namespace: the host tree mounted elsewhere (inode 1) is taken, not the container\'s own', () => {
+    const mountinfo = [line(30, '/', '/sys/fs/cgroup'), `31 1 0:5 / /proc rw - proc proc rw`, line(32, '/../../..', '/host/sys/fs/cgroup')].join('\n');
+    const ino: Record<string, number> = { '/sys/fs/cgroup': 4711, '/host/sys/fs/cgroup': 1 };
+    assert.equal(findCgroup2Root(mountinfo, (p) => ino[p]), '/host/sys/fs/cgroup');
+  });
+
+  test('no mount of the hierarchy root: the first of root "/"; none at all: undefined', () => {
+    const mountinfo = [line(32, '/../x', '/a'), line(30, '/', '/sys/fs/cgroup/unified')].join('\n');
+    assert.equal(findCgroup2Root(mountinfo, () => 99), '/sys/fs/cgroup/unified');
+    assert.equal(findCgroup2Root('31 1 0:5 / /proc rw - proc proc rw', () => 1), undefined);
+  });
+
+  test('here: the mount found is the hierarchy root', { skip: KERNEL_SKIP }, () => {
+    const r = findCgroup2Root();
+    assert.ok(r);
+    assert.equal(statSync(r).ino, 1);
   });
 });

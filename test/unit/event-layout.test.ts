@@ -28,6 +28,7 @@ import {
   TCP_CLOSE_EVENT,
   STRUCT_LAYOUTS,
   NET_COUNTER_NAMES,
+  CGROUP_COUNTER_NAMES,
   PACKET_DIRECTION,
   type FieldLayout,
   type StructLayout,
@@ -471,6 +472,7 @@ const OBJECT_OF: Record<string, string> = {
   udp_flow_cached: NET_OBJECT,
   udp_flow_cache: NET_OBJECT,
   dns_event: NET_OBJECT,
+  cgroup_mkdir_event: path.join(ROOT, 'build-bpf/cgroup.bpf.o'),
 };
 
 describe('every layout in STRUCT_LAYOUTS against its object\'s BTF', () => {
@@ -505,6 +507,16 @@ describe('every layout in STRUCT_LAYOUTS against its object\'s BTF', () => {
       bySlot[slot] = js;
     }
     assert.deepEqual(bySlot, [...NET_COUNTER_NAMES]);
+  });
+
+  test('bpfagent_cgroup_counter slots = CGROUP_COUNTER_NAMES', (t) => {
+    const values = new Map(cEnum(t, 'bpfagent_cgroup_counter'));
+    values.delete('BPFAGENT_CGROUP_COUNTER_MAX');
+    // BPFAGENT_CGROUP_LOSS_RINGBUF_FULL -> lossCgroupRingbufFull, STAT_EVENTS -> cgroupEventsSubmitted, STAT_TRUNCATED -> cgroupPathsTruncated
+    const js: Record<string, string> = { LOSS_RINGBUF_FULL: 'lossCgroupRingbufFull', STAT_EVENTS: 'cgroupEventsSubmitted', STAT_TRUNCATED: 'cgroupPathsTruncated' };
+    const bySlot: string[] = [];
+    for (const [name, slot] of values) bySlot[slot] = js[name.replace(/^BPFAGENT_CGROUP_/, '')] ?? name;
+    assert.deepEqual(bySlot, [...CGROUP_COUNTER_NAMES]);
   });
 
   test('bpfagent_packet_direction = PACKET_DIRECTION', (t) => {

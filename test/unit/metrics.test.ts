@@ -6,7 +6,7 @@ import { EdgeTable } from '../../src/flows/edge-table.js';
 import { LOSS_COUNTERS, lossStatus } from '../../src/agent/loss-counters.js';
 import { describeSummary } from '../../src/agent/collector.js';
 import { AgentMetrics } from '../../src/metrics/metrics.js';
-import { COUNTER_NAMES, NET_COUNTER_NAMES } from '../../src/events/layout.js';
+import { CGROUP_COUNTER_NAMES, COUNTER_NAMES, NET_COUNTER_NAMES } from '../../src/events/layout.js';
 
 function tcp(over: { comm?: string; remote?: string; port?: number; sent?: number; received?: number; outcome?: TcpRecord['outcome']; srttUs?: number; retransmits?: number }): TcpRecord {
   return {
@@ -198,9 +198,9 @@ describe('metrics: health read at scrape time', () => {
     // difference less what is held is forwarded_syn_evicted), UDP table inserts (udp_flow_evicted likewise), and
     // closes of connections the agent never tracked (open at start, no process holding them; a connection the map
     // could not take is counted by connection_map_full when it opens, then here when it closes)
-    const activity = ['untrackedClose', 'eventsSubmitted', 'fwdSynInserts', 'fwdSynRemoved', 'seededConnections', 'openReports', 'udpInserts0', 'udpInserts1', 'dnsEventsSubmitted'];
+    const activity = ['untrackedClose', 'eventsSubmitted', 'fwdSynInserts', 'fwdSynRemoved', 'seededConnections', 'openReports', 'udpInserts0', 'udpInserts1', 'dnsEventsSubmitted', 'cgroupEventsSubmitted'];
     const losses = new Set(LOSS_COUNTERS.map((c) => c.key));
-    for (const name of [...COUNTER_NAMES, ...NET_COUNTER_NAMES]) assert.ok(losses.has(name) !== activity.includes(name), `${name}: in the loss set or named as activity, not both`);
+    for (const name of [...COUNTER_NAMES, ...NET_COUNTER_NAMES, ...CGROUP_COUNTER_NAMES]) assert.ok(losses.has(name) !== activity.includes(name), `${name}: in the loss set or named as activity, not both`);
   });
 
   test('a source that throws (stopping) leaves its metrics out, not the scrape', async () => {

@@ -48,7 +48,7 @@ const OPTS = { attach: 'tp_btf' as const, btf: null, maxConnections: 16, ringbuf
 
 async function loaded(native: BpfNative): Promise<LoadedProbes> {
   const tcp = await TcpTracer.load(native, FEATURES, { objectPath: 'x', btfPath: null, mode: 'tp_btf', maxConnections: 16, maxNatEntries: 16, ring: { fd: 3, bytes: 4096 } });
-  return { native, features: FEATURES, tcp, net: undefined, notes: [] };
+  return { native, features: FEATURES, tcp, net: undefined, cgroup: undefined, notes: [] };
 }
 
 async function started(): Promise<{ collector: Collector; ring: () => RingCallback; logged: string[] }> {
