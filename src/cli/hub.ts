@@ -13,6 +13,7 @@ import type { AgentConfig } from '../config/schema.js';
 import { HubMetrics } from '../hub/hub-metrics.js';
 import { openHubStore, pricesOf } from '../hub/open.js';
 import { registerApi } from '../server/api.js';
+import { registerDiffApi } from '../server/diff.js';
 import { startHttpServer } from '../server/http.js';
 
 const CHECK_EVERY_MS = 5_000;
@@ -39,13 +40,16 @@ export async function runHub(cfg: AgentConfig, log: Logger, opts: { stopOn?: Pro
       log,
       metrics: () => metrics.text(),
       readiness: () => ({ ready: up, checks: { clickhouse: up } }),
-      routes: (app) =>
+      routes: (app) => {
         registerApi(app, {
           store,
           clusters: true,
           pricePerGB: prices,
           status: () => ({ node: 'hub', hub: true, startedAt, clickhouseUp: up, ...(lastError ? { lastError } : {}), pricePerGB: prices }),
-        }),
+        });
+        // the UI's Changes view, over the fleet's edges as /api/graph reads them
+        registerDiffApi(app, { store, clusters: true });
+      },
     });
   } catch (e) {
     await store.close();

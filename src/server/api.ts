@@ -480,6 +480,13 @@ export interface ApiOptions {
 export const DEFAULT_WINDOWS = { graph: '15m', connections: '15m', external: '1h', localities: '1h', usage: '1h' };
 
 const CLUSTER_FORM = 'a cluster name (1 to 63 letters, digits, -, _ and .)';
+
+/** A hub's routes take `cluster` (one cluster's edges); a node's do not. */
+export const clusterParams = (clusters: boolean | undefined): Record<string, Param> =>
+  clusters ? { cluster: { schema: z.string().regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/), form: CLUSTER_FORM } } : {};
+
+/** The store scope a parsed query asks for. */
+export const scopeOf = (q: Record<string, unknown>): StoreScope => (typeof q.cluster === 'string' ? { cluster: q.cluster } : {});
 const endId = (what: string): Param => ({ schema: z.string().min(1).max(600), form: `${what} (an id from /api/graph)` });
 
 /** The filters of an edge's identity, /api/graph's and /api/diff's. */
@@ -508,8 +515,7 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   const window = windowParam(store.retentionMs);
   const def = (d: string): string => defaultWindow(d, store.retentionMs);
   // the hub: one cluster, or all
-  const scoped: Record<string, Param> = opts.clusters ? { cluster: { schema: z.string().regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/), form: CLUSTER_FORM } } : {};
-  const scopeOf = (q: Record<string, unknown>): StoreScope => (typeof q.cluster === 'string' ? { cluster: q.cluster } : {});
+  const scoped = clusterParams(opts.clusters);
   const graphParams: Record<string, Param> = {
     ...scoped,
     window,

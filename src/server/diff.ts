@@ -16,7 +16,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { EdgeEnd, TrafficTotals } from '../flows/edge-table.js';
-import { type EdgeCounts, type FlowStore, addEdgeCounts, copyTotals } from '../store/flow-store.js';
+import { type EdgeCounts, type FlowStore, type StoreScope, addEdgeCounts, copyTotals } from '../store/flow-store.js';
 import {
   type ExternalDestination,
   type Graph,
@@ -28,6 +28,7 @@ import {
   BadParameter,
   IDENTITY_PARAMS,
   badParameter,
+  clusterParams,
   defaultWindow,
   externalSummary,
   formatDuration,
@@ -40,6 +41,7 @@ import {
   parseQuery,
   quantileBound,
   remoteOf,
+  scopeOf,
   windowParam,
   zeroCounts,
 } from './api.js';
@@ -208,8 +210,8 @@ const busiest = (n: (d: DiffEdge) => DiffNumbers) => (a: DiffEdge, b: DiffEdge):
  * The diff of `window` against `baseline` (each (from, to], on interval ends as the store keeps them).
  * Both windows are asked of the store at once: a database-backed store may answer with promises.
  */
-export async function computeDiff(store: FlowStore, window: Window, baseline: Window, filters: DiffFilters = {}, withGraph = false): Promise<DiffAnswer> {
-  const [nowAll, thenAll] = await Promise.all([mergedEdges(store, window.fromMs, window.toMs), mergedEdges(store, baseline.fromMs, baseline.toMs)]);
+export async function computeDiff(store: FlowStore, window: Window, baseline: Window, filters: DiffFilters = {}, withGraph = false, scope: StoreScope = {}): Promise<DiffAnswer> {
+  const [nowAll, thenAll] = await Promise.all([mergedEdges(store, window.fromMs, window.toMs, scope), mergedEdges(store, baseline.fromMs, baseline.toMs, scope)]);
   const nowEdges = filterEdges(nowAll, filters);
   const thenEdges = filterEdges(thenAll, filters);
   const now = sides(nowEdges);
@@ -275,6 +277,8 @@ const isoParam: Param = {
 
 export interface DiffApiOptions {
   store: FlowStore;
+  /** the store holds several clusters (the hub): the route takes `cluster` */
+  clusters?: boolean;
   /** clock (tests) */
   now?: () => number;
 }
@@ -315,6 +319,7 @@ export function registerDiffApi(app: FastifyInstance, opts: DiffApiOptions): voi
   const now = opts.now ?? Date.now;
   const { store } = opts;
   const params: Record<string, Param> = {
+    ...clusterParams(opts.clusters),
     window: windowParam(store.retentionMs),
     baseline: windowParam(store.retentionMs),
     baselineFrom: isoParam,
@@ -329,7 +334,7 @@ export function registerDiffApi(app: FastifyInstance, opts: DiffApiOptions): voi
       // by default an hour against the hour before: half the retention each when it keeps less
       const q = parseQuery(req.query, params, { window: defaultWindow(DEFAULT_DIFF_WINDOW, explicit ? store.retentionMs : Math.floor(store.retentionMs / 2000) * 1000) });
       const { window, baseline } = diffWindows(q, raw, now(), store.retentionMs);
-      return reply.send(await computeDiff(store, window, baseline, q as DiffFilters, q.graph === true));
+      return reply.send(await computeDiff(store, window, baseline, q as DiffFilters, q.graph === true, scopeOf(q)));
     } catch (e) {
       return badParameter(reply, e);
     }

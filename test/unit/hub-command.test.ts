@@ -13,17 +13,8 @@ import { CLICKHOUSE_SKIP, ClickHouseServer } from '../helpers/clickhouse-server.
 import { freePort } from '../helpers/listen.js';
 import { AGENT_JS } from '../helpers/processes.js';
 import { configFile } from '../helpers/run-agent.js';
+import { until } from '../helpers/until.js';
 import { ClickHouseSink } from '../../src/sinks/clickhouse.js';
-
-async function until<T>(f: () => Promise<T | undefined>, what: string, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe('bpfagent hub', { skip: CLICKHOUSE_SKIP }, () => {
   let server: ClickHouseServer;
@@ -63,6 +54,10 @@ describe('bpfagent hub', { skip: CLICKHOUSE_SKIP }, () => {
       const down = await fetch(`${base}/api/graph`);
       assert.equal(down.status, 503);
       assert.match(((await down.json()) as { error: string }).error, /^clickhouse at http:\/\/127\.0\.0\.1:\d+\/: .*ECONNREFUSED/);
+      // the UI's Changes view asks the same store
+      const diffDown = await fetch(`${base}/api/diff?window=15m`);
+      assert.equal(diffDown.status, 503);
+      assert.match(((await diffDown.json()) as { error: string }).error, /^clickhouse at http:\/\/127\.0\.0\.1:\d+\/: .*ECONNREFUSED/);
       const m = await (await fetch(`${metrics}/metrics`)).text();
       assert.match(m, /^bpfagent_hub_clickhouse_up 0$/m);
       assert.match(m, /^bpfagent_hub_query_failures_total [1-9]\d*$/m);
@@ -91,6 +86,8 @@ describe('bpfagent hub', { skip: CLICKHOUSE_SKIP }, () => {
       await sink.shutdown(1000);
       const g = (await (await fetch(`${base}/api/graph`)).json()) as { edges: Array<{ source: string; target: string; bytesSent: number; bytesReceived: number; observedBy: string }> };
       assert.deepEqual(g.edges.map((e) => [e.source, e.target, e.bytesSent, e.bytesReceived, e.observedBy]), [['c1:process:curl', 'c1:10.0.0.2', 12, 34, 'client']]);
+      const diff = (await (await fetch(`${base}/api/diff?window=15m&cluster=c1`)).json()) as { appeared: Array<{ source: string; target: string; after: { bytesSent: number } }> };
+      assert.deepEqual(diff.appeared.map((d) => [d.source, d.target, d.after.bytesSent]), [['c1:process:curl', 'c1:10.0.0.2', 12]]);
       assert.match(await (await fetch(`${metrics}/metrics`)).text(), /^bpfagent_hub_clickhouse_up 1$/m);
       const st = (await (await fetch(`${base}/api/status`)).json()) as { node: string; hub: boolean; store: { clickhouse: { reachable: boolean; clustersLastHour: unknown } } };
       assert.deepEqual([st.node, st.hub, st.store.clickhouse.reachable, st.store.clickhouse.clustersLastHour], ['hub', true, true, [{ cluster: 'c1', nodes: 1 }]]);

@@ -16,6 +16,7 @@ import type { K8sInfo, Locality, TcpRecord, UdpRecord } from '../../src/events/r
 import { openHubStore } from '../../src/hub/open.js';
 import type { ClickHouseFlowStore } from '../../src/hub/clickhouse-store.js';
 import { edgeId, registerApi } from '../../src/server/api.js';
+import { type DiffEdge, registerDiffApi } from '../../src/server/diff.js';
 import { ClickHouseSink } from '../../src/sinks/clickhouse.js';
 import type { ShippedRecord } from '../../src/sinks/sink.js';
 import { hubSchema } from '../../src/config/schema.js';
@@ -166,6 +167,7 @@ describe('the hub over ClickHouse', { skip: CLICKHOUSE_SKIP }, () => {
     store = openHubStore(hubSchema.parse({ clickhouse: { url: server.url, database: 'fleet' } }), { statusTtlMs: 0 });
     app = Fastify();
     registerApi(app, { store, clusters: true, status: () => ({ node: 'hub' }), now: CLOCK.now, pricePerGB: { 'cross-zone': 0.01, external: 0.09 } });
+    registerDiffApi(app, { store, clusters: true, now: CLOCK.now });
   });
   after(async () => {
     await store?.close();
@@ -246,12 +248,40 @@ describe('the hub over ClickHouse', { skip: CLICKHOUSE_SKIP }, () => {
     assert.deepEqual(cost.totals, { 'cross-zone': { billedBytes: 3850 + 3535 + 608, cost: 7.993e-8 }, external: { billedBytes: 70 + 900, cost: 8.73e-8 } });
   });
 
+  test('/api/diff over the hub: each connection once, one cluster or all, against a baseline before or after the rows', async () => {
+    const T = (hhmmss: string): string => encodeURIComponent(`${DAY}T${hhmmss}Z`);
+    const brief = (d: DiffEdge, n: 'before' | 'after') => [d.source, d.target, d.port, d.proto, d[n].connections, d[n].bytesSent, d[n].bytesReceived];
+    // an empty half hour as the baseline: the window's edges all appeared, counted as /api/graph counts them
+    const up = await get(`/api/diff?window=1h&cluster=east&baselineFrom=${T('09:00:00')}&baselineTo=${T('09:30:00')}`);
+    assert.equal(up.status, 200, JSON.stringify(up.body));
+    assert.deepEqual((up.body.appeared as DiffEdge[]).map((d) => brief(d, 'after')), [
+      ['east:shop/web', 'east:shop/api', 8080, 'tcp', 4, 3850, 3535],
+      ['east:shop/web', 'east:dns:api.example.com', 443, 'tcp', 1, 70, 7000],
+      ['east:203.0.113.5', 'east:shop/api', 8080, 'tcp', 1, 9, 900],
+      ['east:shop/web', 'east:shop/api', 8125, 'udp', 0, 600, 8],
+      ['east:shop/web', 'east:shop/api2', 9090, 'tcp', 1, 30, 40],
+      ['east:shop/web', 'east:shop/cache', 6379, 'tcp', 1, 10, 20],
+    ]);
+    assert.deepEqual([up.body.disappeared, up.body.changed], [[], []]);
+    assert.deepEqual((up.body.newNames as Array<{ name: string; connections: number }>).map((n) => [n.name, n.connections]), [['api.example.com', 1]]);
+    assert.deepEqual((up.body.nodes as Array<{ id: string; cluster?: string }>).find((n) => n.id === 'east:shop/api'), { id: 'east:shop/api', label: 'api', kind: 'workload', namespace: 'shop', cluster: 'east' });
+    // the rows as the baseline, the half hour after them as the window: the other cluster's edge is gone
+    const down = await get(`/api/diff?window=1h&cluster=west&baselineFrom=${T('09:59:00')}&baselineTo=${T('10:00:30')}`);
+    assert.equal(down.status, 200, JSON.stringify(down.body));
+    assert.deepEqual((down.body.disappeared as DiffEdge[]).map((d) => brief(d, 'before')), [['west:shop/web', 'west:shop/api', 8080, 'tcp', 1, 1, 1]]);
+    assert.deepEqual(up.body.baseline, { from: `${DAY}T09:00:00.000Z`, to: `${DAY}T09:30:00.000Z` });
+    // every cluster: both clusters' edges, the identity filters on top
+    const all = await get(`/api/diff?window=1h&proto=tcp&locality=cross-zone&baselineFrom=${T('09:00:00')}&baselineTo=${T('09:30:00')}`);
+    assert.deepEqual((all.body.appeared as DiffEdge[]).map((d) => [d.source, d.target, d.after.connections]), [['east:shop/web', 'east:shop/api', 4], ['west:shop/web', 'west:shop/api', 1]]);
+  });
+
   test('bad input: the node API\'s 400s, and cluster names checked', async () => {
     for (const [url, error] of [
       ['/api/graph?cluster=a:b', 'cluster: got "a:b", expected a cluster name (1 to 63 letters, digits, -, _ and .)'],
       ['/api/graph?window=2d', 'window: got "2d", expected a duration from 1s to 24h (the store\'s retention), such as 15m or 1h'],
       ['/api/graph?cluster=a&cluster=b', 'cluster: given 2 times, expected it once'],
       ['/api/localities?nodes=x', 'nodes: unknown parameter, expected one of: cluster, window'],
+      ['/api/diff?cluster=a:b', 'cluster: got "a:b", expected a cluster name (1 to 63 letters, digits, -, _ and .)'],
     ] as const) {
       const r = await get(url);
       assert.deepEqual([r.status, r.body], [400, { error }], url);
@@ -260,9 +290,9 @@ describe('the hub over ClickHouse', { skip: CLICKHOUSE_SKIP }, () => {
 
   test('ClickHouse stopped: 503 naming why, status still answers; restarted: answers again', async () => {
     await server.stop();
-    for (const url of ['/api/graph', '/api/edges/dGNw/connections', '/api/external', '/api/localities', '/api/callers?of=x', '/api/cost']) {
+    for (const url of ['/api/graph', '/api/edges/dGNw/connections', '/api/external', '/api/localities', '/api/callers?of=x', '/api/cost', '/api/diff']) {
       const r = await get(url);
-      assert.equal(r.status, url.includes('/edges/') ? 503 : 503, `${url}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.status, 503, `${url}: ${JSON.stringify(r.body)}`);
       assert.match(String(r.body.error), new RegExp(`^clickhouse at ${server.url.replace(/[.]/g, '\\.')}/: .*(ECONNREFUSED|connect|socket)`, 'i'), url);
     }
     const st = await get('/api/status');
@@ -270,7 +300,7 @@ describe('the hub over ClickHouse', { skip: CLICKHOUSE_SKIP }, () => {
     const ch = (st.body.store as { clickhouse: { reachable: boolean; error: string } }).clickhouse;
     assert.equal(ch.reachable, false);
     assert.match(ch.error, /ECONNREFUSED|connect/i);
-    assert.ok(store.counters.failures >= 6);
+    assert.ok(store.counters.failures >= 7);
     assert.notEqual(await store.ping(), undefined);
     await server.restart();
     assert.equal(await store.ping(), undefined);
