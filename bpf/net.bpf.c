@@ -126,6 +126,7 @@ struct sock_info {
 	__u64 send_tid;             /* ...by this thread, as pid_tgid (0: no call holds send_to) */
 	__u64 recv_tid;             /* ...by this thread, as pid_tgid (0: no call holds recv_from); 64-bit for the atomics */
 	struct endpoint local;      /* bound to a wildcard: source address of its last packet */
+	struct endpoint corked_to;  /* function hooks: the peer of the datagram corked on it (see msg_peer) */
 	__u32 wildcard_port;        /* its port, counted in udp_wildcard_ports (0: not counted) */
 };
 
@@ -135,6 +136,57 @@ struct {
 	__type(key, int);
 	__type(value, struct sock_info);
 } sock_infos SEC(".maps");
+
+/*
+ * Tracing programs reach sk storage from Linux 5.11 on. Before (user space
+ * clears tracing_sk_storage), every program keeps the same sock_info in
+ * sock_infos_by_cookie instead, keyed by the socket's cookie: the cgroup
+ * programs make it (bpf_get_socket_cookie), tracing programs read it from
+ * the socket (sk_cookie), and cgroup/sock_release deletes the entry. A
+ * socket made before the agent started has no cookie until something asks
+ * for one: there, nothing is kept. LRU: beyond max_entries UDP sockets open
+ * at once, the least recently used lose theirs (user space sizes it; 1 where
+ * sk storage serves).
+ */
+const volatile bool tracing_sk_storage = true;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* resized by user space */
+	__type(key, __u64);
+	__type(value, struct sock_info);
+} sock_infos_by_cookie SEC(".maps");
+
+static const struct sock_info no_sock_info;
+
+static __always_inline struct sock_info *info_by_cookie(__u64 cookie, bool create)
+{
+	struct sock_info *si;
+
+	if (!cookie)
+		return NULL;
+	si = bpf_map_lookup_elem(&sock_infos_by_cookie, &cookie);
+	if (si || !create)
+		return si;
+	bpf_map_update_elem(&sock_infos_by_cookie, &cookie, &no_sock_info, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&sock_infos_by_cookie, &cookie);
+}
+
+/* The sock_info of a cgroup/sock program's socket (its context). */
+static __always_inline struct sock_info *ctx_sock_info(struct bpf_sock *ctx, bool create)
+{
+	if (tracing_sk_storage)
+		return bpf_sk_storage_get(&sock_infos, ctx, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	return info_by_cookie(bpf_get_socket_cookie(ctx), create);
+}
+
+/* The sock_info of a tracing program's socket. */
+static __always_inline struct sock_info *sock_info_of(const struct sock *sk, bool create)
+{
+	if (tracing_sk_storage)
+		return bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	return info_by_cookie(sk->__sk_common.skc_cookie.counter, create);
+}
 
 /*
  * The peer of a sendto() or recvfrom() whose socket's own slot (send_to,
@@ -282,7 +334,7 @@ int sock_create(struct bpf_sock *ctx)
 
 	if (ctx->protocol != IPPROTO_UDP || (ctx->family != AF_INET && ctx->family != AF_INET6))
 		return 1;
-	si = bpf_sk_storage_get(&sock_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	si = ctx_sock_info(ctx, true);
 	if (si) {
 		si->pid = bpf_get_current_pid_tgid() >> 32;
 		si->cgroup_id = bpf_get_current_cgroup_id();
@@ -435,7 +487,10 @@ static __always_inline int note_bind(struct bpf_sock_addr *ctx, const bool v6)
 	ctx_endpoint(ctx, v6, &e);
 	if (!any_addr(&e))
 		return 1;
-	si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (tracing_sk_storage)
+		si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	else
+		si = info_by_cookie(bpf_get_socket_cookie(ctx), true);
 	if (si)
 		count_wildcard_port(si, e.port);
 	return 1;
@@ -453,7 +508,7 @@ int udp6_bind(struct bpf_sock_addr *ctx)
 	return note_bind(ctx, true);
 }
 
-/* A counted socket's port is no longer bound by it. */
+/* A counted socket's port is no longer bound by it (and, keyed by cookie, its sock_info goes). */
 SEC("cgroup/sock_release")
 int udp_release(struct bpf_sock *ctx)
 {
@@ -462,9 +517,14 @@ int udp_release(struct bpf_sock *ctx)
 
 	if (ctx->protocol != IPPROTO_UDP)
 		return 1;
-	si = bpf_sk_storage_get(&sock_infos, ctx, 0, 0);
+	si = ctx_sock_info(ctx, false);
 	if (si && si->wildcard_port && (n = bpf_map_lookup_elem(&udp_wildcard_ports, &si->wildcard_port)))
 		__sync_fetch_and_add(n, -1);
+	if (si && !tracing_sk_storage) {
+		__u64 cookie = bpf_get_socket_cookie(ctx);
+
+		bpf_map_delete_elem(&sock_infos_by_cookie, &cookie);
+	}
 	return 1;
 }
 
@@ -574,7 +634,7 @@ static __always_inline void wildcard_local(struct sock_info *si, __u32 netns, bo
  * for this very call (none: a receiver that did not ask who sent).
  */
 static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool egress, bool corked,
-				     struct udp_flow_key *k)
+				     const struct endpoint *given, struct udp_flow_key *k)
 {
 	struct endpoint local, remote;
 	struct sock_info *si = NULL;
@@ -583,7 +643,19 @@ static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool eg
 	if (sk->__sk_common.skc_state == TCP_ESTABLISHED) {
 		sock_endpoint(sk, true, &remote);
 		if (any_addr(&local))
-			si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
+			si = sock_info_of(sk, false);
+	} else if (given) {
+		/* function hooks: the call's own msghdr named the peer (or, continuing a corked datagram, did not) */
+		si = sock_info_of(sk, corked);
+		__builtin_memcpy(&remote, given, sizeof(remote));
+		if (egress && si) {
+			if (!remote.family)
+				__builtin_memcpy(&remote, &si->corked_to, sizeof(remote));
+			if (corked)
+				__builtin_memcpy(&si->corked_to, &remote, sizeof(remote));
+			else if (si->corked_to.family)
+				si->corked_to.family = 0;
+		}
 	} else {
 		si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
 		if (!si || !take_peer(si, egress, &remote, corked))
@@ -614,7 +686,7 @@ static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool eg
  */
 static __always_inline void owner_into(struct udp_flow_value *v, const struct sock *sk)
 {
-	struct sock_info *si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
+	struct sock_info *si = sock_info_of(sk, false);
 
 	v->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(v->comm, sizeof(v->comm));
@@ -759,7 +831,8 @@ static __always_inline bool account_cached(struct udp_flow_cache *c, __u32 slot,
 	return done;
 }
 
-static __always_inline int account_udp(const struct sock *sk, __u32 netns, int ret, __u32 packets, bool egress)
+static __always_inline int account_udp(const struct sock *sk, __u32 netns, int ret, __u32 packets, bool egress,
+				       const struct endpoint *given)
 {
 	struct udp_flow_value init = {}, *v;
 	struct udp_flow_cache *c;
@@ -773,7 +846,7 @@ static __always_inline int account_udp(const struct sock *sk, __u32 netns, int r
 	if (!c)
 		return 0; /* never: udp_current always holds a cache */
 	second = c->table != 0;
-	flow_key(sk, netns, egress, egress && !packets, &key); /* no datagram sent yet: corked */
+	flow_key(sk, netns, egress, egress && !packets, given, &key); /* no datagram sent yet: corked */
 	if (account_cached(c, second, sk, &key, ret, packets, egress))
 		return 0;
 	v = table_lookup(second, &key);
@@ -831,36 +904,71 @@ static __always_inline __u32 datagrams_sent(const struct sock *sk, int ret)
 	return 1;
 }
 
-/* ret: bytes sent (a datagram's payload), or a negative errno. */
-static __always_inline int on_send(struct sock *sk, int ret)
+/*
+ * ret: bytes sent (a datagram's payload), or a negative errno. `given`: the
+ * peer the call's msghdr named (function hooks), or NULL: the one the
+ * cgroup sock_addr program kept (tracepoints).
+ */
+static __always_inline int on_send(struct sock *sk, int ret, const struct endpoint *given)
 {
 	__u32 netns;
 
 	if (!sk || !is_udp(sk))
 		return 0;
 	if (ret < 0) {
-		release_peer(sk, true);
+		if (!given)
+			release_peer(sk, true);
 		return 0;
 	}
 	netns = netns_of(sk);
 	barrier_var(netns); /* walked here, once: not sunk into every path below */
-	return account_udp(sk, netns, ret, datagrams_sent(sk, ret), true);
+	return account_udp(sk, netns, ret, datagrams_sent(sk, ret), true, given);
 }
 
 /* ret: bytes received (the datagram's length with MSG_TRUNC); peeks and error-queue reads are not datagrams. */
-static __always_inline int on_recv(struct sock *sk, int ret, int flags)
+static __always_inline int on_recv(struct sock *sk, int ret, int flags, const struct endpoint *given)
 {
 	__u32 netns;
 
 	if (ret < 0 || !sk || !is_udp(sk))
 		return 0; /* a failed read (EAGAIN above all) never reached the recvmsg hook: nothing held */
 	if (flags & (MSG_PEEK | MSG_ERRQUEUE)) {
-		release_peer(sk, false);
+		if (!given)
+			release_peer(sk, false);
 		return 0;
 	}
 	netns = netns_of(sk);
 	barrier_var(netns); /* walked here, once: not sunk into every path below */
-	return account_udp(sk, netns, ret, 1, false);
+	return account_udp(sk, netns, ret, 1, false, given);
+}
+
+/*
+ * The peer a sendmsg() names (sendto()'s destination, after any cgroup
+ * program rewrote it) or recvmsg() was told (recvfrom()'s source), from the
+ * call's msghdr: msg_name holds a sockaddr_in or sockaddr_in6 when
+ * msg_namelen says so (recvmsg() sets it, 0 when it wrote none). A send
+ * without one on an unconnected socket goes on with a corked datagram
+ * (flow_key takes that datagram's peer). No lock, no atomics: what kernels
+ * before 5.12 (no BPF atomics) and busy shared sockets get.
+ */
+static __always_inline void msg_peer(const struct msghdr *msg, struct endpoint *e)
+{
+	struct {
+		__u16 family;
+		__be16 port;
+		__u32 v4;    /* sockaddr_in's address; sockaddr_in6's flow info */
+		__u32 v6[4]; /* sockaddr_in6's address */
+	} sa;
+	void *name = BPF_CORE_READ(msg, msg_name);
+	int len = BPF_CORE_READ(msg, msg_namelen);
+
+	e->family = 0;
+	if (!name || len < 16 || bpf_probe_read_kernel(&sa, sizeof(sa), name))
+		return;
+	if (sa.family == AF_INET6 && len >= 24 + 4)
+		set_v6(e, sa.v6, sa.port);
+	else if (sa.family == AF_INET || sa.family == 0 /* AF_UNSPEC: udp_sendmsg() takes it as IPv4 */)
+		set_v4(e, sa.v4, sa.port);
 }
 
 /*
@@ -877,37 +985,59 @@ static __always_inline int on_recv(struct sock *sk, int ret, int flags)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(udp_send, struct sock *sk, int ret, int flags)
 {
-	return on_send(sk, ret);
+	return on_send(sk, ret, NULL);
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(udp_recv, struct sock *sk, int ret, int flags)
 {
-	return on_recv(sk, ret, flags);
+	return on_recv(sk, ret, flags, NULL);
+}
+
+static __always_inline int fexit_send(struct socket *sock, struct msghdr *msg, int ret)
+{
+	struct sock *sk = sock->sk;
+	struct endpoint peer;
+
+	if (!sk || !is_udp(sk))
+		return 0;
+	msg_peer(msg, &peer);
+	return on_send(sk, ret, &peer);
+}
+
+static __always_inline int fexit_recv(struct socket *sock, struct msghdr *msg, int flags, int ret)
+{
+	struct sock *sk = sock->sk;
+	struct endpoint peer;
+
+	if (ret < 0 || !sk || !is_udp(sk))
+		return 0;
+	msg_peer(msg, &peer);
+	return on_recv(sk, ret, flags, &peer);
 }
 
 SEC("fexit/inet_sendmsg")
 int BPF_PROG(udp_send_fexit4, struct socket *sock, struct msghdr *msg, size_t size, int ret)
 {
-	return on_send(sock->sk, ret);
+	return fexit_send(sock, msg, ret);
 }
 
 SEC("fexit/inet6_sendmsg")
 int BPF_PROG(udp_send_fexit6, struct socket *sock, struct msghdr *msg, size_t size, int ret)
 {
-	return on_send(sock->sk, ret);
+	return fexit_send(sock, msg, ret);
 }
 
 SEC("fexit/inet_recvmsg")
 int BPF_PROG(udp_recv_fexit4, struct socket *sock, struct msghdr *msg, size_t size, int flags, int ret)
 {
-	return on_recv(sock->sk, ret, flags);
+	return fexit_recv(sock, msg, flags, ret);
 }
 
 SEC("fexit/inet6_recvmsg")
 int BPF_PROG(udp_recv_fexit6, struct socket *sock, struct msghdr *msg, size_t size, int flags, int ret)
 {
-	return on_recv(sock->sk, ret, flags);
+	return fexit_recv(sock, msg, flags, ret);
 }
 
 /* ---------- DNS ---------- */
@@ -1158,7 +1288,7 @@ int BPF_PROG(dns_xmit, const struct sk_buff *skb, const struct net_device *dev)
 	if (!read_headers(skb, &p, false))
 		return 0;
 	if (learn || p.dport == bpf_htons(DNS_PORT))
-		si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
+		si = sock_info_of(sk, false);
 	if (learn && si) {
 		const __u32 *had = (const __u32 *)si->local.addr, *now = (const __u32 *)p.saddr;
 

@@ -40,7 +40,8 @@ for k in $kernels; do
   if [ "$k" = host ]; then
     bash -c "$(guest_cmd)" > "$out/$k.log" 2>&1 || true
   else
-    bash scripts/vm/run.sh --kernel "$k" --timeout 5400 -- bash -c "$(guest_cmd)" > "$out/$k.log" 2>&1 || true
+    # TCG emulates the guest tens of times slower than the host: tests wait longer there (test/helpers/time-scale.ts)
+    TEST_TIME_SCALE=${TEST_TIME_SCALE:-10} bash scripts/vm/run.sh --kernel "$k" --timeout 5400 -- bash -c "$(guest_cmd)" > "$out/$k.log" 2>&1 || true
   fi
   grep -v '^MATRIX' "$out/$k.log" | grep -E '^[[:space:]]*(✖|✔)' | sed "s/^/[$k] /" >&2 || true
   head -1 "$out/$k.log" > "$out/$k.kver"

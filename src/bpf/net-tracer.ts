@@ -8,6 +8,7 @@
  * attaches once that one is loaded too (attach).
  */
 import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import type { BpfNative, LinkHandle, ObjectHandle } from './native.js';
 import { describeNativeError } from './native.js';
 import { NET_COUNTER_NAMES, type NetCounterName } from '../events/layout.js';
@@ -17,32 +18,76 @@ import type { MapDump } from './native.js';
 import { addCachedFlows } from '../events/udp-flow.js';
 import { UDP_FLOW_CACHE } from '../events/layout.js';
 
-const CGROUP_PROGRAMS = ['sock_create', 'udp4_sendmsg', 'udp6_sendmsg', 'udp4_recvmsg', 'udp6_recvmsg', 'udp4_bind', 'udp6_bind', 'udp_release'] as const;
+const CGROUP_PROGRAMS = ['sock_create', 'udp4_bind', 'udp6_bind', 'udp_release'] as const;
 const TRACING_PROGRAMS = ['dns_receive'] as const;
+
+interface UdpHookVariant {
+  /** tracing programs: where sends and receives end */
+  tracing: readonly string[];
+  /** cgroup programs on the cgroup v2 root: where the peers of unconnected sockets are learned */
+  cgroup: readonly string[];
+  describe: string;
+}
 
 /**
  * Where UDP sends and receives are counted, one variant per kernel (see
- * net.bpf.c): the sock:sock_send_length/sock_recv_length tracepoints where
- * they exist (Linux 6.3+), else fexit on the inet socket operations.
+ * net.bpf.c): fexit on the inet socket operations, which read the peer
+ * from the call's msghdr (no socket lock, no BPF atomics: Linux 5.10 and
+ * later with BPF trampolines); else the sock:sock_send_length/
+ * sock_recv_length tracepoints (Linux 6.3+), with the peers of unconnected
+ * sockets from cgroup sock_addr programs (which make the kernel take the
+ * socket lock for each of their calls).
  */
-export const UDP_HOOKS = {
-  tp_btf: {
-    programs: ['udp_send', 'udp_recv'],
-    describe: 'tp_btf sock:sock_send_length, sock:sock_recv_length',
-  },
-  fexit: {
-    programs: ['udp_send_fexit4', 'udp_send_fexit6', 'udp_recv_fexit4', 'udp_recv_fexit6'],
-    describe: 'fexit inet_sendmsg, inet6_sendmsg, inet_recvmsg, inet6_recvmsg',
-  },
-} as const;
-export type UdpHook = keyof typeof UDP_HOOKS;
-const ALL_UDP_PROGRAMS: readonly string[] = [...UDP_HOOKS.tp_btf.programs, ...UDP_HOOKS.fexit.programs];
+/** Where UDP is counted, in the order `auto` tries them. */
+export const UDP_HOOK_NAMES = ['fexit', 'tp_btf'] as const;
+export type UdpHook = (typeof UDP_HOOK_NAMES)[number];
 
-/** The UDP hook for a kernel: the tracepoints when tracefs shows them. */
-export function chooseUdpHook(tracefs: string | undefined): UdpHook {
-  return tracefs && existsSync(`${tracefs}/events/sock/sock_send_length`) && existsSync(`${tracefs}/events/sock/sock_recv_length`)
-    ? 'tp_btf'
-    : 'fexit';
+export const UDP_HOOKS: Record<UdpHook, UdpHookVariant> = {
+  fexit: {
+    tracing: ['udp_send_fexit4', 'udp_send_fexit6', 'udp_recv_fexit4', 'udp_recv_fexit6'],
+    cgroup: [],
+    describe: 'fexit inet_sendmsg, inet6_sendmsg, inet_recvmsg, inet6_recvmsg (peers from the msghdr)',
+  },
+  tp_btf: {
+    tracing: ['udp_send', 'udp_recv'],
+    cgroup: ['udp4_sendmsg', 'udp6_sendmsg', 'udp4_recvmsg', 'udp6_recvmsg'],
+    describe: 'tp_btf sock:sock_send_length, sock:sock_recv_length, cgroup/sendmsg4/6, cgroup/recvmsg4/6',
+  },
+};
+const programsOf = (h: UdpHookVariant): string[] => [...h.tracing, ...h.cgroup];
+const ALL_UDP_PROGRAMS: readonly string[] = Object.values(UDP_HOOKS).flatMap(programsOf);
+
+/** The UDP hook a kernel gets, and whether its tracing programs reach sk storage (see net.bpf.c's tracing_sk_storage). */
+export interface UdpHookChoice {
+  hook: UdpHook;
+  tracingSkStorage: boolean;
+}
+
+/** BPF_FUNC_sk_storage_get (include/uapi/linux/bpf.h): in tracing programs from Linux 5.11 */
+const BPF_FUNC_SK_STORAGE_GET = 107;
+
+const errnoName = (r: number): string => Object.entries(osConstants.errno).find(([, v]) => v === -r)?.[0] ?? `error ${-r}`;
+
+/**
+ * The UDP hook for this kernel, by feature probes (`wanted`: one only, or
+ * 'auto': the first that works, in UDP_HOOKS order): fexit where a BPF
+ * trampoline attaches to inet_sendmsg, else the tracepoints when tracefs
+ * shows them. Throws EnvironmentError naming what each lacks.
+ */
+export function chooseUdpHook(native: BpfNative, tracefs: string | undefined, wanted: UdpHook | 'auto' = 'auto'): UdpHookChoice {
+  const why: string[] = [];
+  for (const hook of wanted === 'auto' ? UDP_HOOK_NAMES : [wanted]) {
+    if (hook === 'fexit') {
+      const r = native.probeFexit('inet_sendmsg', 0);
+      if (r === 1) return { hook, tracingSkStorage: native.probeFexit('inet_sendmsg', BPF_FUNC_SK_STORAGE_GET) !== 0 };
+      why.push(`fexit: no BPF trampoline attaches to inet_sendmsg (${errnoName(r)}; needs Linux >= 5.5 with ftrace direct calls)`);
+    } else if (tracefs && existsSync(`${tracefs}/events/sock/sock_send_length`) && existsSync(`${tracefs}/events/sock/sock_recv_length`)) {
+      return { hook, tracingSkStorage: true };
+    } else {
+      why.push('tp_btf: no sock:sock_send_length and sock:sock_recv_length tracepoints (needs Linux >= 6.3)');
+    }
+  }
+  throw new EnvironmentError(`UDP and DNS probes: ${why.join('; ')}`);
 }
 /** on net:net_dev_start_xmit: tail-called by the TCP object's program there when it has one (see `xmitChain`) */
 const XMIT_PROGRAM = 'dns_xmit';
@@ -70,7 +115,7 @@ export interface NetTracerOptions {
   /** the ring buffer the TCP tracer reads (see BpfNative.ringCreate): `dns_events` becomes it */
   ring: { fd: number };
   /** where UDP is counted (chooseUdpHook) */
-  udpHook: UdpHook;
+  udp: UdpHookChoice;
 }
 
 export interface UdpDrain {
@@ -132,17 +177,20 @@ export class NetTracer {
       native.setMaxEntries(obj, 'udp_flows_0', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'udp_flows_1', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'udp_local_addrs', opts.maxUdpFlows);
+      // sock_infos' stand-in where tracing programs have no sk storage (Linux < 5.11): one entry per open UDP socket
+      native.setMaxEntries(obj, 'sock_infos_by_cookie', opts.udp.tracingSkStorage ? 1 : opts.maxUdpFlows);
+      native.setGlobal(obj, 'tracing_sk_storage', Buffer.from([opts.udp.tracingSkStorage ? 1 : 0]));
       native.setGlobal(obj, 'skb_dynptr', Buffer.from([mode.skbDynptr ? 1 : 0]));
       native.setGlobal(obj, 'direct_reads', Buffer.from([mode.directReads ? 1 : 0]));
       native.reuseMapFd(obj, 'dns_events', opts.ring.fd);
-      const udp: readonly string[] = UDP_HOOKS[opts.udpHook].programs;
+      const udp = programsOf(UDP_HOOKS[opts.udp.hook]);
       for (const p of ALL_UDP_PROGRAMS) native.setAutoload(obj, p, udp.includes(p));
       await native.loadAsync(obj);
     } catch (e) {
       native.close(obj);
       throw new (missingTracepoints(e) ? EnvironmentError : LoadRefused)(NetTracer.failure(e));
     }
-    const tracer = new NetTracer(native, obj, opts.cgroupRoot, opts.udpHook);
+    const tracer = new NetTracer(native, obj, opts.cgroupRoot, opts.udp.hook);
     tracer.emptyCache(1); // udp_cache_0 is all zeros, as its `table` wants
     return tracer;
   }
@@ -163,8 +211,9 @@ export class NetTracer {
    */
   attach(xmitChain?: { obj: ObjectHandle; map: string }): void {
     try {
-      for (const p of CGROUP_PROGRAMS) this.links.push(this.native.attachCgroup(this.obj, p, this.cgroupRoot));
-      for (const p of [...TRACING_PROGRAMS, ...UDP_HOOKS[this.udpHook].programs]) this.links.push(this.native.attach(this.obj, p));
+      const udp = UDP_HOOKS[this.udpHook];
+      for (const p of [...CGROUP_PROGRAMS, ...udp.cgroup]) this.links.push(this.native.attachCgroup(this.obj, p, this.cgroupRoot));
+      for (const p of [...TRACING_PROGRAMS, ...udp.tracing]) this.links.push(this.native.attach(this.obj, p));
       if (xmitChain) {
         this.native.chainProgram(xmitChain.obj, xmitChain.map, 0, this.obj, XMIT_PROGRAM);
         this.chained = xmitChain;
@@ -182,7 +231,7 @@ export class NetTracer {
   get hooks(): Record<'udp' | 'dnsQueries' | 'dnsAnswers' | 'dnsOverTcp', string | null> {
     const queries = this.chained ? 'tp_btf net:net_dev_start_xmit (tail call)' : 'tp_btf net:net_dev_start_xmit';
     return {
-      udp: `${UDP_HOOKS[this.udpHook].describe}, cgroup/sendmsg4/6, cgroup/recvmsg4/6`,
+      udp: UDP_HOOKS[this.udpHook].describe,
       dnsQueries: queries,
       dnsAnswers: 'tp_btf net:netif_receive_skb',
       dnsOverTcp: this.linearDnsOnly ? null : `${queries}, tp_btf net:netif_receive_skb (skb dynptr)`,

@@ -29,6 +29,8 @@ export interface ProbeLoadOptions {
   ringbufBytes: number;
   maxUdpFlows: number;
   maxNatEntries: number;
+  /** where UDP is counted: chosen by feature probes (auto), or one variant */
+  udpHook: UdpHook | 'auto';
   debug: boolean;
 }
 
@@ -80,7 +82,7 @@ export async function loadProbes(opts: ProbeLoadOptions): Promise<LoadedProbes> 
     throw new EnvironmentError(describeNativeError(e, 'CAP_BPF'));
   }
   try {
-    const netLoad = loadNet(native, ringFd, opts, notes, chooseUdpHook(tracefs));
+    const netLoad = loadNet(native, ringFd, opts, notes, tracefs);
     const tcpLoad = TcpTracer.load(native, features, {
       objectPath: TCP_OBJECT,
       btfPath: opts.btf,
@@ -133,7 +135,7 @@ async function loadNet(
   ringFd: number,
   opts: ProbeLoadOptions,
   notes: ProbeNote[],
-  udpHook: UdpHook,
+  tracefs: string | undefined,
 ): Promise<NetTracer | undefined> {
   const cgroupRoot = findCgroup2Root();
   if (!cgroupRoot) {
@@ -141,7 +143,8 @@ async function loadNet(
     return undefined;
   }
   try {
-    const net = await NetTracer.load(native, { objectPath: NET_OBJECT, btfPath: opts.btf, cgroupRoot, maxUdpFlows: opts.maxUdpFlows, ring: { fd: ringFd }, udpHook });
+    const udp = chooseUdpHook(native, tracefs, opts.udpHook);
+    const net = await NetTracer.load(native, { objectPath: NET_OBJECT, btfPath: opts.btf, cgroupRoot, maxUdpFlows: opts.maxUdpFlows, ring: { fd: ringFd }, udp });
     if (net.linearDnsOnly)
       notes.push({
         level: 'warn',

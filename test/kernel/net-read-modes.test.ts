@@ -21,8 +21,8 @@ describe('UDP/DNS object read modes', { skip: KERNEL_SKIP }, () => {
         native.setGlobal(obj, 'skb_dynptr', Buffer.from([mode.skbDynptr ? 1 : 0]));
         native.setGlobal(obj, 'direct_reads', Buffer.from([mode.directReads ? 1 : 0]));
         // the UDP hook variant this kernel gets; the other is not loaded (fexit needs kernels with it)
-        const hook = chooseUdpHook(ensureTracefs(native));
-        for (const [h, v] of Object.entries(UDP_HOOKS)) for (const p of v.programs) native.setAutoload(obj, p, h === hook);
+        const { hook } = chooseUdpHook(native, ensureTracefs(native));
+        for (const [h, v] of Object.entries(UDP_HOOKS)) for (const p of [...v.tracing, ...v.cgroup]) native.setAutoload(obj, p, h === hook);
         await native.loadAsync(obj);
         const names = native.programs(obj).map((p) => p.name);
         for (const p of ['udp_send', 'udp_recv', 'dns_xmit', 'dns_receive', 'udp4_sendmsg', 'udp6_recvmsg'])
@@ -36,8 +36,8 @@ describe('UDP/DNS object read modes', { skip: KERNEL_SKIP }, () => {
   test('an object is off-limits while it loads on its worker thread; a failed load rejects with errno and libbpf\'s words', async () => {
     const native = loadNative();
     const obj = native.open(NET_OBJECT, null);
-    const hook = chooseUdpHook(ensureTracefs(native));
-    for (const [h, v] of Object.entries(UDP_HOOKS)) for (const p of v.programs) native.setAutoload(obj, p, h === hook);
+    const { hook } = chooseUdpHook(native, ensureTracefs(native));
+    for (const [h, v] of Object.entries(UDP_HOOKS)) for (const p of [...v.tracing, ...v.cgroup]) native.setAutoload(obj, p, h === hook);
     const loading = native.loadAsync(obj);
     assert.throws(() => native.close(obj), /object is loading/);
     assert.throws(() => native.programs(obj), /object is loading/);
