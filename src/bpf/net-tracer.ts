@@ -17,6 +17,7 @@ import { EnvironmentError } from '../util/errors.js';
 import type { MapDump } from './native.js';
 import { addCachedFlows } from '../events/udp-flow.js';
 import { UDP_FLOW_CACHE } from '../events/layout.js';
+import { findDirectMap, type DirectMap } from './direct-map.js';
 
 const CGROUP_PROGRAMS = ['sock_create', 'udp4_bind', 'udp6_bind', 'udp_release'] as const;
 const TRACING_PROGRAMS = ['dns_receive'] as const;
@@ -36,10 +37,11 @@ interface UdpHookVariant {
  * later with BPF trampolines); else the sock:sock_send_length/
  * sock_recv_length tracepoints (Linux 6.3+), with the peers of unconnected
  * sockets from cgroup sock_addr programs (which make the kernel take the
- * socket lock for each of their calls).
+ * socket lock for each of their calls); else kprobes (kernels without
+ * either: arm64 before 6.0, kernels without ftrace direct calls).
  */
 /** Where UDP is counted, in the order `auto` tries them. */
-export const UDP_HOOK_NAMES = ['fexit', 'tp_btf'] as const;
+export const UDP_HOOK_NAMES = ['fexit', 'tp_btf', 'kprobe'] as const;
 export type UdpHook = (typeof UDP_HOOK_NAMES)[number];
 
 export const UDP_HOOKS: Record<UdpHook, UdpHookVariant> = {
@@ -52,6 +54,11 @@ export const UDP_HOOKS: Record<UdpHook, UdpHookVariant> = {
     tracing: ['udp_send', 'udp_recv'],
     cgroup: ['udp4_sendmsg', 'udp6_sendmsg', 'udp4_recvmsg', 'udp6_recvmsg'],
     describe: 'tp_btf sock:sock_send_length, sock:sock_recv_length, cgroup/sendmsg4/6, cgroup/recvmsg4/6',
+  },
+  kprobe: {
+    tracing: ['udp_send_kprobe4', 'udp_send_kretprobe4', 'udp_send_kprobe6', 'udp_send_kretprobe6', 'udp_recv_kprobe'],
+    cgroup: [],
+    describe: 'kprobe/kretprobe udp_sendmsg, udpv6_sendmsg, kprobe skb_consume_udp (peers from the msghdr and the datagram)',
   },
 };
 const programsOf = (h: UdpHookVariant): string[] => [...h.tracing, ...h.cgroup];
@@ -72,7 +79,10 @@ const errnoName = (r: number): string => Object.entries(osConstants.errno).find(
  * The UDP hook for this kernel, by feature probes (`wanted`: one only, or
  * 'auto': the first that works, in UDP_HOOKS order): fexit where a BPF
  * trampoline attaches to inet_sendmsg, else the tracepoints when tracefs
- * shows them. Throws EnvironmentError naming what each lacks.
+ * shows them, else kprobes when the kernel has them (the perf kprobe PMU or
+ * tracefs kprobe_events, as libbpf attaches them). Throws EnvironmentError
+ * naming what each lacks. Kprobes have no sk storage: tracingSkStorage is
+ * false with them.
  */
 export function chooseUdpHook(native: BpfNative, tracefs: string | undefined, wanted: UdpHook | 'auto' = 'auto'): UdpHookChoice {
   const why: string[] = [];
@@ -81,10 +91,14 @@ export function chooseUdpHook(native: BpfNative, tracefs: string | undefined, wa
       const r = native.probeFexit('inet_sendmsg', 0);
       if (r === 1) return { hook, tracingSkStorage: native.probeFexit('inet_sendmsg', BPF_FUNC_SK_STORAGE_GET) !== 0 };
       why.push(`fexit: no BPF trampoline attaches to inet_sendmsg (${errnoName(r)}; needs Linux >= 5.5 with ftrace direct calls)`);
-    } else if (tracefs && existsSync(`${tracefs}/events/sock/sock_send_length`) && existsSync(`${tracefs}/events/sock/sock_recv_length`)) {
-      return { hook, tracingSkStorage: true };
-    } else {
+    } else if (hook === 'tp_btf') {
+      if (tracefs && existsSync(`${tracefs}/events/sock/sock_send_length`) && existsSync(`${tracefs}/events/sock/sock_recv_length`))
+        return { hook, tracingSkStorage: true };
       why.push('tp_btf: no sock:sock_send_length and sock:sock_recv_length tracepoints (needs Linux >= 6.3)');
+    } else {
+      if (existsSync('/sys/bus/event_source/devices/kprobe/type') || (tracefs && existsSync(`${tracefs}/kprobe_events`)))
+        return { hook, tracingSkStorage: false };
+      why.push('kprobe: no kprobes (needs CONFIG_KPROBES and CONFIG_KPROBE_EVENTS)');
     }
   }
   throw new EnvironmentError(`UDP and DNS probes: ${why.join('; ')}`);
@@ -152,7 +166,13 @@ export class NetTracer {
     for (const mode of READ_MODES) {
       try {
         const tracer = await NetTracer.loadInMode(native, opts, mode);
-        tracer.linearDnsOnly = !mode.skbDynptr;
+        if (!mode.skbDynptr) {
+          // page fragments through the kernel's direct map (x86-64), else the linear part only
+          const dm = await findDirectMap();
+          if (dm) tracer.setDirectMap(dm);
+          else tracer.linearDnsOnly = true;
+        }
+        tracer.skbDynptr = mode.skbDynptr;
         return tracer;
       } catch (e) {
         if (!(e instanceof LoadRefused)) throw e;
@@ -164,6 +184,16 @@ export class NetTracer {
 
   /** true when DNS payloads are read from the packets' linear part only (see start) */
   linearDnsOnly = false;
+  /** DNS payloads are read through skb dynptrs (else the linear part and, unless linearDnsOnly, page fragments) */
+  private skbDynptr = true;
+
+  /** Where the kernel maps memory, for reading page fragments without dynptrs (net.bpf.c's direct_map). */
+  private setDirectMap(dm: DirectMap): void {
+    const v = Buffer.alloc(16);
+    v.writeBigUInt64LE(dm.pageOffsetBase, 0);
+    v.writeBigUInt64LE(dm.vmemmapBase, 8);
+    this.native.mapUpdate(this.obj, 'direct_map', Buffer.alloc(4), v);
+  }
   private chained: { obj: ObjectHandle; map: string } | undefined;
 
   private static async loadInMode(native: BpfNative, opts: NetTracerOptions, mode: ReadMode): Promise<NetTracer> {
@@ -234,7 +264,9 @@ export class NetTracer {
       udp: UDP_HOOKS[this.udpHook].describe,
       dnsQueries: queries,
       dnsAnswers: 'tp_btf net:netif_receive_skb',
-      dnsOverTcp: this.linearDnsOnly ? null : `${queries}, tp_btf net:netif_receive_skb (skb dynptr)`,
+      dnsOverTcp: this.linearDnsOnly
+        ? null
+        : `${queries}, tp_btf net:netif_receive_skb (${this.skbDynptr ? 'skb dynptr' : 'page fragments through the direct map'})`,
     };
   }
 

@@ -148,7 +148,7 @@ async function loadNet(
     if (net.linearDnsOnly)
       notes.push({
         level: 'warn',
-        msg: 'tracing programs cannot read whole packets on this kernel (skb dynptrs need Linux >= 6.12): DNS over TCP is not seen',
+        msg: 'tracing programs cannot read whole packets on this kernel (skb dynptrs need Linux >= 6.12; before, page fragments are read on x86-64 through the addresses of page_offset_base and vmemmap_base in /proc/kallsyms, not found here): DNS over TCP is not seen',
       });
     return net;
   } catch (e) {

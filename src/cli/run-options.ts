@@ -77,7 +77,7 @@ Options:
   --poll-interval DUR     longest a TCP or DNS record waits in the kernel      (default: 100ms)
   --max-udp-flows N       UDP flows tracked per interval; evictions are counted (default: 65536)
   --max-nat-entries N     DNAT destinations and forwarded SYNs held; evictions are counted (default: 16384)
-  --udp-hook HOOK         auto | fexit | tp_btf: where UDP is counted       (default: auto)
+  --udp-hook HOOK         auto | fexit | tp_btf | kprobe: where UDP is counted (default: auto)
   --debug                 print libbpf's messages on stderr
   --cgroup PATH           only the processes of this cgroup v2 subtree (default: every process)
   --kubeconfig FILE       Kubernetes credentials; default: $KUBECONFIG, else in-cluster, else off

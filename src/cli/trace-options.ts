@@ -51,7 +51,7 @@ Options:
   --max-udp-flows N       UDP flows tracked per interval; evictions are counted (default: 65536)
   --max-nat-entries N     DNAT destinations and forwarded SYNs held; evictions are counted
                                                                          (default: 16384)
-  --udp-hook HOOK         auto | fexit | tp_btf: where UDP is counted       (default: auto)
+  --udp-hook HOOK         auto | fexit | tp_btf | kprobe: where UDP is counted (default: auto)
   --kubeconfig FILE       Kubernetes credentials; default: $KUBECONFIG, else in-cluster
                           (service account), else Kubernetes metadata is off
   --node-name NAME        this node's Kubernetes name          (default: $NODE_NAME or host name)

@@ -120,7 +120,7 @@ describe('parseTraceArgs: errors are UsageError, exit code 2, naming option and 
   });
 
   test('--udp-hook kprobes', () => {
-    rejects(['--udp-hook', 'kprobes'], ['--udp-hook', "'kprobes'", 'one of auto, fexit, tp_btf']);
+    rejects(['--udp-hook', 'kprobes'], ['--udp-hook', "'kprobes'", 'one of auto, fexit, tp_btf, kprobe']);
   });
 
   test('--attach without a value', () => {
