@@ -193,6 +193,8 @@ static __always_inline struct sock_info *ctx_sock_info(struct bpf_sock *ctx, boo
  * program keeps one of the two.
  */
 #define FIELD(direct, p, f) ((direct) ? (p)->f : BPF_CORE_READ(p, f))
+/* the same for a bitfield (BPF_CORE_READ_BITFIELD is a plain load, which a kprobe's verifier refuses) */
+#define BITFIELD(direct, p, f) ((direct) ? BPF_CORE_READ_BITFIELD(p, f) : BPF_CORE_READ_BITFIELD_PROBED(p, f))
 
 /* The sock_info of a tracing program's or kprobe's socket (kprobes have no sk storage: user space clears tracing_sk_storage for them). */
 static __always_inline struct sock_info *sock_info_of(const struct sock *sk, bool create, const bool direct)
@@ -686,7 +688,7 @@ static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool eg
 	 * usually the kernel's choice (set by bind() with a port, kept across
 	 * connect() and disconnect). A bitfield in older kernels: read either way.
 	 */
-	k->port_bound = !!(BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK);
+	k->port_bound = !!(BITFIELD(direct, sk, sk_userlocks) & SOCK_BINDPORT_LOCK);
 	*info = si; /* NULL: none, or not looked up */
 	if (any_addr(&local) && si)
 		wildcard_local(si, netns, egress, k->port_bound, &local, &remote);
