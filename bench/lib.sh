@@ -52,13 +52,14 @@ file_has() { # file_has FILE SUBSTRING, without forking
   return 1
 }
 
-# waits (up to 20 s after T0) for the agent PID to log "ready" to its stderr
-# file ERR; exits the script if it dies or takes longer
+# waits (up to $BENCH_READY_TIMEOUT s, default 20, after T0) for the agent
+# PID to log "ready" to its stderr file ERR; exits the script if it dies or
+# takes longer (a guest emulated by qemu's TCG needs a minute)
 wait_agent_ready() { # PID ERR T0
-  local deadline=$(($3 + 20000000000))
+  local deadline=$(($3 + ${BENCH_READY_TIMEOUT:-20} * 1000000000))
   until file_has "$2" '"msg":"ready'; do
     kill -0 "$1" 2>/dev/null || { log "bench: bpfagent exited before ready:"; cat "$2" >&2; exit 1; }
-    (($(now_ns) < deadline)) || { log "bench: bpfagent not ready after 20 s"; cat "$2" >&2; exit 1; }
+    (($(now_ns) < deadline)) || { log "bench: bpfagent not ready after ${BENCH_READY_TIMEOUT:-20} s"; cat "$2" >&2; exit 1; }
     snooze 0.001
   done
 }

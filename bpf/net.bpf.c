@@ -104,6 +104,12 @@ const volatile bool direct_reads = true;
 extern int bpf_dynptr_from_skb(struct __sk_buff *skb, __u64 flags, struct bpf_dynptr *ptr__uninit) __ksym __weak;
 extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym __weak; /* Linux 6.2+ */
 
+/* The first 4 bytes of a UDP or TCP header. */
+struct ports {
+	__be16 source;
+	__be16 dest;
+};
+
 /* An address and port in a flow key's form (IPv4 in the first 4 bytes, port in host order). */
 struct endpoint {
 	__u8 addr[16];
@@ -126,6 +132,7 @@ struct sock_info {
 	__u64 send_tid;             /* ...by this thread, as pid_tgid (0: no call holds send_to) */
 	__u64 recv_tid;             /* ...by this thread, as pid_tgid (0: no call holds recv_from); 64-bit for the atomics */
 	struct endpoint local;      /* bound to a wildcard: source address of its last packet */
+	struct endpoint corked_to;  /* function hooks: the peer of the datagram corked on it (see msg_peer) */
 	__u32 wildcard_port;        /* its port, counted in udp_wildcard_ports (0: not counted) */
 };
 
@@ -135,6 +142,67 @@ struct {
 	__type(key, int);
 	__type(value, struct sock_info);
 } sock_infos SEC(".maps");
+
+/*
+ * Tracing programs reach sk storage from Linux 5.11 on. Before (user space
+ * clears tracing_sk_storage), every program keeps the same sock_info in
+ * sock_infos_by_cookie instead, keyed by the socket's cookie: the cgroup
+ * programs make it (bpf_get_socket_cookie), tracing programs read it from
+ * the socket (sk_cookie), and cgroup/sock_release deletes the entry. A
+ * socket made before the agent started has no cookie until something asks
+ * for one: there, nothing is kept. LRU: beyond max_entries UDP sockets open
+ * at once, the least recently used lose theirs (user space sizes it; 1 where
+ * sk storage serves).
+ */
+const volatile bool tracing_sk_storage = true;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* resized by user space */
+	__type(key, __u64);
+	__type(value, struct sock_info);
+} sock_infos_by_cookie SEC(".maps");
+
+static const struct sock_info no_sock_info;
+
+static __always_inline struct sock_info *info_by_cookie(__u64 cookie, bool create)
+{
+	struct sock_info *si;
+
+	if (!cookie)
+		return NULL;
+	si = bpf_map_lookup_elem(&sock_infos_by_cookie, &cookie);
+	if (si || !create)
+		return si;
+	bpf_map_update_elem(&sock_infos_by_cookie, &cookie, &no_sock_info, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&sock_infos_by_cookie, &cookie);
+}
+
+/* The sock_info of a cgroup/sock program's socket (its context). */
+static __always_inline struct sock_info *ctx_sock_info(struct bpf_sock *ctx, bool create)
+{
+	if (tracing_sk_storage)
+		return bpf_sk_storage_get(&sock_infos, ctx, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	return info_by_cookie(bpf_get_socket_cookie(ctx), create);
+}
+
+/*
+ * A field of a kernel struct: a plain load in tracing programs (`direct`: a
+ * typed BTF pointer), a probe read in kprobes (a plain number there). The
+ * UDP accounting below takes `direct` from its program, a constant, so each
+ * program keeps one of the two.
+ */
+#define FIELD(direct, p, f) ((direct) ? (p)->f : BPF_CORE_READ(p, f))
+/* the same for a bitfield (BPF_CORE_READ_BITFIELD is a plain load, which a kprobe's verifier refuses) */
+#define BITFIELD(direct, p, f) ((direct) ? BPF_CORE_READ_BITFIELD(p, f) : BPF_CORE_READ_BITFIELD_PROBED(p, f))
+
+/* The sock_info of a tracing program's or kprobe's socket (kprobes have no sk storage: user space clears tracing_sk_storage for them). */
+static __always_inline struct sock_info *sock_info_of(const struct sock *sk, bool create, const bool direct)
+{
+	if (direct && tracing_sk_storage)
+		return bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	return info_by_cookie(FIELD(direct, sk, __sk_common.skc_cookie.counter), create);
+}
 
 /*
  * The peer of a sendto() or recvfrom() whose socket's own slot (send_to,
@@ -268,9 +336,9 @@ static __always_inline void count(__u32 slot)
  * among all of the kernel's): programs walk one at their top, once, where it is
  * needed per call, and read through probe reads where it is needed rarely.
  */
-static __always_inline __u32 netns_of(const struct sock *sk)
+static __always_inline __u32 netns_of(const struct sock *sk, const bool direct)
 {
-	return sk->__sk_common.skc_net.net->ns.inum;
+	return direct ? sk->__sk_common.skc_net.net->ns.inum : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
 /* ---------- who owns a socket ---------- */
@@ -282,7 +350,7 @@ int sock_create(struct bpf_sock *ctx)
 
 	if (ctx->protocol != IPPROTO_UDP || (ctx->family != AF_INET && ctx->family != AF_INET6))
 		return 1;
-	si = bpf_sk_storage_get(&sock_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	si = ctx_sock_info(ctx, true);
 	if (si) {
 		si->pid = bpf_get_current_pid_tgid() >> 32;
 		si->cgroup_id = bpf_get_current_cgroup_id();
@@ -435,7 +503,10 @@ static __always_inline int note_bind(struct bpf_sock_addr *ctx, const bool v6)
 	ctx_endpoint(ctx, v6, &e);
 	if (!any_addr(&e))
 		return 1;
-	si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (tracing_sk_storage)
+		si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	else
+		si = info_by_cookie(bpf_get_socket_cookie(ctx), true);
 	if (si)
 		count_wildcard_port(si, e.port);
 	return 1;
@@ -453,7 +524,7 @@ int udp6_bind(struct bpf_sock_addr *ctx)
 	return note_bind(ctx, true);
 }
 
-/* A counted socket's port is no longer bound by it. */
+/* A counted socket's port is no longer bound by it (and, keyed by cookie, its sock_info goes). */
 SEC("cgroup/sock_release")
 int udp_release(struct bpf_sock *ctx)
 {
@@ -462,29 +533,39 @@ int udp_release(struct bpf_sock *ctx)
 
 	if (ctx->protocol != IPPROTO_UDP)
 		return 1;
-	si = bpf_sk_storage_get(&sock_infos, ctx, 0, 0);
+	si = ctx_sock_info(ctx, false);
 	if (si && si->wildcard_port && (n = bpf_map_lookup_elem(&udp_wildcard_ports, &si->wildcard_port)))
 		__sync_fetch_and_add(n, -1);
+	if (si && !tracing_sk_storage) {
+		__u64 cookie = bpf_get_socket_cookie(ctx);
+
+		bpf_map_delete_elem(&sock_infos_by_cookie, &cookie);
+	}
 	return 1;
 }
 
 /* ---------- UDP accounting ---------- */
 
 /* A socket address field pair as a flow key end: v4-mapped IPv6 becomes IPv4. */
-static __always_inline void sock_endpoint(const struct sock *sk, bool remote, struct endpoint *e)
+static __always_inline void sock_endpoint(const struct sock *sk, bool remote, struct endpoint *e, const bool direct)
 {
-	if (sk->__sk_common.skc_family == AF_INET) {
-		set_v4(e, remote ? sk->__sk_common.skc_daddr : sk->__sk_common.skc_rcv_saddr,
-		       remote ? sk->__sk_common.skc_dport : bpf_htons(sk->__sk_common.skc_num));
+	__u16 port = remote ? FIELD(direct, sk, __sk_common.skc_dport) : bpf_htons(FIELD(direct, sk, __sk_common.skc_num));
+
+	if (FIELD(direct, sk, __sk_common.skc_family) == AF_INET) {
+		set_v4(e, remote ? FIELD(direct, sk, __sk_common.skc_daddr) : FIELD(direct, sk, __sk_common.skc_rcv_saddr), port);
 	} else {
 		const struct in6_addr *a = remote ? &sk->__sk_common.skc_v6_daddr : &sk->__sk_common.skc_v6_rcv_saddr;
 		__u32 w[4];
 
-		w[0] = a->in6_u.u6_addr32[0];
-		w[1] = a->in6_u.u6_addr32[1];
-		w[2] = a->in6_u.u6_addr32[2];
-		w[3] = a->in6_u.u6_addr32[3];
-		set_v6(e, w, remote ? sk->__sk_common.skc_dport : bpf_htons(sk->__sk_common.skc_num));
+		if (direct) {
+			w[0] = a->in6_u.u6_addr32[0];
+			w[1] = a->in6_u.u6_addr32[1];
+			w[2] = a->in6_u.u6_addr32[2];
+			w[3] = a->in6_u.u6_addr32[3];
+		} else if (bpf_core_read(w, sizeof(w), a)) {
+			__builtin_memset(w, 0, sizeof(w));
+		}
+		set_v6(e, w, port);
 	}
 }
 
@@ -574,16 +655,29 @@ static __always_inline void wildcard_local(struct sock_info *si, __u32 netns, bo
  * for this very call (none: a receiver that did not ask who sent).
  */
 static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool egress, bool corked,
-				     struct udp_flow_key *k)
+				     const struct endpoint *given, struct udp_flow_key *k, struct sock_info **info,
+				     const bool direct)
 {
 	struct endpoint local, remote;
 	struct sock_info *si = NULL;
 
-	sock_endpoint(sk, false, &local);
-	if (sk->__sk_common.skc_state == TCP_ESTABLISHED) {
-		sock_endpoint(sk, true, &remote);
+	sock_endpoint(sk, false, &local, direct);
+	if (FIELD(direct, sk, __sk_common.skc_state) == TCP_ESTABLISHED) {
+		sock_endpoint(sk, true, &remote, direct);
 		if (any_addr(&local))
-			si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
+			si = sock_info_of(sk, false, direct);
+	} else if (given) {
+		/* function hooks: the call's own msghdr named the peer (or, continuing a corked datagram, did not) */
+		si = sock_info_of(sk, corked, direct);
+		__builtin_memcpy(&remote, given, sizeof(remote));
+		if (egress && si) {
+			if (!remote.family)
+				__builtin_memcpy(&remote, &si->corked_to, sizeof(remote));
+			if (corked)
+				__builtin_memcpy(&si->corked_to, &remote, sizeof(remote));
+			else if (si->corked_to.family)
+				si->corked_to.family = 0;
+		}
 	} else {
 		si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
 		if (!si || !take_peer(si, egress, &remote, corked))
@@ -594,7 +688,8 @@ static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool eg
 	 * usually the kernel's choice (set by bind() with a port, kept across
 	 * connect() and disconnect). A bitfield in older kernels: read either way.
 	 */
-	k->port_bound = !!(BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK);
+	k->port_bound = !!(BITFIELD(direct, sk, sk_userlocks) & SOCK_BINDPORT_LOCK);
+	*info = si; /* NULL: none, or not looked up */
 	if (any_addr(&local) && si)
 		wildcard_local(si, netns, egress, k->port_bound, &local, &remote);
 	k->netns = netns;
@@ -611,11 +706,13 @@ static __always_inline void flow_key(const struct sock *sk, __u32 netns, bool eg
  * A new entry's owner: the current task, which is the sender or receiver;
  * and whether the socket's flows were seen from their first datagram
  * (sock_create saw the socket made, so every datagram of it passed here).
+ * `si`: the socket's sock_info if flow_key looked it up, else NULL.
  */
-static __always_inline void owner_into(struct udp_flow_value *v, const struct sock *sk)
+static __always_inline void owner_into(struct udp_flow_value *v, const struct sock *sk, struct sock_info *si,
+				       const bool direct)
 {
-	struct sock_info *si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
-
+	if (!si)
+		si = sock_info_of(sk, false, direct);
 	v->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(v->comm, sizeof(v->comm));
 	v->seen_from_start = si && si->pid;
@@ -711,8 +808,8 @@ static __always_inline bool flush_cached(struct udp_flow_cached *f, __u32 slot)
  * went quiet does not keep it for the rest of the interval. The caller owns
  * the element: plain adds.
  */
-static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, const struct sock *sk,
-				       struct udp_flow_key *key, __u32 len, __u32 packets, bool egress)
+static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, const struct sock *sk, struct sock_info *si,
+				       struct udp_flow_key *key, __u32 len, __u32 packets, bool egress, const bool direct)
 {
 	struct udp_flow_cached *f = egress ? &c->egress : &c->ingress;
 
@@ -724,7 +821,7 @@ static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, con
 	}
 	if (!f->used) {
 		__builtin_memcpy(&f->key, key, sizeof(f->key));
-		owner_into(&f->value, sk);
+		owner_into(&f->value, sk, si, direct);
 		f->used = 1;
 	}
 	if (egress) {
@@ -748,22 +845,25 @@ static __always_inline bool add_cached(struct udp_flow_cache *c, __u32 slot, con
  * add whose result is unused is the one atomic every BPF target has.)
  */
 static __always_inline bool account_cached(struct udp_flow_cache *c, __u32 slot, const struct sock *sk,
-					   struct udp_flow_key *key, __u32 len, __u32 packets, bool egress)
+					   struct sock_info *si, struct udp_flow_key *key, __u32 len, __u32 packets,
+					   bool egress, const bool direct)
 {
 	bool done = false;
 
 	__sync_fetch_and_add(&c->busy, 1);
 	if (*(volatile __u32 *)&c->busy == 1)
-		done = add_cached(c, slot, sk, key, len, packets, egress);
+		done = add_cached(c, slot, sk, si, key, len, packets, egress, direct);
 	__sync_fetch_and_add(&c->busy, -1);
 	return done;
 }
 
-static __always_inline int account_udp(const struct sock *sk, __u32 netns, int ret, __u32 packets, bool egress)
+static __always_inline int account_udp(const struct sock *sk, __u32 netns, int ret, __u32 packets, bool egress,
+				       const struct endpoint *given, const bool direct)
 {
 	struct udp_flow_value init = {}, *v;
 	struct udp_flow_cache *c;
 	struct udp_flow_key key;
+	struct sock_info *si;
 	__u32 zero = 0;
 	void *current;
 	bool second;
@@ -773,12 +873,12 @@ static __always_inline int account_udp(const struct sock *sk, __u32 netns, int r
 	if (!c)
 		return 0; /* never: udp_current always holds a cache */
 	second = c->table != 0;
-	flow_key(sk, netns, egress, egress && !packets, &key); /* no datagram sent yet: corked */
-	if (account_cached(c, second, sk, &key, ret, packets, egress))
+	flow_key(sk, netns, egress, egress && !packets, given, &key, &si, direct); /* no datagram sent yet: corked */
+	if (account_cached(c, second, sk, si, &key, ret, packets, egress, direct))
 		return 0;
 	v = table_lookup(second, &key);
 	if (!v) {
-		owner_into(&init, sk); /* once per flow and interval */
+		owner_into(&init, sk, si, direct); /* once per flow and interval */
 		v = table_entry(second, &key, &init);
 	}
 	if (!v)
@@ -794,11 +894,11 @@ static __always_inline int account_udp(const struct sock *sk, __u32 netns, int r
 	return 0;
 }
 
-static __always_inline bool is_udp(const struct sock *sk)
+static __always_inline bool is_udp(const struct sock *sk, const bool direct)
 {
-	__u16 family = sk->__sk_common.skc_family;
+	__u16 family = FIELD(direct, sk, __sk_common.skc_family);
 
-	return sk->sk_protocol == IPPROTO_UDP && (family == AF_INET || family == AF_INET6);
+	return FIELD(direct, sk, sk_protocol) == IPPROTO_UDP && (family == AF_INET || family == AF_INET6);
 }
 
 /*
@@ -808,13 +908,13 @@ static __always_inline bool is_udp(const struct sock *sk)
  * gso_size leaves as that many datagrams. (UDP_SEGMENT given per call, as a
  * control message, is not seen here: that send counts once.)
  */
-static __always_inline __u32 datagrams_sent(const struct sock *sk, int ret)
+static __always_inline __u32 datagrams_sent(const struct sock *sk, int ret, const bool direct)
 {
 	/* a udp6_sock starts with its udp_sock */
 	const struct udp_sock *up;
 	__u32 gso;
 
-	if (direct_reads) {
+	if (direct && direct_reads) {
 		/* the cast gives plain loads that may fault (Linux 6.2+; where it is missing, direct_reads is off) */
 		up = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct udp_sock));
 		if (up->pending)
@@ -831,36 +931,71 @@ static __always_inline __u32 datagrams_sent(const struct sock *sk, int ret)
 	return 1;
 }
 
-/* ret: bytes sent (a datagram's payload), or a negative errno. */
-static __always_inline int on_send(struct sock *sk, int ret)
+/*
+ * ret: bytes sent (a datagram's payload), or a negative errno. `given`: the
+ * peer the call's msghdr named (function hooks), or NULL: the one the
+ * cgroup sock_addr program kept (tracepoints).
+ */
+static __always_inline int on_send(struct sock *sk, int ret, const struct endpoint *given, const bool direct)
 {
 	__u32 netns;
 
-	if (!sk || !is_udp(sk))
+	if (!sk || !is_udp(sk, direct))
 		return 0;
 	if (ret < 0) {
-		release_peer(sk, true);
+		if (!given)
+			release_peer(sk, true);
 		return 0;
 	}
-	netns = netns_of(sk);
+	netns = netns_of(sk, direct);
 	barrier_var(netns); /* walked here, once: not sunk into every path below */
-	return account_udp(sk, netns, ret, datagrams_sent(sk, ret), true);
+	return account_udp(sk, netns, ret, datagrams_sent(sk, ret, direct), true, given, direct);
 }
 
 /* ret: bytes received (the datagram's length with MSG_TRUNC); peeks and error-queue reads are not datagrams. */
-static __always_inline int on_recv(struct sock *sk, int ret, int flags)
+static __always_inline int on_recv(struct sock *sk, int ret, int flags, const struct endpoint *given, const bool direct)
 {
 	__u32 netns;
 
-	if (ret < 0 || !sk || !is_udp(sk))
+	if (ret < 0 || !sk || !is_udp(sk, direct))
 		return 0; /* a failed read (EAGAIN above all) never reached the recvmsg hook: nothing held */
 	if (flags & (MSG_PEEK | MSG_ERRQUEUE)) {
-		release_peer(sk, false);
+		if (!given)
+			release_peer(sk, false);
 		return 0;
 	}
-	netns = netns_of(sk);
+	netns = netns_of(sk, direct);
 	barrier_var(netns); /* walked here, once: not sunk into every path below */
-	return account_udp(sk, netns, ret, 1, false);
+	return account_udp(sk, netns, ret, 1, false, given, direct);
+}
+
+/*
+ * The peer a sendmsg() names (sendto()'s destination, after any cgroup
+ * program rewrote it) or recvmsg() was told (recvfrom()'s source), from the
+ * call's msghdr: msg_name holds a sockaddr_in or sockaddr_in6 when
+ * msg_namelen says so (recvmsg() sets it, 0 when it wrote none). A send
+ * without one on an unconnected socket goes on with a corked datagram
+ * (flow_key takes that datagram's peer). No lock, no atomics: what kernels
+ * before 5.12 (no BPF atomics) and busy shared sockets get.
+ */
+static __always_inline void msg_peer(const struct msghdr *msg, struct endpoint *e)
+{
+	struct {
+		__u16 family;
+		__be16 port;
+		__u32 v4;    /* sockaddr_in's address; sockaddr_in6's flow info */
+		__u32 v6[4]; /* sockaddr_in6's address */
+	} sa;
+	void *name = BPF_CORE_READ(msg, msg_name);
+	int len = BPF_CORE_READ(msg, msg_namelen);
+
+	e->family = 0;
+	if (!name || len < 16 || bpf_probe_read_kernel(&sa, sizeof(sa), name))
+		return;
+	if (sa.family == AF_INET6 && len >= 24 + 4)
+		set_v6(e, sa.v6, sa.port);
+	else if (sa.family == AF_INET || sa.family == 0 /* AF_UNSPEC: udp_sendmsg() takes it as IPv4 */)
+		set_v4(e, sa.v4, sa.port);
 }
 
 /*
@@ -877,37 +1012,171 @@ static __always_inline int on_recv(struct sock *sk, int ret, int flags)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(udp_send, struct sock *sk, int ret, int flags)
 {
-	return on_send(sk, ret);
+	return on_send(sk, ret, NULL, true);
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(udp_recv, struct sock *sk, int ret, int flags)
 {
-	return on_recv(sk, ret, flags);
+	return on_recv(sk, ret, flags, NULL, true);
+}
+
+static __always_inline int fexit_send(struct socket *sock, struct msghdr *msg, int ret)
+{
+	struct sock *sk = sock->sk;
+	struct endpoint peer;
+
+	if (!sk || !is_udp(sk, true))
+		return 0;
+	msg_peer(msg, &peer);
+	return on_send(sk, ret, &peer, true);
+}
+
+static __always_inline int fexit_recv(struct socket *sock, struct msghdr *msg, int flags, int ret)
+{
+	struct sock *sk = sock->sk;
+	struct endpoint peer;
+
+	if (ret < 0 || !sk || !is_udp(sk, true))
+		return 0;
+	msg_peer(msg, &peer);
+	return on_recv(sk, ret, flags, &peer, true);
 }
 
 SEC("fexit/inet_sendmsg")
 int BPF_PROG(udp_send_fexit4, struct socket *sock, struct msghdr *msg, size_t size, int ret)
 {
-	return on_send(sock->sk, ret);
+	return fexit_send(sock, msg, ret);
 }
 
 SEC("fexit/inet6_sendmsg")
 int BPF_PROG(udp_send_fexit6, struct socket *sock, struct msghdr *msg, size_t size, int ret)
 {
-	return on_send(sock->sk, ret);
+	return fexit_send(sock, msg, ret);
 }
 
 SEC("fexit/inet_recvmsg")
 int BPF_PROG(udp_recv_fexit4, struct socket *sock, struct msghdr *msg, size_t size, int flags, int ret)
 {
-	return on_recv(sock->sk, ret, flags);
+	return fexit_recv(sock, msg, flags, ret);
 }
 
 SEC("fexit/inet6_recvmsg")
 int BPF_PROG(udp_recv_fexit6, struct socket *sock, struct msghdr *msg, size_t size, int flags, int ret)
 {
-	return on_recv(sock->sk, ret, flags);
+	return fexit_recv(sock, msg, flags, ret);
+}
+
+/*
+ * Where the kernel has neither those tracepoints nor BPF trampolines (arm64
+ * before 6.0, kernels without ftrace direct calls): kprobes, as libbpf-tools
+ * does. A send is counted when udp_sendmsg()/udpv6_sendmsg() returns (its
+ * socket and msghdr kept by thread from the call's start: a kretprobe sees
+ * only the return value); a receive when udp_recvmsg()/udpv6_recvmsg()
+ * hands the datagram back through skb_consume_udp(sk, skb, len), whose len
+ * is what recvmsg() returns (negative for a peek), with the peer from the
+ * datagram's headers (so a recv() that did not ask who sent still has its
+ * peer). No kretprobe on the receive path: a thread blocked in recvmsg()
+ * would hold one of the kernel's few kretprobe instances. Socket fields are
+ * probe reads (direct = false), and sock_info is keyed by cookie (kprobes
+ * have no sk storage).
+ */
+struct udp_call {
+	__u64 sk;
+	__u64 msg;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 10240);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct udp_call);
+} udp_sends SEC(".maps");
+
+static __always_inline int kprobe_send_begin(struct sock *sk, struct msghdr *msg, __u16 family)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct udp_call call = { .sk = (__u64)sk, .msg = (__u64)msg };
+
+	/* an IPv6 socket's v4-mapped send goes on to udp_sendmsg(): counted once, in udpv6_sendmsg() */
+	if (!sk || !is_udp(sk, false) || BPF_CORE_READ(sk, __sk_common.skc_family) != family)
+		return 0;
+	bpf_map_update_elem(&udp_sends, &tid, &call, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int kprobe_send_end(int ret)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct udp_call *c = bpf_map_lookup_elem(&udp_sends, &tid);
+	struct endpoint peer;
+	struct udp_call call;
+
+	if (!c)
+		return 0;
+	call = *c;
+	bpf_map_delete_elem(&udp_sends, &tid);
+	msg_peer((const struct msghdr *)call.msg, &peer);
+	return on_send((struct sock *)call.sk, ret, &peer, false);
+}
+
+SEC("kprobe/udp_sendmsg")
+int BPF_KPROBE(udp_send_kprobe4, struct sock *sk, struct msghdr *msg)
+{
+	return kprobe_send_begin(sk, msg, AF_INET);
+}
+
+SEC("kretprobe/udp_sendmsg")
+int BPF_KRETPROBE(udp_send_kretprobe4, int ret)
+{
+	return kprobe_send_end(ret);
+}
+
+SEC("kprobe/udpv6_sendmsg")
+int BPF_KPROBE(udp_send_kprobe6, struct sock *sk, struct msghdr *msg)
+{
+	return kprobe_send_begin(sk, msg, AF_INET6);
+}
+
+SEC("kretprobe/udpv6_sendmsg")
+int BPF_KRETPROBE(udp_send_kretprobe6, int ret)
+{
+	return kprobe_send_end(ret);
+}
+
+/* The sender of a datagram, from its IP and UDP headers. */
+static __always_inline void skb_peer(const struct sk_buff *skb, struct endpoint *e)
+{
+	const unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header), th = BPF_CORE_READ(skb, transport_header);
+	struct ports ports;
+	__u8 version;
+
+	e->family = 0;
+	if (bpf_probe_read_kernel(&version, 1, head + nh) || bpf_probe_read_kernel(&ports, sizeof(ports), head + th))
+		return;
+	if (version >> 4 == 4) {
+		__u32 saddr;
+
+		if (!bpf_probe_read_kernel(&saddr, sizeof(saddr), head + nh + offsetof(struct iphdr, saddr)))
+			set_v4(e, saddr, ports.source);
+	} else if (version >> 4 == 6) {
+		__u32 saddr[4];
+
+		if (!bpf_probe_read_kernel(saddr, sizeof(saddr), head + nh + offsetof(struct ipv6hdr, saddr)))
+			set_v6(e, saddr, ports.source);
+	}
+}
+
+SEC("kprobe/skb_consume_udp")
+int BPF_KPROBE(udp_recv_kprobe, struct sock *sk, struct sk_buff *skb, int len)
+{
+	struct endpoint peer;
+
+	if (len < 0 || !sk || !is_udp(sk, false))
+		return 0; /* a peek */
+	skb_peer(skb, &peer);
+	return on_recv(sk, len, 0, &peer, false);
 }
 
 /* ---------- DNS ---------- */
@@ -932,12 +1201,6 @@ struct pkt {
 	__u8 saddr[16];
 	__u8 daddr[16];
 	char comm[BPFAGENT_COMM_LEN];
-};
-
-/* The first 4 bytes of a UDP or TCP header. */
-struct ports {
-	__be16 source;
-	__be16 dest;
 };
 
 /*
@@ -1036,19 +1299,140 @@ static __always_inline bool find_payload(struct pkt *p)
 	return p->payload_len >= 12; /* a DNS header */
 }
 
-/* Read `n` bytes at `off` from the network header, wherever in the skb they are. */
+/*
+ * Where x86-64 maps all of memory, for reading page fragments without skb
+ * dynptrs (before Linux 6.12): the addresses of the kernel's
+ * page_offset_base and vmemmap_base variables, which user space finds in
+ * /proc/kallsyms and writes here after load (0: not known, fragments are
+ * not read). A fragment's page at P is mapped at page_offset_base +
+ * (P - vmemmap_base) / sizeof(struct page) * PAGE_SIZE (page_address()
+ * with SPARSEMEM_VMEMMAP, which every x86-64 kernel has). TCP keeps its
+ * payload in page fragments, so this is what DNS over TCP needs there.
+ */
+struct direct_map {
+	__u64 page_offset_base; /* addresses of the variables */
+	__u64 vmemmap_base;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct direct_map);
+} direct_map SEC(".maps");
+
+#define PAGE_SHIFT 12
+#define FRAGS_WALKED 8 /* fragments looked at: a DNS message is in the first few */
+
+/* The kernel address of fragment `i` of the skb whose shared info is at `shinfo`, and its length. */
+static __always_inline bool frag_at(const void *shinfo, __u32 i, const struct direct_map *dm, __u64 *addr, __u32 *len)
+{
+	/* skb_frag_t: a bio_vec before 6.8, a struct skb_frag (netmem) since: the same 16 bytes */
+	struct {
+		__u64 page;
+		__u32 len;
+		__u32 offset;
+	} f;
+	__u64 pob, vmb;
+
+	if (bpf_probe_read_kernel(&f, sizeof(f), shinfo + bpf_core_field_offset(struct skb_shared_info, frags) + i * sizeof(f)) ||
+	    bpf_probe_read_kernel(&pob, sizeof(pob), (void *)dm->page_offset_base) ||
+	    bpf_probe_read_kernel(&vmb, sizeof(vmb), (void *)dm->vmemmap_base) || f.page < vmb)
+		return false;
+	*addr = pob + (((f.page - vmb) / bpf_core_type_size(struct page)) << PAGE_SHIFT) + f.offset;
+	*len = f.len;
+	return true;
+}
+
+/*
+ * Read `n` bytes at `off` from the network header out of the linear part
+ * and the page fragments after it, into `dst`: from one piece, or from two
+ * that follow each other (the linear part's end and the first fragment, or
+ * two fragments). 0, or -1 when they are not all there.
+ */
+static __always_inline long read_pieces(const struct sk_buff *skb, const struct pkt *p, __u32 off, __u8 *dst, __u32 n)
+{
+	__u32 zero = 0, start = p->linear, len = 0, a_len = 0, b_len = 0;
+	const struct direct_map *dm = bpf_map_lookup_elem(&direct_map, &zero);
+	__u64 a = 0, b = 0, addr = 0;
+	const void *shinfo;
+	__u8 nr;
+
+	if (!dm || !dm->page_offset_base || !dm->vmemmap_base)
+		return -1;
+	shinfo = BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, end);
+	nr = BPF_CORE_READ((struct skb_shared_info *)shinfo, nr_frags);
+	if (off < start) {
+		/* the linear part's end, then the first fragment */
+		a = (__u64)(p->nh + off);
+		a_len = start - off;
+		if (!nr || !frag_at(shinfo, 0, dm, &b, &len) || len < n - a_len)
+			return -1;
+		b_len = n - a_len;
+	} else {
+		for (__u32 i = 0; i < FRAGS_WALKED && i < nr; i++) {
+			if (!frag_at(shinfo, i, dm, &addr, &len))
+				return -1;
+			if (off < start + len) {
+				a = addr + off - start;
+				a_len = start + len - off;
+				if (a_len >= n) {
+					a_len = n;
+				} else {
+					if (i + 1 >= nr || !frag_at(shinfo, i + 1, dm, &b, &len) || len < n - a_len)
+						return -1;
+					b_len = n - a_len;
+				}
+				break;
+			}
+			start += len;
+		}
+		if (!a_len)
+			return -1;
+	}
+	if (bpf_probe_read_kernel(dst, a_len & 0x7ff, (void *)a))
+		return -1;
+	return b_len ? bpf_probe_read_kernel(dst + (a_len & 0x7ff), b_len & 0x7ff, (void *)b) : 0;
+}
+
+/* Room to gather a message that spans two pieces of a packet (see read_pieces), per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u8[2 * 2048]);
+} dns_scratch SEC(".maps");
+
+/* Read `n` (1..BPFAGENT_DNS_CAPTURE) bytes at `off` from the network header, wherever in the skb they are. */
 static __always_inline long read_at(const struct sk_buff *skb, const struct pkt *p, __u32 off, void *dst, __u32 n)
 {
 	struct bpf_dynptr d;
+	__u32 zero = 0;
+	__u8 *scratch;
 
 	if (skb_dynptr) {
 		if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &d))
 			return -1;
 		return bpf_dynptr_read(dst, n, &d, p->data_off + off, 0);
 	}
-	if (off + n > p->linear)
+	if (off + n <= p->linear)
+		return bpf_probe_read_kernel(dst, n, (void *)(p->nh + off));
+	scratch = bpf_map_lookup_elem(&dns_scratch, &zero);
+	if (!scratch || read_pieces(skb, p, off, scratch, n))
 		return -1;
-	return bpf_probe_read_kernel(dst, n, (void *)(p->nh + off));
+	return bpf_probe_read_kernel(dst, n, scratch);
+}
+
+/* Bytes of the packet from the network header on that read_at() reaches. */
+static __always_inline __u32 readable(const struct pkt *p)
+{
+	__u32 zero = 0;
+	const struct direct_map *dm;
+
+	if (skb_dynptr)
+		return p->len;
+	dm = bpf_map_lookup_elem(&direct_map, &zero);
+	return dm && dm->page_offset_base && dm->vmemmap_base ? p->len : p->linear;
 }
 
 /*
@@ -1095,7 +1479,7 @@ static __always_inline int capture_dns(const struct sk_buff *skb, struct pkt *p)
 	/* what the packet holds of the message: all of it, unless cut short (or past the linear part) */
 	len = p->payload_len;
 	{
-		__u32 held = skb_dynptr ? p->len : p->linear;
+		__u32 held = readable(p);
 
 		if (p->payload_off + len > held)
 			len = held > p->payload_off ? held - p->payload_off : 0;
@@ -1158,7 +1542,7 @@ int BPF_PROG(dns_xmit, const struct sk_buff *skb, const struct net_device *dev)
 	if (!read_headers(skb, &p, false))
 		return 0;
 	if (learn || p.dport == bpf_htons(DNS_PORT))
-		si = bpf_sk_storage_get(&sock_infos, (struct sock *)sk, 0, 0);
+		si = sock_info_of(sk, false, true);
 	if (learn && si) {
 		const __u32 *had = (const __u32 *)si->local.addr, *now = (const __u32 *)p.saddr;
 

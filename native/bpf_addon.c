@@ -1490,6 +1490,64 @@ static napi_value js_probe_prog_type(napi_env env, napi_callback_info info)
 	return v;
 }
 
+/*
+ * probeFexit(func, helper) -> 1 / 0 / -errno (inconclusive). helper 0: can a
+ * trivial fexit program on kernel function `func` load and attach (the
+ * kernel has BPF trampolines for it, as libbpf-tools' fentry_can_attach()
+ * checks; attached for an instant, it does nothing). helper N: does the
+ * verifier know helper N in such a program (the program calls it with bad
+ * arguments and never loads: the log says which, as libbpf's helper probe
+ * reads it). The kernel's BTF is parsed once and kept for later probes.
+ */
+static struct btf *probe_btf;
+
+static napi_value js_probe_fexit(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	char func[128], log[512] = "";
+	int32_t helper;
+	struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_1, .imm = 0 },
+		{ .code = BPF_JMP | BPF_CALL, .imm = 0 },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int id, prog, link, r;
+	napi_value v;
+
+	if (get_string(env, argv[0], func, sizeof(func)) || napi_get_value_int32(env, argv[1], &helper) != napi_ok)
+		return NULL;
+	log_reset();
+	if (!probe_btf && !(probe_btf = btf__load_vmlinux_btf())) {
+		r = -errno;
+		goto out;
+	}
+	id = btf__find_by_name_kind(probe_btf, func, BTF_KIND_FUNC);
+	if (id < 0) {
+		r = id;
+		goto out;
+	}
+	insns[1].imm = helper;
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FEXIT, .attach_btf_id = id,
+		    .log_buf = log, .log_size = sizeof(log), .log_level = helper ? 1 : 0);
+	prog = helper ? bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns, 4, &opts)
+		      : bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns + 2, 2, &opts);
+	if (prog >= 0) {
+		link = helper ? -1 : bpf_raw_tracepoint_open(NULL, prog);
+		r = helper || link >= 0 ? 1 : -errno;
+		if (link >= 0)
+			close(link);
+		close(prog);
+	} else if (helper && (errno == EINVAL || errno == EACCES)) {
+		r = strstr(log, "unknown func") || strstr(log, "invalid func") ? 0 : 1;
+	} else {
+		r = -errno;
+	}
+out:
+	napi_create_int32(env, r, &v);
+	return v;
+}
+
 static napi_value js_num_possible_cpus(napi_env env, napi_callback_info info)
 {
 	napi_value v;
@@ -1559,6 +1617,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "close", js_close },
 		{ "probeMapType", js_probe_map_type },
 		{ "probeProgType", js_probe_prog_type },
+		{ "probeFexit", js_probe_fexit },
 		{ "numPossibleCpus", js_num_possible_cpus },
 		{ "mount", js_mount },
 		{ "setDebug", js_set_debug },

@@ -32,3 +32,16 @@ for src in bpf/*.bpf.c; do
     -Ibuild-bpf -Ibpf -c "$src" -o "$obj"
   echo "build-bpf: $obj"
 done
+
+# The programs kernels before 5.12 load (no BPF atomics but add: the verifier
+# refuses the object outright on any cmpxchg or xchg in them) must have none.
+OBJDUMP=${OBJDUMP:-$(command -v llvm-objdump-16 || command -v llvm-objdump || true)}
+if [ -n "$OBJDUMP" ]; then
+  for sec in fexit/inet_sendmsg fexit/inet6_sendmsg fexit/inet_recvmsg fexit/inet6_recvmsg \
+    tp_btf/net_dev_start_xmit tp_btf/netif_receive_skb cgroup/sock_create cgroup/bind4 cgroup/bind6 cgroup/sock_release; do
+    if "$OBJDUMP" -d --section="$sec" build-bpf/net.bpf.o | grep -qE 'cmpxchg|xchg'; then
+      echo "build-bpf: $sec in net.bpf.o uses a BPF atomic other than add (Linux >= 5.12): kernels from 5.10 load it" >&2
+      exit 1
+    fi
+  done
+fi

@@ -4,7 +4,8 @@
 # passed where, written to docs/kernel-matrix.md (generated: do not edit).
 #   npm run test:kernels                       every kernel test, host + 5.10, 6.1, 6.12
 #   bash scripts/vm/test-kernels.sh --kernels "5.10 6.1" --ci   the CI subset (CI_PATTERN)
-# BPFAGENT_MATRIX_NO_WRITE=1: print the table only (CI).
+# BPFAGENT_MATRIX_NO_WRITE=1: print the table only (CI). BPFAGENT_MATRIX_LOGS=DIR:
+# keep each kernel's full test output there (DIR/KERNEL.log).
 # Exit status 1 when any test failed anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,7 +24,7 @@ done
 CI_FILES="dist/test/kernel/tcp-trace.test.js dist/test/kernel/udp-dns.test.js"
 CI_PATTERN='loopback: two records|pre-fork server|refused: a RST|datagrams between namespaces|a name resolved, then connected to'
 npx tsc -p .
-if $ci; then files=$CI_FILES; else files=$(ls dist/test/kernel/*.test.js); fi
+if $ci; then files=$CI_FILES; else files=$(ls dist/test/kernel/*.test.js | tr "\n" " "); fi
 out=$(mktemp -d "${TMPDIR:-/tmp}/bpfagent-matrix.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 # In the guest (or here): each file on its own, then one line per file: MATRIX file passed failed
@@ -40,9 +41,11 @@ for k in $kernels; do
   if [ "$k" = host ]; then
     bash -c "$(guest_cmd)" > "$out/$k.log" 2>&1 || true
   else
-    bash scripts/vm/run.sh --kernel "$k" --timeout 5400 -- bash -c "$(guest_cmd)" > "$out/$k.log" 2>&1 || true
+    # TCG emulates the guest tens of times slower than the host: tests wait longer there (test/helpers/time-scale.ts)
+    TEST_TIME_SCALE=${TEST_TIME_SCALE:-10} bash scripts/vm/run.sh --kernel "$k" --timeout 5400 -- bash -c "$(guest_cmd)" > "$out/$k.log" 2>&1 || true
   fi
   grep -v '^MATRIX' "$out/$k.log" | grep -E '^[[:space:]]*(✖|✔)' | sed "s/^/[$k] /" >&2 || true
+  [ -n "${BPFAGENT_MATRIX_LOGS:-}" ] && mkdir -p "$BPFAGENT_MATRIX_LOGS" && cp "$out/$k.log" "$BPFAGENT_MATRIX_LOGS/$k.log"
   head -1 "$out/$k.log" > "$out/$k.kver"
   grep '^MATRIX' "$out/$k.log" > "$out/$k.res" || true
   if [ "$(wc -l < "$out/$k.res")" -ne "$(echo $files | wc -w)" ] || awk '$4 != 0 || $3 == 0 { bad = 1 } END { exit !bad }' "$out/$k.res"; then

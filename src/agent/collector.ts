@@ -12,7 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { CgroupTracer } from '../bpf/cgroup-tracer.js';
-import type { NetTracer, UdpDrain } from '../bpf/net-tracer.js';
+import type { NetTracer, UdpDrain, UdpHook } from '../bpf/net-tracer.js';
 import { loadProbes, type LoadedProbes } from '../bpf/probe-load.js';
 import type { AttachMode, TcpTracer } from '../bpf/tcp-tracer.js';
 import { decodeBatch, type DecodeStats, type RecordSink } from '../events/batch.js';
@@ -39,6 +39,7 @@ export interface CollectorOptions {
   intervalMs: number;
   maxUdpFlows: number;
   maxNatEntries: number;
+  udpHook: UdpHook | 'auto';
   debug: boolean;
 }
 

@@ -81,6 +81,13 @@ export interface BpfNative {
   close(obj: ObjectHandle): void;
   probeMapType(type: number): number;
   probeProgType(type: number): number;
+  /**
+   * helper 0: 1 when a trivial fexit program on kernel function `func` loads
+   * and attaches (BPF trampolines), else -errno. helper N: 1 when the
+   * verifier knows helper N in fexit programs, 0 when not, -errno when the
+   * probe could not tell.
+   */
+  probeFexit(func: string, helper: number): number;
   numPossibleCpus(): number;
   mount(source: string, target: string, fstype: string): void;
   setDebug(on: boolean): void;

@@ -8,6 +8,7 @@
  * attaches once that one is loaded too (attach).
  */
 import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { btfFileHasNames } from './btf-names.js';
 import type { BpfNative, LinkHandle, ObjectHandle } from './native.js';
 import { describeNativeError, openObject } from './native.js';
@@ -17,41 +18,104 @@ import { EnvironmentError } from '../util/errors.js';
 import type { MapDump } from './native.js';
 import { addCachedFlows } from '../events/udp-flow.js';
 import { UDP_FLOW_CACHE } from '../events/layout.js';
+import { findDirectMap, type DirectMap } from './direct-map.js';
 
-const CGROUP_PROGRAMS = ['sock_create', 'udp4_sendmsg', 'udp6_sendmsg', 'udp4_recvmsg', 'udp6_recvmsg', 'udp4_bind', 'udp6_bind', 'udp_release'] as const;
+const CGROUP_PROGRAMS = ['sock_create', 'udp4_bind', 'udp6_bind', 'udp_release'] as const;
 const TRACING_PROGRAMS = ['dns_receive'] as const;
+
+interface UdpHookVariant {
+  /** tracing programs: where sends and receives end */
+  tracing: readonly string[];
+  /** cgroup programs on the cgroup v2 root: where the peers of unconnected sockets are learned */
+  cgroup: readonly string[];
+  describe: string;
+}
 
 /**
  * Where UDP sends and receives are counted, one variant per kernel (see
- * net.bpf.c): the sock:sock_send_length/sock_recv_length tracepoints where
- * they exist (Linux 6.3+), else fexit on the inet socket operations.
+ * net.bpf.c): fexit on the inet socket operations, which read the peer
+ * from the call's msghdr (no socket lock, no BPF atomics: Linux 5.10 and
+ * later with BPF trampolines); else the sock:sock_send_length/
+ * sock_recv_length tracepoints (Linux 6.3+), with the peers of unconnected
+ * sockets from cgroup sock_addr programs (which make the kernel take the
+ * socket lock for each of their calls); else kprobes (kernels without
+ * either: arm64 before 6.0, kernels without ftrace direct calls).
  */
-export const UDP_HOOKS = {
-  tp_btf: {
-    programs: ['udp_send', 'udp_recv'],
-    describe: 'tp_btf sock:sock_send_length, sock:sock_recv_length',
-  },
+/** Where UDP is counted, in the order `auto` tries them. */
+export const UDP_HOOK_NAMES = ['fexit', 'tp_btf', 'kprobe'] as const;
+export type UdpHook = (typeof UDP_HOOK_NAMES)[number];
+
+export const UDP_HOOKS: Record<UdpHook, UdpHookVariant> = {
   fexit: {
-    programs: ['udp_send_fexit4', 'udp_send_fexit6', 'udp_recv_fexit4', 'udp_recv_fexit6'],
-    describe: 'fexit inet_sendmsg, inet6_sendmsg, inet_recvmsg, inet6_recvmsg',
+    tracing: ['udp_send_fexit4', 'udp_send_fexit6', 'udp_recv_fexit4', 'udp_recv_fexit6'],
+    cgroup: [],
+    describe: 'fexit inet_sendmsg, inet6_sendmsg, inet_recvmsg, inet6_recvmsg (peers from the msghdr)',
   },
-} as const;
-export type UdpHook = keyof typeof UDP_HOOKS;
-const ALL_UDP_PROGRAMS: readonly string[] = [...UDP_HOOKS.tp_btf.programs, ...UDP_HOOKS.fexit.programs];
+  tp_btf: {
+    tracing: ['udp_send', 'udp_recv'],
+    cgroup: ['udp4_sendmsg', 'udp6_sendmsg', 'udp4_recvmsg', 'udp6_recvmsg'],
+    describe: 'tp_btf sock:sock_send_length, sock:sock_recv_length, cgroup/sendmsg4/6, cgroup/recvmsg4/6',
+  },
+  kprobe: {
+    tracing: ['udp_send_kprobe4', 'udp_send_kretprobe4', 'udp_send_kprobe6', 'udp_send_kretprobe6', 'udp_recv_kprobe'],
+    cgroup: [],
+    describe: 'kprobe/kretprobe udp_sendmsg, udpv6_sendmsg, kprobe skb_consume_udp (peers from the msghdr and the datagram)',
+  },
+};
+const programsOf = (h: UdpHookVariant): string[] => [...h.tracing, ...h.cgroup];
+const ALL_UDP_PROGRAMS: readonly string[] = Object.values(UDP_HOOKS).flatMap(programsOf);
+
+/** The UDP hook a kernel gets, and whether its tracing programs reach sk storage (see net.bpf.c's tracing_sk_storage). */
+export interface UdpHookChoice {
+  hook: UdpHook;
+  tracingSkStorage: boolean;
+}
+
+/** BPF_FUNC_sk_storage_get (include/uapi/linux/bpf.h): in tracing programs from Linux 5.11 */
+const BPF_FUNC_SK_STORAGE_GET = 107;
 
 /** The UDP tracepoints as BTF names them (see btf-names.ts). */
 const UDP_TRACEPOINT_TYPES = ['btf_trace_sock_send_length', 'btf_trace_sock_recv_length'] as const;
 
 /**
- * The UDP hook for a kernel: the tracepoints when tracefs shows them, or,
- * where no tracefs is mounted (a container), when the kernel's BTF `btf`
- * has them.
+ * Whether the kernel has the UDP tracepoints: tracefs shows them, or, where
+ * no tracefs is mounted (a container's /sys/kernel/tracing is empty, and
+ * mounting one needs CAP_SYS_ADMIN), the kernel's BTF `btf` names them.
  */
-export function chooseUdpHook(tracefs: string | undefined, btf?: string): UdpHook {
-  const tracepoints = tracefs
+export function hasUdpTracepoints(tracefs: string | undefined, btf: string | undefined): boolean {
+  return tracefs
     ? existsSync(`${tracefs}/events/sock/sock_send_length`) && existsSync(`${tracefs}/events/sock/sock_recv_length`)
     : btf !== undefined && btfFileHasNames(btf, UDP_TRACEPOINT_TYPES)?.size === UDP_TRACEPOINT_TYPES.length;
-  return tracepoints ? 'tp_btf' : 'fexit';
+}
+
+const errnoName = (r: number): string => Object.entries(osConstants.errno).find(([, v]) => v === -r)?.[0] ?? `error ${-r}`;
+
+/**
+ * The UDP hook for this kernel, by feature probes (`wanted`: one only, or
+ * 'auto': the first that works, in UDP_HOOKS order): fexit where a BPF
+ * trampoline attaches to inet_sendmsg, else the tracepoints when tracefs
+ * shows them, else kprobes when the kernel has them (the perf kprobe PMU or
+ * tracefs kprobe_events, as libbpf attaches them). Throws EnvironmentError
+ * naming what each lacks. Kprobes have no sk storage: tracingSkStorage is
+ * false with them.
+ */
+export function chooseUdpHook(native: BpfNative, tracefs: string | undefined, wanted: UdpHook | 'auto' = 'auto', btf?: string): UdpHookChoice {
+  const why: string[] = [];
+  for (const hook of wanted === 'auto' ? UDP_HOOK_NAMES : [wanted]) {
+    if (hook === 'fexit') {
+      const r = native.probeFexit('inet_sendmsg', 0);
+      if (r === 1) return { hook, tracingSkStorage: native.probeFexit('inet_sendmsg', BPF_FUNC_SK_STORAGE_GET) !== 0 };
+      why.push(`fexit: no BPF trampoline attaches to inet_sendmsg (${errnoName(r)}; needs Linux >= 5.5 with ftrace direct calls)`);
+    } else if (hook === 'tp_btf') {
+      if (hasUdpTracepoints(tracefs, btf)) return { hook, tracingSkStorage: true };
+      why.push('tp_btf: no sock:sock_send_length and sock:sock_recv_length tracepoints (needs Linux >= 6.3)');
+    } else {
+      if (existsSync('/sys/bus/event_source/devices/kprobe/type') || (tracefs && existsSync(`${tracefs}/kprobe_events`)))
+        return { hook, tracingSkStorage: false };
+      why.push('kprobe: no kprobes (needs CONFIG_KPROBES and CONFIG_KPROBE_EVENTS)');
+    }
+  }
+  throw new EnvironmentError(`UDP and DNS probes: ${why.join('; ')}`);
 }
 /** on net:net_dev_start_xmit: tail-called by the TCP object's program there when it has one (see `xmitChain`) */
 const XMIT_PROGRAM = 'dns_xmit';
@@ -79,7 +143,7 @@ export interface NetTracerOptions {
   /** the ring buffer the TCP tracer reads (see BpfNative.ringCreate): `dns_events` becomes it */
   ring: { fd: number };
   /** where UDP is counted (chooseUdpHook) */
-  udpHook: UdpHook;
+  udp: UdpHookChoice;
 }
 
 export interface UdpDrain {
@@ -116,7 +180,13 @@ export class NetTracer {
     for (const mode of READ_MODES) {
       try {
         const tracer = await NetTracer.loadInMode(native, opts, mode);
-        tracer.linearDnsOnly = !mode.skbDynptr;
+        if (!mode.skbDynptr) {
+          // page fragments through the kernel's direct map (x86-64), else the linear part only
+          const dm = await findDirectMap();
+          if (dm) tracer.setDirectMap(dm);
+          else tracer.linearDnsOnly = true;
+        }
+        tracer.skbDynptr = mode.skbDynptr;
         return tracer;
       } catch (e) {
         if (!(e instanceof LoadRefused)) throw e;
@@ -128,6 +198,16 @@ export class NetTracer {
 
   /** true when DNS payloads are read from the packets' linear part only (see start) */
   linearDnsOnly = false;
+  /** DNS payloads are read through skb dynptrs (else the linear part and, unless linearDnsOnly, page fragments) */
+  private skbDynptr = true;
+
+  /** Where the kernel maps memory, for reading page fragments without dynptrs (net.bpf.c's direct_map). */
+  private setDirectMap(dm: DirectMap): void {
+    const v = Buffer.alloc(16);
+    v.writeBigUInt64LE(dm.pageOffsetBase, 0);
+    v.writeBigUInt64LE(dm.vmemmapBase, 8);
+    this.native.mapUpdate(this.obj, 'direct_map', Buffer.alloc(4), v);
+  }
   private chained: { obj: ObjectHandle; map: string } | undefined;
 
   private static async loadInMode(native: BpfNative, opts: NetTracerOptions, mode: ReadMode): Promise<NetTracer> {
@@ -136,17 +216,20 @@ export class NetTracer {
       native.setMaxEntries(obj, 'udp_flows_0', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'udp_flows_1', opts.maxUdpFlows);
       native.setMaxEntries(obj, 'udp_local_addrs', opts.maxUdpFlows);
+      // sock_infos' stand-in where tracing programs have no sk storage (Linux < 5.11): one entry per open UDP socket
+      native.setMaxEntries(obj, 'sock_infos_by_cookie', opts.udp.tracingSkStorage ? 1 : opts.maxUdpFlows);
+      native.setGlobal(obj, 'tracing_sk_storage', Buffer.from([opts.udp.tracingSkStorage ? 1 : 0]));
       native.setGlobal(obj, 'skb_dynptr', Buffer.from([mode.skbDynptr ? 1 : 0]));
       native.setGlobal(obj, 'direct_reads', Buffer.from([mode.directReads ? 1 : 0]));
       native.reuseMapFd(obj, 'dns_events', opts.ring.fd);
-      const udp: readonly string[] = UDP_HOOKS[opts.udpHook].programs;
+      const udp = programsOf(UDP_HOOKS[opts.udp.hook]);
       for (const p of ALL_UDP_PROGRAMS) native.setAutoload(obj, p, udp.includes(p));
       await native.loadAsync(obj);
     } catch (e) {
       native.close(obj);
       throw new (missingTracepoints(e) ? EnvironmentError : LoadRefused)(NetTracer.failure(e));
     }
-    const tracer = new NetTracer(native, obj, opts.cgroupRoot, opts.udpHook);
+    const tracer = new NetTracer(native, obj, opts.cgroupRoot, opts.udp.hook);
     tracer.emptyCache(1); // udp_cache_0 is all zeros, as its `table` wants
     return tracer;
   }
@@ -167,8 +250,9 @@ export class NetTracer {
    */
   attach(xmitChain?: { obj: ObjectHandle; map: string }): void {
     try {
-      for (const p of CGROUP_PROGRAMS) this.links.push(this.native.attachCgroup(this.obj, p, this.cgroupRoot));
-      for (const p of [...TRACING_PROGRAMS, ...UDP_HOOKS[this.udpHook].programs]) this.links.push(this.native.attach(this.obj, p));
+      const udp = UDP_HOOKS[this.udpHook];
+      for (const p of [...CGROUP_PROGRAMS, ...udp.cgroup]) this.links.push(this.native.attachCgroup(this.obj, p, this.cgroupRoot));
+      for (const p of [...TRACING_PROGRAMS, ...udp.tracing]) this.links.push(this.native.attach(this.obj, p));
       if (xmitChain) {
         this.native.chainProgram(xmitChain.obj, xmitChain.map, 0, this.obj, XMIT_PROGRAM);
         this.chained = xmitChain;
@@ -186,10 +270,12 @@ export class NetTracer {
   get hooks(): Record<'udp' | 'dnsQueries' | 'dnsAnswers' | 'dnsOverTcp', string | null> {
     const queries = this.chained ? 'tp_btf net:net_dev_start_xmit (tail call)' : 'tp_btf net:net_dev_start_xmit';
     return {
-      udp: `${UDP_HOOKS[this.udpHook].describe}, cgroup/sendmsg4/6, cgroup/recvmsg4/6`,
+      udp: UDP_HOOKS[this.udpHook].describe,
       dnsQueries: queries,
       dnsAnswers: 'tp_btf net:netif_receive_skb',
-      dnsOverTcp: this.linearDnsOnly ? null : `${queries}, tp_btf net:netif_receive_skb (skb dynptr)`,
+      dnsOverTcp: this.linearDnsOnly
+        ? null
+        : `${queries}, tp_btf net:netif_receive_skb (${this.skbDynptr ? 'skb dynptr' : 'page fragments through the direct map'})`,
     };
   }
 

@@ -31,6 +31,8 @@ export interface ProbeLoadOptions {
   ringbufBytes: number;
   maxUdpFlows: number;
   maxNatEntries: number;
+  /** where UDP is counted: chosen by feature probes (auto), or one variant */
+  udpHook: UdpHook | 'auto';
   debug: boolean;
 }
 
@@ -84,7 +86,7 @@ export async function loadProbes(opts: ProbeLoadOptions): Promise<LoadedProbes> 
     throw new EnvironmentError(describeNativeError(e, 'CAP_BPF'));
   }
   try {
-    const netLoad = loadNet(native, ringFd, opts, notes, chooseUdpHook(tracefs, opts.btf ?? DEFAULT_BTF));
+    const netLoad = loadNet(native, ringFd, opts, notes, tracefs);
     const tcpLoad = TcpTracer.load(native, features, {
       objectPath: TCP_OBJECT,
       btfPath: opts.btf,
@@ -136,7 +138,7 @@ async function loadNet(
   ringFd: number,
   opts: ProbeLoadOptions,
   notes: ProbeNote[],
-  udpHook: UdpHook,
+  tracefs: string | undefined,
 ): Promise<NetTracer | undefined> {
   const missingCaps = missingNetCapabilities(effectiveCapabilities());
   if (missingCaps.length) {
@@ -152,11 +154,12 @@ async function loadNet(
     return undefined;
   }
   try {
-    const net = await NetTracer.load(native, { objectPath: NET_OBJECT, btfPath: opts.btf, cgroupRoot, maxUdpFlows: opts.maxUdpFlows, ring: { fd: ringFd }, udpHook });
+    const udp = chooseUdpHook(native, tracefs, opts.udpHook, opts.btf ?? DEFAULT_BTF);
+    const net = await NetTracer.load(native, { objectPath: NET_OBJECT, btfPath: opts.btf, cgroupRoot, maxUdpFlows: opts.maxUdpFlows, ring: { fd: ringFd }, udp });
     if (net.linearDnsOnly)
       notes.push({
         level: 'warn',
-        msg: 'tracing programs cannot read whole packets on this kernel (skb dynptrs need Linux >= 6.12): DNS over TCP is not seen',
+        msg: 'tracing programs cannot read whole packets on this kernel (skb dynptrs need Linux >= 6.12; before, page fragments are read on x86-64 through the addresses of page_offset_base and vmemmap_base in /proc/kallsyms, not found here): DNS over TCP is not seen',
       });
     return net;
   } catch (e) {

@@ -20,6 +20,7 @@ export function collectorOptions(cfg: AgentConfig): CollectorOptions {
     intervalMs: cfg.interval,
     maxUdpFlows: cfg.trace.maxUdpFlows,
     maxNatEntries: cfg.trace.maxNatEntries,
+    udpHook: cfg.trace.udpHook,
     debug: cfg.trace.debug,
   };
 }
@@ -38,6 +39,7 @@ export const RUN_FLAGS: Record<string, { path: string[]; boolean?: boolean; mult
   'poll-interval': { path: ['trace', 'pollInterval'] },
   'max-udp-flows': { path: ['trace', 'maxUdpFlows'] },
   'max-nat-entries': { path: ['trace', 'maxNatEntries'] },
+  'udp-hook': { path: ['trace', 'udpHook'] },
   debug: { path: ['trace', 'debug'], boolean: true },
   cgroup: { path: ['trace', 'cgroup'] },
   kubeconfig: { path: ['kubernetes', 'kubeconfig'] },
@@ -75,6 +77,7 @@ Options:
   --poll-interval DUR     longest a TCP or DNS record waits in the kernel      (default: 100ms)
   --max-udp-flows N       UDP flows tracked per interval; evictions are counted (default: 65536)
   --max-nat-entries N     DNAT destinations and forwarded SYNs held; evictions are counted (default: 16384)
+  --udp-hook HOOK         auto | fexit | tp_btf | kprobe: where UDP is counted (default: auto)
   --debug                 print libbpf's messages on stderr
   --cgroup PATH           only the processes of this cgroup v2 subtree (default: every process)
   --kubeconfig FILE       Kubernetes credentials; default: $KUBECONFIG, else in-cluster, else off

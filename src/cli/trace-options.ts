@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ATTACH_MODES, type AttachMode } from '../bpf/tcp-tracer.js';
+import { UDP_HOOK_NAMES, type UdpHook } from '../bpf/net-tracer.js';
 import { parseCidrs } from '../enrich/locality.js';
 import { UsageError } from '../util/errors.js';
 import { parseDurationMs, parseSizeBytes } from '../util/units.js';
@@ -16,6 +17,8 @@ export interface TraceOptions {
   maxUdpFlows: number;
   /** entries of each DNAT map (connections' real destinations, forwarded SYNs) */
   maxNatEntries: number;
+  /** where UDP is counted: by feature probes, or one variant */
+  udpHook: UdpHook | 'auto';
   debug: boolean;
   /** Kubernetes credentials: a kubeconfig file; otherwise KUBECONFIG or in-cluster, else Kubernetes is off */
   kubeconfig: string | undefined;
@@ -48,6 +51,7 @@ Options:
   --max-udp-flows N       UDP flows tracked per interval; evictions are counted (default: 65536)
   --max-nat-entries N     DNAT destinations and forwarded SYNs held; evictions are counted
                                                                          (default: 16384)
+  --udp-hook HOOK         auto | fexit | tp_btf | kprobe: where UDP is counted (default: auto)
   --kubeconfig FILE       Kubernetes credentials; default: $KUBECONFIG, else in-cluster
                           (service account), else Kubernetes metadata is off
   --node-name NAME        this node's Kubernetes name          (default: $NODE_NAME or host name)
@@ -73,6 +77,7 @@ const DEFAULTS: TraceOptions = {
   intervalMs: 10_000,
   maxUdpFlows: 65536,
   maxNatEntries: 16384,
+  udpHook: 'auto',
   debug: false,
   kubeconfig: undefined,
   nodeName: undefined,
@@ -128,6 +133,7 @@ export function parseTraceArgs(argv: string[], commandName = 'trace'): TraceOpti
         interval: { type: 'string' },
         'max-udp-flows': { type: 'string' },
         'max-nat-entries': { type: 'string' },
+        'udp-hook': { type: 'string' },
         debug: { type: 'boolean' },
         kubeconfig: { type: 'string' },
         'node-name': { type: 'string' },
@@ -147,6 +153,11 @@ export function parseTraceArgs(argv: string[], commandName = 'trace'): TraceOpti
     if (v.attach !== 'auto' && !(ATTACH_MODES as readonly string[]).includes(v.attach))
       throw bad('--attach', v.attach, `one of auto, ${ATTACH_MODES.join(', ')}`);
     opts.attach = v.attach as AttachMode | 'auto';
+  }
+  if (v['udp-hook'] !== undefined) {
+    const h = v['udp-hook'];
+    if (h !== 'auto' && !(UDP_HOOK_NAMES as readonly string[]).includes(h)) throw bad('--udp-hook', h, `one of auto, ${UDP_HOOK_NAMES.join(', ')}`);
+    opts.udpHook = h as UdpHook | 'auto';
   }
   if (v.btf !== undefined) {
     if (!v.btf) throw bad('--btf', v.btf, 'a file path');

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { ATTACH_MODES } from '../bpf/tcp-tracer.js';
+import { UDP_HOOK_NAMES } from '../bpf/net-tracer.js';
 import { parseCidrs } from '../enrich/locality.js';
 import { SINKS, type SinkRegistry } from '../sinks/registry.js';
 import { clickhouseConnectionShape } from '../sinks/sink-configs.js';
@@ -108,6 +109,7 @@ export const traceSchema = z
     pollInterval: duration(1, 5000, 'a duration from 1ms to 5s, such as 100ms').default('100ms'),
     maxUdpFlows: whole(16, 16_777_216).default(65_536),
     maxNatEntries: whole(16, 16_777_216).default(16_384),
+    udpHook: z.enum(['auto', ...UDP_HOOK_NAMES]).default('auto').describe(`one of auto, ${UDP_HOOK_NAMES.join(', ')}`),
     debug: z.boolean().default(false).describe('true or false'),
     // only the records of processes in this cgroup v2 subtree (one of several nodes sharing a kernel); null: the host's
     cgroup: z.string().min(1).nullable().default(null).describe('a cgroup v2 directory (below the cgroup root, or relative to it), or null'),

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { AGENT_JS } from './processes.js';
+import { scaled } from './time-scale.js';
 import type { AgentRecord, DnsRecord, TcpRecord, UdpRecord } from '../../src/events/records.js';
 
 export interface AgentExit {
@@ -85,6 +86,7 @@ export class TraceAgent extends AgentProcess {
 
   /** Wait until `check` holds of the records (e.g. UDP sums reach their totals); then return them. */
   async until<T>(check: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
+    timeoutMs = scaled(timeoutMs);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const v = check();
@@ -100,6 +102,7 @@ export class TraceAgent extends AgentProcess {
     n: number,
     timeoutMs: number,
   ): Promise<T[]> {
+    timeoutMs = scaled(timeoutMs);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.records.filter((r): r is T => r.proto === proto && pred(r as T));

@@ -4,12 +4,13 @@
  * which the test compares with the agent's records.
  *
  *   peer.js server --host H --port P [--send N] [--reset-after N] [--count K]
- *   peer.js client --host H --port P [--send N] [--abort-after MS] [--linger0] [--delay-send MS]
+ *   peer.js client --host H --port P [--send N] [--abort-after MS] [--linger0] [--delay-send MS] [--send-on-stdin]
  *
  * Server: accepts K connections (default 1); for each reads until the peer's
  * FIN, then sends N bytes and closes (or, with --reset-after, resets once it
  * has received that many bytes). Client: connects, sends N bytes, half-closes,
- * reads until FIN, closes.
+ * reads until FIN, closes; with --send-on-stdin it sends once a line comes on
+ * its stdin (the test's go-ahead), not before.
  */
 import net from 'node:net';
 import { parseArgs } from 'node:util';
@@ -25,6 +26,7 @@ const { positionals, values } = parseArgs({
     'abort-after': { type: 'string' },
     linger0: { type: 'boolean' },
     'delay-send': { type: 'string', default: '0' },
+    'send-on-stdin': { type: 'boolean' },
   },
 });
 
@@ -81,6 +83,13 @@ if (positionals[0] === 'server') {
     if (values.linger0) {
       // close with RST once the payload is written: SO_LINGER 0
       sock.write(payload(sendBytes), () => sock.resetAndDestroy());
+      return;
+    }
+    if (values['send-on-stdin']) {
+      process.stdin.once('data', () => {
+        process.stdin.destroy(); // nothing more to read: the process ends with its socket
+        sock.end(payload(sendBytes));
+      });
       return;
     }
     setTimeout(() => sock.end(payload(sendBytes)), Number(values['delay-send']));

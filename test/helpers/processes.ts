@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scaled } from './time-scale.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const PEER_JS = path.join(REPO_ROOT, 'dist/test/helpers/peer.js');
@@ -81,6 +82,7 @@ export class Peer {
 
   /** Wait for an event of that name (or one matching `pred`). */
   async waitFor(name: string, timeoutMs = 10_000, pred: (e: PeerEvent) => boolean = () => true): Promise<PeerEvent> {
+    timeoutMs = scaled(timeoutMs);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.events.find((e) => e.event === name && pred(e));

@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { AGENT_JS } from './processes.js';
+import { scaled } from './time-scale.js';
 import { AgentProcess, type AgentExit } from './agent.js';
 import { freePort } from './listen.js';
 
@@ -30,7 +31,7 @@ export function listening(port: number, host = '127.0.0.1'): Promise<boolean> {
 
 /** `bpfagent run ...args` to its end (for configurations expected to fail): exit code, stdout, stderr. */
 export function runOnce(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [AGENT_JS, 'run', ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, [AGENT_JS, 'run', ...args], { encoding: 'utf8', timeout: scaled(30_000), env: { ...process.env, ...env } });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -111,6 +112,7 @@ export class Prometheus {
     child.stdout!.on('data', (d: Buffer) => (output.text += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output.text += d.toString()));
     const p = new Prometheus(child, `http://127.0.0.1:${port}`, dir, output);
+    timeoutMs = scaled(timeoutMs);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`prometheus exited (${child.exitCode}):\n${output.text}`);
@@ -137,6 +139,7 @@ export class Prometheus {
 
   /** Query until `done` holds of the result (or time runs out, failing with the last result). */
   async until(promql: string, done: (r: Array<{ metric: Record<string, string>; value: number }>) => boolean, timeoutMs = 20_000) {
+    timeoutMs = scaled(timeoutMs);
     const deadline = Date.now() + timeoutMs;
     let last: Array<{ metric: Record<string, string>; value: number }> = [];
     for (;;) {

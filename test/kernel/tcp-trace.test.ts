@@ -132,11 +132,12 @@ describe('bpfagent trace: TCP between real hosts', { skip: KERNEL_SKIP }, () => 
     const p = port();
     const server = new Peer('tsrv-rtx', ['server', '--host', net.b.ipv4, '--port', String(p), '--send', '4321'], { netns: net.b.ns });
     await server.waitFor('listening');
-    // the client connects at once but sends 300 ms later, while B's answers to A go nowhere
-    const client = new Peer('tcli-rtx', ['client', '--host', net.b.ipv4, '--port', String(p), '--send', '54321', '--delay-send', '300'],
+    // the client connects, then sends once B's answers to A go nowhere (however long adding the route takes)
+    const client = new Peer('tcli-rtx', ['client', '--host', net.b.ipv4, '--port', String(p), '--send', '54321', '--send-on-stdin'],
       { netns: net.a.ns });
     const { localPort } = await client.waitFor('connected');
     net.exec(net.b, ['ip', 'route', 'add', 'blackhole', `${net.a.ipv4}/32`]);
+    client.child.stdin!.write('go\n');
     await new Promise((r) => setTimeout(r, 900));
     net.exec(net.b, ['ip', 'route', 'del', 'blackhole', `${net.a.ipv4}/32`]);
     await client.waitFor('done', 20_000);

@@ -28,7 +28,7 @@ const DEFAULTS: AgentConfig = {
   interval: 10_000,
   logLevel: 'info',
   shutdownTimeout: 10_000,
-  trace: { attach: 'auto', btf: null, maxConnections: 65536, ringbufSize: 8 << 20, pollInterval: 100, maxUdpFlows: 65536, maxNatEntries: 16384, debug: false, cgroup: null },
+  trace: { attach: 'auto', btf: null, maxConnections: 65536, ringbufSize: 8 << 20, pollInterval: 100, maxUdpFlows: 65536, maxNatEntries: 16384, udpHook: 'auto', debug: false, cgroup: null },
   kubernetes: { clusterCidrs: [], watch: 'node' },
   flows: { maxEdges: 10_000 },
   metrics: { maxSeriesPerMetric: 2000, listen: null },
@@ -88,6 +88,7 @@ trace:
   ringbufSize: 16M
   pollInterval: 20ms
   maxUdpFlows: 4096
+  udpHook: tp_btf
   debug: true
   cgroup: /kubepods.slice
 kubernetes:
@@ -122,7 +123,7 @@ hub:
       interval: 1000,
       logLevel: 'debug',
       shutdownTimeout: 2500,
-      trace: { attach: 'raw_tp', btf: '/tmp/vmlinux', maxConnections: 1024, ringbufSize: 16 << 20, pollInterval: 20, maxUdpFlows: 4096, maxNatEntries: 16384, debug: true, cgroup: '/kubepods.slice' },
+      trace: { attach: 'raw_tp', btf: '/tmp/vmlinux', maxConnections: 1024, ringbufSize: 16 << 20, pollInterval: 20, maxUdpFlows: 4096, maxNatEntries: 16384, udpHook: 'tp_btf', debug: true, cgroup: '/kubepods.slice' },
       kubernetes: { kubeconfig: '/etc/kube.conf', clusterCidrs: ['10.244.0.0/16', 'fd00:10::/56'], watch: 'cluster' },
       flows: { maxEdges: 500 },
       metrics: { maxSeriesPerMetric: 50, listen: { host: '0.0.0.0', port: 9746 } },
@@ -190,7 +191,7 @@ describe('config: precedence file < environment < flags', () => {
   test('every flag sets its key; --cluster-cidr repeats and splits', () => {
     const args = flags(
       '--config', '/x.yaml', '--listen', '127.0.0.1:1', '--node-name', 'n1', '--interval', '500ms', '--log-level', 'warn', '--shutdown-timeout', '3s',
-      '--attach', 'tracepoint', '--btf', '/b', '--max-connections', '64', '--ringbuf-size', '64k', '--poll-interval', '5ms', '--max-udp-flows', '128', '--cgroup', '/n1',
+      '--attach', 'tracepoint', '--btf', '/b', '--max-connections', '64', '--ringbuf-size', '64k', '--poll-interval', '5ms', '--max-udp-flows', '128', '--cgroup', '/n1', '--udp-hook', 'fexit',
       '--debug', '--kubeconfig', '/k', '--cluster-cidr', '10.0.0.0/8,10.1.0.0/16', '--cluster-cidr', 'fd00::/8', '--max-edges', '99', '--max-series', '7', '--kube-watch', 'cluster', '--metrics-listen', '[::]:9746',
     );
     assert.equal(args.configFile, '/x.yaml');
@@ -201,7 +202,7 @@ describe('config: precedence file < environment < flags', () => {
       interval: 500,
       logLevel: 'warn',
       shutdownTimeout: 3000,
-      trace: { attach: 'tracepoint', btf: '/b', maxConnections: 64, ringbufSize: 65536, pollInterval: 5, maxUdpFlows: 128, maxNatEntries: 16384, debug: true, cgroup: '/n1' },
+      trace: { attach: 'tracepoint', btf: '/b', maxConnections: 64, ringbufSize: 65536, pollInterval: 5, maxUdpFlows: 128, maxNatEntries: 16384, udpHook: 'fexit', debug: true, cgroup: '/n1' },
       kubernetes: { kubeconfig: '/k', clusterCidrs: ['10.0.0.0/8', '10.1.0.0/16', 'fd00::/8'], watch: 'cluster' },
       flows: { maxEdges: 99 },
       metrics: { maxSeriesPerMetric: 7, listen: { host: '::', port: 9746 } },
@@ -268,7 +269,7 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
     const f = file('intervall: 1s\n');
     fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, clusterName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, sinks, hub`);
     const g = file('trace:\n  maxConection: 100\n');
-    fails({ file: g }, `config: ${g}: trace.maxConection: unknown key, expected one of: attach, btf, maxConnections, ringbufSize, pollInterval, maxUdpFlows, maxNatEntries, debug, cgroup`);
+    fails({ file: g }, `config: ${g}: trace.maxConection: unknown key, expected one of: attach, btf, maxConnections, ringbufSize, pollInterval, maxUdpFlows, maxNatEntries, udpHook, debug, cgroup`);
   });
 
   test('a section that is not a mapping', () => {

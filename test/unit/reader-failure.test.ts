@@ -44,7 +44,7 @@ function binding(dropped = { n: 0 }): { native: BpfNative; ring: () => RingCallb
 
 const yes = { available: true };
 const FEATURES: KernelFeatures = { btf: yes, ringbuf: yes, tpBtf: yes, rawTp: yes, tracepoint: yes };
-const OPTS = { attach: 'tp_btf' as const, btf: null, maxConnections: 16, ringbufBytes: 4096, pollMs: 10, intervalMs: 60_000, maxUdpFlows: 16, maxNatEntries: 16, debug: false };
+const OPTS = { attach: 'tp_btf' as const, btf: null, maxConnections: 16, ringbufBytes: 4096, pollMs: 10, intervalMs: 60_000, maxUdpFlows: 16, maxNatEntries: 16, udpHook: 'auto' as const, debug: false };
 
 async function loaded(native: BpfNative): Promise<LoadedProbes> {
   const tcp = await TcpTracer.load(native, FEATURES, { objectPath: 'x', btfPath: null, mode: 'tp_btf', maxConnections: 16, maxNatEntries: 16, ring: { fd: 3, bytes: 4096 } });

@@ -13,6 +13,7 @@ const DEFAULTS: TraceOptions = {
   intervalMs: 10_000,
   maxUdpFlows: 65536,
   maxNatEntries: 16384,
+  udpHook: 'auto',
   debug: false,
   kubeconfig: undefined,
   nodeName: undefined,
@@ -89,9 +90,9 @@ describe('parseTraceArgs: values', () => {
   test('everything at once', () => {
     assert.deepEqual(
       parse('--json', '--attach', 'raw_tp', '--btf', '/b', '--max-connections', '100', '--ringbuf-size', '1M', '--poll-interval', '20ms', '--debug',
-        '--interval', '2s', '--max-udp-flows', '4096', '--max-nat-entries', '64'),
+        '--interval', '2s', '--max-udp-flows', '4096', '--max-nat-entries', '64', '--udp-hook', 'tp_btf'),
       { json: true, attach: 'raw_tp', btf: '/b', maxConnections: 100, ringbufBytes: 1 << 20, pollMs: 20, debug: true,
-        intervalMs: 2000, maxUdpFlows: 4096, maxNatEntries: 64, kubeconfig: undefined, nodeName: undefined, clusterCidrs: [], kubeWatch: 'node' },
+        intervalMs: 2000, maxUdpFlows: 4096, maxNatEntries: 64, udpHook: 'tp_btf', kubeconfig: undefined, nodeName: undefined, clusterCidrs: [], kubeWatch: 'node' },
     );
   });
 
@@ -103,7 +104,7 @@ describe('parseTraceArgs: values', () => {
 
   test('the help text documents every option', () => {
     for (const o of ['--json', '--attach', '--btf', '--max-connections', '--ringbuf-size', '--poll-interval', '--interval',
-      '--max-udp-flows', '--debug', '--help'])
+      '--max-udp-flows', '--udp-hook', '--debug', '--help'])
       assert.ok(TRACE_HELP.includes(o), o);
   });
 });
@@ -116,6 +117,10 @@ describe('parseTraceArgs: errors are UsageError, exit code 2, naming option and 
 
   test('--attach foo', () => {
     rejects(['--attach', 'foo'], ['--attach', "'foo'", 'tp_btf']);
+  });
+
+  test('--udp-hook kprobes', () => {
+    rejects(['--udp-hook', 'kprobes'], ['--udp-hook', "'kprobes'", 'one of auto, fexit, tp_btf, kprobe']);
   });
 
   test('--attach without a value', () => {
