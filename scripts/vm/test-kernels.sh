@@ -19,10 +19,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 # The CI subset: TCP (both ends, exact bytes, attribution to the accepting
-# process, refused), UDP (exact counts, both ends) and DNS over UDP, chosen
-# to fit TCG's ~30x slowdown (see docs/testing.md).
+# process, refused), UDP (exact counts, both ends) and DNS over UDP and TCP,
+# chosen to fit TCG's ~30x slowdown (see docs/testing.md).
 CI_FILES="dist/test/kernel/tcp-trace.test.js dist/test/kernel/udp-dns.test.js"
-CI_PATTERN='loopback: two records|pre-fork server|refused: a RST|datagrams between namespaces|a name resolved, then connected to'
+CI_PATTERN='loopback: two records|pre-fork server|refused: a RST|datagrams between namespaces|a name resolved, then connected to|DNS over TCP is seen too'
 npx tsc -p .
 if $ci; then files=$CI_FILES; else files=$(ls dist/test/kernel/*.test.js | tr "\n" " "); fi
 out=$(mktemp -d "${TMPDIR:-/tmp}/bpfagent-matrix.XXXXXX")
@@ -38,12 +38,15 @@ guest_cmd() {
 status=0
 for k in $kernels; do
   echo "test-kernels: $k" >&2
+  t0=$(date +%s)
   if [ "$k" = host ]; then
     bash -c "$(guest_cmd)" > "$out/$k.log" 2>&1 || true
   else
     # TCG emulates the guest tens of times slower than the host: tests wait longer there (test/helpers/time-scale.ts)
     TEST_TIME_SCALE=${TEST_TIME_SCALE:-10} bash scripts/vm/run.sh --kernel "$k" --timeout 5400 -- bash -c "$(guest_cmd)" > "$out/$k.log" 2>&1 || true
   fi
+  echo $(($(date +%s) - t0)) > "$out/$k.secs"
+  echo "test-kernels: $k: $(cat "$out/$k.secs") s" >&2
   grep -v '^MATRIX' "$out/$k.log" | grep -E '^[[:space:]]*(✖|✔)' | sed "s/^/[$k] /" >&2 || true
   [ -n "${BPFAGENT_MATRIX_LOGS:-}" ] && mkdir -p "$BPFAGENT_MATRIX_LOGS" && cp "$out/$k.log" "$BPFAGENT_MATRIX_LOGS/$k.log"
   head -1 "$out/$k.log" > "$out/$k.kver"
@@ -69,6 +72,9 @@ done
     done
     printf '\n'
   done
+  printf '| time (boot included) |'
+  for k in $kernels; do printf ' %s s |' "$(cat "$out/$k.secs")"; done
+  printf '\n'
 } > "$out/table.md"
 cat "$out/table.md"
 if [ -z "${BPFAGENT_MATRIX_NO_WRITE:-}" ]; then
