@@ -36,7 +36,10 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     assert.equal(missing, undefined);
     assert.deepEqual(
       objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
-      ['ClusterRole/bpfagent', 'ClusterRoleBinding/bpfagent', 'ConfigMap/bpfagent', 'DaemonSet/bpfagent', 'Namespace/bpfagent', 'ServiceAccount/bpfagent'],
+      [
+        'ClusterRole/bpfagent', 'ClusterRoleBinding/bpfagent', 'ConfigMap/bpfagent', 'ConfigMap/bpfagent-hub', 'DaemonSet/bpfagent',
+        'Deployment/bpfagent-hub', 'Namespace/bpfagent', 'Service/bpfagent-hub', 'ServiceAccount/bpfagent',
+      ],
     );
     for (const o of objects) if (o.kind !== 'Namespace' && o.kind !== 'ClusterRole' && o.kind !== 'ClusterRoleBinding') assert.equal(o.metadata.namespace, 'bpfagent', `${o.kind} in the namespace`);
   });
