@@ -13,6 +13,7 @@ import { HostAddresses } from '../enrich/host-addresses.js';
 import { KubeMetadata } from '../enrich/k8s/index.js';
 import { clusterMatcher } from '../enrich/locality.js';
 import { ProcessInfoCache } from '../enrich/process-info.js';
+import { makeRedactor } from '../enrich/redact.js';
 import { UsageError } from '../util/errors.js';
 import { existsSync } from 'node:fs';
 import { CgroupScope, scopePath } from '../enrich/cgroup-scope.js';
@@ -25,6 +26,8 @@ export interface EnrichmentOptions {
   kubeWatch?: 'node' | 'cluster';
   /** trace.cgroup: only the processes of this cgroup v2 subtree */
   cgroupScope?: string | null;
+  /** patterns redacting command lines (default: DEFAULT_REDACT_PATTERNS) */
+  redactCmdline?: readonly string[] | undefined;
 }
 
 export interface Enrichment {
@@ -41,7 +44,7 @@ export interface Enrichment {
 const KUBE_SYNC_WAIT_MS = 15_000;
 
 export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Promise<Enrichment> {
-  const processes = new ProcessInfoCache();
+  const processes = new ProcessInfoCache({ redact: makeRedactor(opts.redactCmdline) });
   const cgroupRoot = findCgroup2Root();
   const cgroups = cgroupRoot ? new CgroupPaths(cgroupRoot) : undefined;
   let scope: CgroupScope | undefined;

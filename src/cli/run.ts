@@ -24,7 +24,9 @@ import { EdgeTable, recordEnds } from '../flows/edge-table.js';
 import { AgentMetrics } from '../metrics/metrics.js';
 import { registerApi } from '../server/api.js';
 import { registerDiffApi } from '../server/diff.js';
+import type { AccessPolicy } from '../server/access.js';
 import { startHttpServer, type HttpServer } from '../server/http.js';
+import { runAccessPolicy } from './run-access.js';
 import type { FlowRecord } from '../store/flow-store.js';
 import { openFlowStore } from '../store/open.js';
 import { SINKS, type SinkRegistry } from '../sinks/registry.js';
@@ -42,6 +44,8 @@ export interface RunOptions {
   sinkStartWaitMs?: number;
   /** the probes' loading, begun by the caller (see beginProbeLoad); default: loaded when the collector starts */
   probes?: Promise<LoadedProbes>;
+  /** the listener's access policy, checked by the caller (default: made from cfg.server here) */
+  access?: AccessPolicy;
 }
 
 export async function runAgent(cfg: AgentConfig, log: Logger, opts: RunOptions = {}): Promise<number> {
@@ -58,7 +62,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger, opts: RunOptions =
 async function startAndRun(
   cfg: AgentConfig,
   log: Logger,
-  { registry = SINKS, sinkStartWaitMs = SINK_START_WAIT_MS, probes }: RunOptions,
+  { registry = SINKS, sinkStartWaitMs = SINK_START_WAIT_MS, probes, access = runAccessPolicy(cfg) }: RunOptions,
   handover: { done: boolean },
 ): Promise<number> {
   checkPrivileges();
@@ -82,15 +86,20 @@ async function startAndRun(
       enrichment: () => enrichment?.stats() ?? {},
       sinks: () => sinks.stats(),
       flows: () => ({ tracked: table.size, overflowed: table.overflowed }),
+      httpRefused: () => server?.accessStats.refused ?? {},
     },
   });
   const probesAttached = (): boolean => collector?.info.attach !== undefined && !stopping;
 
-  const server: HttpServer = await startHttpServer({
+  // read by the metrics (refused requests) before it is assigned
+  let server: HttpServer | undefined;
+  server = await startHttpServer({
     host: cfg.listen.host,
     port: cfg.listen.port,
     metricsListen: cfg.metrics.listen,
     log,
+    access,
+    tls: cfg.server.tls.certFile !== null && cfg.server.tls.keyFile !== null ? { certFile: cfg.server.tls.certFile, keyFile: cfg.server.tls.keyFile } : undefined,
     metrics: async () => ({ text: await metrics.text(), contentType: metrics.contentType }),
     readiness: () => {
       // tracing: false once the ring buffer's reader has failed (the probes are attached, but nothing is read)
@@ -128,10 +137,10 @@ async function startAndRun(
   });
   // (no "ready" in this line: whoever waits for the word must wait for the probes)
   log.info(
-    { listen: server.address, metricsListen: server.metricsAddress ?? null },
+    { listen: server.address, metricsListen: server.metricsAddress ?? null, tls: server.scheme === 'https', token: cfg.server.tokenFile !== null },
     server.metricsAddress
-      ? `HTTP listening on http://${server.address}: API, web UI, liveness and readiness; metrics on http://${server.metricsAddress}`
-      : `HTTP listening on http://${server.address}: API, web UI, metrics, liveness and readiness endpoints`,
+      ? `HTTP listening on ${server.scheme}://${server.address}: API, web UI, liveness and readiness; metrics on ${server.scheme}://${server.metricsAddress}`
+      : `HTTP listening on ${server.scheme}://${server.address}: API, web UI, metrics, liveness and readiness endpoints`,
   );
 
   // not ready from the first signal on; registered with runUntilSignalled's own handlers (until then a signal just ends start-up)
@@ -145,6 +154,7 @@ async function startAndRun(
         nodeName: cfg.nodeName,
         kubeWatch: cfg.kubernetes.watch,
         cgroupScope: cfg.trace.cgroup,
+        redactCmdline: cfg.privacy.redactCmdline,
       },
       log,
     );
@@ -178,7 +188,14 @@ async function startAndRun(
       }
     };
     collector = new Collector(collectorOptions(cfg), log, onRecords, enrichment.enricher, enrichment.scope);
-    Object.assign(collector.info, { node, listen: server.address, metricsListen: server.metricsAddress ?? null, sinks: sinks.names, sinksReady: sinks.ready });
+    Object.assign(collector.info, {
+      node,
+      listen: server.address,
+      url: `${server.scheme}://${server.address}`,
+      metricsListen: server.metricsAddress ?? null,
+      sinks: sinks.names,
+      sinksReady: sinks.ready,
+    });
     const started = enrichment;
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);

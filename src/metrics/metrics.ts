@@ -57,6 +57,8 @@ export interface HealthSources {
   sinks?: () => ReadonlyArray<{ name: string; ready: boolean; stats: SinkStats }>;
   /** edges in the flow table now, records folded into its overflow edge since start */
   flows?: () => { tracked: number; overflowed: number };
+  /** HTTP requests refused by the access checks, by reason */
+  httpRefused?: () => Record<string, number>;
 }
 
 export interface MetricsOptions {
@@ -200,6 +202,9 @@ export class AgentMetrics {
       const f = h.flows?.();
       return f ? [{ value: f.overflowed }] : [];
     });
+    this.callback('bpfagent_http_requests_refused_total', 'HTTP requests refused: host (a Host header not naming loopback, on a loopback listener), token (missing or wrong bearer token)', 'counter', () =>
+      Object.entries(h.httpRefused?.() ?? {}).map(([reason, value]) => ({ labels: { reason }, value })),
+    );
     const sinks = (field: keyof SinkStats) => () =>
       (h.sinks?.() ?? []).map((s) => ({ labels: { sink: s.name }, value: Number(s.stats[field] ?? 0) }));
     this.callback('bpfagent_sink_queue_depth', 'Records waiting in each sink', 'gauge', sinks('queued'));

@@ -33,6 +33,8 @@ const DEFAULTS: AgentConfig = {
   flows: { maxEdges: 10_000 },
   metrics: { maxSeriesPerMetric: 2000, listen: null },
   store: { retention: 3 * 3_600_000, dataDir: null, maxEdgesPerInterval: 10_000, maxEdges: 200_000, maxConnections: 10_000 },
+  server: { tokenFile: null, openPaths: ['/metrics', '/healthz', '/readyz'], allowUnauthenticated: false, tls: { certFile: null, keyFile: null } },
+  privacy: {},
   sinks: {},
   hub: {
     clickhouse: { url: 'http://127.0.0.1:8123', database: 'bpfagent', tablePrefix: '', requestTimeoutMs: 30_000 },
@@ -128,6 +130,8 @@ hub:
       flows: { maxEdges: 500 },
       metrics: { maxSeriesPerMetric: 50, listen: { host: '0.0.0.0', port: 9746 } },
       store: { retention: 1_800_000, dataDir: '/var/lib/bpfagent', maxEdgesPerInterval: 100, maxEdges: 5000, maxConnections: 0 },
+      server: DEFAULTS.server,
+      privacy: {},
       sinks: {},
       hub: {
         clickhouse: { url: 'http://clickhouse.monitoring:8123', database: 'fleet', tablePrefix: '', requestTimeoutMs: 30_000 },
@@ -207,6 +211,8 @@ describe('config: precedence file < environment < flags', () => {
       flows: { maxEdges: 99 },
       metrics: { maxSeriesPerMetric: 7, listen: { host: '::', port: 9746 } },
       store: DEFAULTS.store,
+      server: DEFAULTS.server,
+      privacy: {},
       sinks: {},
       hub: DEFAULTS.hub,
     });
@@ -267,7 +273,7 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
 
   test('an unknown key, top level and nested', () => {
     const f = file('intervall: 1s\n');
-    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, clusterName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, sinks, hub`);
+    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, clusterName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, server, privacy, sinks, hub`);
     const g = file('trace:\n  maxConection: 100\n');
     fails({ file: g }, `config: ${g}: trace.maxConection: unknown key, expected one of: attach, btf, maxConnections, ringbufSize, pollInterval, maxUdpFlows, maxNatEntries, udpHook, debug, cgroup`);
   });
