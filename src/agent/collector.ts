@@ -29,6 +29,7 @@ import { nameRemote } from '../enrich/remote-names.js';
 import { MonotonicClock } from '../util/clock.js';
 import { describeLosses } from './loss-counters.js';
 import { EnvironmentError } from '../util/errors.js';
+import { StageGuard } from './stage-guard.js';
 
 export interface CollectorOptions {
   attach: AttachMode | 'auto';
@@ -106,11 +107,14 @@ export class Collector {
     private readonly enricher?: Enricher,
     /** trace.cgroup: only these processes' records, before anything learns from them */
     private readonly scope?: CgroupScope,
+    /** where exceptions of the per-batch path are caught and counted (shared with the caller's stages) */
+    readonly guard: StageGuard = new StageGuard(log),
   ) {
     this.directions = new UdpDirections(opts.maxUdpFlows);
     this.dns = new DnsTracker(this.names, (r) => {
       if (this.scope && !this.scope.admits(r)) return;
-      this.enricher?.enrich(r);
+      // a record that cannot be enriched still goes out, without the names
+      this.guard.run('enrich', () => this.enricher?.enrich(r));
       this.pending.push(r);
     });
   }
@@ -141,9 +145,9 @@ export class Collector {
         // enriched as a whole once decoded (see Enricher.enrichAll), within the batch's time
         const outer = beginBatchTime();
         try {
-          decodeBatch(batch, clock, this.decoded, sink);
+          decodeBatch(batch, clock, this.decoded, sink, (e) => this.guard.caught('decode', e));
           this.scope?.keep(batchTcp);
-          this.enricher?.enrichAll(batchTcp);
+          this.guard.run('enrich', () => this.enricher?.enrichAll(batchTcp));
           for (const r of batchTcp) this.pending.push(r);
         } finally {
           batchTcp.length = 0;
@@ -161,7 +165,8 @@ export class Collector {
     }
     this.net = loaded.net && attachNetTracer(loaded.net, this.tcp, this.log);
     this.tick = setInterval(() => {
-      this.collecting = this.collecting.then(() => this.endInterval());
+      // a failed interval end must not end the chain (nor the agent): the next interval goes on
+      this.collecting = this.collecting.then(() => this.endInterval()).catch((e: unknown) => this.guard.caught('interval', e));
     }, this.opts.intervalMs);
     Object.assign(this.info, {
       attach: this.tcp.mode,
@@ -212,13 +217,15 @@ export class Collector {
       return;
     }
     const records: TcpRecord[] = [];
-    this.decoded.decodeErrors += decodeOpenRecords(out, this.clock, (r, endMs) => {
-      nameRemote(r, endMs, this.names);
-      records.push(r);
+    this.guard.run('decode', () => {
+      this.decoded.decodeErrors += decodeOpenRecords(out, this.clock, (r, endMs) => {
+        nameRemote(r, endMs, this.names);
+        records.push(r);
+      });
     });
     // trace.cgroup: open connections of processes outside the subtree are left out like their closed records
     this.scope?.keep(records);
-    this.enricher?.enrichAll(records);
+    this.guard.run('enrich', () => this.enricher?.enrichAll(records));
     for (const r of records) this.pending.push(r);
     this.openRecords += records.length;
   }
@@ -233,20 +240,22 @@ export class Collector {
     if (!this.pending.length && !intervalEnd) return;
     const batch = this.pending;
     this.pending = [];
-    this.onRecords(batch, intervalEnd);
+    this.guard.run('deliver', () => this.onRecords(batch, intervalEnd));
   }
 
   private emitUdp(drains: UdpDrain[]): void {
     const now = Date.now();
     const flows: UdpRecord[] = [];
     for (const d of drains) {
-      for (const r of decodeUdpFlows(d.dump, now, now - this.lastCollect, this.directions)) {
-        nameRemote(r, now, this.names);
-        flows.push(r);
-      }
+      this.guard.run('decode', () => {
+        for (const r of decodeUdpFlows(d.dump, now, now - this.lastCollect, this.directions)) {
+          nameRemote(r, now, this.names);
+          flows.push(r);
+        }
+      });
     }
     this.scope?.keep(flows);
-    this.enricher?.enrichAll(flows);
+    this.guard.run('enrich', () => this.enricher?.enrichAll(flows));
     for (const r of flows) this.pending.push(r);
     this.udpRecords += flows.length;
     this.lastCollect = now;
@@ -322,6 +331,7 @@ export class Collector {
       ...(this.scope ? { outOfScope: this.scope.rejected } : {}),
       cgroupsMade: this.decoded.cgroups ?? 0,
       ...this.cgroup?.counters(),
+      pipelineErrors: this.guard.total,
     };
   }
 }
@@ -332,7 +342,8 @@ export function describeSummary(s: CollectorSummary): string {
   return (
     `summary: ${n('records')} TCP records, ${n('tcpOpenRecords')} open TCP connection records, ${n('udpRecords')} UDP records, ${n('dnsLookups')} DNS lookups; ` +
     `lost ${describeLosses(s)}; ${n('seededConnections')} connections open at start tracked from then, ` +
-    `${n('untrackedClose')} closed before they could be${n('tracingStopped') ? '; TCP tracing stopped early (see the error above)' : ''}`
+    `${n('untrackedClose')} closed before they could be${n('tracingStopped') ? '; TCP tracing stopped early (see the error above)' : ''}` +
+    (n('pipelineErrors') ? `; ${n('pipelineErrors')} exceptions caught in the pipeline (see bpfagent_pipeline_errors_total), tracing went on` : '')
   );
 }
 

@@ -18,6 +18,7 @@ import { Collector, runUntilSignalled } from '../agent/collector.js';
 import { checkPrivileges, discardProbes, type LoadedProbes } from '../bpf/probe-load.js';
 import { startEnrichment, type Enrichment } from '../agent/enrichment.js';
 import { SinkSet } from '../agent/sink-set.js';
+import { StageGuard } from '../agent/stage-guard.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentRecord } from '../events/records.js';
 import { EdgeTable, recordEnds } from '../flows/edge-table.js';
@@ -78,6 +79,7 @@ async function startAndRun(
   let enrichment: Enrichment | undefined;
   let stopping = false;
   let stopped = false;
+  const guard = new StageGuard(log);
 
   const metrics = new AgentMetrics({
     maxSeriesPerMetric: cfg.metrics.maxSeriesPerMetric,
@@ -87,6 +89,7 @@ async function startAndRun(
       sinks: () => sinks.stats(),
       flows: () => ({ tracked: table.size, overflowed: table.overflowed }),
       httpRefused: () => server?.accessStats.refused ?? {},
+      pipelineErrors: () => guard.errors,
     },
   });
   const probesAttached = (): boolean => collector?.info.attach !== undefined && !stopping;
@@ -161,10 +164,15 @@ async function startAndRun(
     await sinks.start(sinkStartWaitMs);
 
     let intervalStart = Date.now();
+    // every stage guarded: an exception in one costs that stage its batch (counted), never the agent
     const onRecords = (records: AgentRecord[], intervalEnd: boolean): void => {
-      metrics.addRecords(records);
+      guard.run('metrics', () => metrics.addRecords(records));
       for (const r of records) {
-        table.add(r);
+        try {
+          table.add(r);
+        } catch (e) {
+          guard.caught('flows', e);
+        }
         if (r.proto !== 'dns' && store.bounds.maxConnections > 0) intervalRecords.push(r);
       }
       if (intervalRecords.length > 2 * store.bounds.maxConnections) {
@@ -172,22 +180,21 @@ async function startAndRun(
         intervalRecords = intervalRecords.slice(cut);
         intervalRecordsDropped += cut;
       }
-      if (sinks.sinks.length && records.length) sinks.export(ship(records, { cluster: cfg.clusterName, node }, intervalStart, cfg.interval));
+      if (sinks.sinks.length && records.length)
+        guard.run('sink', () =>
+          sinks.export(ship(records, { cluster: cfg.clusterName, node }, intervalStart, cfg.interval), (name, e) => guard.caught('sink', e, `sink ${name}`)),
+        );
       if (intervalEnd) {
-        const edges = table.drain();
-        metrics.addEdges(edges);
+        const edges = guard.run('flows', () => table.drain()) ?? [];
+        guard.run('metrics', () => metrics.addEdges(edges));
         const end = Date.now();
-        try {
-          store.addInterval(end, end - intervalStart, edges, intervalRecords, intervalRecordsDropped);
-        } catch (e) {
-          log.error({ err: (e as Error).message }, `store: interval not kept: ${(e as Error).message}`);
-        }
+        guard.run('store', () => store.addInterval(end, end - intervalStart, edges, intervalRecords, intervalRecordsDropped));
         intervalRecords = [];
         intervalRecordsDropped = 0;
         intervalStart = end;
       }
     };
-    collector = new Collector(collectorOptions(cfg), log, onRecords, enrichment.enricher, enrichment.scope);
+    collector = new Collector(collectorOptions(cfg), log, onRecords, enrichment.enricher, enrichment.scope, guard);
     Object.assign(collector.info, {
       node,
       listen: server.address,

@@ -59,6 +59,8 @@ export interface HealthSources {
   flows?: () => { tracked: number; overflowed: number };
   /** HTTP requests refused by the access checks, by reason */
   httpRefused?: () => Record<string, number>;
+  /** exceptions caught in the per-batch path, by stage (StageGuard) */
+  pipelineErrors?: () => Readonly<Record<string, number>>;
 }
 
 export interface MetricsOptions {
@@ -204,6 +206,12 @@ export class AgentMetrics {
     });
     this.callback('bpfagent_http_requests_refused_total', 'HTTP requests refused: host (a Host header not naming loopback, on a loopback listener), token (missing or wrong bearer token)', 'counter', () =>
       Object.entries(h.httpRefused?.() ?? {}).map(([reason, value]) => ({ labels: { reason }, value })),
+    );
+    this.callback(
+      'bpfagent_pipeline_errors_total',
+      'Exceptions caught in the per-batch path, by stage (decode, enrich, interval, metrics, flows, store, sink, deliver): what that stage did for the batch (or record) is lost; tracing goes on',
+      'counter',
+      () => Object.entries(h.pipelineErrors?.() ?? {}).map(([stage, value]) => ({ labels: { stage }, value })),
     );
     const sinks = (field: keyof SinkStats) => () =>
       (h.sinks?.() ?? []).map((s) => ({ labels: { sink: s.name }, value: Number(s.stats[field] ?? 0) }));
