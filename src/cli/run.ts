@@ -25,6 +25,7 @@ import { EdgeTable, recordEnds } from '../flows/edge-table.js';
 import { AgentMetrics } from '../metrics/metrics.js';
 import { registerApi } from '../server/api.js';
 import { registerDiffApi } from '../server/diff.js';
+import { QueryCache } from '../server/query-cache.js';
 import type { AccessPolicy } from '../server/access.js';
 import { startHttpServer, type HttpServer } from '../server/http.js';
 import { runAccessPolicy } from './run-access.js';
@@ -80,6 +81,8 @@ async function startAndRun(
   let stopping = false;
   let stopped = false;
   const guard = new StageGuard(log);
+  // the API's answers, computed at most once per interval and key (the store changes at interval ends)
+  const queries = new QueryCache({ ttlMs: cfg.interval, version: () => store.version });
 
   const metrics = new AgentMetrics({
     maxSeriesPerMetric: cfg.metrics.maxSeriesPerMetric,
@@ -90,6 +93,7 @@ async function startAndRun(
       flows: () => ({ tracked: table.size, overflowed: table.overflowed }),
       httpRefused: () => server?.accessStats.refused ?? {},
       pipelineErrors: () => guard.errors,
+      api: () => queries.stats,
     },
   });
   const probesAttached = (): boolean => collector?.info.attach !== undefined && !stopping;
@@ -112,6 +116,7 @@ async function startAndRun(
     routes: (app) => {
       registerApi(app, {
         store,
+        cache: queries,
         status: () => {
           const info = collector?.info ?? {};
           const kube = enrichment?.kube;
@@ -132,10 +137,11 @@ async function startAndRun(
             tracing: { ok: collector?.tracing ?? true, error: collector?.tracingError ?? null },
             sinks: Object.fromEntries(sinks.stats().map((s) => [s.name, { ready: s.ready, ...s.stats }])),
             flows: { tracked: table.size, overflowed: table.overflowed },
+            api: { ...queries.stats, computeMs: Math.round(queries.stats.computeMs), cachedAnswers: queries.size },
           };
         },
       });
-      registerDiffApi(app, { store });
+      registerDiffApi(app, { store, cache: queries });
     },
   });
   // (no "ready" in this line: whoever waits for the word must wait for the probes)

@@ -61,6 +61,8 @@ export interface HealthSources {
   httpRefused?: () => Record<string, number>;
   /** exceptions caught in the per-batch path, by stage (StageGuard) */
   pipelineErrors?: () => Readonly<Record<string, number>>;
+  /** the API's query cache (QueryCache.stats) */
+  api?: () => { computed: number; cached: number; shared: number; busy: number; computeMs: number };
 }
 
 export interface MetricsOptions {
@@ -213,6 +215,14 @@ export class AgentMetrics {
       'counter',
       () => Object.entries(h.pipelineErrors?.() ?? {}).map(([stage, value]) => ({ labels: { stage }, value })),
     );
+    this.callback('bpfagent_api_queries_total', 'API queries (/api/graph, edges, external, localities) by answer: computed, cached (from an earlier computation in the interval), shared (a computation under way), busy (503)', 'counter', () => {
+      const a = h.api?.();
+      return a ? (['computed', 'cached', 'shared', 'busy'] as const).map((answer) => ({ labels: { answer }, value: a[answer] })) : [];
+    });
+    this.callback('bpfagent_api_query_compute_seconds_total', 'Time the event loop spent computing and serialising API answers', 'counter', () => {
+      const a = h.api?.();
+      return a ? [{ value: a.computeMs / 1000 }] : [];
+    });
     const sinks = (field: keyof SinkStats) => () =>
       (h.sinks?.() ?? []).map((s) => ({ labels: { sink: s.name }, value: Number(s.stats[field] ?? 0) }));
     this.callback('bpfagent_sink_queue_depth', 'Records waiting in each sink', 'gauge', sinks('queued'));

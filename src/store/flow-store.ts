@@ -106,6 +106,8 @@ export interface StoreStats extends StoreStatus {
 /** What the API asks of a store. */
 export interface FlowStore {
   readonly retentionMs: number;
+  /** changes whenever what the queries answer may have changed (an interval kept, pruned or compacted): for caches */
+  readonly version?: number;
   /** Every edge of intervals ending in (fromMs, toMs], summed per key. */
   edges(fromMs: number, toMs: number, scope?: StoreScope): MaybePromise<StoredEdge[]>;
   /** Client/server edge pairs seen in intervals ending in (fromMs, toMs]. */
