@@ -79,14 +79,15 @@ export class Collector {
   private udpRecords = 0;
   /** which end of each UDP flow is the client, remembered across intervals: as many flows as the kernel counts in one */
   private readonly directions: UdpDirections;
-  private lastCollect = Date.now();
+  /** the agent's time: records' times and every duration (see util/clock.ts) */
+  readonly clock: MonotonicClock;
+  private lastCollect: number;
   private collecting: Promise<void> = Promise.resolve();
   private tick: NodeJS.Timeout | undefined;
   private tcp!: TcpTracer;
   private net: NetTracer | undefined;
   private cgroup: CgroupTracer | undefined;
   private closed = false;
-  private clock = new MonotonicClock();
   /** open-connection records made (each interval's iterator read) */
   private openRecords = 0;
   /** iterator reads that failed (logged): their interval's open records are missing */
@@ -109,14 +110,17 @@ export class Collector {
     private readonly scope?: CgroupScope,
     /** where exceptions of the per-batch path are caught and counted (shared with the caller's stages) */
     readonly guard: StageGuard = new StageGuard(log),
+    clock?: MonotonicClock,
   ) {
     this.directions = new UdpDirections(opts.maxUdpFlows);
+    this.clock = clock ?? new MonotonicClock();
+    this.lastCollect = this.clock.nowMs();
     this.dns = new DnsTracker(this.names, (r) => {
       if (this.scope && !this.scope.admits(r)) return;
       // a record that cannot be enriched still goes out, without the names
       this.guard.run('enrich', () => this.enricher?.enrich(r));
       this.pending.push(r);
-    });
+    }, undefined, undefined, (ms) => this.clock.iso(ms));
   }
 
   /**
@@ -244,11 +248,12 @@ export class Collector {
   }
 
   private emitUdp(drains: UdpDrain[]): void {
-    const now = Date.now();
+    const now = this.clock.nowMs();
     const flows: UdpRecord[] = [];
     for (const d of drains) {
       this.guard.run('decode', () => {
-        for (const r of decodeUdpFlows(d.dump, now, now - this.lastCollect, this.directions)) {
+        // stamped on the wall clock; the interval's length on the monotonic one
+        for (const r of decodeUdpFlows(d.dump, this.clock.wallMs(now), now - this.lastCollect, this.directions)) {
           nameRemote(r, now, this.names);
           flows.push(r);
         }
@@ -269,10 +274,15 @@ export class Collector {
       await this.tcp.sync();
       this.emitUdp([flows]);
     }
-    const now = Date.now();
+    const now = this.clock.nowMs();
     this.dns.sweep(now);
     this.names.sweep(now);
     this.flush(true);
+    // a stepped wall clock is followed from the next interval on: this one ended in the old frame
+    if (this.clock.watch()) {
+      const step = this.clock.reanchor();
+      this.log.warn({ stepMs: Math.round(step), correctionMs: Math.round(this.clock.correctionMs) }, `the wall clock was stepped by ${(step / 1000).toFixed(3)} s: records are stamped on it from now on; durations and intervals are unaffected`);
+    }
   }
 
   /** Detach, drain, deliver the last records, free everything; returns the summary. */
@@ -287,7 +297,7 @@ export class Collector {
     this.cgroup?.detach();
     await this.tcp.drain();
     if (this.net) this.emitUdp(this.net.drainAll());
-    this.dns.flush(Date.now());
+    this.dns.flush(this.clock.nowMs());
     this.flush(true);
     const summary = this.stats();
     this.closed = true;
@@ -332,6 +342,7 @@ export class Collector {
       cgroupsMade: this.decoded.cgroups ?? 0,
       ...this.cgroup?.counters(),
       pipelineErrors: this.guard.total,
+      clockSteps: this.clock.steps,
     };
   }
 }

@@ -19,6 +19,7 @@ import { checkPrivileges, discardProbes, type LoadedProbes } from '../bpf/probe-
 import { startEnrichment, type Enrichment } from '../agent/enrichment.js';
 import { SinkSet } from '../agent/sink-set.js';
 import { StageGuard } from '../agent/stage-guard.js';
+import { MonotonicClock } from '../util/clock.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentRecord } from '../events/records.js';
 import { EdgeTable, recordEnds } from '../flows/edge-table.js';
@@ -169,7 +170,9 @@ async function startAndRun(
     );
     await sinks.start(sinkStartWaitMs);
 
-    let intervalStart = Date.now();
+    // internal time (monotonic, util/clock.ts): interval lengths never jump; what is shipped is on the wall clock
+    const clock = new MonotonicClock();
+    let intervalStart = clock.nowMs();
     // every stage guarded: an exception in one costs that stage its batch (counted), never the agent
     const onRecords = (records: AgentRecord[], intervalEnd: boolean): void => {
       guard.run('metrics', () => metrics.addRecords(records));
@@ -188,19 +191,19 @@ async function startAndRun(
       }
       if (sinks.sinks.length && records.length)
         guard.run('sink', () =>
-          sinks.export(ship(records, { cluster: cfg.clusterName, node }, intervalStart, cfg.interval), (name, e) => guard.caught('sink', e, `sink ${name}`)),
+          sinks.export(ship(records, { cluster: cfg.clusterName, node }, clock.wallMs(intervalStart), cfg.interval), (name, e) => guard.caught('sink', e, `sink ${name}`)),
         );
       if (intervalEnd) {
         const edges = guard.run('flows', () => table.drain()) ?? [];
         guard.run('metrics', () => metrics.addEdges(edges));
-        const end = Date.now();
-        guard.run('store', () => store.addInterval(end, end - intervalStart, edges, intervalRecords, intervalRecordsDropped));
+        const end = clock.nowMs();
+        guard.run('store', () => store.addInterval(clock.wallMs(end), end - intervalStart, edges, intervalRecords, intervalRecordsDropped));
         intervalRecords = [];
         intervalRecordsDropped = 0;
         intervalStart = end;
       }
     };
-    collector = new Collector(collectorOptions(cfg), log, onRecords, enrichment.enricher, enrichment.scope, guard);
+    collector = new Collector(collectorOptions(cfg), log, onRecords, enrichment.enricher, enrichment.scope, guard, clock);
     Object.assign(collector.info, {
       node,
       listen: server.address,

@@ -190,6 +190,10 @@ export class AgentMetrics {
       const v = h.collector?.().untrackedClose;
       return v === undefined ? [] : [{ value: v }];
     });
+    this.callback('bpfagent_clock_steps_total', 'Wall-clock steps (set back or forward by 1 s or more against the monotonic clock) the agent followed', 'counter', () => {
+      const v = h.collector?.().clockSteps;
+      return v === undefined ? [] : [{ value: v }];
+    });
     this.callback('bpfagent_dns_lookups_seen_total', 'DNS lookups paired (query with answer or timeout)', 'counter', () => {
       const v = h.collector?.().dnsLookups;
       return v === undefined ? [] : [{ value: v }];
