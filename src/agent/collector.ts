@@ -359,34 +359,49 @@ export function describeSummary(s: CollectorSummary): string {
 }
 
 /**
- * Run until SIGINT/SIGTERM (or `stopOn` resolves): start the collector, log
- * ready once the signal handlers are in place, stop, log the summary.
+ * Run until SIGINT/SIGTERM (or `stopOn` resolves): start the collector,
+ * then, tracing already, wait for `readyWhen` (what start-up waits for
+ * without holding tracing up: the Kubernetes lists, the sinks) and log
+ * ready; stop, log the summary. `readyWhen` rejecting (a configuration
+ * error found by a sink or Kubernetes) stops the collector and rejects.
  */
-export function runUntilSignalled(
+export async function runUntilSignalled(
   collector: Collector,
   log: Logger,
   onStopped: () => void | Promise<void>,
   stopOn?: Promise<string>,
   enrichment?: { stats(): Record<string, number>; stop(): Promise<void> },
   probes?: Promise<LoadedProbes>,
+  readyWhen?: Promise<unknown>,
 ): Promise<number> {
-  return collector.start(probes).then(() => new Promise<number>((resolve) => {
+  await collector.start(probes);
+  return new Promise<number>((resolve, reject) => {
     let stopping = false;
-    const stop = async (why: string): Promise<void> => {
+    const stop = async (why: string, failure?: unknown): Promise<void> => {
       if (stopping) return;
       stopping = true;
-      log.info(`stopping (${why})`);
-      const summary = await collector.stop();
-      await onStopped();
-      await enrichment?.stop();
-      // the collector's counts last: no enrichment count may stand in for one of them
-      log.info({ ...enrichment?.stats(), ...summary }, describeSummary(summary));
-      resolve(0);
+      try {
+        log.info(`stopping (${why})`);
+        const summary = await collector.stop();
+        await onStopped();
+        await enrichment?.stop();
+        // the collector's counts last: no enrichment count may stand in for one of them
+        log.info({ ...enrichment?.stats(), ...summary }, describeSummary(summary));
+      } catch (e) {
+        failure ??= e;
+      }
+      if (failure !== undefined) reject(failure instanceof Error ? failure : new Error(String(failure)));
+      else resolve(0);
     };
     process.once('SIGINT', () => void stop('SIGINT'));
     process.once('SIGTERM', () => void stop('SIGTERM'));
     void stopOn?.then((why) => stop(why));
-    // only now: whoever waits for "ready" may signal us at once
-    log.info(collector.info, `ready: probes attached (${collector.description})`);
-  }));
+    void Promise.resolve(readyWhen).then(
+      () => {
+        // only now: whoever waits for "ready" may signal us at once
+        if (!stopping) log.info(collector.info, `ready: probes attached (${collector.description})`);
+      },
+      (e: unknown) => void stop(`start-up failed: ${(e as Error).message}`, e),
+    );
+  });
 }

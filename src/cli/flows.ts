@@ -78,5 +78,6 @@ export async function runFlows(opts: TraceOptions, log: Logger, probes?: Promise
     undefined,
     enrichment,
     probes,
+    enrichment.synced,
   );
 }

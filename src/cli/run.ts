@@ -168,7 +168,9 @@ async function startAndRun(
       },
       log,
     );
-    await sinks.start(sinkStartWaitMs);
+    // neither the sinks nor the Kubernetes lists hold tracing up: the probes attach now, the ready line waits (bounded)
+    const sinksStarted = sinks.start(sinkStartWaitMs);
+    sinksStarted.catch(() => undefined); // awaited below, after the probes are attached
 
     // internal time (monotonic, util/clock.ts): interval lengths never jump; what is shipped is on the wall clock
     const clock = new MonotonicClock();
@@ -231,6 +233,7 @@ async function startAndRun(
       undefined,
       started,
       probes,
+      Promise.all([sinksStarted, started.synced]),
     );
   } catch (e) {
     // nothing half-started: undo what was started, then report
