@@ -100,6 +100,8 @@ export interface StoreStats extends StoreStatus {
   bytes?: number;
   /** intervals a persistent store could not write (kept in memory all the same) */
   writeErrors?: number;
+  /** SQLite: writes the file still owes (failed, kept to replay with the next write) */
+  owedWrites?: number;
   lastWriteError?: string;
 }
 
