@@ -72,6 +72,7 @@ export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Pro
   let beforeSync: number | undefined;
   let synced: Promise<void> = Promise.resolve();
   if (kube) {
+    await kube.load(); // a kubeconfig that cannot be parsed stops start-up before anything is traced
     const started = Date.now();
     synced = withTimeout(kube.start(), KUBE_SYNC_WAIT_MS).then(
       () => {
