@@ -120,6 +120,8 @@ describe('bpfagent run: ten API clients during a connection churn', { skip: KERN
     const seconds = (Date.now() - t0) / 1000;
     const lagP99 = await metric(/^bpfagent_nodejs_eventloop_lag_p99_seconds (\S+)$/m);
     const computed = (await metric(/^bpfagent_api_queries_total\{answer="computed"\} (\d+)$/m)) - computedBefore;
+    // the sink's own bound (a stalled loop fills its queue): a loss here is counted, and named in the failure
+    const sinkDropped = await metric(/^bpfagent_sink_dropped_total\{[^}]*\} (\d+)$/m);
     const load = JSON.parse(out) as { connections: number; errors: number };
 
     const exit = await agent.stop();
@@ -127,7 +129,7 @@ describe('bpfagent run: ten API clients during a connection churn', { skip: KERN
     const s = exit.summary! as Record<string, number>;
     const lines = readFileSync(path.join(dir, 'records.jsonl'), 'utf8').split('\n').filter(Boolean);
     const ours = lines.map((l) => JSON.parse(l) as TcpRecord).filter((r) => r.proto === 'tcp' && (r.remote.port === port || r.local.port === port));
-    const info = `${load.connections} connections (${load.errors} errors) in ${CHURN_SECONDS} s; ${ours.length} records; ${answered} API answers, ${computed} computed; loop delay p99 ${lagP99} s; summary ${JSON.stringify(s)}`;
+    const info = `${load.connections} connections (${load.errors} errors) in ${CHURN_SECONDS} s; ${ours.length} records; ${answered} API answers, ${computed} computed; loop delay p99 ${lagP99} s; sink dropped ${sinkDropped}; summary ${JSON.stringify(s)}`;
     process.stderr.write(`api-load: ${info}\n`);
 
     assert.deepEqual(failures, []);
