@@ -37,17 +37,20 @@ describe('batch time', () => {
 
   test('while a batch is decoded: read once, at its start; the clock again after it, also after a throw', () => {
     const seen: number[] = [];
+    let firstRecordAt: number | undefined;
     const start = monoNow();
     const stats: DecodeStats = { records: 0, dnsPackets: 0, decodeErrors: 0 };
     decodeBatch(frames(3), new MonotonicClock(), stats, {
       tcp: () => {
+        firstRecordAt ??= monoNow();
         seen.push(batchNowMs());
         busyWaitMs(3);
       },
     });
     assert.equal(stats.records, 3);
     assert.equal(new Set(seen).size, 1, 'one time for the whole batch');
-    assert.ok(seen[0]! >= start && seen[0]! <= start + 2);
+    // read between the batch's start and its first record (not a bound in ms: a loaded machine preempts anywhere)
+    assert.ok(seen[0]! >= start && seen[0]! <= firstRecordAt!, `${seen[0]} in [${start}, ${firstRecordAt}]`);
     assert.ok(batchNowMs() >= seen[0]! + 9, 'after the batch, the clock');
     assert.throws(() =>
       decodeBatch(frames(1), new MonotonicClock(), stats, {
@@ -57,7 +60,8 @@ describe('batch time', () => {
       }),
     );
     busyWaitMs(2);
-    assert.ok(monoNow() - batchNowMs() <= 1, 'a throwing sink does not leave the batch time set');
+    const before = monoNow();
+    assert.ok(batchNowMs() >= before, 'a throwing sink does not leave the batch time set');
   });
 
   test('nested batches restore the outer one', () => {
