@@ -124,6 +124,8 @@ export interface AccessPolicy {
   loopback: boolean;
   token: TokenFile | undefined;
   openPaths: ReadonlySet<string>;
+  /** server.allowUnauthenticated: a listener beyond loopback may serve without a token */
+  allowUnauthenticated: boolean;
 }
 
 /**
@@ -138,7 +140,29 @@ export function accessPolicy(cfg: AccessConfig, host: string, shownListen: strin
       `listen: ${shownListen} is not a loopback address and the API has no token: set server.tokenFile (BPFAGENT_SERVER_TOKEN_FILE) to a file holding a bearer token, ` +
         `or set server.allowUnauthenticated: true to serve the map to anyone who reaches the port`,
     );
-  return { loopback, token, openPaths: new Set(cfg.openPaths) };
+  return { loopback, token, openPaths: new Set(cfg.openPaths), allowUnauthenticated: cfg.allowUnauthenticated };
+}
+
+/** What the metrics listener (metrics.listen) serves, and nothing else. */
+export const METRICS_LISTENER_PATHS = ['/metrics', '/healthz', '/readyz'] as const;
+
+/**
+ * The policy of the metrics listener on `host`: the main listener's token and
+ * open paths, the Host check where it is on loopback. Beyond loopback without
+ * a token it serves its paths to anyone, which is what it is for (Prometheus,
+ * the kubelet's probes) while they are open paths; one that server.openPaths
+ * leaves closed there is refused at start (a UsageError), as the API is,
+ * unless server.allowUnauthenticated.
+ */
+export function metricsAccessPolicy(main: AccessPolicy, host: string, shownListen: string): AccessPolicy {
+  const loopback = isLoopbackHost(host);
+  const closed = METRICS_LISTENER_PATHS.filter((p) => !main.openPaths.has(p));
+  if (!loopback && !main.token && !main.allowUnauthenticated && closed.length)
+    throw new UsageError(
+      `metrics.listen: ${shownListen} is not a loopback address and there is no token, yet server.openPaths leaves ${closed.join(', ')} closed: set server.tokenFile (BPFAGENT_SERVER_TOKEN_FILE), ` +
+        `add ${closed.length > 1 ? 'them' : 'it'} to server.openPaths, or set server.allowUnauthenticated: true`,
+    );
+  return { ...main, loopback };
 }
 
 /** Paths anyone may fetch whatever the policy: the web UI's page and assets (code only; the data is under /api). */

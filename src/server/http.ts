@@ -8,7 +8,8 @@
  * /healthz and /readyz and nothing else: Prometheus and the kubelet can reach
  * it from other hosts while the API (process names, command lines,
  * connections) stays on the main listener, which then has no /metrics.
- * Access (token, Host check) is access.ts, on both listeners; TLS from
+ * Access (token, Host check) is access.ts, on both listeners (the metrics
+ * listener's own rule beyond loopback: metricsAccessPolicy); TLS from
  * certificate files, which are re-read when they change (a renewed
  * certificate needs no restart).
  */
@@ -18,7 +19,7 @@ import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/schema.js';
 import { showListen } from '../cli/run-access.js';
 import { UsageError } from '../util/errors.js';
-import { accessPolicy, isLoopbackHost, registerAccess, type AccessPolicy, type AccessStats } from './access.js';
+import { accessPolicy, metricsAccessPolicy, registerAccess, type AccessPolicy, type AccessStats } from './access.js';
 import { readTls, watchTls, type TlsFiles } from './tls.js';
 import { registerUi } from './ui.js';
 
@@ -122,6 +123,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const separate = opts.metricsListen ?? null;
   // both checked before anything binds: a refusal is a configuration error
   const policy = opts.access ?? accessPolicy({ tokenFile: null, openPaths: [], allowUnauthenticated: false }, opts.host, shown(opts.host, opts.port));
+  const metricsPolicy = separate ? metricsAccessPolicy(policy, separate.host, shown(separate.host, separate.port)) : undefined;
   const tls = opts.tls ? readTls(opts.tls) : undefined;
   const accessStats: AccessStats = { refused: { host: 0, token: 0 } };
   const app = newApp(opts, tls);
@@ -134,8 +136,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   let metricsAddress: string | undefined;
   if (separate) {
     metricsApp = newApp(opts, tls);
-    // the same token and open paths; the Host check where this listener is on loopback
-    registerAccess(metricsApp, { ...policy, loopback: isLoopbackHost(separate.host) }, accessStats);
+    registerAccess(metricsApp, metricsPolicy!, accessStats);
     registerHealth(metricsApp, opts);
     registerMetrics(metricsApp, opts);
     metricsAddress = (await bind(metricsApp, separate.host, separate.port, 'metrics.listen', '')).address;

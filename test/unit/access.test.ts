@@ -3,7 +3,8 @@
  * listener (startHttpServer, the API over an in-memory store, the web UI):
  * the Host check on loopback (DNS rebinding), the bearer token and its open
  * paths, TLS from certificate files and their renewal, and start-up refusing
- * a non-loopback listener without a token.
+ * a non-loopback listener without a token; the same on the metrics listener
+ * (metrics.listen).
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import pino from 'pino';
-import { accessPolicy, hostOfHeader, isLoopbackHost, TokenFile, type AccessConfig } from '../../src/server/access.js';
+import { accessPolicy, hostOfHeader, isLoopbackHost, metricsAccessPolicy, TokenFile, type AccessConfig } from '../../src/server/access.js';
 import { registerApi } from '../../src/server/api.js';
 import { startHttpServer, type HttpServer } from '../../src/server/http.js';
 import { MemoryFlowStore } from '../../src/store/memory-store.js';
@@ -35,7 +36,7 @@ function file(text: string): string {
 
 const config = (c: Partial<AccessConfig> = {}): AccessConfig => ({ tokenFile: null, openPaths: ['/metrics', '/healthz', '/readyz'], allowUnauthenticated: false, ...c });
 
-async function serve(host: string, access: AccessConfig, extra: { tls?: { certFile: string; keyFile: string }; tlsRecheckMs?: number } = {}): Promise<HttpServer> {
+async function serve(host: string, access: AccessConfig, extra: { tls?: { certFile: string; keyFile: string }; tlsRecheckMs?: number; metricsListen?: { host: string; port: number } } = {}): Promise<HttpServer> {
   const store = new MemoryFlowStore({ retentionMs: 3_600_000 });
   return startHttpServer({
     host,
@@ -269,5 +270,90 @@ describe('access: TLS', () => {
       return true;
     });
     await assert.rejects(serve('127.0.0.1', config(), { tls: { certFile: a.certFile, keyFile: b.keyFile } }), /^UsageError: server\.tls: .*a\.crt and .*b\.key: not a PEM certificate and its private key/);
+  });
+});
+
+describe('access: the metrics listener (metrics.listen)', () => {
+  const metricsPort = (s: HttpServer): number => Number(/:(\d+)$/.exec(s.metricsAddress!)![1]);
+
+  test('on loopback: the same token and open paths as the main listener, and the Host check', async () => {
+    const s = await serve('127.0.0.1', config({ tokenFile: file(TOKEN) }), { metricsListen: { host: '127.0.0.1', port: 0 } });
+    const port = metricsPort(s);
+    const host = `127.0.0.1:${port}`;
+    for (const p of ['/metrics', '/healthz', '/readyz']) assert.equal((await request(port, p, { host })).status, 200, p);
+    assert.equal((await request(port, '/metrics', { host })).body, 'bpfagent_up 1\n');
+    // DNS rebinding, on this listener too
+    const rebound = await request(port, '/metrics', { host: `rebind.evil.example:${port}` });
+    assert.equal(rebound.status, 403, rebound.body);
+    // the API is not served here: refused before it is looked up, and not found with the token
+    assert.equal((await request(port, '/api/status', { host })).status, 401);
+    assert.equal((await request(port, '/api/status', { host, authorization: `Bearer ${TOKEN}` })).status, 404);
+    // the main listener has no /metrics
+    assert.equal((await request(s.port, '/metrics', { host: `127.0.0.1:${s.port}` })).status, 404);
+    assert.deepEqual(s.accessStats.refused, { host: 1, token: 1 }, 'counted with the main listener\'s');
+    await s.close();
+  });
+
+  test('server.openPaths: [] puts /metrics behind the token there too', async () => {
+    const s = await serve('127.0.0.1', config({ tokenFile: file(TOKEN), openPaths: ['/healthz'] }), { metricsListen: { host: '127.0.0.1', port: 0 } });
+    const port = metricsPort(s);
+    const host = `127.0.0.1:${port}`;
+    assert.equal((await request(port, '/healthz', { host })).status, 200);
+    for (const p of ['/metrics', '/readyz']) {
+      assert.equal((await request(port, p, { host })).status, 401, p);
+      assert.equal((await request(port, p, { host, authorization: `Bearer ${TOKEN}` })).status, 200, p);
+    }
+    await s.close();
+  });
+
+  test('beyond loopback without a token: served to anyone while its paths are open; refused at start when one is not', async () => {
+    // the usual set-up: the API on loopback, metrics for Prometheus and the kubelet on every interface
+    const s = await serve('127.0.0.1', config(), { metricsListen: { host: '0.0.0.0', port: 0 } });
+    const port = metricsPort(s);
+    assert.equal((await request(port, '/metrics', { host: `node-1.example:${port}` })).status, 200, 'no Host check beyond loopback');
+    await s.close();
+
+    const main = accessPolicy(config({ openPaths: ['/healthz'] }), '127.0.0.1', '127.0.0.1:9745');
+    let caught: unknown;
+    try {
+      metricsAccessPolicy(main, '0.0.0.0', '0.0.0.0:9746');
+    } catch (e) {
+      caught = e;
+    }
+    assert.ok(caught instanceof UsageError);
+    assert.equal(
+      caught.message,
+      'metrics.listen: 0.0.0.0:9746 is not a loopback address and there is no token, yet server.openPaths leaves /metrics, /readyz closed: ' +
+        'set server.tokenFile (BPFAGENT_SERVER_TOKEN_FILE), add them to server.openPaths, or set server.allowUnauthenticated: true',
+    );
+    // nothing bound: the refusal comes before either listener
+    await assert.rejects(serve('127.0.0.1', config({ openPaths: ['/healthz'] }), { metricsListen: { host: '0.0.0.0', port: 0 } }), /^UsageError: metrics\.listen: .* leaves \/metrics, \/readyz closed/);
+    // on loopback, or with a token, or allowed: no refusal
+    assert.equal(metricsAccessPolicy(main, '127.0.0.1', '127.0.0.1:9746').loopback, true);
+    assert.equal(metricsAccessPolicy(accessPolicy(config({ openPaths: [], tokenFile: file(TOKEN) }), '127.0.0.1', 'x'), '0.0.0.0', 'y').loopback, false);
+    assert.equal(metricsAccessPolicy(accessPolicy(config({ openPaths: [], allowUnauthenticated: true }), '127.0.0.1', 'x'), '::', 'y').loopback, false);
+  });
+
+  test('bpfagent run: the refusal is one line on stderr, exit 2, before anything is bound', () => {
+    const r = runOnce(['--listen', '127.0.0.1:9', '--metrics-listen', '0.0.0.0:9'], { BPFAGENT_CONFIG: '', BPFAGENT_SERVER_OPEN_PATHS: '/healthz' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(
+      r.stderr,
+      'bpfagent: metrics.listen: 0.0.0.0:9 is not a loopback address and there is no token, yet server.openPaths leaves /metrics, /readyz closed: ' +
+        'set server.tokenFile (BPFAGENT_SERVER_TOKEN_FILE), add them to server.openPaths, or set server.allowUnauthenticated: true\n',
+    );
+  });
+
+  test('TLS: the metrics listener speaks HTTPS with the same certificate', async () => {
+    const keyFile = path.join(dir, 'm.key');
+    const certFile = path.join(dir, 'm.crt');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+    const pem = execFileSync('cat', [certFile]);
+    const s = await serve('127.0.0.1', config(), { tls: { certFile, keyFile }, metricsListen: { host: '127.0.0.1', port: 0 } });
+    const port = metricsPort(s);
+    const r = await request(port, '/metrics', { host: `localhost:${port}` }, { tls: { ca: pem } });
+    assert.equal(r.status, 200, r.body);
+    await assert.rejects(request(port, '/metrics', { host: `localhost:${port}` }), 'no plain HTTP on it');
+    await s.close();
   });
 });
