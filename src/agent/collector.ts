@@ -353,8 +353,7 @@ export function describeSummary(s: CollectorSummary): string {
   return (
     `summary: ${n('records')} TCP records, ${n('tcpOpenRecords')} open TCP connection records, ${n('udpRecords')} UDP records, ${n('dnsLookups')} DNS lookups; ` +
     `lost ${describeLosses(s)}; ${n('seededConnections')} connections open at start tracked from then, ` +
-    `${n('untrackedClose')} closed before they could be${n('tracingStopped') ? '; TCP tracing stopped early (see the error above)' : ''}` +
-    (n('pipelineErrors') ? `; ${n('pipelineErrors')} exceptions caught in the pipeline (see bpfagent_pipeline_errors_total), tracing went on` : '')
+    `${n('untrackedClose')} closed before they could be${n('tracingStopped') ? '; TCP tracing stopped early (see the error above)' : ''}`
   );
 }
 
