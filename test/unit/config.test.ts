@@ -300,6 +300,12 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
     fails({ file: g }, `config: ${g}: line 2, column 1: not valid YAML (Map keys must be unique)`);
     const h = file('- interval: 1s\n');
     fails({ file: h }, `config: ${h}: (top level): got [{"interval":"1s"}], expected a mapping of keys such as listen, interval, trace, sinks`);
+    // parsed, but no value: an alias without its anchor, and aliases past yaml's bound (found by config-fuzz)
+    const a = file('interval: *ten\n');
+    fails({ file: a }, `config: ${a}: not valid YAML (Unresolved alias (the anchor must be set before the alias): ten)`);
+    const laughs = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefghi'.split('').map((k, i) => `${k}: &${k} [${Array(10).fill(`*${'abcdefghi'[i]}`).join(', ')}]`)];
+    const b = file(laughs.join('\n') + '\n');
+    assert.throws(() => loadConfig({ file: b }), (e: unknown) => e instanceof UsageError && e.message.startsWith(`config: ${b}: not valid YAML (`) && !e.message.includes('\n'));
   });
 
   test('a file that cannot be read', () => {
@@ -309,6 +315,8 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
   test('a bad environment value names the variable', () => {
     fails({ env: { BPFAGENT_TRACE_MAX_CONNECTIONS: 'many' } }, 'config: BPFAGENT_TRACE_MAX_CONNECTIONS: trace.maxConnections: got "many", expected a whole number from 16 to 16777216');
     fails({ env: { BPFAGENT_TRACE_DEBUG: 'yes' } }, 'config: BPFAGENT_TRACE_DEBUG: trace.debug: got "yes", expected true or false');
+    // a section's own rule, broken by a variable: the variable, not "defaults" (found by config-fuzz)
+    fails({ env: { BPFAGENT_SERVER_TLS_KEY_FILE: '/k.pem' } }, 'config: BPFAGENT_SERVER_TLS_KEY_FILE: server.tls: got {"keyFile":"/k.pem"}, expected certFile and keyFile together (both set, or neither)');
   });
 
   test('an unknown BPFAGENT_ variable', () => {
