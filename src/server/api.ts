@@ -410,7 +410,7 @@ export interface Param {
 const wholeParam = (min: number, max: number): Param => ({
   schema: z
     .string()
-    .regex(/^\d{1,15}$/)
+    .regex(/^\d{1,16}$/)
     .transform(Number)
     .pipe(z.number().int().min(min).max(max)),
   form: `a whole number from ${min} to ${max}`,
@@ -448,7 +448,8 @@ export function parseQuery(query: unknown, params: Record<string, Param>, defaul
   const q = (query ?? {}) as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(q)) {
-    if (k in params) continue;
+    // own keys only: 'constructor' or 'toString' is not a parameter because every object has one
+    if (Object.hasOwn(params, k)) continue;
     const known = Object.keys(params);
     throw new BadParameter(`${k}: unknown parameter, expected ${known.length ? `one of: ${known.join(', ')}` : 'none'}`);
   }
