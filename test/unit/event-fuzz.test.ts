@@ -183,14 +183,14 @@ describe('hostile batches', () => {
     fc.constant({ buf: Buffer.alloc(0), valid: false }),
   );
 
-  test('every frame is a record, a DNS packet or a counted decode error; nothing throws', () => {
+  test('every frame is a record, a DNS packet, a cgroup made or a counted decode error; nothing throws', () => {
     fc.assert(
       fc.property(fc.array(frameArb, { maxLength: 12 }), (frames) => {
         const stats = newStats();
         let tcp = 0;
         let dns = 0;
         decodeBatch(frame(...frames.map((f) => f.buf)), clock, stats, { tcp: () => tcp++, dns: () => dns++ });
-        assert.equal(stats.records + stats.dnsPackets + stats.decodeErrors, frames.length);
+        assert.equal(stats.records + stats.dnsPackets + (stats.cgroups ?? 0) + stats.decodeErrors, frames.length);
         assert.deepEqual([stats.records, stats.dnsPackets], [tcp, dns]);
         assert.ok(stats.records >= frames.filter((f) => f.valid === true).length);
         assert.ok(stats.decodeErrors >= frames.filter((f) => f.valid === false).length);
