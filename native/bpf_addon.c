@@ -201,12 +201,29 @@ static void set_bool(napi_env env, napi_value obj, const char *key, bool val)
 
 /* ---------- handles ---------- */
 
+/*
+ * Handle lifetimes. A link or ring is owned twice: by its object (which
+ * destroys the kernel link or stops the reader on close) and by its
+ * JavaScript handle (whose finalizer runs whenever the garbage collector
+ * gets to it). Each owner holds a reference and the struct is freed when
+ * both have let go, so detach() or ringStop() after close(), twice, or after
+ * the object's handle was collected, finds a live struct whose kernel side
+ * is already gone, and does nothing. Finalizers and calls all run on the
+ * JavaScript thread: the counts need no atomics.
+ */
 struct ring;
 
 struct link {
 	struct link *next;
-	struct bpf_link *link;
+	struct bpf_link *link; /* NULL once detached */
+	int refs;              /* the object's list + the JavaScript handle */
 };
+
+static void link_unref(struct link *l)
+{
+	if (--l->refs == 0)
+		free(l);
+}
 
 struct object {
 	struct bpf_object *obj;
@@ -707,7 +724,28 @@ static void link_free(napi_env env, void *data, void *hint)
 {
 	(void)env;
 	(void)hint;
-	(void)data; /* owned by its object: destroyed and freed in object_close */
+	link_unref(data); /* the handle's reference; the object keeps its own until close */
+}
+
+/* The link on the object's list and behind a new handle (two references). */
+static napi_value link_handle(napi_env env, struct object *o, struct bpf_link *bl)
+{
+	struct link *l = calloc(1, sizeof(*l));
+	napi_value handle;
+
+	if (!l) {
+		bpf_link__destroy(bl);
+		throw_errno(env, ENOMEM, "attach");
+		return NULL;
+	}
+	l->link = bl;
+	l->refs = 1;
+	l->next = o->links;
+	o->links = l;
+	if (napi_create_external(env, l, link_free, NULL, &handle) != napi_ok)
+		return NULL; /* the object still owns it: destroyed on close */
+	l->refs++;
+	return handle;
 }
 
 /* attach(handle, progName) -> link handle; target comes from the section name */
@@ -717,8 +755,6 @@ static napi_value js_attach(napi_env env, napi_callback_info info)
 	struct object *o = get_object(env, argv[0]);
 	struct bpf_program *p;
 	struct bpf_link *bl;
-	struct link *l;
-	napi_value handle;
 
 	if (!o || !(p = get_prog(env, o, argv[1])))
 		return NULL;
@@ -729,12 +765,7 @@ static napi_value js_attach(napi_env env, napi_callback_info info)
 			    bpf_program__section_name(p));
 		return NULL;
 	}
-	l = calloc(1, sizeof(*l));
-	l->link = bl;
-	l->next = o->links;
-	o->links = l;
-	napi_create_external(env, l, link_free, NULL, &handle);
-	return handle;
+	return link_handle(env, o, bl);
 }
 
 /* attachCgroup(handle, progName, cgroupDir) -> link handle */
@@ -744,9 +775,7 @@ static napi_value js_attach_cgroup(napi_env env, napi_callback_info info)
 	struct object *o = get_object(env, argv[0]);
 	struct bpf_program *p;
 	struct bpf_link *bl;
-	struct link *l;
 	char dir[1024];
-	napi_value handle;
 	int fd, err;
 
 	if (!o || !(p = get_prog(env, o, argv[1])) || get_string(env, argv[2], dir, sizeof(dir)))
@@ -764,12 +793,7 @@ static napi_value js_attach_cgroup(napi_env env, napi_callback_info info)
 		throw_errno(env, err, "attach program %s to cgroup %s", bpf_program__name(p), dir);
 		return NULL;
 	}
-	l = calloc(1, sizeof(*l));
-	l->link = bl;
-	l->next = o->links;
-	o->links = l;
-	napi_create_external(env, l, link_free, NULL, &handle);
-	return handle;
+	return link_handle(env, o, bl);
 }
 
 /* detach(link) */
@@ -1160,8 +1184,17 @@ struct ring {
 	unsigned sync_done;   /* answered (reader thread only) */
 	bool running;  /* thread started and not joined */
 	bool released; /* tsfn released (by the thread or by an abort) */
+	int refs;      /* the object's list + the JavaScript handle (see struct link) */
 	struct batch cur;
 };
+
+static void ring_unref(struct ring *r)
+{
+	if (--r->refs == 0) {
+		pthread_mutex_destroy(&r->lock);
+		free(r);
+	}
+}
 
 /* false when the batch could not be allocated (its records counted as dropped) */
 static bool ring_post(struct ring *r, bool end, unsigned synced)
@@ -1310,7 +1343,7 @@ static void ring_free(napi_env env, void *data, void *hint)
 {
 	(void)env;
 	(void)hint;
-	(void)data; /* owned by its object; freed in object_close */
+	ring_unref(data); /* the handle's reference; the object stops the reader on close */
 }
 
 /* ringOpen(handle, mapName, callback(batch|null, count), pollMs) -> ring handle */
@@ -1356,9 +1389,12 @@ static napi_value js_ring_open(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	r->running = true;
+	r->refs = 1;
 	r->next = o->rings;
 	o->rings = r;
-	napi_create_external(env, r, ring_free, NULL, &handle);
+	if (napi_create_external(env, r, ring_free, NULL, &handle) != napi_ok)
+		return NULL; /* the object still owns it: stopped on close */
+	r->refs++;
 	return handle;
 }
 
@@ -1377,7 +1413,7 @@ static napi_value js_ring_dropped(napi_env env, napi_callback_info info)
 	return v;
 }
 
-/* ringStop(ring): ask the thread to drain and end; callback(null, 0) follows */
+/* ringStop(ring): ask the thread to drain and end; callback(null, 0) follows. After close(): nothing to do. */
 static napi_value js_ring_stop(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
@@ -1414,8 +1450,7 @@ static void object_close(struct object *o)
 		struct ring *next = r->next;
 
 		ring_join(r);
-		pthread_mutex_destroy(&r->lock);
-		free(r);
+		ring_unref(r);
 		r = next;
 	}
 	o->rings = NULL;
@@ -1424,7 +1459,8 @@ static void object_close(struct object *o)
 
 		if (l->link)
 			bpf_link__destroy(l->link);
-		free(l);
+		l->link = NULL;
+		link_unref(l);
 		l = next;
 	}
 	o->links = NULL;

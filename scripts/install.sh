@@ -19,7 +19,9 @@ if [ "${1:-}" = "--test" ]; then
   # by the tests on a daemon of their own, never as a service); busybox-static: their small image;
   # debootstrap: the Debian root file system the agent's image is built on (test/helpers/images.ts);
   # kubernetes-client: kubectl kustomize, to render deploy/kubernetes (unless a kubectl is there).
-  pkgs+=(iproute2 util-linux libbpf-tools gcc nftables clickhouse-server clickhouse-client prometheus chromium)
+  # libfaketime: a wall clock the clock-step test sets back and forward for the
+  # agent alone (never the machine's).
+  pkgs+=(iproute2 util-linux libbpf-tools gcc nftables clickhouse-server clickhouse-client prometheus chromium libfaketime)
   pkgs+=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
   pkgs+=(docker.io debootstrap)
   command -v kubectl >/dev/null || pkgs+=(kubernetes-client)

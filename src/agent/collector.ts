@@ -29,6 +29,7 @@ import { nameRemote } from '../enrich/remote-names.js';
 import { MonotonicClock } from '../util/clock.js';
 import { describeLosses } from './loss-counters.js';
 import { EnvironmentError } from '../util/errors.js';
+import { StageGuard } from './stage-guard.js';
 
 export interface CollectorOptions {
   attach: AttachMode | 'auto';
@@ -78,14 +79,15 @@ export class Collector {
   private udpRecords = 0;
   /** which end of each UDP flow is the client, remembered across intervals: as many flows as the kernel counts in one */
   private readonly directions: UdpDirections;
-  private lastCollect = Date.now();
+  /** the agent's time: records' times and every duration (see util/clock.ts) */
+  readonly clock: MonotonicClock;
+  private lastCollect: number;
   private collecting: Promise<void> = Promise.resolve();
   private tick: NodeJS.Timeout | undefined;
   private tcp!: TcpTracer;
   private net: NetTracer | undefined;
   private cgroup: CgroupTracer | undefined;
   private closed = false;
-  private clock = new MonotonicClock();
   /** open-connection records made (each interval's iterator read) */
   private openRecords = 0;
   /** iterator reads that failed (logged): their interval's open records are missing */
@@ -106,13 +108,19 @@ export class Collector {
     private readonly enricher?: Enricher,
     /** trace.cgroup: only these processes' records, before anything learns from them */
     private readonly scope?: CgroupScope,
+    /** where exceptions of the per-batch path are caught and counted (shared with the caller's stages) */
+    readonly guard: StageGuard = new StageGuard(log),
+    clock?: MonotonicClock,
   ) {
     this.directions = new UdpDirections(opts.maxUdpFlows);
+    this.clock = clock ?? new MonotonicClock();
+    this.lastCollect = this.clock.nowMs();
     this.dns = new DnsTracker(this.names, (r) => {
       if (this.scope && !this.scope.admits(r)) return;
-      this.enricher?.enrich(r);
+      // a record that cannot be enriched still goes out, without the names
+      this.guard.run('enrich', () => this.enricher?.enrich(r));
       this.pending.push(r);
-    });
+    }, undefined, undefined, (ms) => this.clock.iso(ms));
   }
 
   /**
@@ -141,9 +149,9 @@ export class Collector {
         // enriched as a whole once decoded (see Enricher.enrichAll), within the batch's time
         const outer = beginBatchTime();
         try {
-          decodeBatch(batch, clock, this.decoded, sink);
+          decodeBatch(batch, clock, this.decoded, sink, (e) => this.guard.caught('decode', e));
           this.scope?.keep(batchTcp);
-          this.enricher?.enrichAll(batchTcp);
+          this.guard.run('enrich', () => this.enricher?.enrichAll(batchTcp));
           for (const r of batchTcp) this.pending.push(r);
         } finally {
           batchTcp.length = 0;
@@ -161,7 +169,8 @@ export class Collector {
     }
     this.net = loaded.net && attachNetTracer(loaded.net, this.tcp, this.log);
     this.tick = setInterval(() => {
-      this.collecting = this.collecting.then(() => this.endInterval());
+      // a failed interval end must not end the chain (nor the agent): the next interval goes on
+      this.collecting = this.collecting.then(() => this.endInterval()).catch((e: unknown) => this.guard.caught('interval', e));
     }, this.opts.intervalMs);
     Object.assign(this.info, {
       attach: this.tcp.mode,
@@ -212,13 +221,15 @@ export class Collector {
       return;
     }
     const records: TcpRecord[] = [];
-    this.decoded.decodeErrors += decodeOpenRecords(out, this.clock, (r, endMs) => {
-      nameRemote(r, endMs, this.names);
-      records.push(r);
+    this.guard.run('decode', () => {
+      this.decoded.decodeErrors += decodeOpenRecords(out, this.clock, (r, endMs) => {
+        nameRemote(r, endMs, this.names);
+        records.push(r);
+      });
     });
     // trace.cgroup: open connections of processes outside the subtree are left out like their closed records
     this.scope?.keep(records);
-    this.enricher?.enrichAll(records);
+    this.guard.run('enrich', () => this.enricher?.enrichAll(records));
     for (const r of records) this.pending.push(r);
     this.openRecords += records.length;
   }
@@ -233,20 +244,23 @@ export class Collector {
     if (!this.pending.length && !intervalEnd) return;
     const batch = this.pending;
     this.pending = [];
-    this.onRecords(batch, intervalEnd);
+    this.guard.run('deliver', () => this.onRecords(batch, intervalEnd));
   }
 
   private emitUdp(drains: UdpDrain[]): void {
-    const now = Date.now();
+    const now = this.clock.nowMs();
     const flows: UdpRecord[] = [];
     for (const d of drains) {
-      for (const r of decodeUdpFlows(d.dump, now, now - this.lastCollect, this.directions)) {
-        nameRemote(r, now, this.names);
-        flows.push(r);
-      }
+      this.guard.run('decode', () => {
+        // stamped on the wall clock; the interval's length on the monotonic one
+        for (const r of decodeUdpFlows(d.dump, this.clock.wallMs(now), now - this.lastCollect, this.directions)) {
+          nameRemote(r, now, this.names);
+          flows.push(r);
+        }
+      });
     }
     this.scope?.keep(flows);
-    this.enricher?.enrichAll(flows);
+    this.guard.run('enrich', () => this.enricher?.enrichAll(flows));
     for (const r of flows) this.pending.push(r);
     this.udpRecords += flows.length;
     this.lastCollect = now;
@@ -260,10 +274,15 @@ export class Collector {
       await this.tcp.sync();
       this.emitUdp([flows]);
     }
-    const now = Date.now();
+    const now = this.clock.nowMs();
     this.dns.sweep(now);
     this.names.sweep(now);
     this.flush(true);
+    // a stepped wall clock is followed from the next interval on: this one ended in the old frame
+    if (this.clock.watch()) {
+      const step = this.clock.reanchor();
+      this.log.warn({ stepMs: Math.round(step), correctionMs: Math.round(this.clock.correctionMs) }, `the wall clock was stepped by ${(step / 1000).toFixed(3)} s: records are stamped on it from now on; durations and intervals are unaffected`);
+    }
   }
 
   /** Detach, drain, deliver the last records, free everything; returns the summary. */
@@ -278,7 +297,7 @@ export class Collector {
     this.cgroup?.detach();
     await this.tcp.drain();
     if (this.net) this.emitUdp(this.net.drainAll());
-    this.dns.flush(Date.now());
+    this.dns.flush(this.clock.nowMs());
     this.flush(true);
     const summary = this.stats();
     this.closed = true;
@@ -322,6 +341,8 @@ export class Collector {
       ...(this.scope ? { outOfScope: this.scope.rejected } : {}),
       cgroupsMade: this.decoded.cgroups ?? 0,
       ...this.cgroup?.counters(),
+      pipelineErrors: this.guard.total,
+      clockSteps: this.clock.steps,
     };
   }
 }
@@ -337,34 +358,49 @@ export function describeSummary(s: CollectorSummary): string {
 }
 
 /**
- * Run until SIGINT/SIGTERM (or `stopOn` resolves): start the collector, log
- * ready once the signal handlers are in place, stop, log the summary.
+ * Run until SIGINT/SIGTERM (or `stopOn` resolves): start the collector,
+ * then, tracing already, wait for `readyWhen` (what start-up waits for
+ * without holding tracing up: the Kubernetes lists, the sinks) and log
+ * ready; stop, log the summary. `readyWhen` rejecting (a configuration
+ * error found by a sink or Kubernetes) stops the collector and rejects.
  */
-export function runUntilSignalled(
+export async function runUntilSignalled(
   collector: Collector,
   log: Logger,
   onStopped: () => void | Promise<void>,
   stopOn?: Promise<string>,
   enrichment?: { stats(): Record<string, number>; stop(): Promise<void> },
   probes?: Promise<LoadedProbes>,
+  readyWhen?: Promise<unknown>,
 ): Promise<number> {
-  return collector.start(probes).then(() => new Promise<number>((resolve) => {
+  await collector.start(probes);
+  return new Promise<number>((resolve, reject) => {
     let stopping = false;
-    const stop = async (why: string): Promise<void> => {
+    const stop = async (why: string, failure?: unknown): Promise<void> => {
       if (stopping) return;
       stopping = true;
-      log.info(`stopping (${why})`);
-      const summary = await collector.stop();
-      await onStopped();
-      await enrichment?.stop();
-      // the collector's counts last: no enrichment count may stand in for one of them
-      log.info({ ...enrichment?.stats(), ...summary }, describeSummary(summary));
-      resolve(0);
+      try {
+        log.info(`stopping (${why})`);
+        const summary = await collector.stop();
+        await onStopped();
+        await enrichment?.stop();
+        // the collector's counts last: no enrichment count may stand in for one of them
+        log.info({ ...enrichment?.stats(), ...summary }, describeSummary(summary));
+      } catch (e) {
+        failure ??= e;
+      }
+      if (failure !== undefined) reject(failure instanceof Error ? failure : new Error(String(failure)));
+      else resolve(0);
     };
     process.once('SIGINT', () => void stop('SIGINT'));
     process.once('SIGTERM', () => void stop('SIGTERM'));
     void stopOn?.then((why) => stop(why));
-    // only now: whoever waits for "ready" may signal us at once
-    log.info(collector.info, `ready: probes attached (${collector.description})`);
-  }));
+    void Promise.resolve(readyWhen).then(
+      () => {
+        // only now: whoever waits for "ready" may signal us at once
+        if (!stopping) log.info(collector.info, `ready: probes attached (${collector.description})`);
+      },
+      (e: unknown) => void stop(`start-up failed: ${(e as Error).message}`, e),
+    );
+  });
 }

@@ -13,6 +13,7 @@ import { HostAddresses } from '../enrich/host-addresses.js';
 import { KubeMetadata } from '../enrich/k8s/index.js';
 import { clusterMatcher } from '../enrich/locality.js';
 import { ProcessInfoCache } from '../enrich/process-info.js';
+import { makeRedactor } from '../enrich/redact.js';
 import { UsageError } from '../util/errors.js';
 import { existsSync } from 'node:fs';
 import { CgroupScope, scopePath } from '../enrich/cgroup-scope.js';
@@ -25,6 +26,8 @@ export interface EnrichmentOptions {
   kubeWatch?: 'node' | 'cluster';
   /** trace.cgroup: only the processes of this cgroup v2 subtree */
   cgroupScope?: string | null;
+  /** patterns redacting command lines (default: DEFAULT_REDACT_PATTERNS) */
+  redactCmdline?: readonly string[] | undefined;
 }
 
 export interface Enrichment {
@@ -32,16 +35,23 @@ export interface Enrichment {
   readonly kube: KubeMetadata | undefined;
   /** trace.cgroup's filter, when set */
   readonly scope: CgroupScope | undefined;
+  /**
+   * Settles once the Kubernetes lists are in, or start-up has waited
+   * KUBE_SYNC_WAIT_MS for them, or they failed (they keep retrying): tracing
+   * does not wait for it, the ready line does. Rejects only with a UsageError
+   * (an unreadable kubeconfig, refused credentials): start-up stops.
+   */
+  readonly synced: Promise<void>;
   /** cache sizes and lookup counts, for the summary and metrics */
   stats(): Record<string, number>;
   stop(): Promise<void>;
 }
 
-/** How long start-up waits for the first Kubernetes lists before going on without them (they keep syncing). */
+/** How long the ready line waits for the first Kubernetes lists before going on without them (they keep syncing). */
 const KUBE_SYNC_WAIT_MS = 15_000;
 
 export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Promise<Enrichment> {
-  const processes = new ProcessInfoCache();
+  const processes = new ProcessInfoCache({ redact: makeRedactor(opts.redactCmdline) });
   const cgroupRoot = findCgroup2Root();
   const cgroups = cgroupRoot ? new CgroupPaths(cgroupRoot) : undefined;
   let scope: CgroupScope | undefined;
@@ -58,19 +68,27 @@ export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Pro
   const watch = opts.kubeWatch === 'cluster' ? ({ scope: 'cluster' } as const) : ({ scope: 'node', nodeName: kubeNode } as const);
   const kube = KubeMetadata.fromEnvironment({ kubeconfig: opts.kubeconfig, log, watch });
   const nodeName = kube ? kubeNode : (opts.nodeName ?? process.env.NODE_NAME);
+  // records enriched before the lists were in (their Kubernetes fields may be missing)
+  let beforeSync: number | undefined;
+  let synced: Promise<void> = Promise.resolve();
   if (kube) {
+    await kube.load(); // a kubeconfig that cannot be parsed stops start-up before anything is traced
     const started = Date.now();
-    try {
-      await withTimeout(kube.start(), KUBE_SYNC_WAIT_MS);
-      log.info({ nodeName, syncMs: Date.now() - started, ...kube.stats }, 'Kubernetes metadata synced');
-    } catch (e) {
-      // a kubeconfig that cannot be read is a configuration error: stop before tracing starts
-      if (e instanceof UsageError) {
-        await kube.stop();
-        throw e;
-      }
-      log.warn(`Kubernetes metadata not synced yet (${(e as Error).message}): records lack it until it is`);
-    }
+    synced = withTimeout(kube.start(), KUBE_SYNC_WAIT_MS).then(
+      () => {
+        beforeSync = enricher.stats.recordsEnriched;
+        log.info({ nodeName, syncMs: Date.now() - started, recordsBeforeSync: beforeSync, ...kube.stats }, 'Kubernetes metadata synced');
+      },
+      async (e: unknown) => {
+        // a kubeconfig that cannot be read, credentials refused: a configuration error, start-up stops
+        if (e instanceof UsageError) {
+          await kube.stop();
+          throw e;
+        }
+        log.warn(`Kubernetes metadata not synced yet (${(e as Error).message}): records lack it until it is`);
+      },
+    );
+    synced.catch(() => undefined); // handled by whoever awaits it
   } else {
     log.info('Kubernetes metadata off: no --kubeconfig, no KUBECONFIG, not in a cluster');
   }
@@ -88,7 +106,10 @@ export async function startEnrichment(opts: EnrichmentOptions, log: Logger): Pro
     enricher,
     kube,
     scope,
+    synced,
     stats: () => ({
+      // (synced later, by the retrying watches: counted up to the first look after it)
+      ...(kube ? { recordsBeforeKubeSync: beforeSync ?? (kube.synced ? (beforeSync = enricher.stats.recordsEnriched) : enricher.stats.recordsEnriched) } : {}),
       ...enricher.stats,
       processCacheSize: processes.size,
       containerCacheSize: enricher.cachedCgroups,

@@ -38,6 +38,7 @@ export const LOSS_COUNTERS: readonly LossCounter[] = [
   { key: 'lossCgroupRingbufFull', reason: 'cgroup_ringbuf_full', side: 'kernel', help: 'reports of cgroups made that did not fit in the ring buffer: a container gone before its records are read names no container' },
   { key: 'cgroupPathsTruncated', reason: 'cgroup_path_truncated', side: 'kernel', help: 'reports of cgroups made whose path was longer than the 511 bytes captured: named from /proc or a walk of the tree instead, if still there' },
   { key: 'dnsPendingDropped', reason: 'dns_query_unanswered_dropped', side: 'agent', help: 'DNS queries dropped while awaiting their answer (too many pending)' },
+  { key: 'pipelineErrors', reason: 'pipeline_exception', side: 'agent', help: 'exceptions caught in the per-batch path: what the stage did for that batch (one record, for decoding) is missing; by stage in bpfagent_pipeline_errors_total' },
 ];
 
 /** Each loss counter with its value (those the stats do not have are 0). */

@@ -86,14 +86,16 @@ export class SinkSet {
     }
   }
 
-  export(batch: readonly ShippedRecord[]): void {
+  /** `onError`: told of a sink whose export threw (else it is logged); the other sinks get the batch all the same. */
+  export(batch: readonly ShippedRecord[], onError?: (sink: string, e: unknown) => void): void {
     if (!batch.length) return;
     for (const s of this.sinks) {
       try {
         s.sink.export(batch);
       } catch (e) {
         // the contract says export never throws; if one does, tracing and the other sinks go on
-        this.log.error({ sink: s.name, err: (e as Error).message }, `sink ${s.name}: export threw: ${(e as Error).message}`);
+        if (onError) onError(s.name, e);
+        else this.log.error({ sink: s.name, err: (e as Error).message }, `sink ${s.name}: export threw: ${(e as Error).message}`);
       }
     }
   }

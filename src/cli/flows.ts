@@ -3,6 +3,7 @@
  * callee, server port, protocol, observing side), printed once per interval.
  */
 import type { Logger } from 'pino';
+import { MonotonicClock } from '../util/clock.js';
 import { Collector, runUntilSignalled } from '../agent/collector.js';
 import { checkPrivileges, type LoadedProbes } from '../bpf/probe-load.js';
 import { startEnrichment } from '../agent/enrichment.js';
@@ -56,16 +57,18 @@ export async function runFlows(opts: TraceOptions, log: Logger, probes?: Promise
   checkPrivileges();
   const enrichment = await startEnrichment(opts, log);
   const table = new EdgeTable();
-  let intervalStart = Date.now();
+  // internal time (monotonic): a stepped wall clock changes the lines' ts, never their intervalMs
+  const clock = new MonotonicClock();
+  let intervalStart = clock.nowMs();
   const collector = new Collector(opts, log, (records, intervalEnd) => {
     for (const r of records) table.add(r);
     if (!intervalEnd) return;
-    const now = Date.now();
-    const ts = new Date(now).toISOString();
+    const now = clock.nowMs();
+    const ts = clock.iso(now);
     const lines = table.drain().map((e) => line(e, ts, now - intervalStart));
     intervalStart = now;
     if (lines.length) process.stdout.write(lines.map((l) => (opts.json ? JSON.stringify(l) + '\n' : text(l))).join(''));
-  }, enrichment.enricher);
+  }, enrichment.enricher, undefined, undefined, clock);
   return runUntilSignalled(
     collector,
     log,
@@ -75,5 +78,6 @@ export async function runFlows(opts: TraceOptions, log: Logger, probes?: Promise
     undefined,
     enrichment,
     probes,
+    enrichment.synced,
   );
 }

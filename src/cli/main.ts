@@ -57,12 +57,15 @@ async function main(argv: string[]): Promise<number> {
       // the whole configuration is checked before anything starts
       const { loadConfig } = await import('../config/load.js');
       const loaded = loadConfig({ file: args.configFile, env: process.env, flags: args.flags });
+      // so is who may read the listener: one served to anyone is refused here (exit 2)
+      const { runAccessPolicy } = await import('./run-access.js');
+      const access = runAccessPolicy(loaded.config);
       // loaded (not attached) while the agent's modules are imported and its HTTP side starts
       const probes = (await beginProbeLoad())(collectorOptions(loaded.config));
       const log = (await logger())(loaded.config.logLevel);
       if (loaded.file || Object.keys(loaded.overrides).length) log.info({ file: loaded.file, overrides: loaded.overrides }, 'configuration loaded');
       const { runAgent } = await import('./run.js');
-      return runAgent(loaded.config, log, { probes });
+      return runAgent(loaded.config, log, { probes, access });
     }
     case 'hub': {
       const { parseHubArgs, HUB_HELP } = await import('./hub-options.js');

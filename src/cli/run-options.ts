@@ -94,7 +94,9 @@ probes are attached and every sink is initialised, else 503), GET /metrics;
 the service map's JSON API: GET /api/graph, /api/edges/ID/connections,
 /api/external, /api/localities, /api/status (docs/api.md), over the
 last hours kept under 'store:' (retention, dataDir for SQLite, bounds).
-Logs are JSON lines on stderr; the line containing "ready" means all is up.
+Beyond loopback the API needs a bearer token: 'server.tokenFile' (see
+docs/run.md, Access). Logs are JSON lines on stderr; the line containing
+"ready" means all is up.
 SIGTERM or SIGINT: detach, drain, flush every sink (within --shutdown-timeout),
 log a summary, exit 0. A bad configuration, flag or variable: one line naming
 the key, the value and the form expected, exit 2, nothing started.

@@ -18,13 +18,18 @@ import { Collector, runUntilSignalled } from '../agent/collector.js';
 import { checkPrivileges, discardProbes, type LoadedProbes } from '../bpf/probe-load.js';
 import { startEnrichment, type Enrichment } from '../agent/enrichment.js';
 import { SinkSet } from '../agent/sink-set.js';
+import { StageGuard } from '../agent/stage-guard.js';
+import { MonotonicClock } from '../util/clock.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentRecord } from '../events/records.js';
 import { EdgeTable, recordEnds } from '../flows/edge-table.js';
 import { AgentMetrics } from '../metrics/metrics.js';
 import { registerApi } from '../server/api.js';
 import { registerDiffApi } from '../server/diff.js';
+import { QueryCache } from '../server/query-cache.js';
+import type { AccessPolicy } from '../server/access.js';
 import { startHttpServer, type HttpServer } from '../server/http.js';
+import { runAccessPolicy } from './run-access.js';
 import type { FlowRecord } from '../store/flow-store.js';
 import { openFlowStore } from '../store/open.js';
 import { SINKS, type SinkRegistry } from '../sinks/registry.js';
@@ -42,6 +47,8 @@ export interface RunOptions {
   sinkStartWaitMs?: number;
   /** the probes' loading, begun by the caller (see beginProbeLoad); default: loaded when the collector starts */
   probes?: Promise<LoadedProbes>;
+  /** the listener's access policy, checked by the caller (default: made from cfg.server here) */
+  access?: AccessPolicy;
 }
 
 export async function runAgent(cfg: AgentConfig, log: Logger, opts: RunOptions = {}): Promise<number> {
@@ -58,7 +65,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger, opts: RunOptions =
 async function startAndRun(
   cfg: AgentConfig,
   log: Logger,
-  { registry = SINKS, sinkStartWaitMs = SINK_START_WAIT_MS, probes }: RunOptions,
+  { registry = SINKS, sinkStartWaitMs = SINK_START_WAIT_MS, probes, access = runAccessPolicy(cfg) }: RunOptions,
   handover: { done: boolean },
 ): Promise<number> {
   checkPrivileges();
@@ -74,6 +81,9 @@ async function startAndRun(
   let enrichment: Enrichment | undefined;
   let stopping = false;
   let stopped = false;
+  const guard = new StageGuard(log);
+  // the API's answers, computed at most once per interval and key (the store changes at interval ends)
+  const queries = new QueryCache({ ttlMs: cfg.interval, version: () => store.version });
 
   const metrics = new AgentMetrics({
     maxSeriesPerMetric: cfg.metrics.maxSeriesPerMetric,
@@ -82,15 +92,22 @@ async function startAndRun(
       enrichment: () => enrichment?.stats() ?? {},
       sinks: () => sinks.stats(),
       flows: () => ({ tracked: table.size, overflowed: table.overflowed }),
+      httpRefused: () => server?.accessStats.refused ?? {},
+      pipelineErrors: () => guard.errors,
+      api: () => queries.stats,
     },
   });
   const probesAttached = (): boolean => collector?.info.attach !== undefined && !stopping;
 
-  const server: HttpServer = await startHttpServer({
+  // read by the metrics (refused requests) before it is assigned
+  let server: HttpServer | undefined;
+  server = await startHttpServer({
     host: cfg.listen.host,
     port: cfg.listen.port,
     metricsListen: cfg.metrics.listen,
     log,
+    access,
+    tls: cfg.server.tls.certFile !== null && cfg.server.tls.keyFile !== null ? { certFile: cfg.server.tls.certFile, keyFile: cfg.server.tls.keyFile } : undefined,
     metrics: async () => ({ text: await metrics.text(), contentType: metrics.contentType }),
     readiness: () => {
       // tracing: false once the ring buffer's reader has failed (the probes are attached, but nothing is read)
@@ -100,6 +117,7 @@ async function startAndRun(
     routes: (app) => {
       registerApi(app, {
         store,
+        cache: queries,
         status: () => {
           const info = collector?.info ?? {};
           const kube = enrichment?.kube;
@@ -120,18 +138,19 @@ async function startAndRun(
             tracing: { ok: collector?.tracing ?? true, error: collector?.tracingError ?? null },
             sinks: Object.fromEntries(sinks.stats().map((s) => [s.name, { ready: s.ready, ...s.stats }])),
             flows: { tracked: table.size, overflowed: table.overflowed },
+            api: { ...queries.stats, computeMs: Math.round(queries.stats.computeMs), cachedAnswers: queries.size },
           };
         },
       });
-      registerDiffApi(app, { store });
+      registerDiffApi(app, { store, cache: queries });
     },
   });
   // (no "ready" in this line: whoever waits for the word must wait for the probes)
   log.info(
-    { listen: server.address, metricsListen: server.metricsAddress ?? null },
+    { listen: server.address, metricsListen: server.metricsAddress ?? null, tls: server.scheme === 'https', token: cfg.server.tokenFile !== null },
     server.metricsAddress
-      ? `HTTP listening on http://${server.address}: API, web UI, liveness and readiness; metrics on http://${server.metricsAddress}`
-      : `HTTP listening on http://${server.address}: API, web UI, metrics, liveness and readiness endpoints`,
+      ? `HTTP listening on ${server.scheme}://${server.address}: API, web UI, liveness and readiness; metrics on ${server.scheme}://${server.metricsAddress}`
+      : `HTTP listening on ${server.scheme}://${server.address}: API, web UI, metrics, liveness and readiness endpoints`,
   );
 
   // not ready from the first signal on; registered with runUntilSignalled's own handlers (until then a signal just ends start-up)
@@ -145,16 +164,26 @@ async function startAndRun(
         nodeName: cfg.nodeName,
         kubeWatch: cfg.kubernetes.watch,
         cgroupScope: cfg.trace.cgroup,
+        redactCmdline: cfg.privacy.redactCmdline,
       },
       log,
     );
-    await sinks.start(sinkStartWaitMs);
+    // neither the sinks nor the Kubernetes lists hold tracing up: the probes attach now, the ready line waits (bounded)
+    const sinksStarted = sinks.start(sinkStartWaitMs);
+    sinksStarted.catch(() => undefined); // awaited below, after the probes are attached
 
-    let intervalStart = Date.now();
+    // internal time (monotonic, util/clock.ts): interval lengths never jump; what is shipped is on the wall clock
+    const clock = new MonotonicClock();
+    let intervalStart = clock.nowMs();
+    // every stage guarded: an exception in one costs that stage its batch (counted), never the agent
     const onRecords = (records: AgentRecord[], intervalEnd: boolean): void => {
-      metrics.addRecords(records);
+      guard.run('metrics', () => metrics.addRecords(records));
       for (const r of records) {
-        table.add(r);
+        try {
+          table.add(r);
+        } catch (e) {
+          guard.caught('flows', e);
+        }
         if (r.proto !== 'dns' && store.bounds.maxConnections > 0) intervalRecords.push(r);
       }
       if (intervalRecords.length > 2 * store.bounds.maxConnections) {
@@ -162,23 +191,29 @@ async function startAndRun(
         intervalRecords = intervalRecords.slice(cut);
         intervalRecordsDropped += cut;
       }
-      if (sinks.sinks.length && records.length) sinks.export(ship(records, { cluster: cfg.clusterName, node }, intervalStart, cfg.interval));
+      if (sinks.sinks.length && records.length)
+        guard.run('sink', () =>
+          sinks.export(ship(records, { cluster: cfg.clusterName, node }, clock.wallMs(intervalStart), cfg.interval), (name, e) => guard.caught('sink', e, `sink ${name}`)),
+        );
       if (intervalEnd) {
-        const edges = table.drain();
-        metrics.addEdges(edges);
-        const end = Date.now();
-        try {
-          store.addInterval(end, end - intervalStart, edges, intervalRecords, intervalRecordsDropped);
-        } catch (e) {
-          log.error({ err: (e as Error).message }, `store: interval not kept: ${(e as Error).message}`);
-        }
+        const edges = guard.run('flows', () => table.drain()) ?? [];
+        guard.run('metrics', () => metrics.addEdges(edges));
+        const end = clock.nowMs();
+        guard.run('store', () => store.addInterval(clock.wallMs(end), end - intervalStart, edges, intervalRecords, intervalRecordsDropped));
         intervalRecords = [];
         intervalRecordsDropped = 0;
         intervalStart = end;
       }
     };
-    collector = new Collector(collectorOptions(cfg), log, onRecords, enrichment.enricher, enrichment.scope);
-    Object.assign(collector.info, { node, listen: server.address, metricsListen: server.metricsAddress ?? null, sinks: sinks.names, sinksReady: sinks.ready });
+    collector = new Collector(collectorOptions(cfg), log, onRecords, enrichment.enricher, enrichment.scope, guard, clock);
+    Object.assign(collector.info, {
+      node,
+      listen: server.address,
+      url: `${server.scheme}://${server.address}`,
+      metricsListen: server.metricsAddress ?? null,
+      sinks: sinks.names,
+      sinksReady: sinks.ready,
+    });
     const started = enrichment;
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
@@ -198,6 +233,7 @@ async function startAndRun(
       undefined,
       started,
       probes,
+      Promise.all([sinksStarted, started.synced]),
     );
   } catch (e) {
     // nothing half-started: undo what was started, then report

@@ -30,7 +30,7 @@ export async function runTrace(opts: TraceOptions, log: Logger, probes?: Promise
       resolve(`stdout ${e.code ?? e.message}`);
     }),
   );
-  const run = runUntilSignalled(collector, log, () => writer.flush(), stdoutGone, enrichment, probes);
+  const run = runUntilSignalled(collector, log, () => writer.flush(), stdoutGone, enrichment, probes, enrichment.synced);
   writer.header();
   return run;
 }

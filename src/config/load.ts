@@ -212,12 +212,17 @@ interface Origins {
  * Where the value at `path` came from: the variable or flag that set it (or a
  * key above it), else the file. A missing key belongs to whoever made its
  * section: the file if it has the section, else a variable or flag setting a
- * key beside it.
+ * key beside it; so does a section's own rule broken by a key inside it.
  */
 function originOf(path: Path, o: Origins, missing: boolean): string {
   for (let n = path.length; n >= 1; n--) {
     const hit = o.overrides.get(path.slice(0, n).join('.'));
     if (hit) return hit;
+  }
+  // a section's own rule (tls: certFile with keyFile) broken where the file does not have the section: a key inside it set it
+  if (!missing && path.length && !(o.file !== undefined && getAt(o.fileInput, path) !== undefined)) {
+    const prefix = path.join('.') + '.';
+    for (const [k, v] of o.overrides) if (k.startsWith(prefix)) return v;
   }
   if (missing) {
     const parent = path.slice(0, -1);
@@ -262,6 +267,8 @@ function readFile(file: string): Record<string, unknown> {
       const msg = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       throw new UsageError(`config: ${file}: ${where}not valid YAML (${msg})`);
     }
+    // parsed, but it has no value: an alias without its anchor, or more aliases than yaml expands (its ReferenceError)
+    if (e instanceof ReferenceError) throw new UsageError(`config: ${file}: not valid YAML (${e.message.split('\n')[0]})`);
     throw e;
   }
   if (doc === null || doc === undefined) return {};

@@ -159,6 +159,50 @@ export const hubSchema = z
   .strict()
   .default({});
 
+/** Who may read the HTTP listener, and over what (src/server/access.ts, docs/run.md "Access"). */
+export const serverSchema = z
+  .object({
+    tokenFile: z.string().min(1).nullable().default(null).describe('a file path holding the bearer token, or null for none'),
+    openPaths: z
+      .array(z.string().regex(/^\/[^\s?#]*$/))
+      .default(['/metrics', '/healthz', '/readyz'])
+      .describe('a list of paths, such as [/metrics, /healthz, /readyz]'),
+    allowUnauthenticated: z.boolean().default(false).describe('true or false'),
+    tls: z
+      .object({
+        certFile: z.string().min(1).nullable().default(null).describe('a PEM certificate (chain) file, or null'),
+        keyFile: z.string().min(1).nullable().default(null).describe('a PEM private key file, or null'),
+      })
+      .strict()
+      .default({})
+      .refine((t) => (t.certFile === null) === (t.keyFile === null), { message: 'certFile and keyFile together (both set, or neither)' }),
+  })
+  .strict()
+  .default({});
+
+/** Command lines are read bounded and redacted by these patterns (src/enrich/redact.ts). */
+export const privacySchema = z
+  .object({
+    redactCmdline: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(1000)
+          .superRefine((p, ctx) => {
+            try {
+              new RegExp(p, 'gid');
+            } catch (e) {
+              ctx.addIssue({ code: z.ZodIssueCode.custom, message: `a regular expression (${(e as Error).message})` });
+            }
+          }),
+      )
+      .optional()
+      .describe('a list of regular expressions (JavaScript syntax); the text of group 1, or of the whole match, becomes ***'),
+  })
+  .strict()
+  .default({});
+
 /** The whole configuration, with the sections of the sinks in `sinks` (each optional: present = on). */
 export function configSchema(sinks: SinkRegistry = SINKS) {
   const sinkSections: Record<string, z.ZodTypeAny> = {};
@@ -192,6 +236,8 @@ export function configSchema(sinks: SinkRegistry = SINKS) {
         .strict()
         .default({}),
       store: storeSchema,
+      server: serverSchema,
+      privacy: privacySchema,
       sinks: z.object(sinkSections).strict().default({}),
       hub: hubSchema,
     })

@@ -39,6 +39,8 @@ export class DnsTracker {
     private readonly emit: (r: DnsRecord) => void,
     private readonly timeoutMs = 5000,
     private readonly maxPending = 10_000,
+    /** a packet time as the record's `ts` (the collector's clock puts it on the wall clock) */
+    private readonly iso: (ms: number) => string = (ms) => new Date(ms).toISOString(),
   ) {}
 
   /** The client's end (the query's source, the answer's destination), the id and the question. */
@@ -85,7 +87,7 @@ export class DnsTracker {
   private record(query: DnsPacket, m: DnsMessage, endMs: number, latencyMs: number | null): void {
     this.stats.lookups++;
     this.emit({
-      ts: new Date(endMs).toISOString(),
+      ts: this.iso(endMs),
       proto: 'dns',
       query: m.question?.name ?? '',
       qtype: m.question?.type ?? '',

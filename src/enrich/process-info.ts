@@ -1,5 +1,6 @@
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { batchNowMs } from '../events/batch-time.js';
+import { makeRedactor, type Redactor } from './redact.js';
 
 /**
  * Process metadata from /proc, cached by pid and safe against pid reuse.
@@ -21,7 +22,7 @@ export interface ProcessInfo {
   pid: number;
   /** executable path ('' when unreadable: kernel thread, or no ptrace access) */
   exe: string;
-  /** arguments joined by spaces, at most CMDLINE_MAX characters */
+  /** arguments joined by spaces, redacted (see redact.ts), at most CMDLINE_MAX characters */
   cmdline: string;
   ppid: number;
   /** start time, clock ticks since boot (field 22 of /proc/PID/stat): with the pid, names the process uniquely */
@@ -78,7 +79,7 @@ function readExe(procRoot: string, pid: number): string {
 const CMDLINE_BYTES = CMDLINE_MAX * 4 + 1;
 
 /** NUL-separated arguments to one line, bounded: a long cmdline (up to ARG_MAX) is never read whole. */
-function readCmdline(procRoot: string, pid: number): string {
+function readCmdline(procRoot: string, pid: number, redact: Redactor): string {
   let fd: number | undefined;
   try {
     fd = openSync(`${procRoot}/${pid}/cmdline`, 'r');
@@ -89,7 +90,7 @@ function readCmdline(procRoot: string, pid: number): string {
       if (r === 0) break;
       n += r;
     }
-    return formatCmdline(buf.subarray(0, n), n === buf.length);
+    return formatCmdline(buf.subarray(0, n), n === buf.length, redact);
   } catch {
     return '';
   } finally {
@@ -97,12 +98,16 @@ function readCmdline(procRoot: string, pid: number): string {
   }
 }
 
-/** `more`: the bytes given are only the start of the command line. */
-export function formatCmdline(bytes: Uint8Array, more = false): string {
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    .toString('utf8')
-    .replace(/\0+$/, '')
-    .replace(/\0/g, ' ');
+const defaultRedactor = makeRedactor();
+
+/** `more`: the bytes given are only the start of the command line. Redacted before it is cut, so no part of a secret stays. */
+export function formatCmdline(bytes: Uint8Array, more = false, redact: Redactor = defaultRedactor): string {
+  const text = redact(
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      .toString('utf8')
+      .replace(/\0+$/, '')
+      .replace(/\0/g, ' '),
+  );
   const chars = [...text]; // by code point, so a cut never splits a surrogate pair
   if (!more && chars.length <= CMDLINE_MAX) return text;
   return chars.slice(0, CMDLINE_MAX - 1).join('') + '…';
@@ -151,8 +156,11 @@ export class ProcessInfoCache {
   private readonly goneUntil = new Map<number, number>();
   readonly stats: ProcessInfoStats = { hits: 0, misses: 0, gone: 0, reused: 0, otherImage: 0, evictions: 0 };
 
-  constructor(opts: { procRoot?: string; maxEntries?: number; revalidateMs?: number; now?: () => number } = {}) {
+  private readonly redact: Redactor;
+
+  constructor(opts: { procRoot?: string; maxEntries?: number; revalidateMs?: number; now?: () => number; redact?: Redactor } = {}) {
     this.procRoot = opts.procRoot ?? '/proc';
+    this.redact = opts.redact ?? defaultRedactor;
     this.maxEntries = Math.max(1, opts.maxEntries ?? 16384);
     this.revalidateMs = opts.revalidateMs ?? 1000;
     // the clock read once per ring buffer batch, not once per record
@@ -224,7 +232,7 @@ export class ProcessInfoCache {
 
   private load(pid: number, now: number): Entry | undefined {
     this.stats.misses++;
-    const info = readProcess(this.procRoot, pid);
+    const info = readProcess(this.procRoot, pid, this.redact);
     if (!info) {
       this.stats.gone++;
       this.goneUntil.delete(pid);
@@ -300,12 +308,12 @@ function threadNamed(procRoot: string, pid: number, name: string): boolean {
  * exited or its pid was reused while its files were being read, the reads
  * may mix two processes, so they are retried once.
  */
-function readProcess(procRoot: string, pid: number): ProcessInfo | undefined {
+function readProcess(procRoot: string, pid: number, redact: Redactor): ProcessInfo | undefined {
   for (let attempt = 0; attempt < 2; attempt++) {
     const st = readStat(procRoot, pid);
     if (!st) return undefined;
     const exe = readExe(procRoot, pid);
-    const cmdline = readCmdline(procRoot, pid);
+    const cmdline = readCmdline(procRoot, pid, redact);
     const again = readStat(procRoot, pid);
     if (!again) return undefined;
     if (again.startTicks === st.startTicks) return { pid, exe, cmdline, ppid: st.ppid, startTicks: st.startTicks, comm: st.comm };

@@ -38,16 +38,25 @@ export interface RecordSink {
  * values outside their enums are counted in `stats.decodeErrors`. While the
  * sink handles the batch's records, `batchNowMs()` is the batch's time.
  */
-export function decodeBatch(batch: Buffer, clock: MonotonicClock, stats: DecodeStats, sink: RecordSink): void {
+export function decodeBatch(batch: Buffer, clock: MonotonicClock, stats: DecodeStats, sink: RecordSink, onException: (e: unknown) => void = rethrow): void {
   const outer = beginBatchTime();
   try {
-    decodeFrames(batch, clock, stats, sink);
+    decodeFrames(batch, clock, stats, sink, onException);
   } finally {
     endBatchTime(outer);
   }
 }
 
-function decodeFrames(batch: Buffer, clock: MonotonicClock, stats: DecodeStats, sink: RecordSink): void {
+function rethrow(e: unknown): never {
+  throw e;
+}
+
+/**
+ * A frame whose decoding or handling throws is handed to `onException` and
+ * skipped: the frames after it are still framed, so one bad record costs
+ * only itself.
+ */
+function decodeFrames(batch: Buffer, clock: MonotonicClock, stats: DecodeStats, sink: RecordSink, onException: (e: unknown) => void): void {
   let off = 0;
   while (off + 4 <= batch.length) {
     const len = u32(batch, off);
@@ -61,31 +70,41 @@ function decodeFrames(batch: Buffer, clock: MonotonicClock, stats: DecodeStats, 
       stats.decodeErrors++; // empty frame: skip it, the next one is still framed
       continue;
     }
-    const kind = batch[start];
-    if (kind === EVENT_KIND.TCP_CLOSE && len >= TCP_CLOSE_EVENT.size) {
-      const endMs = tcpCloseEndMs(batch, start, clock);
-      const rec = decodeTcpClose(batch, start, clock, endMs);
-      if (rec) {
-        stats.records++;
-        sink.tcp(rec, endMs);
-        continue;
-      }
-    } else if (kind === EVENT_KIND.DNS && len >= DNS_EVENT.size) {
-      const pkt = decodeDnsEvent(batch, start, clock);
-      if (pkt) {
-        stats.dnsPackets++;
-        sink.dns?.(pkt);
-        continue;
-      }
-    } else if (kind === EVENT_KIND.CGROUP_MKDIR && len >= CGROUP_MKDIR_EVENT.size) {
-      const made = decodeCgroupMkdir(batch, start);
-      if (made) {
-        stats.cgroups = (stats.cgroups ?? 0) + 1;
-        sink.cgroup?.(made);
-        continue;
-      }
+    try {
+      if (decodeFrame(batch, start, len, clock, stats, sink)) continue;
+    } catch (e) {
+      onException(e);
+      continue;
     }
     stats.decodeErrors++;
   }
   if (off < batch.length) stats.decodeErrors++; // trailing bytes too short for a frame header
+}
+
+/** One frame to the sink; false when it is not a record this agent knows. */
+function decodeFrame(batch: Buffer, start: number, len: number, clock: MonotonicClock, stats: DecodeStats, sink: RecordSink): boolean {
+  const kind = batch[start];
+  if (kind === EVENT_KIND.TCP_CLOSE && len >= TCP_CLOSE_EVENT.size) {
+    const endMs = tcpCloseEndMs(batch, start, clock);
+    const rec = decodeTcpClose(batch, start, clock, endMs);
+    if (!rec) return false;
+    stats.records++;
+    sink.tcp(rec, endMs);
+    return true;
+  }
+  if (kind === EVENT_KIND.DNS && len >= DNS_EVENT.size) {
+    const pkt = decodeDnsEvent(batch, start, clock);
+    if (!pkt) return false;
+    stats.dnsPackets++;
+    sink.dns?.(pkt);
+    return true;
+  }
+  if (kind === EVENT_KIND.CGROUP_MKDIR && len >= CGROUP_MKDIR_EVENT.size) {
+    const made = decodeCgroupMkdir(batch, start);
+    if (!made) return false;
+    stats.cgroups = (stats.cgroups ?? 0) + 1;
+    sink.cgroup?.(made);
+    return true;
+  }
+  return false;
 }

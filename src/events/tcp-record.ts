@@ -40,8 +40,8 @@ export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock, en
   const rawFamily = b[off + F.family.offset];
   if (!direction || (!open && !outcome) || (rawFamily !== AF_INET && rawFamily !== AF_INET6)) return undefined;
   const family = rawFamily === AF_INET || isV4Mapped(b, off + F.raddr.offset) ? 4 : 6;
-  const startNs = u64(b, off + F.start_ns.offset);
-  const endNs = u64(b, off + F.end_ns.offset);
+  // end - start from the 32-bit halves: exact, where u64() of each is not above 2^53 ns (104 days of uptime)
+  const durNs = (u32(b, off + F.end_ns.offset + 4) - u32(b, off + F.start_ns.offset + 4)) * 4294967296 + (u32(b, off + F.end_ns.offset) - u32(b, off + F.start_ns.offset));
   const r = {
     ts: clock.iso(endMs),
     proto: 'tcp',
@@ -68,7 +68,7 @@ export function decodeTcpClose(b: Buffer, off: number, clock: MonotonicClock, en
     retransmits: u32(b, off + F.retransmits.offset),
     srttUs: u32(b, off + F.srtt_us.offset),
     // µs precision; start and end are both monotonic ns
-    durationMs: endNs > startNs ? Math.round((endNs - startNs) / 1e3) / 1e3 : 0,
+    durationMs: durNs > 0 ? Math.round(durNs / 1e3) / 1e3 : 0,
   } as TcpRecord;
   if (b[off + F.flags.offset]! & TCP_FLAGS.SEEDED) r.openedBeforeStart = true;
   return r;

@@ -57,6 +57,12 @@ export interface HealthSources {
   sinks?: () => ReadonlyArray<{ name: string; ready: boolean; stats: SinkStats }>;
   /** edges in the flow table now, records folded into its overflow edge since start */
   flows?: () => { tracked: number; overflowed: number };
+  /** HTTP requests refused by the access checks, by reason */
+  httpRefused?: () => Record<string, number>;
+  /** exceptions caught in the per-batch path, by stage (StageGuard) */
+  pipelineErrors?: () => Readonly<Record<string, number>>;
+  /** the API's query cache (QueryCache.stats) */
+  api?: () => { computed: number; cached: number; shared: number; busy: number; computeMs: number };
 }
 
 export interface MetricsOptions {
@@ -184,6 +190,10 @@ export class AgentMetrics {
       const v = h.collector?.().untrackedClose;
       return v === undefined ? [] : [{ value: v }];
     });
+    this.callback('bpfagent_clock_steps_total', 'Wall-clock steps (set back or forward by 1 s or more against the monotonic clock) the agent followed', 'counter', () => {
+      const v = h.collector?.().clockSteps;
+      return v === undefined ? [] : [{ value: v }];
+    });
     this.callback('bpfagent_dns_lookups_seen_total', 'DNS lookups paired (query with answer or timeout)', 'counter', () => {
       const v = h.collector?.().dnsLookups;
       return v === undefined ? [] : [{ value: v }];
@@ -199,6 +209,23 @@ export class AgentMetrics {
     this.callback('bpfagent_flows_overflowed_total', "Records folded into the flow table's overflow edge (past flows.maxEdges)", 'counter', () => {
       const f = h.flows?.();
       return f ? [{ value: f.overflowed }] : [];
+    });
+    this.callback('bpfagent_http_requests_refused_total', 'HTTP requests refused: host (a Host header not naming loopback, on a loopback listener), token (missing or wrong bearer token)', 'counter', () =>
+      Object.entries(h.httpRefused?.() ?? {}).map(([reason, value]) => ({ labels: { reason }, value })),
+    );
+    this.callback(
+      'bpfagent_pipeline_errors_total',
+      'Exceptions caught in the per-batch path, by stage (decode, enrich, interval, metrics, flows, store, sink, deliver): what that stage did for the batch (or record) is lost; tracing goes on',
+      'counter',
+      () => Object.entries(h.pipelineErrors?.() ?? {}).map(([stage, value]) => ({ labels: { stage }, value })),
+    );
+    this.callback('bpfagent_api_queries_total', 'API queries (/api/graph, edges, external, localities) by answer: computed, cached (from an earlier computation in the interval), shared (a computation under way), busy (503)', 'counter', () => {
+      const a = h.api?.();
+      return a ? (['computed', 'cached', 'shared', 'busy'] as const).map((answer) => ({ labels: { answer }, value: a[answer] })) : [];
+    });
+    this.callback('bpfagent_api_query_compute_seconds_total', 'Time the event loop spent computing and serialising API answers', 'counter', () => {
+      const a = h.api?.();
+      return a ? [{ value: a.computeMs / 1000 }] : [];
     });
     const sinks = (field: keyof SinkStats) => () =>
       (h.sinks?.() ?? []).map((s) => ({ labels: { sink: s.name }, value: Number(s.stats[field] ?? 0) }));

@@ -51,6 +51,7 @@ import {
 } from '../store/flow-store.js';
 import { parseDurationMs } from '../util/units.js';
 import { callersOf, costOf, dependenciesOf, type PricePerGB } from './api-usage.js';
+import { BusyError, QueryCache } from './query-cache.js';
 
 export const LOCALITIES = ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const;
 
@@ -409,7 +410,7 @@ export interface Param {
 const wholeParam = (min: number, max: number): Param => ({
   schema: z
     .string()
-    .regex(/^\d{1,15}$/)
+    .regex(/^\d{1,16}$/)
     .transform(Number)
     .pipe(z.number().int().min(min).max(max)),
   form: `a whole number from ${min} to ${max}`,
@@ -447,7 +448,8 @@ export function parseQuery(query: unknown, params: Record<string, Param>, defaul
   const q = (query ?? {}) as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(q)) {
-    if (k in params) continue;
+    // own keys only: 'constructor' or 'toString' is not a parameter because every object has one
+    if (Object.hasOwn(params, k)) continue;
     const known = Object.keys(params);
     throw new BadParameter(`${k}: unknown parameter, expected ${known.length ? `one of: ${known.join(', ')}` : 'none'}`);
   }
@@ -475,6 +477,8 @@ export interface ApiOptions {
   clusters?: boolean;
   /** price per GB (10^9 bytes) by locality, for /api/cost's cost column; none: no cost */
   pricePerGB?: PricePerGB | null;
+  /** where answers are computed and kept (bpfagent run: per interval, see query-cache.ts); none: computed per request */
+  cache?: QueryCache;
 }
 
 export const DEFAULT_WINDOWS = { graph: '15m', connections: '15m', external: '1h', localities: '1h', usage: '1h' };
@@ -502,6 +506,7 @@ export const IDENTITY_PARAMS: Record<string, Param> = {
 export function badParameter(reply: FastifyReply, e: unknown): FastifyReply {
   if (e instanceof BadParameter) return reply.code(400).send({ error: e.message });
   if (e instanceof StoreUnavailable) return reply.code(503).send({ error: e.message });
+  if (e instanceof BusyError) return reply.code(503).header('retry-after', '1').send({ error: e.message });
   throw e;
 }
 
@@ -524,8 +529,12 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
     minConnections: wholeParam(0, Number.MAX_SAFE_INTEGER),
     minBytes: wholeParam(0, Number.MAX_SAFE_INTEGER),
   };
+  const cache = opts.cache;
   const bad = badParameter;
   const windowOf = (from: number, to: number) => ({ from: new Date(from).toISOString(), to: new Date(to).toISOString() });
+  /** The answer for this route and these (parsed) parameters, through the cache when there is one. */
+  const answered = async (reply: FastifyReply, key: string, compute: () => unknown): Promise<FastifyReply> =>
+    cache ? reply.type('application/json; charset=utf-8').send(await cache.get(key, compute)) : reply.send(await compute());
   const span = (q: Record<string, unknown>): [number, number] => {
     const to = now();
     return [to - (q.window as number), to];
@@ -534,8 +543,10 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   app.get('/api/graph', async (req, reply) => {
     try {
       const q = parseQuery(req.query, graphParams, { window: def(DEFAULT_WINDOWS.graph) });
-      const [from, to] = span(q);
-      return reply.send(await buildGraph(store, from, to, q as GraphFilters, scopeOf(q)));
+      return await answered(reply, `graph ${JSON.stringify(q)}`, () => {
+        const [from, to] = span(q);
+        return buildGraph(store, from, to, q as GraphFilters, scopeOf(q));
+      });
     } catch (e) {
       return bad(reply, e);
     }
@@ -546,10 +557,13 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
       const q = parseQuery(req.query, { ...scoped, window, limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.connections), limit: '100' });
       const id = req.params.id;
       if (!/^[A-Za-z0-9_-]{1,4096}$/.test(id)) throw new BadParameter(`id: got ${JSON.stringify(id)}, expected an edge id from /api/graph (base64url)`);
-      const [from, to] = span(q);
-      const r = await edgeConnections(store, id, from, to, q.limit as number, scopeOf(q));
-      if (!r) return reply.code(404).send({ error: `id: no edge ${id} in the last ${formatDuration(q.window as number)}` });
-      return reply.send(r);
+      const compute = async () => {
+        const [from, to] = span(q);
+        return (await edgeConnections(store, id, from, to, q.limit as number, scopeOf(q))) ?? null;
+      };
+      const body = cache ? await cache.get(`connections ${id} ${JSON.stringify(q)}`, compute) : JSON.stringify(await compute());
+      if (body === 'null') return reply.code(404).send({ error: `id: no edge ${id} in the last ${formatDuration(q.window as number)}` });
+      return reply.type('application/json; charset=utf-8').send(body);
     } catch (e) {
       return bad(reply, e);
     }
@@ -558,8 +572,10 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   app.get('/api/external', async (req, reply) => {
     try {
       const q = parseQuery(req.query, { ...scoped, window, limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.external), limit: '20' });
-      const [from, to] = span(q);
-      return reply.send({ window: windowOf(from, to), destinations: await externalDestinations(store, from, to, q.limit as number, scopeOf(q)) });
+      return await answered(reply, `external ${JSON.stringify(q)}`, async () => {
+        const [from, to] = span(q);
+        return { window: windowOf(from, to), destinations: await externalDestinations(store, from, to, q.limit as number, scopeOf(q)) };
+      });
     } catch (e) {
       return bad(reply, e);
     }
@@ -568,15 +584,17 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   app.get('/api/localities', async (req, reply) => {
     try {
       const q = parseQuery(req.query, { ...scoped, window }, { window: def(DEFAULT_WINDOWS.localities) });
-      const [from, to] = span(q);
-      return reply.send({ window: windowOf(from, to), totals: await localityTotals(store, from, to, scopeOf(q)) });
+      return await answered(reply, `localities ${JSON.stringify(q)}`, async () => {
+        const [from, to] = span(q);
+        return { window: windowOf(from, to), totals: await localityTotals(store, from, to, scopeOf(q)) };
+      });
     } catch (e) {
       return bad(reply, e);
     }
   });
 
   // who calls a service (or any end), and what a workload (or any end) depends on
-  for (const [route, what, answer] of [
+  for (const [route, what, usage] of [
     ['/api/callers', 'a Service, workload or other end', callersOf],
     ['/api/dependencies', 'a workload, process or other end', dependenciesOf],
   ] as const) {
@@ -584,9 +602,11 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
       try {
         const q = parseQuery(req.query, { ...scoped, window, of: endId(what), limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.usage), limit: '100' });
         if (q.of === undefined) throw new BadParameter(`of: missing, expected ${what} (an id from /api/graph)`);
-        const [from, to] = span(q);
-        const edges = await mergedEdges(store, from, to, scopeOf(q));
-        return reply.send({ window: windowOf(from, to), of: q.of, ...answer(edges, q.of as string, q.limit as number, to - from) });
+        return await answered(reply, `${route} ${JSON.stringify(q)}`, async () => {
+          const [from, to] = span(q);
+          const edges = await mergedEdges(store, from, to, scopeOf(q));
+          return { window: windowOf(from, to), of: q.of, ...usage(edges, q.of as string, q.limit as number, to - from) };
+        });
       } catch (e) {
         return bad(reply, e);
       }
@@ -596,9 +616,11 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   app.get('/api/cost', async (req, reply) => {
     try {
       const q = parseQuery(req.query, { ...scoped, window, limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.usage), limit: '50' });
-      const [from, to] = span(q);
-      const edges = await mergedEdges(store, from, to, scopeOf(q));
-      return reply.send({ window: windowOf(from, to), ...costOf(edges, opts.pricePerGB ?? null, q.limit as number) });
+      return await answered(reply, `cost ${JSON.stringify(q)}`, async () => {
+        const [from, to] = span(q);
+        const edges = await mergedEdges(store, from, to, scopeOf(q));
+        return { window: windowOf(from, to), ...costOf(edges, opts.pricePerGB ?? null, q.limit as number) };
+      });
     } catch (e) {
       return bad(reply, e);
     }

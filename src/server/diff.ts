@@ -17,6 +17,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { EdgeEnd, TrafficTotals } from '../flows/edge-table.js';
 import { type EdgeCounts, type FlowStore, type StoreScope, addEdgeCounts, copyTotals } from '../store/flow-store.js';
+import type { QueryCache } from './query-cache.js';
 import {
   type ExternalDestination,
   type Graph,
@@ -281,6 +282,8 @@ export interface DiffApiOptions {
   clusters?: boolean;
   /** clock (tests) */
   now?: () => number;
+  /** where answers are computed and kept, shared with the other /api routes (see query-cache.ts); default: computed per request */
+  cache?: QueryCache;
 }
 
 /**
@@ -334,7 +337,9 @@ export function registerDiffApi(app: FastifyInstance, opts: DiffApiOptions): voi
       // by default an hour against the hour before: half the retention each when it keeps less
       const q = parseQuery(req.query, params, { window: defaultWindow(DEFAULT_DIFF_WINDOW, explicit ? store.retentionMs : Math.floor(store.retentionMs / 2000) * 1000) });
       const { window, baseline } = diffWindows(q, raw, now(), store.retentionMs);
-      return reply.send(await computeDiff(store, window, baseline, q as DiffFilters, q.graph === true, scopeOf(q)));
+      const compute = () => computeDiff(store, window, baseline, q as DiffFilters, q.graph === true, scopeOf(q));
+      if (!opts.cache) return reply.send(await compute());
+      return reply.type('application/json; charset=utf-8').send(await opts.cache.get(`diff ${JSON.stringify(q)}`, compute));
     } catch (e) {
       return badParameter(reply, e);
     }

@@ -8,11 +8,19 @@
  * /healthz and /readyz and nothing else: Prometheus and the kubelet can reach
  * it from other hosts while the API (process names, command lines,
  * connections) stays on the main listener, which then has no /metrics.
+ * Access (token, Host check) is access.ts, on both listeners (the metrics
+ * listener's own rule beyond loopback: metricsAccessPolicy); TLS from
+ * certificate files, which are re-read when they change (a renewed
+ * certificate needs no restart).
  */
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { Server as HttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/schema.js';
+import { showListen } from '../cli/run-access.js';
 import { UsageError } from '../util/errors.js';
+import { accessPolicy, metricsAccessPolicy, registerAccess, type AccessPolicy, type AccessStats } from './access.js';
+import { readTls, watchTls, type TlsFiles } from './tls.js';
 import { registerUi } from './ui.js';
 
 export interface Readiness {
@@ -34,6 +42,12 @@ export interface HttpServerOptions {
   routes?: (app: FastifyInstance) => void;
   /** serve the web UI at / (default true) */
   ui?: boolean;
+  /** who may read what (see accessPolicy; default: no token, which a loopback host alone may have) */
+  access?: AccessPolicy;
+  /** serve HTTPS with these PEM files (both listeners) */
+  tls?: TlsFiles | undefined;
+  /** how often the TLS files are looked at for a renewal (default 30 s) */
+  tlsRecheckMs?: number;
 }
 
 export interface HttpServer {
@@ -43,6 +57,10 @@ export interface HttpServer {
   readonly port: number;
   /** the metrics listener's host:port, when there is one */
   readonly metricsAddress: string | undefined;
+  /** "http" or "https" */
+  readonly scheme: string;
+  /** requests refused by the access checks, on either listener */
+  readonly accessStats: AccessStats;
   close(): Promise<void>;
 }
 
@@ -62,8 +80,10 @@ function registerMetrics(app: FastifyInstance, opts: HttpServerOptions): void {
   });
 }
 
-function newApp(opts: HttpServerOptions): FastifyInstance {
-  const app = Fastify({ logger: false, forceCloseConnections: true });
+function newApp(opts: HttpServerOptions, tls: { cert: Buffer; key: Buffer } | undefined): FastifyInstance {
+  const app = tls
+    ? (Fastify({ logger: false, forceCloseConnections: true, https: tls }) as unknown as FastifyInstance)
+    : Fastify({ logger: false, forceCloseConnections: true });
   app.setErrorHandler((err, _req, reply) => {
     const message = err instanceof Error ? err.message : String(err);
     opts.log.warn({ err: message }, 'http: request failed');
@@ -72,7 +92,7 @@ function newApp(opts: HttpServerOptions): FastifyInstance {
   return app;
 }
 
-const shown = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+const shown = showListen;
 
 /** Bind `app`; a listen address that cannot be bound is a configuration error naming the key. Returns host:port bound. */
 async function bind(app: FastifyInstance, host: string, port: number, key: string, flag: string): Promise<{ address: string; port: number }> {
@@ -101,7 +121,13 @@ async function bind(app: FastifyInstance, host: string, port: number, key: strin
 /** Bind and serve. A listen address that cannot be bound is a configuration error (exit 2). */
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const separate = opts.metricsListen ?? null;
-  const app = newApp(opts);
+  // both checked before anything binds: a refusal is a configuration error
+  const policy = opts.access ?? accessPolicy({ tokenFile: null, openPaths: [], allowUnauthenticated: false }, opts.host, shown(opts.host, opts.port));
+  const metricsPolicy = separate ? metricsAccessPolicy(policy, separate.host, shown(separate.host, separate.port)) : undefined;
+  const tls = opts.tls ? readTls(opts.tls) : undefined;
+  const accessStats: AccessStats = { refused: { host: 0, token: 0 } };
+  const app = newApp(opts, tls);
+  registerAccess(app, policy, accessStats);
   registerHealth(app, opts);
   if (!separate) registerMetrics(app, opts);
   opts.routes?.(app);
@@ -109,7 +135,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   let metricsApp: FastifyInstance | undefined;
   let metricsAddress: string | undefined;
   if (separate) {
-    metricsApp = newApp(opts);
+    metricsApp = newApp(opts, tls);
+    registerAccess(metricsApp, metricsPolicy!, accessStats);
     registerHealth(metricsApp, opts);
     registerMetrics(metricsApp, opts);
     metricsAddress = (await bind(metricsApp, separate.host, separate.port, 'metrics.listen', '')).address;
@@ -121,12 +148,18 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     await metricsApp?.close().catch(() => undefined);
     throw e;
   }
+  const watching = opts.tls
+    ? [app, metricsApp].filter((a): a is FastifyInstance => a !== undefined).map((a) => watchTls(a.server as unknown as HttpsServer, opts.tls!, opts.log, opts.tlsRecheckMs))
+    : [];
   return {
     app,
     address: main.address,
     port: main.port,
     metricsAddress,
+    scheme: tls ? 'https' : 'http',
+    accessStats,
     close: async () => {
+      for (const stop of watching) stop();
       await Promise.all([app.close(), metricsApp?.close()]);
     },
   };

@@ -100,17 +100,26 @@ export class JsonlSink extends BatchingSink {
   }
 
   /**
-   * A failed write (disk full...) fails the batch, which BatchingSink retries
-   * whole: lines of it written before the failure can then appear twice.
+   * Write all of `text`: a disk that fills up takes part of a write (a short
+   * write), then refuses the rest (ENOSPC). A failed piece is cut back off
+   * the file, so no line is left torn and the retry (BatchingSink retries the
+   * batch whole) writes none of it twice; only the pieces of a batch written
+   * to a file before it was rotated can appear twice.
    */
   private async write(text: string): Promise<void> {
     if (!text) return;
     if (!this.fh) await this.reopen();
     const buf = Buffer.from(text);
+    const before = this.size;
     try {
-      await this.fh!.write(buf, 0, buf.length, null);
+      for (let off = 0; off < buf.length; ) {
+        const { bytesWritten } = await this.fh!.write(buf, off, buf.length - off, null);
+        if (bytesWritten <= 0) throw new Error(`jsonl sink: ${this.config.path}: write took no bytes`);
+        off += bytesWritten;
+      }
       this.size += buf.length;
     } catch (e) {
+      await this.fh?.truncate(before).catch(() => {});
       await this.fh?.close().catch(() => {});
       this.fh = undefined;
       throw e;

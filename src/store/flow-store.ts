@@ -100,12 +100,16 @@ export interface StoreStats extends StoreStatus {
   bytes?: number;
   /** intervals a persistent store could not write (kept in memory all the same) */
   writeErrors?: number;
+  /** SQLite: writes the file still owes (failed, kept to replay with the next write) */
+  owedWrites?: number;
   lastWriteError?: string;
 }
 
 /** What the API asks of a store. */
 export interface FlowStore {
   readonly retentionMs: number;
+  /** changes whenever what the queries answer may have changed (an interval kept, pruned or compacted): for caches */
+  readonly version?: number;
   /** Every edge of intervals ending in (fromMs, toMs], summed per key. */
   edges(fromMs: number, toMs: number, scope?: StoreScope): MaybePromise<StoredEdge[]>;
   /** Client/server edge pairs seen in intervals ending in (fromMs, toMs]. */

@@ -130,6 +130,7 @@ export class MemoryFlowStore implements RecordingFlowStore {
   private intervalsEvicted = 0;
   private droppedBeforeStore = 0;
   private readonly carry = new Map<string, { key: string; client: boolean }>();
+  private changes = 0;
 
   constructor(bounds: Partial<StoreBounds> = {}) {
     this.bounds = { ...DEFAULT_STORE_BOUNDS, ...bounds };
@@ -138,6 +139,10 @@ export class MemoryFlowStore implements RecordingFlowStore {
 
   get retentionMs(): number {
     return this.bounds.retentionMs;
+  }
+
+  get version(): number {
+    return this.changes;
   }
 
   addInterval(endMs: number, intervalMs: number, edges: readonly Edge[], records: readonly FlowRecord[], recordsDropped = 0): void {
@@ -170,12 +175,14 @@ export class MemoryFlowStore implements RecordingFlowStore {
   }
 
   protected keepInterval(interval: StoredInterval): void {
+    this.changes++;
     this.intervals.push(interval);
     if (this.intervals.length > 1 && this.intervals[this.intervals.length - 2]!.endMs > interval.endMs) this.intervals.sort((a, b) => a.endMs - b.endMs);
     this.edgeCount += interval.edges.length;
   }
 
   protected keepRecords(rows: readonly StoredRecord[]): void {
+    this.changes++;
     for (const r of rows) this.records.push(r);
   }
 
@@ -224,6 +231,7 @@ export class MemoryFlowStore implements RecordingFlowStore {
 
   /** Drop what is older than the retention from `nowMs`, and the oldest intervals past maxEdges. */
   protected prune(nowMs: number): void {
+    this.changes++;
     this.compact(nowMs);
     const horizon = nowMs - this.bounds.retentionMs;
     while (this.intervals.length && (this.intervals[0]!.endMs <= horizon || this.edgeCount > this.bounds.maxEdges)) {

@@ -5,6 +5,12 @@
  * written to `<dataDir>/flows.sqlite` (WAL), in one transaction, and what the
  * bounds or the retention push out of memory is deleted from the file. At
  * open, what the file holds within the retention is read back.
+ *
+ * A write that fails (disk full) is counted and kept, in order, with what
+ * failed before it: the next write replays them first, in one transaction,
+ * so the file catches up once there is room again. What waits is only what
+ * memory still holds (the store's bounds): an interval pruned meanwhile is
+ * not written late.
  */
 import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -17,6 +23,9 @@ import { MemoryFlowStore, type StoreBounds, type StoredInterval, type StoredReco
 const SCHEMA_VERSION = 1;
 export const STORE_FILE = 'flows.sqlite';
 
+/** A write the file still owes: an interval with its records, or a compaction's rewrite. */
+type Owed = { kind: 'interval'; interval: StoredInterval; rows: StoredRecord[] } | { kind: 'rewrite'; fromEndMs: number; merged: StoredInterval };
+
 export class SqliteFlowStore extends MemoryFlowStore {
   private readonly db: Database.Database;
   readonly file: string;
@@ -25,9 +34,9 @@ export class SqliteFlowStore extends MemoryFlowStore {
   private lastWriteError: string | undefined;
   private readonly putInterval: Database.Statement;
   private readonly putRecord: Database.Statement;
-  private readonly write: (interval: StoredInterval, rows: StoredRecord[]) => void;
+  private readonly replay: (ops: readonly Owed[]) => void;
   private readonly dropIntervals: Database.Statement;
-  private readonly rewrite: (fromEndMs: number, merged: StoredInterval) => void;
+  private owed: Owed[] = [];
   private readonly dropRecords: Database.Statement;
 
   constructor(dataDir: string, bounds: Partial<StoreBounds> = {}, nowMs = Date.now()) {
@@ -56,15 +65,19 @@ export class SqliteFlowStore extends MemoryFlowStore {
     this.dropIntervals = this.db.prepare('DELETE FROM intervals WHERE end_ms < ?');
     this.dropRecords = this.db.prepare('DELETE FROM records WHERE ts_ms <= ? OR id <= (SELECT MAX(id) FROM records) - ?');
     const dropRange = this.db.prepare('DELETE FROM intervals WHERE end_ms >= ? AND end_ms <= ?');
-    this.rewrite = this.db.transaction((fromEndMs: number, merged: StoredInterval) => {
-      dropRange.run(fromEndMs, merged.endMs);
-      this.putInterval.run(merged.endMs, merged.intervalMs, JSON.stringify(merged.edges), JSON.stringify(merged.pairs));
-    });
-    this.write = this.db.transaction((interval: StoredInterval, rows: StoredRecord[]) => {
-      this.putInterval.run(interval.endMs, interval.intervalMs, JSON.stringify(interval.edges), JSON.stringify(interval.pairs));
-      // only the newest maxConnections can be kept
-      const max = this.bounds.maxConnections;
-      for (const r of max > 0 ? rows.slice(-max) : []) this.putRecord.run(r.tsMs, r.key, JSON.stringify(r.record));
+    this.replay = this.db.transaction((ops: readonly Owed[]) => {
+      for (const op of ops) {
+        if (op.kind === 'rewrite') {
+          dropRange.run(op.fromEndMs, op.merged.endMs);
+          this.putInterval.run(op.merged.endMs, op.merged.intervalMs, JSON.stringify(op.merged.edges), JSON.stringify(op.merged.pairs));
+          continue;
+        }
+        const { interval, rows } = op;
+        this.putInterval.run(interval.endMs, interval.intervalMs, JSON.stringify(interval.edges), JSON.stringify(interval.pairs));
+        // only the newest maxConnections can be kept
+        const max = this.bounds.maxConnections;
+        for (const r of max > 0 ? rows.slice(-max) : []) this.putRecord.run(r.tsMs, r.key, JSON.stringify(r.record));
+      }
     });
     this.load(nowMs);
   }
@@ -95,23 +108,56 @@ export class SqliteFlowStore extends MemoryFlowStore {
   protected override insert(interval: StoredInterval, rows: StoredRecord[]): void {
     super.insert(interval, rows);
     if (this.loading) return;
-    try {
-      this.write(interval, rows);
-    } catch (e) {
-      // (disk full, ...): memory still has it; the file misses this interval
-      this.writeErrors++;
-      this.lastWriteError = (e as Error).message;
-    }
+    this.persist({ kind: 'interval', interval, rows });
   }
 
   protected override compacted(group: readonly StoredInterval[], merged: StoredInterval): void {
     if (this.loading) return;
+    this.persist({ kind: 'rewrite', fromEndMs: group[0]!.endMs, merged });
+  }
+
+  /** Write `op` after whatever the file still owes, all in one transaction; on failure (disk full...) keep them all, counted. */
+  private persist(op: Owed): void {
+    const ops = [...this.owed, op];
     try {
-      this.rewrite(group[0]!.endMs, merged);
+      this.replay(ops);
+      this.owed = [];
     } catch (e) {
+      // memory still has it; the file gets it with the next write that succeeds
+      this.owed = ops;
       this.writeErrors++;
       this.lastWriteError = (e as Error).message;
+      this.boundOwed();
     }
+  }
+
+  /** Only what memory still holds is owed, and at most maxConnections records. */
+  private boundOwed(): void {
+    // an op is still owed when what it writes is in memory, or a later compaction owed covers it
+    const held = new Set(this.intervals);
+    const kept: Owed[] = [];
+    const covers: Array<[number, number]> = [];
+    for (let i = this.owed.length - 1; i >= 0; i--) {
+      const o = this.owed[i]!;
+      const it = o.kind === 'interval' ? o.interval : o.merged;
+      if (!held.has(it) && !covers.some(([from, to]) => it.endMs >= from && it.endMs <= to)) continue;
+      kept.unshift(o);
+      if (o.kind === 'rewrite') covers.push([o.fromEndMs, o.merged.endMs]);
+    }
+    this.owed = kept;
+    let rows = 0;
+    for (let i = this.owed.length - 1; i >= 0; i--) {
+      const o = this.owed[i]!;
+      if (o.kind !== 'interval') continue;
+      const room = Math.max(0, this.bounds.maxConnections - rows);
+      if (o.rows.length > room) o.rows = o.rows.slice(o.rows.length - room);
+      rows += o.rows.length;
+    }
+  }
+
+  /** Writes the file still owes (the disk was full): waiting for the next write. */
+  get owedWrites(): number {
+    return this.owed.length;
   }
 
   protected override prune(nowMs: number): void {
@@ -119,8 +165,15 @@ export class SqliteFlowStore extends MemoryFlowStore {
     if (this.loading) return;
     // the file holds what memory holds: intervals from the oldest kept, the newest maxConnections records within the retention
     const oldest = this.intervals[0]?.endMs ?? Number.MAX_SAFE_INTEGER;
-    this.dropIntervals.run(oldest);
-    this.dropRecords.run(nowMs - this.bounds.retentionMs, this.bounds.maxConnections);
+    this.boundOwed();
+    try {
+      this.dropIntervals.run(oldest);
+      this.dropRecords.run(nowMs - this.bounds.retentionMs, this.bounds.maxConnections);
+    } catch (e) {
+      // a full disk can refuse deletes too (the journal needs room): the next prune deletes what this one could not
+      this.writeErrors++;
+      this.lastWriteError = (e as Error).message;
+    }
   }
 
   override stats(): StoreStats {
@@ -132,7 +185,7 @@ export class SqliteFlowStore extends MemoryFlowStore {
         // no WAL file right now
       }
     }
-    return { ...super.stats(), bytes, writeErrors: this.writeErrors, ...(this.lastWriteError !== undefined ? { lastWriteError: this.lastWriteError } : {}) };
+    return { ...super.stats(), bytes, writeErrors: this.writeErrors, owedWrites: this.owed.length, ...(this.lastWriteError !== undefined ? { lastWriteError: this.lastWriteError } : {}) };
   }
 
   override close(): void {

@@ -53,6 +53,8 @@ export class FakeKafkaBroker {
   private sockets = new Set<Socket>();
   private offsets = new Map<string, number>();
   port = 0;
+  /** the port Metadata answers name for this broker (a proxy's in front of it); default its own */
+  advertisedPort: number | undefined;
   /** answer every produce with this error code (0: success) */
   produceError = 0;
   /** allow_auto_topic_creation of each Metadata request (v4+) */
@@ -144,7 +146,7 @@ export class FakeKafkaBroker {
     if (v >= 4) this.autoCreate.push(r.int8() !== 0);
     if (v >= 3) w.int32(0); // throttle time
     // brokers: just this one
-    w.int32(1).int32(0).string('127.0.0.1').int32(this.port).string(null);
+    w.int32(1).int32(0).string('127.0.0.1').int32(this.advertisedPort ?? this.port).string(null);
     if (v >= 2) w.string('fake-cluster');
     w.int32(0); // controller id
     w.int32(topics.length);

@@ -58,6 +58,8 @@ describe('environment errors', { skip: KERNEL_SKIP }, () => {
     assert.equal(bad.code, 2, bad.stderr);
     assert.equal(bad.stdout, '');
     assert.ok(bad.stderr.includes(`cannot load kubeconfig '${path.join(dir, 'kubeconfig')}'`), bad.stderr);
-    assert.ok(!bad.stderr.includes('ready'), 'no probe was attached');
+    // one line: refused before the probes were attached (no collector to stop, no summary)
+    assert.match(bad.stderr, /^bpfagent: kubernetes: cannot load kubeconfig /);
+    assert.equal(bad.stderr.trim().split('\n').length, 1, `one line: ${bad.stderr}`);
   });
 });

@@ -33,6 +33,8 @@ const DEFAULTS: AgentConfig = {
   flows: { maxEdges: 10_000 },
   metrics: { maxSeriesPerMetric: 2000, listen: null },
   store: { retention: 3 * 3_600_000, dataDir: null, maxEdgesPerInterval: 10_000, maxEdges: 200_000, maxConnections: 10_000 },
+  server: { tokenFile: null, openPaths: ['/metrics', '/healthz', '/readyz'], allowUnauthenticated: false, tls: { certFile: null, keyFile: null } },
+  privacy: {},
   sinks: {},
   hub: {
     clickhouse: { url: 'http://127.0.0.1:8123', database: 'bpfagent', tablePrefix: '', requestTimeoutMs: 30_000 },
@@ -128,6 +130,8 @@ hub:
       flows: { maxEdges: 500 },
       metrics: { maxSeriesPerMetric: 50, listen: { host: '0.0.0.0', port: 9746 } },
       store: { retention: 1_800_000, dataDir: '/var/lib/bpfagent', maxEdgesPerInterval: 100, maxEdges: 5000, maxConnections: 0 },
+      server: DEFAULTS.server,
+      privacy: {},
       sinks: {},
       hub: {
         clickhouse: { url: 'http://clickhouse.monitoring:8123', database: 'fleet', tablePrefix: '', requestTimeoutMs: 30_000 },
@@ -207,6 +211,8 @@ describe('config: precedence file < environment < flags', () => {
       flows: { maxEdges: 99 },
       metrics: { maxSeriesPerMetric: 7, listen: { host: '::', port: 9746 } },
       store: DEFAULTS.store,
+      server: DEFAULTS.server,
+      privacy: {},
       sinks: {},
       hub: DEFAULTS.hub,
     });
@@ -267,7 +273,7 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
 
   test('an unknown key, top level and nested', () => {
     const f = file('intervall: 1s\n');
-    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, clusterName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, sinks, hub`);
+    fails({ file: f }, `config: ${f}: intervall: unknown key, expected one of: nodeName, clusterName, listen, interval, logLevel, shutdownTimeout, trace, kubernetes, flows, metrics, store, server, privacy, sinks, hub`);
     const g = file('trace:\n  maxConection: 100\n');
     fails({ file: g }, `config: ${g}: trace.maxConection: unknown key, expected one of: attach, btf, maxConnections, ringbufSize, pollInterval, maxUdpFlows, maxNatEntries, udpHook, debug, cgroup`);
   });
@@ -294,6 +300,12 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
     fails({ file: g }, `config: ${g}: line 2, column 1: not valid YAML (Map keys must be unique)`);
     const h = file('- interval: 1s\n');
     fails({ file: h }, `config: ${h}: (top level): got [{"interval":"1s"}], expected a mapping of keys such as listen, interval, trace, sinks`);
+    // parsed, but no value: an alias without its anchor, and aliases past yaml's bound (found by config-fuzz)
+    const a = file('interval: *ten\n');
+    fails({ file: a }, `config: ${a}: not valid YAML (Unresolved alias (the anchor must be set before the alias): ten)`);
+    const laughs = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefghi'.split('').map((k, i) => `${k}: &${k} [${Array(10).fill(`*${'abcdefghi'[i]}`).join(', ')}]`)];
+    const b = file(laughs.join('\n') + '\n');
+    assert.throws(() => loadConfig({ file: b }), (e: unknown) => e instanceof UsageError && e.message.startsWith(`config: ${b}: not valid YAML (`) && !e.message.includes('\n'));
   });
 
   test('a file that cannot be read', () => {
@@ -303,6 +315,8 @@ describe('config: errors name where, the key, the value and the form; exit 2', (
   test('a bad environment value names the variable', () => {
     fails({ env: { BPFAGENT_TRACE_MAX_CONNECTIONS: 'many' } }, 'config: BPFAGENT_TRACE_MAX_CONNECTIONS: trace.maxConnections: got "many", expected a whole number from 16 to 16777216');
     fails({ env: { BPFAGENT_TRACE_DEBUG: 'yes' } }, 'config: BPFAGENT_TRACE_DEBUG: trace.debug: got "yes", expected true or false');
+    // a section's own rule, broken by a variable: the variable, not "defaults" (found by config-fuzz)
+    fails({ env: { BPFAGENT_SERVER_TLS_KEY_FILE: '/k.pem' } }, 'config: BPFAGENT_SERVER_TLS_KEY_FILE: server.tls: got {"keyFile":"/k.pem"}, expected certFile and keyFile together (both set, or neither)');
   });
 
   test('an unknown BPFAGENT_ variable', () => {

@@ -344,6 +344,24 @@ describe('decodeBatch: malformed input is counted, never thrown', () => {
     assert.deepEqual(records, []);
   });
 
+  test('a record whose handling throws is handed to onException alone; the frames after it still decode', () => {
+    const stats: DecodeStats = { records: 0, dnsPackets: 0, decodeErrors: 0 };
+    const pids: number[] = [];
+    const caught: string[] = [];
+    const sink = {
+      tcp: (r: TcpRecord) => {
+        if (r.local.pid === 2) throw new Error('boom');
+        pids.push(r.local.pid);
+      },
+    };
+    decodeBatch(Buffer.concat([1, 2, 3].map((pid) => frame(event({ pid })))), clock(), stats, sink, (e) => caught.push((e as Error).message));
+    assert.deepEqual(pids, [1, 3]);
+    assert.deepEqual(caught, ['boom']);
+    assert.equal(stats.decodeErrors, 0, 'not an undecodable record: an exception, counted by the caller');
+    // without onException it propagates (a programming error in a test or tool is not hidden)
+    assert.throws(() => decodeBatch(frame(event({ pid: 2 })), clock(), stats, sink), /boom/);
+  });
+
   test('stats accumulate across batches', () => {
     const stats: DecodeStats = { records: 5, dnsPackets: 0, decodeErrors: 2 };
     const c = clock();

@@ -4,7 +4,7 @@
  * needs them (`watch`, see cluster-watch.ts), and answers address, pod-UID
  * and node lookups from memory (cluster-index.ts).
  *
- * The client library is imported by start(), not here: it costs most of a
+ * The client library is imported by load() or start(), not here: it costs most of a
  * second, which an agent without Kubernetes should not pay.
  */
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
@@ -56,6 +56,7 @@ export class KubeMetadata {
   private serverUrl: string | undefined;
   private stopped = false;
   private starting: Promise<void> | undefined;
+  private loading: Promise<KubeConfig> | undefined;
   private readonly log: Logger;
   private readonly syncTimeoutMs: number;
 
@@ -103,11 +104,24 @@ export class KubeMetadata {
     return this.starting;
   }
 
+  /**
+   * Reads the kubeconfig (or the in-cluster credentials), without a request:
+   * rejects with a UsageError naming the file when it cannot be parsed.
+   * Local and quick, so start-up awaits it before the probes attach (a
+   * configuration error then costs nothing traced); start() does it too.
+   */
+  load(): Promise<KubeConfig> {
+    this.loading ??= import('./load-kubeconfig.js').then(({ loadKubeConfig }) => {
+      const kc = isKubeConfig(this.source) ? this.source : loadKubeConfig(this.source);
+      this.serverUrl = kc.getCurrentCluster()?.server;
+      return kc;
+    });
+    return this.loading;
+  }
+
   private async run(): Promise<void> {
     const started = Date.now();
-    const [{ loadKubeConfig }, { watchCluster }] = await Promise.all([import('./load-kubeconfig.js'), import('./cluster-watch.js')]);
-    const kc = isKubeConfig(this.source) ? this.source : loadKubeConfig(this.source);
-    this.serverUrl = kc.getCurrentCluster()?.server;
+    const [kc, { watchCluster }] = await Promise.all([this.load(), import('./cluster-watch.js')]);
     if (this.stopped) return;
     const o = this.opts;
     const watched = watchCluster(

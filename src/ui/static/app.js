@@ -756,14 +756,41 @@ function overview() {
     ${edgesTable(edges, 'Edges')}`;
 }
 
+// ---------- access token ----------
+
+// An agent with server.tokenFile answers 401 without it: the page asks once and
+// keeps it for this tab (never in the URL, which proxies and logs record).
+const TOKEN_KEY = 'bpfagent.token';
+let token = sessionStorage.getItem(TOKEN_KEY) ?? '';
+const tokenForm = document.getElementById('token-form');
+
+function askForToken() {
+  if (!tokenForm.hidden) return;
+  tokenForm.hidden = false;
+  tokenForm.elements.namedItem('token').focus();
+}
+
+tokenForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = tokenForm.elements.namedItem('token');
+  token = input.value.trim();
+  input.value = '';
+  sessionStorage.setItem(TOKEN_KEY, token);
+  tokenForm.hidden = true;
+  void loadStatus().then(refresh);
+});
+
 async function fetchJson(url, signal) {
-  const res = await fetch(url, { signal, headers: { accept: 'application/json' } });
+  const headers = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(url, { signal, headers });
   let body;
   try {
     body = await res.json();
   } catch {
     body = undefined;
   }
+  if (res.status === 401) askForToken();
   if (!res.ok) throw new Error(body?.error ?? `${res.status} ${res.statusText}`);
   return body;
 }
