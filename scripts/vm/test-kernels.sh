@@ -68,6 +68,8 @@ done
     printf '| %s |' "$name"
     for k in $kernels; do
       read -r _ _ pass fail < <(grep "^MATRIX $name " "$out/$k.res" || echo "MATRIX $name 0 ?")
+      # a file that never ran (no TAP summary) has neither count
+      pass=${pass:-0} fail=${fail:-?}
       if [ "$fail" = 0 ] && [ "$pass" != 0 ]; then printf ' passed %s |' "$pass"; else printf ' **FAILED** %s of %s |' "$fail" "$((pass + ${fail/\?/0}))"; fi
     done
     printf '\n'
