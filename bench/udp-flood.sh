@@ -101,7 +101,7 @@ RUNS=$RUNDIR/runs.jsonl
 : >"$RUNS"
 
 FLOOD=$RESULTS/udpflood
-gcc -O2 -Wall -o "$FLOOD" bench/udpflood.c
+gcc -O2 -Wall -pthread -o "$FLOOD" bench/udpflood.c
 ON_SENDER_CPU=() ON_RECEIVER_CPU=() PINNED="not pinned"
 if ((PIN)) && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
   ON_SENDER_CPU=(taskset -c 0) ON_RECEIVER_CPU=(taskset -c 1) PINNED="sender on CPU 0, receiver on CPU 1"

@@ -11,9 +11,9 @@
 #                            [--rate N] [--size BYTES] [--hooks LIST]
 #                            [--port N] [--agent-dir DIR]
 #
-# A udpshared server (bench/udpshared.c: --threads threads, each recvfrom()
-# then sendto() back, on one socket) in network namespace B answers a
-# udpflood sender (bench/udpflood.c, one connected socket, --rate datagrams/s,
+# A `udpflood serve` server (bench/udpflood.c: --threads threads, each
+# recvfrom() then sendto() back, on one socket) in network namespace B answers
+# a `udpflood send` sender (one connected socket, --rate datagrams/s,
 # default 0 = flat out) in namespace A over a veth pair, for --duration s
 # (5), once per mode and round: baseline (no tracing), then `bpfagent trace
 # --json --udp-hook H` for each hook of --hooks (default: every one this
@@ -68,9 +68,8 @@ RUNDIR=$RESULTS/udp-shared-$STAMP
 mkdir -p "$RUNDIR"
 RUNS=$RUNDIR/runs.jsonl
 : >"$RUNS"
-FLOOD=$RESULTS/udpflood SERVER=$RESULTS/udpshared
-gcc -O2 -Wall -o "$FLOOD" bench/udpflood.c
-gcc -O2 -Wall -pthread -o "$SERVER" bench/udpshared.c
+FLOOD=$RESULTS/udpflood
+gcc -O2 -Wall -pthread -o "$FLOOD" bench/udpflood.c
 
 # the hooks this kernel has, by the agent's own feature probes
 if [[ -z $HOOKS ]]; then
@@ -114,7 +113,8 @@ open_snooze_fifo
 # one load: the server in B (started after the agent, so its socket is seen made), the sender in A; sets SEND, SERVE
 load() {
   rm -f "$SHM.serve" "$SHM.serve.err"
-  ip netns exec "$NS_B" "$SERVER" --bind "$ADDR_B" --port "$PORT" --threads "$THREADS" >"$SHM.serve" 2>"$SHM.serve.err" &
+  ip netns exec "$NS_B" "$FLOOD" serve --bind "$ADDR_B" --port "$PORT" --threads "$THREADS" --idle-timeout 0.3 --rcvbuf 4194304 \
+    >"$SHM.serve" 2>"$SHM.serve.err" &
   SERVER_PID=$!
   until file_has "$SHM.serve.err" '"ready":true'; do
     kill -0 "$SERVER_PID" 2>/dev/null || { log "bench: server failed:"; cat "$SHM.serve.err" >&2; exit 1; }

@@ -1,10 +1,13 @@
 /*
- * udpflood: UDP datagram flood, sender and receiver, for bench/udp-flood.sh.
+ * udpflood: UDP datagram flood, sender, receiver and answering server, for
+ * bench/udp-flood.sh and bench/udp-shared.sh.
  *
  *   udpflood recv --port P [--bind ADDR] [--idle-timeout S] [--rcvbuf BYTES]
  *                 [--batch N]
  *   udpflood send --dest ADDR --port P [--duration S] [--rate N] [--size N]
  *                 [--batch N] [--sndbuf BYTES]
+ *   udpflood serve --port P [--bind ADDR] [--threads N] [--idle-timeout S]
+ *                  [--rcvbuf BYTES]
  *
  * recv binds ADDR:P (default 0.0.0.0), prints {"role":"recv","ready":true,...}
  * on stderr once bound, then counts datagrams and payload bytes (recvmmsg,
@@ -26,15 +29,26 @@
  *    "localPort":L,"port":P,"rate":Q,"size":Z,"cpuUser":U,"cpuSys":K}
  * packets counts datagrams the kernel accepted (sendmmsg's return values);
  * errors counts failed calls (ENOBUFS and the like), which are retried.
- * cpuUser/cpuSys are the process's CPU seconds (getrusage), for both roles.
+ * serve is a server whose threads share one unconnected socket, as resolvers
+ * and QUIC servers do: it binds as recv does and prints
+ * {"role":"serve","ready":true,...}, then each of --threads threads (default
+ * 2) answers every datagram it reads with recvfrom() by the same bytes back to
+ * its sender with sendto(), until a signal or the idle timeout. It prints
+ *   {"role":"serve","threads":N,"served":S,"bytes":B,"seconds":T,"pps":R,
+ *    "sendErrors":E,"drops":D,"port":P,"cpuUser":U,"cpuSys":K}
+ * served counts datagrams read and answered (a failed answer is counted in
+ * sendErrors, not served); seconds and drops as for recv.
+ * cpuUser/cpuSys are the process's CPU seconds (getrusage), for every role.
  *
- * Build: gcc -O2 -Wall -o udpflood udpflood.c
+ * Build: gcc -O2 -Wall -pthread -o udpflood udpflood.c
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +61,7 @@
 
 #define MAX_BATCH 1024
 #define MAX_SIZE 65507
+#define MAX_THREADS 64
 
 static volatile sig_atomic_t stop;
 
@@ -63,7 +78,8 @@ static void die(const char *what) {
 static void usage(void) {
   fprintf(stderr,
           "usage: udpflood recv --port P [--bind ADDR] [--idle-timeout S] [--rcvbuf BYTES] [--batch N]\n"
-          "       udpflood send --dest ADDR --port P [--duration S] [--rate N] [--size N] [--batch N] [--sndbuf BYTES]\n");
+          "       udpflood send --dest ADDR --port P [--duration S] [--rate N] [--size N] [--batch N] [--sndbuf BYTES]\n"
+          "       udpflood serve --port P [--bind ADDR] [--threads N] [--idle-timeout S] [--rcvbuf BYTES]\n");
   exit(2);
 }
 
@@ -136,9 +152,10 @@ static long long socket_drops(int fd) {
   return drops;
 }
 
-/* ---------------------------------------------------------------- recv */
-
-static int run_recv(const char *bind_addr, int port, double idle_timeout, long rcvbuf, int batch) {
+/* A UDP socket bound to ADDR:PORT, with a receive buffer of RCVBUF bytes (0:
+ * the default) and a receive timeout that lets its readers notice signals and
+ * the idle timeout. */
+static int bound_socket(const char *bind_addr, int port, long rcvbuf) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) die("socket");
   int one = 1;
@@ -155,6 +172,13 @@ static int run_recv(const char *bind_addr, int port, double idle_timeout, long r
   if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) die("SO_RCVTIMEO");
   struct sockaddr_in sa = parse_addr(bind_addr, port);
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("bind");
+  return fd;
+}
+
+/* ---------------------------------------------------------------- recv */
+
+static int run_recv(const char *bind_addr, int port, double idle_timeout, long rcvbuf, int batch) {
+  int fd = bound_socket(bind_addr, port, rcvbuf);
   int got_rcvbuf = 0;
   socklen_t len = sizeof got_rcvbuf;
   getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got_rcvbuf, &len);
@@ -274,11 +298,73 @@ static int run_send(const char *dest, int port, double duration, long rate, int 
   return 0;
 }
 
+/* --------------------------------------------------------------- serve */
+
+static struct {
+  int fd;
+  double idle_timeout;
+  atomic_ullong served, bytes, send_errors;
+  _Atomic double first_at, last_at;
+} srv;
+
+static void *serve_thread(void *arg) {
+  char buf[2048];
+  (void)arg;
+  while (!stop) {
+    struct sockaddr_in from;
+    socklen_t len = sizeof from;
+    ssize_t n = recvfrom(srv.fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        double last = atomic_load(&srv.last_at);
+        if (srv.idle_timeout > 0 && last > 0 && now_s() - last >= srv.idle_timeout) break;
+        continue;
+      }
+      die("recvfrom");
+    }
+    double t = now_s();
+    double zero = 0;
+    atomic_compare_exchange_strong(&srv.first_at, &zero, t);
+    atomic_store(&srv.last_at, t);
+    if (sendto(srv.fd, buf, (size_t)n, 0, (struct sockaddr *)&from, len) < 0) {
+      atomic_fetch_add(&srv.send_errors, 1);
+      continue;
+    }
+    atomic_fetch_add(&srv.served, 1);
+    atomic_fetch_add(&srv.bytes, (unsigned long long)n);
+  }
+  return NULL;
+}
+
+static int run_serve(const char *bind_addr, int port, double idle_timeout, long rcvbuf, int threads) {
+  srv.fd = bound_socket(bind_addr, port, rcvbuf);
+  srv.idle_timeout = idle_timeout;
+  fprintf(stderr, "{\"role\":\"serve\",\"ready\":true,\"port\":%d,\"threads\":%d}\n", port, threads);
+
+  pthread_t tids[MAX_THREADS];
+  for (int i = 0; i < threads; i++)
+    if (pthread_create(&tids[i], NULL, serve_thread, NULL)) die("pthread_create");
+  for (int i = 0; i < threads; i++) pthread_join(tids[i], NULL);
+
+  double user, sys;
+  cpu_times(&user, &sys);
+  double secs = atomic_load(&srv.last_at) - atomic_load(&srv.first_at);
+  unsigned long long n = atomic_load(&srv.served);
+  printf("{\"role\":\"serve\",\"threads\":%d,\"served\":%llu,\"bytes\":%llu,\"seconds\":%.6f,\"pps\":%.0f,"
+         "\"sendErrors\":%llu,\"drops\":%lld,\"port\":%d,\"cpuUser\":%.3f,\"cpuSys\":%.3f}\n",
+         threads, n, (unsigned long long)atomic_load(&srv.bytes), secs, secs > 0 ? n / secs : 0.0,
+         (unsigned long long)atomic_load(&srv.send_errors), socket_drops(srv.fd), port, user, sys);
+  fflush(stdout);
+  close(srv.fd);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) usage();
   const char *role = argv[1];
   const char *addr = NULL;
-  int port = 0, size = 64, batch = 32;
+  int port = 0, size = 64, batch = 32, threads = 2;
   long rate = 0, rcvbuf = 32 << 20, sndbuf = 0;
   double duration = 5, idle = 0;
   for (int i = 2; i < argc; i++) {
@@ -294,6 +380,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(o, "--batch")) batch = (int)parse_long(o, v, 1, MAX_BATCH);
     else if (!strcmp(o, "--rcvbuf")) rcvbuf = parse_long(o, v, 0, 1L << 30);
     else if (!strcmp(o, "--sndbuf")) sndbuf = parse_long(o, v, 0, 1L << 30);
+    else if (!strcmp(o, "--threads")) threads = (int)parse_long(o, v, 1, MAX_THREADS);
     else usage();
   }
   if (!port) usage();
@@ -304,6 +391,7 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
 
   if (!strcmp(role, "recv")) return run_recv(addr ? addr : "0.0.0.0", port, idle, rcvbuf, batch);
+  if (!strcmp(role, "serve")) return run_serve(addr ? addr : "0.0.0.0", port, idle, rcvbuf, threads);
   if (!strcmp(role, "send")) {
     if (!addr) usage();
     return run_send(addr, port, duration, rate, size, batch, sndbuf);
