@@ -1,4 +1,5 @@
-# Helpers shared by bench/run.sh and bench/udp-flood.sh; sourced, not run.
+# Helpers shared by bench/run.sh, bench/udp-flood.sh and bench/udp-shared.sh;
+# sourced, not run.
 # shellcheck shell=bash
 
 # --help: the script's header comment, up to its `set -euo` line
@@ -52,16 +53,60 @@ file_has() { # file_has FILE SUBSTRING, without forking
   return 1
 }
 
+# waits until the command CMD... succeeds (tried every ms): process PID
+# (named WHAT in messages, logging to file LOG) is ready; exits the script,
+# showing LOG, if PID exits first or SECONDS pass after T0 (now_ns)
+wait_ready() { # PID WHAT LOG SECONDS T0 CMD...
+  local pid=$1 what=$2 err=$3 secs=$4 deadline=$(($5 + $4 * 1000000000))
+  shift 5
+  until "$@"; do
+    kill -0 "$pid" 2>/dev/null || { log "bench: $what exited before ready:"; cat "$err" >&2; exit 1; }
+    (($(now_ns) < deadline)) || { log "bench: $what not ready after $secs s"; cat "$err" >&2; exit 1; }
+    snooze 0.001
+  done
+}
+
 # waits (up to $BENCH_READY_TIMEOUT s, default 20, after T0) for the agent
 # PID to log "ready" to its stderr file ERR; exits the script if it dies or
 # takes longer (a guest emulated by qemu's TCG needs a minute)
 wait_agent_ready() { # PID ERR T0
-  local deadline=$(($3 + ${BENCH_READY_TIMEOUT:-20} * 1000000000))
-  until file_has "$2" '"msg":"ready'; do
-    kill -0 "$1" 2>/dev/null || { log "bench: bpfagent exited before ready:"; cat "$2" >&2; exit 1; }
-    (($(now_ns) < deadline)) || { log "bench: bpfagent not ready after ${BENCH_READY_TIMEOUT:-20} s"; cat "$2" >&2; exit 1; }
-    snooze 0.001
+  wait_ready "$1" bpfagent "$2" "${BENCH_READY_TIMEOUT:-20}" "$3" file_has "$2" '"msg":"ready'
+}
+
+# SIGINT to each PID that still runs, then waits for it (for cleanup traps)
+stop_running() { # PID...
+  local p
+  for p; do
+    [[ -n $p ]] && kill -0 "$p" 2>/dev/null || continue
+    kill -INT "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
   done
+}
+
+# Two fresh network namespaces $NS_A and $NS_B joined by a veth pair ($VETH_A
+# in A with $ADDR_A/30, $VETH_B in B with $ADDR_B/30; interface names at most
+# 15 characters), loopback up in both: nothing of the host's network is
+# touched. Sets NETNS_A and NETNS_B, their inodes (the agent sees every
+# namespace; its records are told apart by namespace inode and port).
+add_veth_pair() {
+  local ns
+  ip netns add "$NS_A"
+  ip netns add "$NS_B"
+  ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
+  ip -n "$NS_A" addr add "$ADDR_A/30" dev "$VETH_A"
+  ip -n "$NS_B" addr add "$ADDR_B/30" dev "$VETH_B"
+  for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
+  ip -n "$NS_A" link set "$VETH_A" up
+  ip -n "$NS_B" link set "$VETH_B" up
+  NETNS_A=$(stat -L -c %i "/run/netns/$NS_A")
+  NETNS_B=$(stat -L -c %i "/run/netns/$NS_B")
+}
+
+# deletes add_veth_pair's namespaces; deleting a namespace deletes the veth
+# end in it, and with it its peer
+del_veth_pair() {
+  ip netns del "$NS_A" 2>/dev/null || true
+  ip netns del "$NS_B" 2>/dev/null || true
 }
 
 ms() { # seconds with up to 3 decimals -> whole milliseconds

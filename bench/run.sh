@@ -103,10 +103,7 @@ NS=bpfbench-$$
 SHM=/dev/shm/bpfbench-$$
 TRACER_PID=
 cleanup() {
-  if [[ -n $TRACER_PID ]] && kill -0 "$TRACER_PID" 2>/dev/null; then
-    kill -INT "$TRACER_PID" 2>/dev/null || true
-    wait "$TRACER_PID" 2>/dev/null || true
-  fi
+  stop_running "$TRACER_PID"
   rm -f "$SHM".*
   [[ -n $STATS_WAS ]] && sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
   [[ -n $CH_NODE_PID ]] && { kill -TERM "$CH_NODE_PID" 2>/dev/null; wait "$CH_NODE_PID" 2>/dev/null || true; }
@@ -264,20 +261,15 @@ run_clickhouse() { # round attempt
 
 run_tcplife() { # round attempt
   local r=$1 err=$RUNDIR/tcplife-r$1-try$2.stderr out=$SHM.tcplife.txt
-  local t0 t1 deadline cpu0 cpu1 load rc=0
+  local t0 t1 cpu0 cpu1 load rc=0
   ((TO_FILE)) || out=/dev/null
   t0=$(now_ns)
   "$TCPLIFE" >"$out" 2>"$err" &
   TRACER_PID=$!
-  deadline=$((t0 + 20000000000))
   # tcplife's stdout is block-buffered into the file, so its header shows up
   # late; it installs its SIGINT handler right after attaching and opening its
   # perf buffer, just before printing the header: that is its "ready".
-  until catches_signal "$TRACER_PID" 2 "${TCPLIFE##*/}"; do
-    kill -0 "$TRACER_PID" 2>/dev/null || { log "bench: tcplife exited before ready:"; cat "$err" >&2; exit 1; }
-    (($(now_ns) < deadline)) || { log "bench: tcplife not ready after 20 s"; exit 1; }
-    snooze 0.001
-  done
+  wait_ready "$TRACER_PID" tcplife "$err" 20 "$t0" catches_signal "$TRACER_PID" 2 "${TCPLIFE##*/}"
   t1=$(now_ns)
   cpu0=$(cpu_ticks "$TRACER_PID")
   run_load "$TRACER_PID"

@@ -118,36 +118,18 @@ SHM=/dev/shm/bpfudp-$$
 AGENT_PID=
 RECV_PID=
 cleanup() {
-  local p
-  for p in "$AGENT_PID" "$RECV_PID"; do
-    if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
-      kill -INT "$p" 2>/dev/null || true
-      wait "$p" 2>/dev/null || true
-    fi
-  done
+  stop_running "$AGENT_PID" "$RECV_PID"
   rm -f "$SHM".*
   [[ -n $STATS_WAS ]] && sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
-  # deleting a namespace deletes the veth end in it, and with it its peer
-  ip netns del "$NS_A" 2>/dev/null || true
-  ip netns del "$NS_B" 2>/dev/null || true
+  del_veth_pair
   exec 9>&- 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Two fresh network namespaces joined by a veth pair, with private addresses
-# only they use; nothing of the host's network is touched. The agent sees
-# every namespace; records are told apart by namespace inode and port.
-ip netns add "$NS_A"
-ip netns add "$NS_B"
-ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
-ip -n "$NS_A" addr add "$ADDR_A/30" dev "$VETH_A"
-ip -n "$NS_B" addr add "$ADDR_B/30" dev "$VETH_B"
-for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
-ip -n "$NS_A" link set "$VETH_A" up
-ip -n "$NS_B" link set "$VETH_B" up
-NETNS_A=$(stat -L -c %i "/run/netns/$NS_A")
-NETNS_B=$(stat -L -c %i "/run/netns/$NS_B")
+# only they use (lib.sh); sets NETNS_A and NETNS_B.
+add_veth_pair
 
 open_snooze_fifo
 
@@ -189,12 +171,7 @@ flood() { # rate [agent_pid]
   ip netns exec "$NS_B" "${ON_RECEIVER_CPU[@]}" "$FLOOD" recv --bind "$ADDR_B" --port "$PORT" --idle-timeout "$IDLE" --batch "$BATCH" \
     >"$SHM.recv" 2>"$SHM.recv.err" &
   RECV_PID=$!
-  deadline=$(($(now_ns) + 10000000000))
-  until file_has "$SHM.recv.err" '"ready":true'; do
-    kill -0 "$RECV_PID" 2>/dev/null || { log "bench: receiver failed:"; cat "$SHM.recv.err" >&2; exit 1; }
-    (($(now_ns) < deadline)) || { log "bench: receiver not ready after 10 s"; exit 1; }
-    snooze 0.001
-  done
+  wait_ready "$RECV_PID" receiver "$SHM.recv.err" 10 "$(now_ns)" file_has "$SHM.recv.err" '"ready":true'
   [[ -n $agent ]] && t0=$(cpu_ticks "$agent")
   h0=$(host_busy_ticks)
   SEND=$(ip netns exec "$NS_A" "${ON_SENDER_CPU[@]}" "$FLOOD" send --dest "$ADDR_B" --port "$PORT" --duration "$DURATION" \

@@ -88,26 +88,14 @@ ADDR_A=10.232.0.1 ADDR_B=10.232.0.2
 SHM=/dev/shm/bpfush-$$
 AGENT_PID= SERVER_PID=
 cleanup() {
-  local p
-  for p in "$AGENT_PID" "$SERVER_PID"; do
-    [[ -n $p ]] && kill -0 "$p" 2>/dev/null && { kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; }
-  done
+  stop_running "$AGENT_PID" "$SERVER_PID"
   rm -f "$SHM".*
-  ip netns del "$NS_A" 2>/dev/null || true
-  ip netns del "$NS_B" 2>/dev/null || true
+  del_veth_pair
   exec 9>&- 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-ip netns add "$NS_A"
-ip netns add "$NS_B"
-ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
-ip -n "$NS_A" addr add "$ADDR_A/30" dev "$VETH_A"
-ip -n "$NS_B" addr add "$ADDR_B/30" dev "$VETH_B"
-for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
-ip -n "$NS_A" link set "$VETH_A" up
-ip -n "$NS_B" link set "$VETH_B" up
-NETNS_B=$(stat -L -c %i "/run/netns/$NS_B")
+add_veth_pair # lib.sh
 open_snooze_fifo
 
 # one load: the server in B (started after the agent, so its socket is seen made), the sender in A; sets SEND, SERVE
@@ -116,10 +104,7 @@ load() {
   ip netns exec "$NS_B" "$FLOOD" serve --bind "$ADDR_B" --port "$PORT" --threads "$THREADS" --idle-timeout 0.3 --rcvbuf 4194304 \
     >"$SHM.serve" 2>"$SHM.serve.err" &
   SERVER_PID=$!
-  until file_has "$SHM.serve.err" '"ready":true'; do
-    kill -0 "$SERVER_PID" 2>/dev/null || { log "bench: server failed:"; cat "$SHM.serve.err" >&2; exit 1; }
-    snooze 0.01
-  done
+  wait_ready "$SERVER_PID" server "$SHM.serve.err" 10 "$(now_ns)" file_has "$SHM.serve.err" '"ready":true'
   SEND=$(ip netns exec "$NS_A" "$FLOOD" send --dest "$ADDR_B" --port "$PORT" --duration "$DURATION" --rate "$RATE" --size "$SIZE" --batch 8)
   wait "$SERVER_PID" || true
   SERVER_PID=
