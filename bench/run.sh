@@ -184,26 +184,42 @@ run_baseline() { # round attempt
   log "  baseline  $LOAD other=${OTHER_MILLICORES}m"
 }
 
+# Starts `bpfagent ARGS...` as the tracer, its stdout to OUT and its stderr
+# to ERR, and waits until it is ready; sets TRACER_PID and READY_NS (from its
+# start).
+start_bpfagent() { # OUT ERR ARGS...
+  local out=$1 err=$2 t0
+  shift 2
+  rm -f "$err" # a stale "ready" line must not be taken for this run's
+  t0=$(now_ns)
+  node "$AGENT_DIR/bin/bpfagent.js" "$@" >"$out" 2>"$err" &
+  TRACER_PID=$!
+  wait_agent_ready "$TRACER_PID" "$err" "$t0"
+  READY_NS=$(($(now_ns) - t0))
+}
+
+# Runs the load under the tracer TRACER_PID, once it is ready, and stops it
+# (SIGINT) $SETTLE s after; sets LOAD and HOST (run_load), CPU0 (the tracer's
+# CPU ticks when ready: its start-up), CPU_LOAD (its ticks from then until
+# the SIGINT) and RC (its exit code).
+load_traced() {
+  CPU0=$(cpu_ticks "$TRACER_PID")
+  run_load "$TRACER_PID"
+  snooze "$SETTLE"
+  CPU_LOAD=$(($(cpu_ticks "$TRACER_PID") - CPU0))
+  RC=0
+  kill -INT "$TRACER_PID"
+  wait "$TRACER_PID" || RC=$?
+  TRACER_PID=
+}
+
 run_bpfagent() { # round attempt
   local r=$1 err=$RUNDIR/bpfagent-r$1-try$2.stderr out=$SHM.agent.jsonl
-  local t0 t1 cpu0 cpu1 load rc=0
   # Counted runs write to a file on tmpfs, so that exactly which connections
   # were captured can be checked; others to /dev/null (see --output).
   ((TO_FILE)) || out=/dev/null
-  rm -f "$err" # a stale "ready" line must not be taken for this run's
-  t0=$(now_ns)
-  node "$AGENT_DIR/bin/bpfagent.js" trace --json >"$out" 2>"$err" &
-  TRACER_PID=$!
-  wait_agent_ready "$TRACER_PID" "$err" "$t0"
-  t1=$(now_ns)
-  cpu0=$(cpu_ticks "$TRACER_PID")
-  run_load "$TRACER_PID"
-  load=$LOAD
-  snooze "$SETTLE"
-  cpu1=$(cpu_ticks "$TRACER_PID")
-  kill -INT "$TRACER_PID"
-  wait "$TRACER_PID" || rc=$?
-  TRACER_PID=
+  start_bpfagent "$out" "$err" trace --json
+  load_traced
   local summary ready
   summary=$(grep -m1 '"msg":"summary:' "$err" || echo null)
   ready=$(grep -m1 '"msg":"ready' "$err")
@@ -215,31 +231,19 @@ run_bpfagent() { # round attempt
     rm -f "$out"
   fi
   RUN_JSON=$(printf '{"mode":"bpfagent","round":%d,"load":%s,"host":%s,"readyMs":%.1f,"ready":%s,"cpuTicksLoad":%d,"cpuTicksStartup":%d,"clkTck":%d,"exitCode":%d,"counts":%s,"summary":%s,"progs":%s}' \
-    "$r" "$load" "$HOST" "$(((t1 - t0) / 1000))e-3" "$ready" $((cpu1 - cpu0)) "$cpu0" "$TICK" "$rc" "$counts" "$summary" "${PROGS:-null}")
-  log "  bpfagent  $load ready=$(((t1 - t0) / 1000000))ms cpu=$((cpu1 - cpu0))ticks records=$counts exit=$rc other=${OTHER_MILLICORES}m"
+    "$r" "$LOAD" "$HOST" "$((READY_NS / 1000))e-3" "$ready" "$CPU_LOAD" "$CPU0" "$TICK" "$RC" "$counts" "$summary" "${PROGS:-null}")
+  log "  bpfagent  $LOAD ready=$((READY_NS / 1000000))ms cpu=${CPU_LOAD}ticks records=$counts exit=$RC other=${OTHER_MILLICORES}m"
 }
 
 # `bpfagent run` with the ClickHouse sink: every record goes to the server,
 # where this run's rows (its own clusterName) are counted after it stops.
 run_clickhouse() { # round attempt
   local r=$1 err=$RUNDIR/clickhouse-r$1-try$2.stderr cfg=$RUNDIR/clickhouse-r$1-try$2.yaml
-  local cluster=bench-r$1-t$2-$((RANDOM * 32768 + RANDOM)) t0 t1 cpu0 cpu1 ch0 ch1 load rc=0
+  local cluster=bench-r$1-t$2-$((RANDOM * 32768 + RANDOM)) ch0 ch1
   printf 'listen: 127.0.0.1:0\nclusterName: %s\nsinks:\n  clickhouse:\n    url: %s\n    database: bpfbench\n' "$cluster" "$CH_URL" >"$cfg"
-  rm -f "$err"
-  t0=$(now_ns)
-  node "$AGENT_DIR/bin/bpfagent.js" run --config "$cfg" >/dev/null 2>"$err" &
-  TRACER_PID=$!
-  wait_agent_ready "$TRACER_PID" "$err" "$t0"
-  t1=$(now_ns)
-  cpu0=$(cpu_ticks "$TRACER_PID")
+  start_bpfagent /dev/null "$err" run --config "$cfg"
   ch0=$(cpu_ticks "$CH_PID")
-  run_load "$TRACER_PID"
-  load=$LOAD
-  snooze "$SETTLE"
-  cpu1=$(cpu_ticks "$TRACER_PID")
-  kill -INT "$TRACER_PID"
-  wait "$TRACER_PID" || rc=$?
-  TRACER_PID=
+  load_traced
   # the server's CPU until the agent's last batch is in (the sink flushes as it stops)
   ch1=$(cpu_ticks "$CH_PID")
   local summary ready sinks counts
@@ -255,13 +259,13 @@ run_clickhouse() { # round attempt
     FROM bpfbench.flows WHERE cluster = '$cluster' AND proto = 'tcp' AND local_netns = $NETNS_INO AND server_port = $PORT
     FORMAT JSONEachRow" | sed 's/"\([0-9][0-9]*\)"/\1/g')
   RUN_JSON=$(printf '{"mode":"clickhouse","round":%d,"load":%s,"host":%s,"readyMs":%.1f,"ready":%s,"cpuTicksLoad":%d,"cpuTicksStartup":%d,"clickhouseCpuTicksRun":%d,"clkTck":%d,"exitCode":%d,"counts":%s,"summary":%s,"sinks":%s,"progs":%s}' \
-    "$r" "$load" "$HOST" "$(((t1 - t0) / 1000))e-3" "$ready" $((cpu1 - cpu0)) "$cpu0" $((ch1 - ch0)) "$TICK" "$rc" "$counts" "$summary" "$sinks" "${PROGS:-null}")
-  log "  clickhouse $load ready=$(((t1 - t0) / 1000000))ms cpu=$((cpu1 - cpu0))ticks clickhouse-server=$((ch1 - ch0))ticks rows=$counts exit=$rc other=${OTHER_MILLICORES}m"
+    "$r" "$LOAD" "$HOST" "$((READY_NS / 1000))e-3" "$ready" "$CPU_LOAD" "$CPU0" $((ch1 - ch0)) "$TICK" "$RC" "$counts" "$summary" "$sinks" "${PROGS:-null}")
+  log "  clickhouse $LOAD ready=$((READY_NS / 1000000))ms cpu=${CPU_LOAD}ticks clickhouse-server=$((ch1 - ch0))ticks rows=$counts exit=$RC other=${OTHER_MILLICORES}m"
 }
 
 run_tcplife() { # round attempt
   local r=$1 err=$RUNDIR/tcplife-r$1-try$2.stderr out=$SHM.tcplife.txt
-  local t0 t1 cpu0 cpu1 load rc=0
+  local t0 ready_ns
   ((TO_FILE)) || out=/dev/null
   t0=$(now_ns)
   "$TCPLIFE" >"$out" 2>"$err" &
@@ -270,15 +274,8 @@ run_tcplife() { # round attempt
   # late; it installs its SIGINT handler right after attaching and opening its
   # perf buffer, just before printing the header: that is its "ready".
   wait_ready "$TRACER_PID" tcplife "$err" 20 "$t0" catches_signal "$TRACER_PID" 2 "${TCPLIFE##*/}"
-  t1=$(now_ns)
-  cpu0=$(cpu_ticks "$TRACER_PID")
-  run_load "$TRACER_PID"
-  load=$LOAD
-  snooze "$SETTLE"
-  cpu1=$(cpu_ticks "$TRACER_PID")
-  kill -INT "$TRACER_PID"
-  wait "$TRACER_PID" || rc=$?
-  TRACER_PID=
+  ready_ns=$(($(now_ns) - t0))
+  load_traced
   # columns: PID COMM LADDR LPORT RADDR RPORT TX_KB RX_KB MS (COMM has no spaces
   # for churn). The server's side has LPORT=PORT, the client's RPORT=PORT.
   local counts=null lost
@@ -289,8 +286,8 @@ run_tcplife() { # round attempt
   # "lost N events on CPU #C" on stderr
   lost=$(awk '/lost [0-9]+ events/ { for (i = 1; i < NF; i++) if ($i == "lost") s += $(i + 1) } END { print s + 0 }' "$err")
   RUN_JSON=$(printf '{"mode":"tcplife","round":%d,"load":%s,"host":%s,"readyMs":%.1f,"cpuTicksLoad":%d,"cpuTicksStartup":%d,"clkTck":%d,"exitCode":%d,"counts":%s,"lostReported":%d,"progs":%s}' \
-    "$r" "$load" "$HOST" "$(((t1 - t0) / 1000))e-3" $((cpu1 - cpu0)) "$cpu0" "$TICK" "$rc" "$counts" "$lost" "${PROGS:-null}")
-  log "  tcplife   $load ready=$(((t1 - t0) / 1000000))ms cpu=$((cpu1 - cpu0))ticks captured=$counts lost=$lost exit=$rc other=${OTHER_MILLICORES}m"
+    "$r" "$LOAD" "$HOST" "$((ready_ns / 1000))e-3" "$CPU_LOAD" "$CPU0" "$TICK" "$RC" "$counts" "$lost" "${PROGS:-null}")
+  log "  tcplife   $LOAD ready=$((ready_ns / 1000000))ms cpu=${CPU_LOAD}ticks captured=$counts lost=$lost exit=$RC other=${OTHER_MILLICORES}m"
 }
 
 # ------------------------------------------------------------------ run
