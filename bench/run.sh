@@ -292,7 +292,7 @@ run_tcplife() { # round attempt
 
 # ------------------------------------------------------------------ run
 AGENT_REV=$(agent_rev)
-log "bench: $ROUNDS rounds x 3 modes x ${DURATION}s, $CLIENTS clients, $SERVERS server threads, port $PORT, netns $NS; logs in ${RUNDIR#"$ROOT"/}"
+log "bench: $ROUNDS rounds x $((CLICKHOUSE ? 4 : 3)) modes x ${DURATION}s, $CLIENTS clients, $SERVERS server threads, port $PORT, netns $NS; logs in ${RUNDIR#"$ROOT"/}"
 log "bench: agent $AGENT_DIR ($AGENT_REV)"
 log "bench: warm-up (not counted)"
 ip netns exec "$NS" "$CHURN" -d 1 -c "$CLIENTS" -s "$SERVERS" -p "$PORT" >/dev/null
