@@ -165,17 +165,17 @@ run_mode baseline "$((ROUNDS + 1))"
 
 read -r -d '' REPORT_JS <<'EOF' || true
 import { readFileSync, writeFileSync } from "node:fs";
+import { median, sum } from "./bench/stats.mjs";
 const [runsPath, outPath, cfg] = process.argv.slice(1);
 const config = JSON.parse(cfg);
 const runs = readFileSync(runsPath, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const pct = (x) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
 const cpuUs = (r) => ((r.serve.cpuUser + r.serve.cpuSys) / r.serve.served) * 1e6;
 const around = (r) => {
   const i = runs.indexOf(r), b = (x) => x.mode === "baseline";
   return [runs.slice(0, i).reverse().find(b), runs.slice(i + 1).find(b)].filter(Boolean);
 };
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const mean = (xs) => sum(xs) / xs.length;
 const exact = (r) => r.counts.packetsReceived === r.serve.served + r.serve.sendErrors && r.counts.packetsSent === r.serve.served &&
   r.counts.bytesSent === r.serve.bytes;
 const rows = [["mode", "runs", "answered/s (median)", "vs baseline", "server CPU us/datagram", "vs baseline", "counts exact", "agent CPU s"]];
