@@ -26,7 +26,8 @@ const kernelPass = existsSync(kernelPassPath) ? readJsonl(kernelPassPath) : [];
 
 /**
  * Loss the tracer itself reported: for bpfagent every summary counter named
- * loss* (ring buffer full, connection map full, ...) plus undecodable records;
+ * loss* (ring buffer full, connection map full, ...) plus undecodable records
+ * and, with the ClickHouse sink, the records it dropped;
  * for tcplife its "lost N events" lines.
  */
 function reportedLoss(run) {
@@ -34,10 +35,10 @@ function reportedLoss(run) {
   const s = run.summary ?? {};
   let n = s.decodeErrors ?? 0;
   for (const [k, v] of Object.entries(s)) if (/^loss[A-Z]/.test(k) && typeof v === 'number') n += v;
-  // bpfagent run -> ClickHouse: records the sink dropped
-  for (const st of Object.values(run.sinks?.stats ?? {})) n += st.dropped ?? 0;
-  return n;
+  return n + sinkDropped(run);
 }
+/** bpfagent run -> ClickHouse: records its sinks dropped (their "sinks shut down" log line) */
+const sinkDropped = (run) => sum(Object.values(run.sinks?.stats ?? {}).map((st) => st.dropped ?? 0));
 /** the tracers that are bpfagent (its summary, its records' checks) */
 const AGENTS = new Set(['bpfagent', 'clickhouse']);
 /** how the table names a mode */
@@ -100,7 +101,7 @@ for (const mode of MODES) {
       // the ClickHouse server's own CPU from the load's start until the agent's last batch was in
       m.clickhouseCpuSecPer100kConn = rs.map((r) => r.clickhouseCpuTicksRun / r.clkTck / (r.load.connections / 1e5));
       m.clickhouseCpuSecPer100kConnMedian = median(m.clickhouseCpuSecPer100kConn);
-      m.sinkDropped = sum(rs.map((r) => Object.values(r.sinks?.stats ?? {}).reduce((a, st) => a + (st.dropped ?? 0), 0)));
+      m.sinkDropped = sum(rs.map(sinkDropped));
     }
     if (AGENTS.has(mode)) {
       m.selfReportedStartupMs = rs.map((r) => r.ready?.startupMs ?? null);
