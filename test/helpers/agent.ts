@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { AGENT_JS } from './processes.js';
 import { scaled } from './time-scale.js';
+import { until } from './until.js';
 import type { AgentRecord, DnsRecord, TcpRecord, UdpRecord } from '../../src/events/records.js';
 
 export interface AgentExit {
@@ -85,15 +86,8 @@ export class TraceAgent extends AgentProcess {
   }
 
   /** Wait until `check` holds of the records (e.g. UDP sums reach their totals); then return them. */
-  async until<T>(check: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
-    timeoutMs = scaled(timeoutMs);
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = check();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  until<T>(check: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
+    return until(check, what, scaled(timeoutMs), 50);
   }
 
   private async waitForKind<T extends AgentRecord>(

@@ -8,3 +8,24 @@ export async function until<T>(check: () => T | undefined | Promise<T | undefine
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * Poll `check` (every 250 ms) until it answers something truthy, through its
+ * errors (a page still loading, a server not up yet); the timeout names the
+ * last answer or error.
+ */
+export async function untilOk<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 250): Promise<T> {
+  let last: unknown;
+  const answer = async (): Promise<T | undefined> => {
+    try {
+      last = await check();
+      return last ? (last as T) : undefined;
+    } catch (e) {
+      last = e;
+      return undefined;
+    }
+  };
+  return until(answer, what, timeoutMs, everyMs).catch((e: Error) => {
+    throw new Error(`${e.message}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+  });
+}

@@ -31,6 +31,7 @@ import { NamespaceCluster, type ClusterNode, type ClusterPod } from '../helpers/
 import { FakeKubeApi, type KObject } from '../helpers/fake-kube-api.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { AGENT_JS, Peer } from '../helpers/processes.js';
+import { untilOk } from '../helpers/until.js';
 
 const CLUSTER = 'ctest';
 const NS = 'payments';
@@ -45,21 +46,6 @@ function podObject(p: ClusterPod, owner: { kind: string; name: string }): KObjec
     spec: { nodeName: p.node.name, containers: [{ name: 'main', image: 'example/main:1' }] },
     status: { phase: 'Running', podIP: p.ip, podIPs: [{ ip: p.ip }] },
   };
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
 }
 
 interface Edge {
@@ -207,11 +193,11 @@ describe('a cluster of nodes, one map: bpfagent run on each node, bpfagent hub o
       [c(`${NS}/checkout`), c(`${NS}/cache`), 6379, 'tcp', 'both', 2, 100, 10, 'same-host', { both: 2, client: 0, server: 0 }],
     ];
     const brief = (e: Edge) => [e.source, e.target, e.port, e.proto, e.observedBy, e.connections, e.bytesSent, e.bytesReceived, e.locality, e.views];
-    const graph = await until('the four TCP edges in the hub', async () => {
+    const graph = await untilOk('the four TCP edges in the hub', async () => {
       const res = await fetch(`${hubUrl}/api/graph?window=15m&proto=tcp`);
       const g = (await res.json()) as { edges: Edge[]; nodes: Array<{ id: string; kind: string; label: string; cluster?: string; namespace?: string }> };
       return JSON.stringify(g.edges.map(brief)) === JSON.stringify(expected) ? g : undefined;
-    }).catch(async (e: unknown) => {
+    }, 30_000).catch(async (e: unknown) => {
       const g = (await (await fetch(`${hubUrl}/api/graph?window=15m`)).json()) as { edges: Edge[] };
       throw new Error(`${String(e)}\nhub graph: ${JSON.stringify(g.edges.map(brief))}\nagents:\n${agents.map((a) => a.stderr.slice(-3000)).join('\n---\n')}`);
     });
@@ -221,10 +207,10 @@ describe('a cluster of nodes, one map: bpfagent run on each node, bpfagent hub o
 
     // the whole map: those four and the DNS lookup's UDP flow to the resolver outside, nothing else, nothing twice
     // (UDP flows are read once per interval: it may come a second later)
-    const all = await until('the UDP flow of the DNS lookup', async () => {
+    const all = await untilOk('the UDP flow of the DNS lookup', async () => {
       const g = (await (await fetch(`${hubUrl}/api/graph?window=15m`)).json()) as { edges: Edge[] };
       return g.edges.some((e) => e.proto === 'udp') ? g : undefined;
-    });
+    }, 30_000);
     const udp = all.edges.filter((e) => e.proto === 'udp');
     assert.deepEqual(udp.map((e) => [e.source, e.target, e.port, e.observedBy, e.packetsSent, e.packetsReceived, e.locality]), [[c(`${NS}/checkout`), c(resolver.ip), 53, 'client', 1, 1, 'external']]);
     assert.equal(all.edges.length, 5, JSON.stringify(all.edges.map(brief)));

@@ -25,6 +25,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { runAgent } from '../../src/cli/run.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { REPO_ROOT } from '../helpers/processes.js';
+import { until } from '../helpers/until.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SKIP = KERNEL_SKIP || (!existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} missing (bash scripts/install.sh --test)` : false);
@@ -77,17 +78,13 @@ describe('bpfagent run whose ring buffer reader fails to poll', { skip: SKIP }, 
     const cfg = configSchema().parse({ listen: '127.0.0.1:0', interval: '1h', trace: { maxConnections: 16 } });
     const before = epollFds();
     const exited = runAgent(cfg, log);
-    const until = async <T>(what: string, f: () => T | undefined | Promise<T | undefined>): Promise<T> => {
-      for (let i = 0; i < 1000; i++) {
-        const v = await f();
-        if (v !== undefined) return v;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      throw new Error(`timed out waiting for ${what}; logged ${JSON.stringify(lines.map((l) => l['msg']))}`);
-    };
+    const waitFor = <T>(what: string, f: () => T | undefined | Promise<T | undefined>): Promise<T> =>
+      until(f, what, 10_000, 10).catch((e: Error) => {
+        throw new Error(`${e.message}; logged ${JSON.stringify(lines.map((l) => l['msg']))}`);
+      });
     try {
-      const listen = await until('the listener', () => lines.find((l) => typeof l['listen'] === 'string')?.['listen'] as string | undefined);
-      await until('ready', () => lines.find((l) => String(l['msg']).startsWith('ready:')));
+      const listen = await waitFor('the listener', () => lines.find((l) => typeof l['listen'] === 'string')?.['listen'] as string | undefined);
+      await waitFor('ready', () => lines.find((l) => String(l['msg']).startsWith('ready:')));
       const get = async (p: string): Promise<{ status: number; body: string }> => {
         const r = await fetch(`http://${listen}${p}`);
         return { status: r.status, body: await r.text() };
@@ -103,7 +100,7 @@ describe('bpfagent run whose ring buffer reader fails to poll', { skip: SKIP }, 
       assert.equal(made.length, 1, `one new epoll descriptor, the ring buffer's: ${JSON.stringify(made)}`);
       replaceWithDevNull(made[0]!);
 
-      const ready = await until('/readyz 503', async () => {
+      const ready = await waitFor('/readyz 503', async () => {
         const r = await get('/readyz');
         return r.status === 503 ? r : undefined;
       });
@@ -130,7 +127,7 @@ describe('bpfagent run whose ring buffer reader fails to poll', { skip: SKIP }, 
         const seen = (await (await answer).json()) as { lost: { total: number; reasons: Record<string, number> }; tracing: { ok: boolean; error: string } };
         assert.ok(seen.lost.reasons['connection_map_full']! >= 64, JSON.stringify(seen.lost));
         assert.equal(seen.tracing.ok, false);
-        const text = await until('the status line', async () => {
+        const text = await waitFor('the status line', async () => {
           const t = (await page.textContent('#status')) ?? '';
           return t.includes('tracing stopped') ? t : undefined;
         });

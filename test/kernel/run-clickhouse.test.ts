@@ -17,19 +17,10 @@ import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { freePort } from '../helpers/listen.js';
 import { AGENT_JS, Peer } from '../helpers/processes.js';
+import { until } from '../helpers/until.js';
 import { edgesInWindow, type EdgeSummary } from '../../src/sinks/clickhouse-queries.js';
 
 const MAX_QUEUED = 100;
-
-async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** `bpfagent run --config FILE`: its stderr (JSON log lines), ready once it says so. */
 class RunAgent {

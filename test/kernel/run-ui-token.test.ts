@@ -14,6 +14,7 @@ import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { Peer } from '../helpers/processes.js';
 import { RunAgent } from '../helpers/run-agent.js';
+import { untilOk } from '../helpers/until.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SKIP = KERNEL_SKIP || (!existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} missing (bash scripts/install.sh --test)` : false);
@@ -21,16 +22,6 @@ const TOKEN = 'ui-test-token-7f3a9c1e5b2d4f60';
 
 const drawnEdges = (page: Page): Promise<Array<{ source: string; label: string }>> =>
   page.evaluate(() => (window as unknown as { bpfagentMap: any }).bpfagentMap.cy.edges().map((e: any) => ({ source: e.source().id(), label: e.data('label') })));
-
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe('bpfagent run: the web UI with a token', { skip: SKIP }, () => {
   let agent: RunAgent;
@@ -82,12 +73,12 @@ describe('bpfagent run: the web UI with a token', { skip: SKIP }, () => {
     assert.match(await page.locator('#error').innerText(), /authorization: missing/);
     await form.getByLabel('Access token').fill(TOKEN);
     await form.getByRole('button', { name: 'Use token' }).click();
-    await until('the edge on the map', async () => (await drawnEdges(page)).some((e) => e.source === 'process:tkcli' && e.label.startsWith(`:${port}/tcp`)));
+    await untilOk('the edge on the map', async () => (await drawnEdges(page)).some((e) => e.source === 'process:tkcli' && e.label.startsWith(`:${port}/tcp`)));
     assert.equal(await form.isVisible(), false);
 
     // a reload in this tab: no question, the map again
     await page.reload();
-    await until('the edge after a reload', async () => (await drawnEdges(page)).some((e) => e.source === 'process:tkcli'));
+    await untilOk('the edge after a reload', async () => (await drawnEdges(page)).some((e) => e.source === 'process:tkcli'));
     assert.equal(await form.isVisible(), false);
 
     const api = requests.filter((r) => new URL(r.url).pathname.startsWith('/api/'));

@@ -17,6 +17,7 @@ import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { Peer, REPO_ROOT, RUN_TAG, runNames } from '../helpers/processes.js';
 import { RunAgent } from '../helpers/run-agent.js';
+import { untilOk } from '../helpers/until.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SKIP = KERNEL_SKIP || (!existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} missing (bash scripts/install.sh --test)` : false);
@@ -87,23 +88,6 @@ const mapState = (page: Page): Promise<MapState> =>
       selected: m.selected,
     };
   });
-
-/** Poll `f` until it returns something truthy (or fail with the last state). */
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
   let agent: RunAgent;
@@ -176,12 +160,12 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     await ucli.waitFor('done');
 
     // the API's edge from uicli on that port, merged with uisrv's side (both ends are on this host)
-    edge = await until('the edge in /api/graph', async () =>
+    edge = await untilOk('the edge in /api/graph', async () =>
       (await apiEdges()).find((e) => e.source === `process:${P.cli}` && e.target === `process:${P.srv}` && e.port === port && e.proto === 'tcp' && e.connections === sizes.length),
     );
 
     await page.goto(`${base}/?window=15m&refresh=1s`);
-    const state = await until('the edge on the map', async () => {
+    const state = await untilOk('the edge on the map', async () => {
       const s = await mapState(page);
       return s.edges.some((e) => e.apiIds.includes(edge.id)) && s;
     });
@@ -196,7 +180,7 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     assert.match(drawn.label, / · 687 B(\n|$)/, 'the label carries the bytes both ways: 111 + 222 + 333 sent, 3 x 7 received');
 
     // the failed attempt: its own edge, red
-    const failing = await until('the refused edge on the map', async () => (await mapState(page)).edges.find((e) => e.source === `process:${P.cli}` && e.label.startsWith(`:${port + 1}/tcp`)));
+    const failing = await untilOk('the refused edge on the map', async () => (await mapState(page)).edges.find((e) => e.source === `process:${P.cli}` && e.label.startsWith(`:${port + 1}/tcp`)));
     assert.equal(failing.color, 'rgb(217,59,59)', 'a failing edge is red');
     assert.match(failing.label, /1 failed/);
 
@@ -218,13 +202,13 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
       return { x: box.left + p.x, y: box.top + p.y };
     }, line.id);
     await page.mouse.click(at.x, at.y);
-    await until('the line selected', async () => {
+    await untilOk('the line selected', async () => {
       const sel = (await mapState(page)).selected;
       return sel?.type === 'link' && sel.id === line.id;
     });
     const conns = page.getByRole('table', { name: 'Recent connections' });
     await conns.waitFor();
-    const rows = await until('three connections listed', async () => {
+    const rows = await untilOk('three connections listed', async () => {
       const r = await conns.locator('tbody tr').allInnerTexts();
       return r.length === sizes.length && r;
     });
@@ -251,12 +235,12 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
       return { x: box.left + p.x, y: box.top + p.y };
     }, `process:${P.cli}`);
     await page.mouse.click(node.x, node.y);
-    await until('the node selected', async () => (await mapState(page)).selected?.id === `process:${P.cli}`);
+    await untilOk('the node selected', async () => (await mapState(page)).selected?.id === `process:${P.cli}`);
     await page.getByRole('heading', { name: P.cli, exact: true }).waitFor();
     const nodeEdges = page.getByRole('table', { name: 'Edges of this node' });
     await nodeEdges.getByRole('row').filter({ hasText: `:${port}/tcp` }).waitFor();
     await nodeEdges.getByRole('row').filter({ hasText: `:${port + 1}/tcp` }).waitFor();
-    await until('the node\'s connections, the refused one too', async () => {
+    await untilOk('the node\'s connections, the refused one too', async () => {
       const r = await page.getByRole('table', { name: 'Recent connections' }).locator('tbody tr').allInnerTexts();
       return r.length >= sizes.length + 1 && r.some((t) => /refused/.test(t)) && r;
     });
@@ -272,27 +256,27 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     const shown = async () => (await mapState(page)).edges.some((e) => e.apiIds.includes(edge.id)) && (await listed.count()) > 0;
 
     await page.getByLabel('Protocol').selectOption('udp');
-    await until('the edge hidden by protocol udp', hidden);
+    await untilOk('the edge hidden by protocol udp', hidden);
     assert.match(page.url(), /[?&]proto=udp(&|$)/);
     // the UDP flow stays, dashed
-    const udp = await until('the UDP edge', async () => (await mapState(page)).edges.find((e) => e.source === `process:${P.ucli}` && e.label.startsWith(`:${port + 3}/udp`)));
+    const udp = await untilOk('the UDP edge', async () => (await mapState(page)).edges.find((e) => e.source === `process:${P.ucli}` && e.label.startsWith(`:${port + 3}/udp`)));
     assert.match(udp.label, /4 pkts · 605 B/);
     assert.ok((await mapState(page)).edges.every((e) => e.label.includes('/udp ')), 'only UDP edges');
     await page.getByLabel('Protocol').selectOption('');
-    await until('the edge back', shown);
+    await untilOk('the edge back', shown);
 
     await page.getByLabel('Workload or process').fill('no-such-process');
-    await until('the edge hidden by a workload that does not match', hidden);
+    await untilOk('the edge hidden by a workload that does not match', hidden);
     assert.match(page.url(), /[?&]workload=no-such-process(&|$)/);
     if ((await mapState(page)).nodes.length === 0) await page.getByText('No traffic in this window with these filters.').waitFor();
     await page.getByLabel('Workload or process').fill('');
-    await until('the edge back', shown);
+    await untilOk('the edge back', shown);
 
     await page.getByLabel('Failing only').check();
-    await until('a healthy edge hidden by failing only', hidden);
+    await untilOk('a healthy edge hidden by failing only', hidden);
     assert.ok((await mapState(page)).edges.some((e) => e.label.startsWith(`:${port + 1}/tcp`)), 'the refused edge stays');
     await page.getByLabel('Failing only').uncheck();
-    await until('the edge back', shown);
+    await untilOk('the edge back', shown);
     assert.doesNotMatch(page.url(), /failing|proto|workload/);
   });
 
@@ -309,7 +293,7 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     assert.deepEqual([done.sent, done.received], [sent, 7 * ports]);
 
     // the API: 30 edges (one per port, the table's rows), one link summing them
-    const link = await until('the link in /api/graph', async () => {
+    const link = await untilOk('the link in /api/graph', async () => {
       const r = await agent.get(`/api/graph?window=15m&workload=${P.fcli}`);
       const g = JSON.parse(r.body) as { edges: ApiEdge[]; links: ApiLink[] };
       const l = g.links.find((x) => x.source === `process:${P.fcli}` && x.target === `process:${P.fan}`);
@@ -321,7 +305,7 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     assert.deepEqual([link.l.connections, link.l.bytesSent, link.l.bytesReceived, link.l.edges.length, link.l.health], [ports, sent, 7 * ports, ports, 'ok']);
 
     // the map: one line between the pair (none the other way), drawn from the sums
-    const line = await until('one line for the pair', async () => {
+    const line = await untilOk('one line for the pair', async () => {
       const s = await mapState(page);
       const between = s.edges.filter((e) => [e.source, e.target].sort().join(' ') === `process:${P.fan} process:${P.fcli}`);
       return between.length === 1 && between[0]!.apiIds.length === ports && between[0];
@@ -348,7 +332,7 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     // its details: the sums, then every port with its own numbers
     await page.evaluate((id) => (window as unknown as { bpfagentMap: any }).bpfagentMap.select({ type: 'link', id }), line.id);
     const table = page.getByRole('table', { name: 'Ports and protocols' });
-    const rows = await until('30 ports listed', async () => {
+    const rows = await untilOk('30 ports listed', async () => {
       const r = await table.locator('tbody tr').allInnerTexts();
       return r.length === ports && r;
     });
@@ -372,7 +356,7 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
       const c = new Peer(P.cli, ['client', '--host', net.b.ipv4, '--port', String(port + 2), '--send', String(n)], { netns: net.a.ns });
       await c.waitFor('done');
     }
-    const fresh = await until('the new edge on the map', async () => {
+    const fresh = await untilOk('the new edge on the map', async () => {
       const s = await mapState(page);
       return s.edges.find((e) => e.source === `process:${P.cli}` && e.label.startsWith(`:${port + 2}/tcp`));
     });
@@ -392,7 +376,7 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
 
     // a row of the list opens its edge's details too
     await page.getByRole('table', { name: 'Edges' }).getByRole('row').filter({ hasText: `:${port}/tcp` }).first().click();
-    await until('the first edge selected from the list', async () => (await mapState(page)).selected?.id === edge.id);
+    await untilOk('the first edge selected from the list', async () => (await mapState(page)).selected?.id === edge.id);
     await page.getByRole('table', { name: 'Recent connections' }).locator('tbody tr').nth(sizes.length - 1).waitFor();
 
     // the tables below the map
@@ -424,22 +408,22 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     await new Peer(P.cli, ['client', '--host', net.b.ipv4, '--port', String(port + 4), '--send', '10'], { netns: net.a.ns }).waitFor('done');
     const baseline = `baselineFrom=${iso(t0)}&baselineTo=${iso(t1)}`;
     type Diff = { appeared: Array<{ target: string }>; changed: Array<{ target: string; port: number }> };
-    await until('the changes in /api/diff', async () => {
+    await untilOk('the changes in /api/diff', async () => {
       const d = JSON.parse((await agent.get(`/api/diff?window=15m&${baseline}`)).body) as Diff;
       return d.appeared.some((e) => e.target === `process:${P.diff}`) && d.changed.some((e) => e.target === `process:${P.srv}` && e.port === port);
     });
 
     // the page with the baseline in its URL; the toggle turns the Changes view on, and the URL keeps it
     await page.goto(`${base}/?window=15m&refresh=1s&${baseline}`);
-    await until('the map', async () => (await mapState(page)).edges.length > 0);
+    await untilOk('the map', async () => (await mapState(page)).edges.length > 0);
     assert.equal(await page.locator('#legend-diff').isHidden(), true);
     await page.getByRole('checkbox', { name: 'Changes', exact: true }).check();
-    await until('diff=true in the URL', async () => /[?&]diff=true(&|$)/.test(page.url()));
+    await untilOk('diff=true in the URL', async () => /[?&]diff=true(&|$)/.test(page.url()));
     assert.ok(page.url().includes(`baselineFrom=${encodeURIComponent(iso(t0))}`), page.url());
     assert.equal(await page.getByLabel('Failing only').isDisabled(), true, 'the traffic filters do not apply to the Changes view');
 
     const line = (s: MapState, source: string, target: string) => s.edges.find((e) => e.source === source && e.target === target);
-    const s = await until('new, gone and changed lines', async () => {
+    const s = await untilOk('new, gone and changed lines', async () => {
       const m = await mapState(page);
       return line(m, `process:${P.cli}`, `process:${P.diff}`)?.diff === 'new' && line(m, `process:${P.cli}`, `process:${P.srv}`)?.diff === 'changed' && m;
     });
@@ -476,7 +460,7 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     assert.match(await fanRows.innerText(), new RegExp(`^gone\\s+${P.fcli} → ${P.fan} 30 ports/tcp\\s+was 30 conn · 4\\.9 kB$`));
     await fanRows.click();
     const fanPorts = page.getByRole('table', { name: 'Ports and protocols' }).getByRole('row');
-    await until('the gone line\'s 30 ports', async () => (await fanPorts.count()) === 31);
+    await untilOk('the gone line\'s 30 ports', async () => (await fanPorts.count()) === 31);
     assert.match(await page.locator('#details').innerText(), new RegExp(`${P.fcli} → ${P.fan}[\\s\\S]*30 ports/tcp, summed · in the baseline only · gone`));
     assert.equal(await fanPorts.filter({ hasText: 'gone' }).count(), 30, 'each port marked gone');
     await page.getByRole('button', { name: 'Close details' }).click();
@@ -500,8 +484,8 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
 
     // off again: the window's map in its health colours, the toggle out of the URL
     await page.getByRole('checkbox', { name: 'Changes', exact: true }).uncheck();
-    await until('diff out of the URL', async () => !/[?&]diff=/.test(page.url()));
-    const plain = await until('health colours again', async () => {
+    await untilOk('diff out of the URL', async () => !/[?&]diff=/.test(page.url()));
+    const plain = await untilOk('health colours again', async () => {
       const m = await mapState(page);
       return m.edges.every((e) => e.diff === '') && line(m, `process:${P.fcli}`, `process:${P.fan}`) && m;
     });
