@@ -13,22 +13,21 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { configSchema } from '../../src/config/schema.js';
 import { runAgent } from '../../src/cli/run.js';
+import { agentBrowser, CHROMIUM_SKIP } from '../helpers/chromium.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { REPO_ROOT } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SKIP = KERNEL_SKIP || (!existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} missing (bash scripts/install.sh --test)` : false);
+const SKIP = KERNEL_SKIP || CHROMIUM_SKIP;
 const { fmtCount } = (await import(pathToFileURL(path.join(REPO_ROOT, 'src/ui/static/format.js')).href)) as { fmtCount: (n: number) => string };
 
 /** A loopback server and n clients connected to it, held open. */
@@ -115,13 +114,8 @@ describe('bpfagent run whose ring buffer reader fails to poll', { skip: SKIP }, 
 
       // the web UI's status line: what its own /api/status answer says, lost and tracing stopped
       const profile = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-conns-chromium-'));
-      const context = await chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
-      });
+      const { context, page } = await agentBrowser(profile, `http://${listen}/`);
       try {
-        const page = context.pages()[0] ?? (await context.newPage());
         const answer = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/status');
         await page.goto(`http://${listen}/`);
         const seen = (await (await answer).json()) as { lost: { total: number; reasons: Record<string, number> }; tracing: { ok: boolean; error: string } };

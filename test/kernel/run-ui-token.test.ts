@@ -6,18 +6,18 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { agentBrowser, CHROMIUM_SKIP } from '../helpers/chromium.js';
 import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { Peer } from '../helpers/processes.js';
 import { RunAgent } from '../helpers/run-agent.js';
 import { untilOk } from '../helpers/until.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SKIP = KERNEL_SKIP || (!existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} missing (bash scripts/install.sh --test)` : false);
+const SKIP = KERNEL_SKIP || CHROMIUM_SKIP;
 const TOKEN = 'ui-test-token-7f3a9c1e5b2d4f60';
 
 const drawnEdges = (page: Page): Promise<Array<{ source: string; label: string }>> =>
@@ -41,14 +41,8 @@ describe('bpfagent run: the web UI with a token', { skip: SKIP }, () => {
     agent = new RunAgent(`listen: 127.0.0.1:0\ninterval: 1s\nserver:\n  tokenFile: ${tokenFile}\n`);
     await agent.ready;
     base = await agent.baseUrl();
-    context = await chromium.launchPersistentContext(path.join(dir, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    ({ context, page } = await agentBrowser(path.join(dir, 'profile'), base));
     page.on('request', (r) => requests.push({ url: r.url(), authorization: r.headers()['authorization'] }));
-    await context.route('**/*', (route) => (route.request().url().startsWith(base) ? route.continue() : route.abort()));
   });
 
   after(async () => {

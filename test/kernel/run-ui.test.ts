@@ -12,15 +12,15 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { agentBrowser, CHROMIUM_SKIP } from '../helpers/chromium.js';
 import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { Peer, REPO_ROOT, RUN_TAG, runNames } from '../helpers/processes.js';
 import { RunAgent } from '../helpers/run-agent.js';
 import { untilOk } from '../helpers/until.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SKIP = KERNEL_SKIP || (!existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} missing (bash scripts/install.sh --test)` : false);
+const SKIP = KERNEL_SKIP || CHROMIUM_SKIP;
 /** this run's process names (uicli-<tag>, ...): other runs of this test may be on the machine at the same time */
 const P = runNames('ui', ['srv', 'cli', 'usrv', 'ucli', 'fan', 'fcli', 'new', 'diff'] as const);
 const SCREENSHOT = path.join(REPO_ROOT, 'test-artifacts/ui-map.png');
@@ -119,18 +119,8 @@ describe('bpfagent run: the web UI in Chromium', { skip: SKIP }, () => {
     t0 = Date.now();
     base = await agent.baseUrl();
     profile = mkdtempSync(path.join(os.tmpdir(), 'bpfagent-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1366, height: 768 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        // no name lookups at all: the page needs only the agent's address
-        '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    ({ context, page } = await agentBrowser(profile, base));
     page.on('pageerror', (e) => pageErrors.push(e.message));
-    // nothing but the agent: any other request fails the test
-    await context.route('**/*', (route) => (route.request().url().startsWith(base) ? route.continue() : route.abort()));
   });
 
   after(async () => {
