@@ -16,9 +16,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { envName, loadConfig } from '../../src/config/load.js';
-import { ClickHouseSink } from '../../src/sinks/clickhouse.js';
 import { AgentProcess } from '../helpers/agent.js';
 import { CLICKHOUSE_SKIP, ClickHouseServer } from '../helpers/clickhouse-server.js';
+import { shipOneConnection } from '../helpers/hub-fixtures.js';
 import { freePort } from '../helpers/listen.js';
 import { AGENT_JS } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
@@ -144,18 +144,7 @@ describe('deploy/kubernetes/hub.yaml', () => {
     test('user 65534 without capabilities, its file: ready on the metrics port once ClickHouse answers, the map on the Service port', async () => {
       const { config } = loadConfig({ file: configPath, env: {} });
       // one connection an agent shipped a minute ago, into the database the file names
-      const sink = new ClickHouseSink({ url: server.url, database: config.hub.clickhouse.database, batching: { flushIntervalMs: 20 } });
-      await sink.start();
-      const ts = new Date(Date.now() - 60_000).toISOString();
-      sink.export([
-        {
-          ts, proto: 'tcp', family: 4, direction: 'outbound', outcome: 'closed', local: { addr: '10.0.0.1', port: 40001, pid: 1, comm: 'curl', cgroupId: 1, netns: 1 },
-          remote: { addr: '10.0.0.2', port: 443 }, bytesSent: 12, bytesReceived: 34, retransmits: 0, srttUs: 100, durationMs: 1, locality: 'cluster',
-          cluster: 'c1', node: 'n1', intervalStart: ts, intervalMs: 10_000,
-        },
-      ]);
-      await sink.flush(5000);
-      await sink.shutdown(1000);
+      await shipOneConnection(server.url, config.hub.clickhouse.database);
 
       // the Deployment's arguments on this file; only the addresses moved (a shared test machine), and the server's
       const [http, metrics] = [await freePort(), await freePort()];

@@ -12,9 +12,9 @@ import { AgentProcess } from '../helpers/agent.js';
 import { CLICKHOUSE_SKIP, ClickHouseServer } from '../helpers/clickhouse-server.js';
 import { freePort } from '../helpers/listen.js';
 import { AGENT_JS } from '../helpers/processes.js';
+import { shipOneConnection } from '../helpers/hub-fixtures.js';
 import { configFile } from '../helpers/run-agent.js';
 import { until } from '../helpers/until.js';
-import { ClickHouseSink } from '../../src/sinks/clickhouse.js';
 
 describe('bpfagent hub', { skip: CLICKHOUSE_SKIP }, () => {
   let server: ClickHouseServer;
@@ -72,18 +72,7 @@ describe('bpfagent hub', { skip: CLICKHOUSE_SKIP }, () => {
       assert.equal(missing.status, 503);
       assert.match(((await missing.json()) as { error: string }).error, /Database nothere doesn't exist/);
       // an agent's sink makes them and ships one connection (a minute ago: in the default 15-minute window)
-      const sink = new ClickHouseSink({ url: server.url, database: 'nothere', batching: { flushIntervalMs: 20 } });
-      await sink.start();
-      const ts = new Date(Date.now() - 60_000).toISOString();
-      sink.export([
-        {
-          ts, proto: 'tcp', family: 4, direction: 'outbound', outcome: 'closed', local: { addr: '10.0.0.1', port: 40001, pid: 1, comm: 'curl', cgroupId: 1, netns: 1 },
-          remote: { addr: '10.0.0.2', port: 443 }, bytesSent: 12, bytesReceived: 34, retransmits: 0, srttUs: 100, durationMs: 1, locality: 'cluster',
-          cluster: 'c1', node: 'n1', intervalStart: ts, intervalMs: 10_000,
-        },
-      ]);
-      await sink.flush(5000);
-      await sink.shutdown(1000);
+      await shipOneConnection(server.url, 'nothere');
       const g = (await (await fetch(`${base}/api/graph`)).json()) as { edges: Array<{ source: string; target: string; bytesSent: number; bytesReceived: number; observedBy: string }> };
       assert.deepEqual(g.edges.map((e) => [e.source, e.target, e.bytesSent, e.bytesReceived, e.observedBy]), [['c1:process:curl', 'c1:10.0.0.2', 12, 34, 'client']]);
       const diff = (await (await fetch(`${base}/api/diff?window=15m&cluster=c1`)).json()) as { appeared: Array<{ source: string; target: string; after: { bytesSent: number } }> };
