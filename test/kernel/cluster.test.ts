@@ -32,6 +32,7 @@ import { FakeKubeApi, type KObject } from '../helpers/fake-kube-api.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { AGENT_JS, Peer } from '../helpers/processes.js';
 import { untilOk } from '../helpers/until.js';
+import type { Graph, GraphEdge } from '../../src/server/api.js';
 
 const CLUSTER = 'ctest';
 const NS = 'payments';
@@ -46,22 +47,6 @@ function podObject(p: ClusterPod, owner: { kind: string; name: string }): KObjec
     spec: { nodeName: p.node.name, containers: [{ name: 'main', image: 'example/main:1' }] },
     status: { phase: 'Running', podIP: p.ip, podIPs: [{ ip: p.ip }] },
   };
-}
-
-interface Edge {
-  id: string;
-  source: string;
-  target: string;
-  port: number;
-  proto: string;
-  observedBy: string;
-  connections: number;
-  bytesSent: number;
-  bytesReceived: number;
-  packetsSent: number;
-  packetsReceived: number;
-  locality: string;
-  views: { both: number; client: number; server: number };
 }
 
 describe('a cluster of nodes, one map: bpfagent run on each node, bpfagent hub over ClickHouse', { skip: KERNEL_SKIP || CLICKHOUSE_SKIP }, () => {
@@ -192,13 +177,13 @@ describe('a cluster of nodes, one map: bpfagent run on each node, bpfagent hub o
       [c(`${NS}/checkout`), c(`${NS}/search`), 9200, 'tcp', 'both', 2, 400, 40, 'same-zone', { both: 2, client: 0, server: 0 }],
       [c(`${NS}/checkout`), c(`${NS}/cache`), 6379, 'tcp', 'both', 2, 100, 10, 'same-host', { both: 2, client: 0, server: 0 }],
     ];
-    const brief = (e: Edge) => [e.source, e.target, e.port, e.proto, e.observedBy, e.connections, e.bytesSent, e.bytesReceived, e.locality, e.views];
+    const brief = (e: GraphEdge) => [e.source, e.target, e.port, e.proto, e.observedBy, e.connections, e.bytesSent, e.bytesReceived, e.locality, e.views];
     const graph = await untilOk('the four TCP edges in the hub', async () => {
       const res = await fetch(`${hubUrl}/api/graph?window=15m&proto=tcp`);
-      const g = (await res.json()) as { edges: Edge[]; nodes: Array<{ id: string; kind: string; label: string; cluster?: string; namespace?: string }> };
+      const g = (await res.json()) as Graph;
       return JSON.stringify(g.edges.map(brief)) === JSON.stringify(expected) ? g : undefined;
     }, 30_000).catch(async (e: unknown) => {
-      const g = (await (await fetch(`${hubUrl}/api/graph?window=15m`)).json()) as { edges: Edge[] };
+      const g = (await (await fetch(`${hubUrl}/api/graph?window=15m`)).json()) as Graph;
       throw new Error(`${String(e)}\nhub graph: ${JSON.stringify(g.edges.map(brief))}\nagents:\n${agents.map((a) => a.stderr.slice(-3000)).join('\n---\n')}`);
     });
     assert.deepEqual(graph.edges.map(brief), expected);
@@ -208,7 +193,7 @@ describe('a cluster of nodes, one map: bpfagent run on each node, bpfagent hub o
     // the whole map: those four and the DNS lookup's UDP flow to the resolver outside, nothing else, nothing twice
     // (UDP flows are read once per interval: it may come a second later)
     const all = await untilOk('the UDP flow of the DNS lookup', async () => {
-      const g = (await (await fetch(`${hubUrl}/api/graph?window=15m`)).json()) as { edges: Edge[] };
+      const g = (await (await fetch(`${hubUrl}/api/graph?window=15m`)).json()) as Graph;
       return g.edges.some((e) => e.proto === 'udp') ? g : undefined;
     }, 30_000);
     const udp = all.edges.filter((e) => e.proto === 'udp');

@@ -17,28 +17,7 @@ import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { Peer } from '../helpers/processes.js';
 import { RunAgent } from '../helpers/run-agent.js';
-
-interface GraphEdge {
-  id: string;
-  source: string;
-  target: string;
-  port: number;
-  proto: string;
-  observedBy: string;
-  connections: number;
-  failed: { refused: number; timeout: number; reset: number };
-  bytesSent: number;
-  bytesReceived: number;
-  retransmits: number;
-  rttUs: { p50: number | null; p99: number | null; count: number };
-  locality?: string;
-  health: string;
-}
-interface Graph {
-  window: { from: string; to: string };
-  nodes: Array<{ id: string; label: string; kind: string }>;
-  edges: GraphEdge[];
-}
+import type { Graph, GraphEdge } from '../../src/server/api.js';
 
 describe('bpfagent run: the HTTP API over the embedded store', { skip: KERNEL_SKIP }, () => {
   let agent: RunAgent;
@@ -60,10 +39,7 @@ describe('bpfagent run: the HTTP API over the embedded store', { skip: KERNEL_SK
     assert.equal(exit?.code, 0, exit?.stderr);
   });
 
-  const getJson = async <T>(path: string): Promise<{ status: number; body: T }> => {
-    const r = await agent.get(path);
-    return { status: r.status, body: JSON.parse(r.body) as T };
-  };
+  const getJson = <T>(path: string) => agent.getJson<T>(path);
 
   /** Ask until `done` holds of the answer (the store gets each interval at its end). */
   async function until<T>(path: string, done: (b: T) => boolean, timeoutMs = 15_000): Promise<T> {
