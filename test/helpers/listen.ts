@@ -24,3 +24,25 @@ export async function freePort(): Promise<number> {
   await closeServer(srv, new Set());
   return port;
 }
+
+/** A loopback server that holds connections until told, and opens `n` clients to it. */
+export async function openConnections(n: number): Promise<{ port: number; closeAll: () => Promise<void> }> {
+  const accepted: net.Socket[] = [];
+  const server = net.createServer((s) => accepted.push(s));
+  const port = await listenLocal(server, 0);
+  const clients = await Promise.all(
+    Array.from({ length: n }, () => new Promise<net.Socket>((r) => {
+      const c = net.connect(port, '127.0.0.1', () => r(c));
+    })),
+  );
+  while (accepted.length < n) await new Promise((r) => setTimeout(r, 10));
+  return {
+    port,
+    closeAll: async () => {
+      await Promise.all(clients.map((c) => new Promise<void>((r) => c.end(() => r()))));
+      for (const s of accepted) s.end();
+      await new Promise((r) => server.close(r));
+      await new Promise((r) => setTimeout(r, 300));
+    },
+  };
+}

@@ -7,7 +7,6 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import dgram from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,30 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { TraceAgent } from '../helpers/agent.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+import { openConnections } from '../helpers/listen.js';
 import { REPO_ROOT } from '../helpers/processes.js';
-
-/** A loopback server that holds connections until told, and opens `n` clients to it. */
-async function openConnections(n: number): Promise<{ port: number; closeAll: () => Promise<void> }> {
-  const accepted: net.Socket[] = [];
-  const server = net.createServer((s) => accepted.push(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  const clients = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Socket>((r) => {
-      const c = net.connect(port, '127.0.0.1', () => r(c));
-    })),
-  );
-  while (accepted.length < n) await new Promise((r) => setTimeout(r, 10));
-  return {
-    port,
-    closeAll: async () => {
-      await Promise.all(clients.map((c) => new Promise<void>((r) => c.end(() => r()))));
-      for (const s of accepted) s.end();
-      await new Promise((r) => server.close(r));
-      await new Promise((r) => setTimeout(r, 300));
-    },
-  };
-}
 
 describe('loss accounting', { skip: KERNEL_SKIP }, () => {
   test('ring buffer overflow is counted, and everything submitted is delivered', async () => {

@@ -14,7 +14,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -24,26 +23,12 @@ import { configSchema } from '../../src/config/schema.js';
 import { runAgent } from '../../src/cli/run.js';
 import { agentBrowser, CHROMIUM_SKIP } from '../helpers/chromium.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+import { openConnections } from '../helpers/listen.js';
 import { REPO_ROOT } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
 
 const SKIP = KERNEL_SKIP || CHROMIUM_SKIP;
 const { fmtCount } = (await import(pathToFileURL(path.join(REPO_ROOT, 'src/ui/static/format.js')).href)) as { fmtCount: (n: number) => string };
-
-/** A loopback server and n clients connected to it, held open. */
-async function holdConnections(n: number): Promise<() => void> {
-  const accepted: net.Socket[] = [];
-  const server = net.createServer((c) => accepted.push(c));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  const clients = await Promise.all(Array.from({ length: n }, () => new Promise<net.Socket>((r) => {
-    const c = net.connect(port, '127.0.0.1', () => r(c));
-  })));
-  return () => {
-    for (const c of [...clients, ...accepted]) c.destroy();
-    server.close();
-  };
-}
 
 /** This process's epoll descriptors. */
 function epollFds(): Set<number> {
@@ -91,8 +76,7 @@ describe('bpfagent run whose ring buffer reader fails to poll', { skip: SKIP }, 
       assert.equal((await get('/readyz')).status, 200);
       assert.match((await get('/metrics')).body, /^bpfagent_tracing 1$/m);
       // 80 sockets, a connection map of 16: most are lost (connection_map_full)
-      const release = await holdConnections(40);
-      release();
+      await (await openConnections(40)).closeAll();
 
       // the one epoll descriptor made since: the ring buffer's (node's own event loop made its own before)
       const made = [...epollFds()].filter((fd) => !before.has(fd));
