@@ -21,12 +21,14 @@
  * systems with `docker import` (see images below), and kept in the data
  * root, outside the git tree, from one run to the next.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, copyFileSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { sh } from './hosts.js';
 import { REPO_ROOT } from './processes.js';
+import { until } from './until.js';
 
 /** Debian's docker.io, not any other client on PATH (its API version may not be the daemon's). */
 export const DOCKER_CLI = '/usr/bin/docker';
@@ -97,10 +99,6 @@ async function takeLock(): Promise<() => void> {
 export function dockerMissing(): string | undefined {
   for (const f of [DOCKER_CLI, DOCKERD]) if (!existsSync(f)) return `${f} not found: run 'bash scripts/install.sh --test' (Debian's docker.io)`;
   return undefined;
-}
-
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** The Debian package that installed `file`, or undefined. */
@@ -277,14 +275,10 @@ export function dockerCgroupDir(root: string, containerId: string): string {
 }
 
 /** The full id `docker run --cidfile FILE` wrote, once it has. */
-export async function readCidFile(file: string, timeoutMs = 30_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (existsSync(file)) {
-      const id = readFileSync(file, 'utf8').trim();
-      if (/^[0-9a-f]{64}$/.test(id)) return id;
-    }
-    if (Date.now() > deadline) throw new Error(`no container id in ${file} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+export function readCidFile(file: string, timeoutMs = 30_000): Promise<string> {
+  const id = (): string | undefined => {
+    const text = existsSync(file) ? readFileSync(file, 'utf8').trim() : '';
+    return /^[0-9a-f]{64}$/.test(text) ? text : undefined;
+  };
+  return until(id, `a container id in ${file}`, timeoutMs, 20);
 }
