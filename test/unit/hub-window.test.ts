@@ -38,12 +38,15 @@ describe("the hub's window over ClickHouse", { skip: CLICKHOUSE_SKIP }, () => {
     return { n: Number(body.data[0]!.n), read: body.statistics.rows_read };
   };
 
+  /** How many of the rows (row n at T0 + 72 n ms) are in (from, to]. */
+  const rowsIn = (from: number, to: number): number => Array.from({ length: 3 * HOUR_ROWS }, (_, i) => T0 + 72 * i).filter((t) => t > from && t <= to).length;
+
   test('a window in the last hour reads that hour, not the day; rows counted exactly', async () => {
     // (T0 + 2 h + 10 min, T0 + 2 h + 20 min]: rows 108334 .. 116666
     const from = T0 + 7_800_000;
     const to = T0 + 8_400_000;
     const { n, read } = await count(from, to);
-    const expected = Array.from({ length: 3 * HOUR_ROWS }, (_, i) => T0 + 72 * i).filter((t) => t > from && t <= to).length;
+    const expected = rowsIn(from, to);
     assert.equal(n, expected);
     assert.ok(read <= HOUR_ROWS + 2 * 8192, `read ${read} rows of ${3 * HOUR_ROWS} for a window in one hour`);
   });
@@ -52,7 +55,7 @@ describe("the hub's window over ClickHouse", { skip: CLICKHOUSE_SKIP }, () => {
     const from = T0 + 3_000_000;
     const to = T0 + 4_200_000;
     const { n, read } = await count(from, to);
-    const expected = Array.from({ length: 3 * HOUR_ROWS }, (_, i) => T0 + 72 * i).filter((t) => t > from && t <= to).length;
+    const expected = rowsIn(from, to);
     assert.equal(n, expected);
     assert.ok(read >= expected && read <= 2 * HOUR_ROWS + 2 * 8192, `read ${read}`);
   });
