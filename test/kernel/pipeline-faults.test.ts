@@ -28,6 +28,7 @@ import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
 import { Peer } from '../helpers/processes.js';
 import { configFile, freePort } from '../helpers/run-agent.js';
+import { until } from '../helpers/until.js';
 
 /** faults still to throw, by stage */
 const armed = new Map<string, number>();
@@ -95,11 +96,9 @@ describe('bpfagent run: an exception in any stage is caught, counted, and tracin
     const log = pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, cb) => (logLines.push(...c.toString().split('\n').filter(Boolean)), cb()) }));
     signalListenersBefore = process.listeners('SIGTERM');
     run = runAgent(config, log, { registry, sinkStartWaitMs: 1000 });
-    const deadline = Date.now() + 15_000;
-    while (!logLines.some((l) => l.includes('"msg":"ready'))) {
-      if (Date.now() > deadline) throw new Error(`not ready:\n${logLines.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await until(() => logLines.some((l) => l.includes('"msg":"ready')) || undefined, 'ready', 15_000, 50).catch((e: Error) => {
+      throw new Error(`${e.message}:\n${logLines.join('\n')}`);
+    });
   });
 
   after(() => {
@@ -122,19 +121,14 @@ describe('bpfagent run: an exception in any stage is caught, counted, and tracin
     await c.waitFor('done');
     await server.exited;
     if (!wait) return undefined;
-    const deadline = Date.now() + 10_000;
-    for (;;) {
+    const r = await until(() => {
       const found = ['memory', 'bomb'].map((s) =>
         sinks[s]!.got.find((r): r is ShippedRecord & TcpRecord => r.proto === 'tcp' && r.local.comm === 'pfcli' && r.bytesSent === bytes),
       );
-      if (found.every(Boolean)) {
-        const r = found[0]!;
-        assert.deepEqual([r.local.pid, r.local.port, r.remote.port, r.bytesReceived, r.outcome], [connected.pid, Number(connected.localPort), port, 9, 'closed']);
-        return r;
-      }
-      if (Date.now() > deadline) throw new Error(`no record of the ${bytes}-byte connection in both sinks`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return found.every(Boolean) ? found[0] : undefined;
+    }, `the record of the ${bytes}-byte connection in both sinks`, 10_000, 50);
+    assert.deepEqual([r.local.pid, r.local.port, r.remote.port, r.bytesReceived, r.outcome], [connected.pid, Number(connected.localPort), port, 9, 'closed']);
+    return r;
   }
 
   for (const stage of ['decode', 'enrich', 'interval', 'metrics', 'flows', 'store', 'sink']) {
@@ -143,11 +137,7 @@ describe('bpfagent run: an exception in any stage is caught, counted, and tracin
       armed.set(stage, 1);
       // (the host's other traffic, or the interval timer, may set it off first)
       const triggered = connection(false);
-      const deadline = Date.now() + 10_000;
-      while ((armed.get(stage) ?? 0) > 0) {
-        if (Date.now() > deadline) throw new Error(`the ${stage} fault never fired`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await until(() => ((armed.get(stage) ?? 0) > 0 ? undefined : true), `the ${stage} fault to fire`, 10_000, 20);
       await triggered; // the fault may have cost this connection's record
       assert.equal(await errorsOf(stage), 1);
       const after = (await connection())!;
