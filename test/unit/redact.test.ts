@@ -6,13 +6,14 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import { CMDLINE_MAX, formatCmdline, ProcessInfoCache } from '../../src/enrich/process-info.js';
 import { makeRedactor } from '../../src/enrich/redact.js';
 import { UsageError } from '../../src/util/errors.js';
+import { until } from '../helpers/until.js';
 
 const args = (...a: string[]): Buffer => Buffer.from(a.join('\0') + '\0');
 
@@ -81,7 +82,8 @@ describe('redaction: a real process', () => {
     const long = Array.from({ length: 2000 }, (_, i) => `--opt${i}=${'v'.repeat(90)}`);
     const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', '--', '--db-password', 'Tr0ub4dor', 'postgres://u:pw9@db/x', ...long], { stdio: 'ignore' });
     children.push(child);
-    await new Promise((r) => setTimeout(r, 200));
+    // its arguments are in /proc once it has exec'd
+    await until(() => readFileSync(`/proc/${child.pid!}/cmdline`, 'latin1').includes('Tr0ub4dor') || undefined, 'the child to exec', 5000, 10);
     const cache = new ProcessInfoCache();
     const info = cache.get(child.pid!);
     assert.ok(info, 'the process is read');
