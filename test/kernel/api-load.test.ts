@@ -22,6 +22,7 @@ import type { TcpRecord } from '../../src/events/records.js';
 import { EdgeTable } from '../../src/flows/edge-table.js';
 import { SqliteFlowStore } from '../../src/store/sqlite-store.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+import { metricSum } from '../helpers/metrics-text.js';
 import { REPO_ROOT } from '../helpers/processes.js';
 import { RunAgent } from '../helpers/run-agent.js';
 
@@ -85,13 +86,13 @@ describe('bpfagent run: ten API clients during a connection churn', { skip: KERN
 
   test('every connection reported, nothing lost; answers computed about once per interval', async () => {
     const base = await agent.baseUrl();
-    const metric = async (re: RegExp): Promise<number> => Number(re.exec(await (await fetch(`${base}/metrics`)).text())?.[1] ?? NaN);
+    const metric = async (name: string, labels?: Record<string, string>): Promise<number> => metricSum(await (await fetch(`${base}/metrics`)).text(), name, labels) ?? NaN;
     // the store was read back: the queries have 60,000 edge entries to sum
     const status = (await (await fetch(`${base}/api/status`)).json()) as { store: { edges: number } };
     assert.equal(status.store.edges, INTERVALS * EDGES_PER_INTERVAL);
     const first = (await (await fetch(`${base}/api/graph?window=15m`)).json()) as { edges: unknown[] };
     assert.equal(first.edges.length, EDGES_PER_INTERVAL);
-    const computedBefore = await metric(/^bpfagent_api_queries_total\{answer="computed"\} (\d+)$/m);
+    const computedBefore = await metric('bpfagent_api_queries_total', { answer: 'computed' });
     await fetch(`${base}/metrics`); // the event loop delay histogram restarts at each scrape
 
     let stop = false;
@@ -118,10 +119,10 @@ describe('bpfagent run: ten API clients during a connection churn', { skip: KERN
     stop = true;
     await Promise.all(pollers);
     const seconds = (Date.now() - t0) / 1000;
-    const lagP99 = await metric(/^bpfagent_nodejs_eventloop_lag_p99_seconds (\S+)$/m);
-    const computed = (await metric(/^bpfagent_api_queries_total\{answer="computed"\} (\d+)$/m)) - computedBefore;
+    const lagP99 = await metric('bpfagent_nodejs_eventloop_lag_p99_seconds');
+    const computed = (await metric('bpfagent_api_queries_total', { answer: 'computed' })) - computedBefore;
     // the sink's own bound (a stalled loop fills its queue): a loss here is counted, and named in the failure
-    const sinkDropped = await metric(/^bpfagent_sink_dropped_total\{[^}]*\} (\d+)$/m);
+    const sinkDropped = await metric('bpfagent_sink_dropped_total');
     const load = JSON.parse(out) as { connections: number; errors: number };
 
     const exit = await agent.stop();

@@ -26,6 +26,7 @@ import { MemoryFlowStore } from '../../src/store/memory-store.js';
 import { MonotonicClock } from '../../src/util/clock.js';
 import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+import { metricSum } from '../helpers/metrics-text.js';
 import { Peer } from '../helpers/processes.js';
 import { configFile, freePort } from '../helpers/run-agent.js';
 import { until } from '../helpers/until.js';
@@ -106,10 +107,7 @@ describe('bpfagent run: an exception in any stage is caught, counted, and tracin
     net?.destroy();
   });
 
-  const errorsOf = async (stage: string): Promise<number> => {
-    const m = new RegExp(`^bpfagent_pipeline_errors_total\\{stage="${stage}"\\} (\\d+)$`, 'm').exec(await (await fetch(`${base}/metrics`)).text());
-    return m ? Number(m[1]) : NaN;
-  };
+  const errorsOf = async (stage: string): Promise<number> => metricSum(await (await fetch(`${base}/metrics`)).text(), 'bpfagent_pipeline_errors_total', { stage }) ?? NaN;
 
   /** One connection with a byte count of its own; resolves with its client record, once every sink has it (unless `wait` is false). */
   async function connection(wait = true): Promise<TcpRecord | undefined> {

@@ -15,6 +15,7 @@ import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { CLICKHOUSE_SKIP, ClickHouseServer } from '../helpers/clickhouse-server.js';
 import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+import { metricSum } from '../helpers/metrics-text.js';
 import { freePort } from '../helpers/listen.js';
 import { AGENT_JS, Peer } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
@@ -126,11 +127,9 @@ describe('bpfagent run with a ClickHouse sink', { skip: KERNEL_SKIP || CLICKHOUS
     }
   }
 
-  async function metric(name: string, labels: RegExp = /sink="clickhouse"/): Promise<number> {
-    const text = await (await fetch(metricsUrl)).text();
-    let sum = 0;
-    for (const line of text.split('\n')) if (line.startsWith(`${name}{`) && labels.test(line)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    return sum;
+  /** The sum of the samples of `name` with those labels (0 if none). */
+  async function metric(name: string, labels: Record<string, string> = { sink: 'clickhouse' }): Promise<number> {
+    return metricSum(await (await fetch(metricsUrl)).text(), name, labels) ?? 0;
   }
 
   test('real connections reach ClickHouse: the edges query has the exact connections and byte sums', async () => {
@@ -163,7 +162,7 @@ describe('bpfagent run with a ClickHouse sink', { skip: KERNEL_SKIP || CLICKHOUS
     await traffic(port + 1, 4, 50, 7);
     // tracing went on: the agent's own per-edge metrics count them
     await until(
-      async () => ((await metric('bpfagent_tcp_connections_total', new RegExp(`port="${port + 1}".*observed_by="client"|observed_by="client".*port="${port + 1}"`))) >= 4 ? true : undefined),
+      async () => ((await metric('bpfagent_tcp_connections_total', { port: String(port + 1), observed_by: 'client' })) >= 4 ? true : undefined),
       'the outage connections in the agent metrics',
     );
     const queuedA = await until(async () => {

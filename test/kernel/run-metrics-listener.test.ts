@@ -8,23 +8,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestNetwork } from '../helpers/hosts.js';
 import { KERNEL_SKIP } from '../helpers/kernel-gate.js';
+import { metricSum } from '../helpers/metrics-text.js';
 import { Peer } from '../helpers/processes.js';
 import { RunAgent, runOnce } from '../helpers/run-agent.js';
 
 async function get(base: string, pathname: string): Promise<{ status: number; body: string }> {
   const res = await fetch(base + pathname);
   return { status: res.status, body: await res.text() };
-}
-
-/** The sum of a metric's samples that have every label of `want`. */
-function sample(text: string, name: string, want: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    const labels = Object.fromEntries([...line.slice(0, line.lastIndexOf('}')).matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(want).every(([k, v]) => labels[k] === v)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
 }
 
 describe('bpfagent run with metrics on their own listener', { skip: KERNEL_SKIP }, () => {
@@ -81,12 +71,12 @@ describe('bpfagent run with metrics on their own listener', { skip: KERNEL_SKIP 
     let text = '';
     for (;;) {
       text = (await get(metrics, '/metrics')).body;
-      if (sample(text, 'bpfagent_tcp_connections_total', edge) === 2) break;
+      if (metricSum(text, 'bpfagent_tcp_connections_total', edge) === 2) break;
       if (Date.now() > deadline) assert.fail(`2 connections never appeared:\n${text.split('\n').filter((l) => l.includes('mlcli')).join('\n')}`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    assert.equal(sample(text, 'bpfagent_tcp_bytes_total', { ...edge, direction: 'sent' }), 2100);
-    assert.equal(sample(text, 'bpfagent_tcp_bytes_total', { ...edge, direction: 'received' }), 14);
+    assert.equal(metricSum(text, 'bpfagent_tcp_bytes_total', { ...edge, direction: 'sent' }), 2100);
+    assert.equal(metricSum(text, 'bpfagent_tcp_bytes_total', { ...edge, direction: 'received' }), 14);
   });
 
   test('a metrics listen address in use: exit 2 naming metrics.listen, before any probe is attached', async () => {
