@@ -1398,17 +1398,27 @@ static napi_value js_ring_open(napi_env env, napi_callback_info info)
 	return handle;
 }
 
+/* The ring behind a ring handle (live until both its object and the handle let go: see struct link). */
+static struct ring *get_ring(napi_env env, napi_value v)
+{
+	struct ring *r = NULL;
+
+	if (napi_get_value_external(env, v, (void **)&r) != napi_ok || !r) {
+		throw_msg(env, "bpfagent native: expected a ring handle");
+		return NULL;
+	}
+	return r;
+}
+
 /* ringDropped(ring) -> records read from the ring but dropped for lack of memory */
 static napi_value js_ring_dropped(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
-	struct ring *r = NULL;
+	struct ring *r = get_ring(env, argv[0]);
 	napi_value v;
 
-	if (napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || !r) {
-		throw_msg(env, "bpfagent native: expected a ring handle");
+	if (!r)
 		return NULL;
-	}
 	napi_create_double(env, (double)atomic_load(&r->dropped), &v);
 	return v;
 }
@@ -1417,12 +1427,10 @@ static napi_value js_ring_dropped(napi_env env, napi_callback_info info)
 static napi_value js_ring_stop(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
-	struct ring *r = NULL;
+	struct ring *r = get_ring(env, argv[0]);
 
-	if (napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || !r) {
-		throw_msg(env, "bpfagent native: expected a ring handle");
+	if (!r)
 		return NULL;
-	}
 	atomic_store(&r->stop, true);
 	return make_undefined(env);
 }
@@ -1431,12 +1439,10 @@ static napi_value js_ring_stop(napi_env env, napi_callback_info info)
 static napi_value js_ring_sync(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
-	struct ring *r = NULL;
+	struct ring *r = get_ring(env, argv[0]);
 
-	if (napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || !r) {
-		throw_msg(env, "bpfagent native: expected a ring handle");
+	if (!r)
 		return NULL;
-	}
 	atomic_fetch_add(&r->sync_req, 1);
 	return make_undefined(env);
 }
