@@ -178,11 +178,15 @@ static __always_inline struct sock_info *info_by_cookie(__u64 cookie, bool creat
 	return bpf_map_lookup_elem(&sock_infos_by_cookie, &cookie);
 }
 
-/* The sock_info of a cgroup/sock program's socket (its context). */
-static __always_inline struct sock_info *ctx_sock_info(struct bpf_sock *ctx, bool create)
+/*
+ * The sock_info of a cgroup program's socket `sk`: its context itself
+ * (cgroup/sock programs) or the context's sk (sock_addr programs); `ctx`
+ * for bpf_get_socket_cookie, which takes the context.
+ */
+static __always_inline struct sock_info *ctx_sock_info(void *ctx, struct bpf_sock *sk, bool create)
 {
 	if (tracing_sk_storage)
-		return bpf_sk_storage_get(&sock_infos, ctx, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+		return bpf_sk_storage_get(&sock_infos, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 	return info_by_cookie(bpf_get_socket_cookie(ctx), create);
 }
 
@@ -350,7 +354,7 @@ int sock_create(struct bpf_sock *ctx)
 
 	if (ctx->protocol != IPPROTO_UDP || (ctx->family != AF_INET && ctx->family != AF_INET6))
 		return 1;
-	si = ctx_sock_info(ctx, true);
+	si = ctx_sock_info(ctx, ctx, true);
 	if (si) {
 		si->pid = bpf_get_current_pid_tgid() >> 32;
 		si->cgroup_id = bpf_get_current_cgroup_id();
@@ -503,10 +507,7 @@ static __always_inline int note_bind(struct bpf_sock_addr *ctx, const bool v6)
 	ctx_endpoint(ctx, v6, &e);
 	if (!any_addr(&e))
 		return 1;
-	if (tracing_sk_storage)
-		si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	else
-		si = info_by_cookie(bpf_get_socket_cookie(ctx), true);
+	si = ctx_sock_info(ctx, sk, true);
 	if (si)
 		count_wildcard_port(si, e.port);
 	return 1;
@@ -533,7 +534,7 @@ int udp_release(struct bpf_sock *ctx)
 
 	if (ctx->protocol != IPPROTO_UDP)
 		return 1;
-	si = ctx_sock_info(ctx, false);
+	si = ctx_sock_info(ctx, ctx, false);
 	if (si && si->wildcard_port && (n = bpf_map_lookup_elem(&udp_wildcard_ports, &si->wildcard_port)))
 		__sync_fetch_and_add(n, -1);
 	if (si && !tracing_sk_storage) {
