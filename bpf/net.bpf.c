@@ -178,11 +178,15 @@ static __always_inline struct sock_info *info_by_cookie(__u64 cookie, bool creat
 	return bpf_map_lookup_elem(&sock_infos_by_cookie, &cookie);
 }
 
-/* The sock_info of a cgroup/sock program's socket (its context). */
-static __always_inline struct sock_info *ctx_sock_info(struct bpf_sock *ctx, bool create)
+/*
+ * The sock_info of a cgroup program's socket `sk`: its context itself
+ * (cgroup/sock programs) or the context's sk (sock_addr programs); `ctx`
+ * for bpf_get_socket_cookie, which takes the context.
+ */
+static __always_inline struct sock_info *ctx_sock_info(void *ctx, struct bpf_sock *sk, bool create)
 {
 	if (tracing_sk_storage)
-		return bpf_sk_storage_get(&sock_infos, ctx, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+		return bpf_sk_storage_get(&sock_infos, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 	return info_by_cookie(bpf_get_socket_cookie(ctx), create);
 }
 
@@ -350,7 +354,7 @@ int sock_create(struct bpf_sock *ctx)
 
 	if (ctx->protocol != IPPROTO_UDP || (ctx->family != AF_INET && ctx->family != AF_INET6))
 		return 1;
-	si = ctx_sock_info(ctx, true);
+	si = ctx_sock_info(ctx, ctx, true);
 	if (si) {
 		si->pid = bpf_get_current_pid_tgid() >> 32;
 		si->cgroup_id = bpf_get_current_cgroup_id();
@@ -503,10 +507,7 @@ static __always_inline int note_bind(struct bpf_sock_addr *ctx, const bool v6)
 	ctx_endpoint(ctx, v6, &e);
 	if (!any_addr(&e))
 		return 1;
-	if (tracing_sk_storage)
-		si = bpf_sk_storage_get(&sock_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	else
-		si = info_by_cookie(bpf_get_socket_cookie(ctx), true);
+	si = ctx_sock_info(ctx, sk, true);
 	if (si)
 		count_wildcard_port(si, e.port);
 	return 1;
@@ -533,7 +534,7 @@ int udp_release(struct bpf_sock *ctx)
 
 	if (ctx->protocol != IPPROTO_UDP)
 		return 1;
-	si = ctx_sock_info(ctx, false);
+	si = ctx_sock_info(ctx, ctx, false);
 	if (si && si->wildcard_port && (n = bpf_map_lookup_elem(&udp_wildcard_ports, &si->wildcard_port)))
 		__sync_fetch_and_add(n, -1);
 	if (si && !tracing_sk_storage) {
@@ -932,16 +933,15 @@ static __always_inline __u32 datagrams_sent(const struct sock *sk, int ret, cons
 }
 
 /*
- * ret: bytes sent (a datagram's payload), or a negative errno. `given`: the
- * peer the call's msghdr named (function hooks), or NULL: the one the
- * cgroup sock_addr program kept (tracepoints).
+ * sk: a UDP socket (each program checks that, once: is_udp). ret: bytes
+ * sent (a datagram's payload), or a negative errno. `given`: the peer the
+ * call's msghdr named (function hooks), or NULL: the one the cgroup
+ * sock_addr program kept (tracepoints).
  */
 static __always_inline int on_send(struct sock *sk, int ret, const struct endpoint *given, const bool direct)
 {
 	__u32 netns;
 
-	if (!sk || !is_udp(sk, direct))
-		return 0;
 	if (ret < 0) {
 		if (!given)
 			release_peer(sk, true);
@@ -952,13 +952,16 @@ static __always_inline int on_send(struct sock *sk, int ret, const struct endpoi
 	return account_udp(sk, netns, ret, datagrams_sent(sk, ret, direct), true, given, direct);
 }
 
-/* ret: bytes received (the datagram's length with MSG_TRUNC); peeks and error-queue reads are not datagrams. */
+/*
+ * sk: a UDP socket (as for on_send). ret: bytes received (the datagram's
+ * length with MSG_TRUNC), not negative (a failed read, EAGAIN above all,
+ * never reached the recvmsg hook: nothing held; each program returns before
+ * on it). Peeks and error-queue reads are not datagrams.
+ */
 static __always_inline int on_recv(struct sock *sk, int ret, int flags, const struct endpoint *given, const bool direct)
 {
 	__u32 netns;
 
-	if (ret < 0 || !sk || !is_udp(sk, direct))
-		return 0; /* a failed read (EAGAIN above all) never reached the recvmsg hook: nothing held */
 	if (flags & (MSG_PEEK | MSG_ERRQUEUE)) {
 		if (!given)
 			release_peer(sk, false);
@@ -1012,12 +1015,16 @@ static __always_inline void msg_peer(const struct msghdr *msg, struct endpoint *
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(udp_send, struct sock *sk, int ret, int flags)
 {
+	if (!sk || !is_udp(sk, true))
+		return 0;
 	return on_send(sk, ret, NULL, true);
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(udp_recv, struct sock *sk, int ret, int flags)
 {
+	if (ret < 0 || !sk || !is_udp(sk, true))
+		return 0;
 	return on_recv(sk, ret, flags, NULL, true);
 }
 
@@ -1099,7 +1106,7 @@ static __always_inline int kprobe_send_begin(struct sock *sk, struct msghdr *msg
 	struct udp_call call = { .sk = (__u64)sk, .msg = (__u64)msg };
 
 	/* an IPv6 socket's v4-mapped send goes on to udp_sendmsg(): counted once, in udpv6_sendmsg() */
-	if (!sk || !is_udp(sk, false) || BPF_CORE_READ(sk, __sk_common.skc_family) != family)
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_family) != family || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
 		return 0;
 	bpf_map_update_elem(&udp_sends, &tid, &call, BPF_ANY);
 	return 0;
@@ -1117,7 +1124,7 @@ static __always_inline int kprobe_send_end(int ret)
 	call = *c;
 	bpf_map_delete_elem(&udp_sends, &tid);
 	msg_peer((const struct msghdr *)call.msg, &peer);
-	return on_send((struct sock *)call.sk, ret, &peer, false);
+	return on_send((struct sock *)call.sk, ret, &peer, false); /* a UDP socket: kprobe_send_begin kept only those */
 }
 
 SEC("kprobe/udp_sendmsg")

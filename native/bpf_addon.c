@@ -1398,17 +1398,27 @@ static napi_value js_ring_open(napi_env env, napi_callback_info info)
 	return handle;
 }
 
+/* The ring behind a ring handle (live until both its object and the handle let go: see struct link). */
+static struct ring *get_ring(napi_env env, napi_value v)
+{
+	struct ring *r = NULL;
+
+	if (napi_get_value_external(env, v, (void **)&r) != napi_ok || !r) {
+		throw_msg(env, "bpfagent native: expected a ring handle");
+		return NULL;
+	}
+	return r;
+}
+
 /* ringDropped(ring) -> records read from the ring but dropped for lack of memory */
 static napi_value js_ring_dropped(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
-	struct ring *r = NULL;
+	struct ring *r = get_ring(env, argv[0]);
 	napi_value v;
 
-	if (napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || !r) {
-		throw_msg(env, "bpfagent native: expected a ring handle");
+	if (!r)
 		return NULL;
-	}
 	napi_create_double(env, (double)atomic_load(&r->dropped), &v);
 	return v;
 }
@@ -1417,12 +1427,10 @@ static napi_value js_ring_dropped(napi_env env, napi_callback_info info)
 static napi_value js_ring_stop(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
-	struct ring *r = NULL;
+	struct ring *r = get_ring(env, argv[0]);
 
-	if (napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || !r) {
-		throw_msg(env, "bpfagent native: expected a ring handle");
+	if (!r)
 		return NULL;
-	}
 	atomic_store(&r->stop, true);
 	return make_undefined(env);
 }
@@ -1431,12 +1439,10 @@ static napi_value js_ring_stop(napi_env env, napi_callback_info info)
 static napi_value js_ring_sync(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
-	struct ring *r = NULL;
+	struct ring *r = get_ring(env, argv[0]);
 
-	if (napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || !r) {
-		throw_msg(env, "bpfagent native: expected a ring handle");
+	if (!r)
 		return NULL;
-	}
 	atomic_fetch_add(&r->sync_req, 1);
 	return make_undefined(env);
 }
@@ -1527,16 +1533,40 @@ static napi_value js_probe_prog_type(napi_env env, napi_callback_info info)
 }
 
 /*
+ * The BTF id of kernel function `func`, or -errno. The kernel's BTF is
+ * parsed for it and freed (kept, it would hold megabytes for the agent's
+ * lifetime); the last answer is kept, as the probes ask twice in a row.
+ */
+static int kernel_func_id(const char *func)
+{
+	static char last[128];
+	static int last_id;
+	struct btf *btf;
+	int id;
+
+	if (last_id > 0 && !strcmp(last, func))
+		return last_id;
+	btf = btf__load_vmlinux_btf();
+	if (!btf)
+		return -errno;
+	id = btf__find_by_name_kind(btf, func, BTF_KIND_FUNC);
+	btf__free(btf);
+	if (id > 0) {
+		snprintf(last, sizeof(last), "%s", func);
+		last_id = id;
+	}
+	return id;
+}
+
+/*
  * probeFexit(func, helper) -> 1 / 0 / -errno (inconclusive). helper 0: can a
  * trivial fexit program on kernel function `func` load and attach (the
  * kernel has BPF trampolines for it, as libbpf-tools' fentry_can_attach()
  * checks; attached for an instant, it does nothing). helper N: does the
  * verifier know helper N in such a program (the program calls it with bad
  * arguments and never loads: the log says which, as libbpf's helper probe
- * reads it). The kernel's BTF is parsed once and kept for later probes.
+ * reads it).
  */
-static struct btf *probe_btf;
-
 static napi_value js_probe_fexit(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(2);
@@ -1554,11 +1584,7 @@ static napi_value js_probe_fexit(napi_env env, napi_callback_info info)
 	if (get_string(env, argv[0], func, sizeof(func)) || napi_get_value_int32(env, argv[1], &helper) != napi_ok)
 		return NULL;
 	log_reset();
-	if (!probe_btf && !(probe_btf = btf__load_vmlinux_btf())) {
-		r = -errno;
-		goto out;
-	}
-	id = btf__find_by_name_kind(probe_btf, func, BTF_KIND_FUNC);
+	id = kernel_func_id(func);
 	if (id < 0) {
 		r = id;
 		goto out;
