@@ -35,4 +35,16 @@ describe('CgroupScope', () => {
     assert.equal(scopePath('node-1', root), '/node-1');
     assert.equal(scopePath('/kubepods.slice', root), '/kubepods.slice');
   });
+
+  test('a cgroup is looked up once: its verdict is kept, a cgroup not found yet is asked again', () => {
+    const mine = dir('node-2/app.scope');
+    const theirs = dir('node-3/app.scope');
+    const paths = new CgroupPaths(root, { rescanMinMs: 0 });
+    const asked: number[] = [];
+    const scope = new CgroupScope('/node-2', { pathOf: (id, pid) => (asked.push(id), paths.pathOf(id, pid)) });
+    const records = [rec(mine), rec(theirs), rec(mine), rec(theirs), rec(999_999_998), rec(999_999_998)];
+    assert.deepEqual(scope.keep(records).map((r) => r.local.cgroupId), [mine, mine]);
+    assert.equal(scope.rejected, 4);
+    assert.deepEqual(asked, [mine, theirs, 999_999_998, 999_999_998]);
+  });
 });
