@@ -27,7 +27,8 @@ export interface K8sInfo {
  * another zone, inside the cluster but of unknown zone, or outside every known
  * pod, service, node and cluster CIDR.
  */
-export type Locality = 'same-host' | 'same-zone' | 'cross-zone' | 'cluster' | 'external';
+export const LOCALITIES = ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const;
+export type Locality = (typeof LOCALITIES)[number];
 
 export interface RemoteEndpoint extends Endpoint {
   /** DNS name a local client looked up for this address, when one was seen */

@@ -13,6 +13,7 @@
  * memory, a timeout) is StoreUnavailable with its reason: 503, never a crash.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { LOCALITIES } from '../events/records.js';
 import type { EdgeEnd } from '../flows/edge-table.js';
 import { RTT_BOUNDS_US } from '../flows/histogram.js';
 import { quoteString, type TableNames } from '../sinks/clickhouse-schema.js';
@@ -25,7 +26,7 @@ import {
   type StoredEdge,
   StoreUnavailable,
 } from '../store/flow-store.js';
-import { HUB_LOCALITIES, hubEdgesQuery, localityColumn, windowCondition, type HubEdgeRow } from './edge-query.js';
+import { hubEdgesQuery, localityColumn, windowCondition, type HubEdgeRow } from './edge-query.js';
 import { chunkWindow, EdgeSum } from './edge-chunks.js';
 import { rowRecord, type FlowRow } from './row-record.js';
 
@@ -109,7 +110,7 @@ export function edgeOfRow(r: HubEdgeRow): StoredEdge {
   // the edge's locality: that of most of its bytes (of its connections, when it moved none)
   let locality: string | undefined;
   let best = -1;
-  for (const l of HUB_LOCALITIES) {
+  for (const l of LOCALITIES) {
     const b = num(r[`b_${localityColumn(l)}`]);
     if (b > 0) bytesByLocality[l] = b;
     const weight = b * 1e6 + num(r[`u_${localityColumn(l)}`]);

@@ -27,6 +27,7 @@
  * filter within the hour on tables that have it in their key); the first
  * GROUP BY holds one entry per connection in the window (bench/README.md).
  */
+import { LOCALITIES } from '../events/records.js';
 import { RTT_BOUNDS_US } from '../flows/histogram.js';
 import { quoteString } from '../sinks/clickhouse-schema.js';
 
@@ -99,7 +100,6 @@ const FACTS: ReadonlyArray<readonly [string, 'p' | 'q', string]> = [
   ['port', 'q', 'server_port'],
 ];
 
-const LOCALITIES = ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const;
 const col = (l: string): string => l.replace('-', '_');
 
 /** A window of rows to read, and within it the rows whose counts are this query's (default: all of them). */
@@ -191,4 +191,4 @@ export function hubEdgesQuery(table: string, w: HubEdgeChunk): string {
 /** One row of hubEdgesQuery, as JSONEachRow gives it (64-bit sums as strings). */
 export type HubEdgeRow = Record<string, string | number | string[] | number[]>;
 
-export { LOCALITIES as HUB_LOCALITIES, col as localityColumn };
+export { col as localityColumn };

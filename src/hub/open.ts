@@ -1,5 +1,6 @@
 /** The hub's store from its `hub:` configuration: the agents' tables in ClickHouse. */
 import type { AgentConfig } from '../config/schema.js';
+import type { PricePerGB } from '../server/api-usage.js';
 import { clickhouseClient, redactUrl } from '../sinks/clickhouse-client.js';
 import { tableNames } from '../sinks/clickhouse-schema.js';
 import { ClickHouseFlowStore } from './clickhouse-store.js';
@@ -19,9 +20,9 @@ export function openHubStore(cfg: AgentConfig['hub'], opts: { statusTtlMs?: numb
 }
 
 /** `hub.pricePerGB` as the API's prices by locality (only those given). */
-export function pricesOf(cfg: AgentConfig['hub']): Partial<Record<'same-host' | 'same-zone' | 'cross-zone' | 'cluster' | 'external', number>> | null {
+export function pricesOf(cfg: AgentConfig['hub']): PricePerGB | null {
   const p = cfg.pricePerGB;
-  const out: Partial<Record<'same-host' | 'same-zone' | 'cross-zone' | 'cluster' | 'external', number>> = {};
+  const out: PricePerGB = {};
   for (const [key, locality] of [
     ['sameHost', 'same-host'],
     ['sameZone', 'same-zone'],

@@ -1,5 +1,5 @@
 import { JsonBytes, jsonPiece } from './json-bytes.js';
-import type { AgentRecord, K8sInfo, LocalEndpoint, RemoteEndpoint, TcpRecord } from '../events/records.js';
+import { LOCALITIES, type AgentRecord, type K8sInfo, type LocalEndpoint, type RemoteEndpoint, type TcpRecord } from '../events/records.js';
 
 /*
  * TCP records are the high-volume kind: written field by field as bytes (see
@@ -180,7 +180,6 @@ const FAMILIES = [4, 6] as const;
 const DIRECTIONS = ['outbound', 'inbound'] as const;
 /** the four outcomes, then the state of an open connection's record */
 const OUTCOMES = ['closed', 'reset', 'refused', 'timeout', 'open'] as const;
-const LOCALITIES = ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const;
 
 /** By (direction, outcome, family) index: see headIndex(). */
 const HEADS: Uint8Array[] = [];

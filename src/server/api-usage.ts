@@ -8,11 +8,11 @@
  * answer alike over the embedded store of `bpfagent run` and the hub's.
  */
 import { LOCALITIES, bareId, edgeId, nodeOf, quantileBound, type GraphNode, type MergedEdge } from './api.js';
+import type { Locality } from '../events/records.js';
 import { addHistogram, emptyHistogram, type HistogramData } from '../store/flow-store.js';
 
-export type LocalityName = (typeof LOCALITIES)[number];
 /** Price per GB (10^9 bytes) by locality; a locality without a price costs nothing. */
-export type PricePerGB = Partial<Record<LocalityName, number>>;
+export type PricePerGB = Partial<Record<Locality, number>>;
 
 interface Usage {
   ports: Array<{ port: number; proto: string }>;
@@ -112,7 +112,7 @@ export function dependenciesOf(edges: readonly MergedEdge[], of: string, limit: 
 }
 
 /** Bytes an edge moved in a locality that a bill counts: both ways inside the cluster; egress (what left the cluster) for external ends. */
-function billed(e: MergedEdge, locality: LocalityName): number {
+function billed(e: MergedEdge, locality: Locality): number {
   if (locality === 'external') {
     if (e.locality !== 'external') return 0;
     // the caller outside (seen by the server alone): what it received left the cluster; else what the caller sent did
@@ -133,7 +133,7 @@ const money = (bytes: number, price: number | undefined): number | null => (pric
  */
 export function costOf(edges: readonly MergedEdge[], prices: PricePerGB | null, limit: number) {
   const counted = LOCALITIES.filter((l) => l === 'cross-zone' || l === 'external' || (prices?.[l] ?? 0) > 0);
-  const pairs = new Map<string, { source: GraphNode; target: GraphNode; locality: LocalityName; bytesSent: number; bytesReceived: number; billedBytes: number; cost: number | null }>();
+  const pairs = new Map<string, { source: GraphNode; target: GraphNode; locality: Locality; bytesSent: number; bytesReceived: number; billedBytes: number; cost: number | null }>();
   const external = new Map<string, { name: string; addrs: Set<string>; sources: Set<string>; bytesSent: number; bytesReceived: number; billedBytes: number }>();
   const totals = Object.fromEntries(counted.map((l) => [l, { billedBytes: 0, cost: null as number | null }])) as Record<string, { billedBytes: number; cost: number | null }>;
   for (const e of edges) {
@@ -163,7 +163,7 @@ export function costOf(edges: readonly MergedEdge[], prices: PricePerGB | null, 
     }
   }
   for (const p of pairs.values()) p.cost = money(p.billedBytes, prices?.[p.locality]);
-  for (const [l, t] of Object.entries(totals)) t.cost = money(t.billedBytes, prices?.[l as LocalityName]);
+  for (const [l, t] of Object.entries(totals)) t.cost = money(t.billedBytes, prices?.[l as Locality]);
   const byBilled = <T extends { billedBytes: number }>(a: T, b: T): number => b.billedBytes - a.billedBytes;
   return {
     unit: 'GB = 10^9 bytes; billed bytes: both directions within the cluster, egress (bytes leaving it) for external ends',

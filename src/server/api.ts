@@ -35,6 +35,7 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
+import { LOCALITIES } from '../events/records.js';
 import type { EdgeEnd, TrafficTotals } from '../flows/edge-table.js';
 import {
   type EdgeCounts,
@@ -53,7 +54,7 @@ import { parseDurationMs } from '../util/units.js';
 import { callersOf, costOf, dependenciesOf, type PricePerGB } from './api-usage.js';
 import { BusyError, QueryCache } from './query-cache.js';
 
-export const LOCALITIES = ['same-host', 'same-zone', 'cross-zone', 'cluster', 'external'] as const;
+export { LOCALITIES };
 
 export type NodeKind = 'workload' | 'process' | 'service' | 'dns' | 'node' | 'address';
 
