@@ -15,6 +15,7 @@ import { openHubStore, pricesOf } from '../hub/open.js';
 import { registerApi } from '../server/api.js';
 import { registerDiffApi } from '../server/diff.js';
 import { startHttpServer } from '../server/http.js';
+import { redactUrl } from '../sinks/clickhouse-client.js';
 
 const CHECK_EVERY_MS = 5_000;
 
@@ -58,7 +59,7 @@ export async function runHub(cfg: AgentConfig, log: Logger, opts: { stopOn?: Pro
   await check();
   const timer = setInterval(() => void check(), CHECK_EVERY_MS);
   log.info(
-    { listen: server.address, metricsListen: server.metricsAddress ?? null, clickhouse: cfg.hub.clickhouse.url.replace(/\/\/[^@/]*@/, '//'), clickhouseUp: up },
+    { listen: server.address, metricsListen: server.metricsAddress ?? null, clickhouse: redactUrl(cfg.hub.clickhouse.url), clickhouseUp: up },
     `ready: hub serving http://${server.address} over ClickHouse (${up ? 'answering' : `not answering yet: ${lastError ?? ''}`})`,
   );
   const signalled = new Promise<string>((resolve) => {

@@ -16,7 +16,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { LOCALITIES } from '../events/records.js';
 import type { EdgeEnd } from '../flows/edge-table.js';
 import { RTT_BOUNDS_US } from '../flows/histogram.js';
-import { quoteString, type TableNames } from '../sinks/clickhouse-schema.js';
+import { quoteString, type FlowRow, type TableNames } from '../sinks/clickhouse-schema.js';
 import {
   type EdgePair,
   type FlowRecord,
@@ -28,7 +28,7 @@ import {
 } from '../store/flow-store.js';
 import { hubEdgesQuery, localityColumn, windowCondition, type HubEdgeRow } from './edge-query.js';
 import { chunkWindow, EdgeSum } from './edge-chunks.js';
-import { rowRecord, type FlowRow } from './row-record.js';
+import { num, rowRecord, str } from './row-record.js';
 
 export interface ClickHouseStoreOptions {
   client: ClickHouseClient;
@@ -60,9 +60,6 @@ interface EdgeRows {
 const HOUR_MS = 3_600_000;
 /** a chunk's edges at most, in multiples of maxEdges: an edge outside every chunk's busiest is left out of the answer */
 const CHUNK_EDGES = 4;
-
-const num = (v: unknown): number => (v === undefined || v === null || v === '' ? 0 : Number(v));
-const str = (v: unknown): string => (v === undefined || v === null ? '' : String(v));
 
 /** An end from its id as the agents key it (and the Service of a workload), qualified by its cluster. */
 export function endOf(id: string, service: string, cluster: string, addr?: string): EdgeEnd {

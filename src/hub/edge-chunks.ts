@@ -13,6 +13,7 @@
  * rows are written within milliseconds of each other.
  */
 import type { HubEdgeRow } from './edge-query.js';
+import { num } from './row-record.js';
 
 /** How far apart in time a connection's two sides' rows may be and still be matched across a chunk boundary. */
 export const SLACK_MS = 120_000;
@@ -37,7 +38,6 @@ export function chunkWindow(fromMs: number, toMs: number, chunkMs: number, slack
 
 /** Columns summed across chunks (the rest: ends and sets, below). */
 const SUMMED = /^(conns|refused|timeouts|resets|sent|recv|psent|precv|retr|rtt_sum|rtt_n|v_both|v_client|v_server|[bu]_[a-z_]+)$/;
-const num = (v: unknown): number => (v === undefined || v === null || v === '' ? 0 : Number(v));
 
 function union(a: unknown, b: unknown, max: number): string[] {
   const s = new Set([...(Array.isArray(a) ? a.map(String) : []), ...(Array.isArray(b) ? b.map(String) : [])]);

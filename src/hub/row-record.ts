@@ -6,25 +6,19 @@
  * out again.
  */
 import type { K8sInfo, Locality, TcpRecord, UdpRecord } from '../events/records.js';
+import { K8S_SIDE_COLUMNS, type FlowRow } from '../sinks/clickhouse-schema.js';
 
-export type FlowRow = Record<string, string | number>;
 export type ShippedFlow = (TcpRecord | UdpRecord) & { cluster: string | null; node: string };
 
-const str = (v: unknown): string => (v === undefined || v === null ? '' : String(v));
-const num = (v: unknown): number => (v === undefined || v === null || v === '' ? 0 : Number(v));
+/** A value of a JSONEachRow answer (64-bit integers come as strings) as text, '' when absent. */
+export const str = (v: unknown): string => (v === undefined || v === null ? '' : String(v));
+/** ... as a number, 0 when absent. */
+export const num = (v: unknown): number => (v === undefined || v === null || v === '' ? 0 : Number(v));
 
 function k8s(r: FlowRow, side: 'local' | 'remote'): K8sInfo | undefined {
   const k: K8sInfo = {};
-  for (const [field, column] of [
-    ['namespace', 'namespace'],
-    ['pod', 'pod'],
-    ['workload', 'workload'],
-    ['workloadKind', 'workload_kind'],
-    ['service', 'service'],
-    ['node', 'node'],
-    ['zone', 'zone'],
-  ] as const) {
-    const v = str(r[`${side}_${column}`]);
+  for (const [field, name] of K8S_SIDE_COLUMNS[side]) {
+    const v = str(r[name]);
     if (v) k[field] = v;
   }
   if (side === 'local' && num(r.local_host_network)) k.hostNetwork = true;

@@ -44,15 +44,24 @@ const LOCAL_COLUMNS: readonly string[] = [
   'local_container_id String',
 ];
 
-const K8S_COLUMNS = (side: 'local' | 'remote'): string[] => [
-  `${side}_namespace String`,
-  `${side}_pod String`,
-  `${side}_workload String`,
-  `${side}_workload_kind String`,
-  `${side}_service String`,
-  `${side}_node String`,
-  `${side}_zone String`,
-];
+/** The text fields of a K8sInfo and their columns, in table order (each column as `local_` or `remote_` and the name). */
+export const K8S_FIELDS = [
+  ['namespace', 'namespace'],
+  ['pod', 'pod'],
+  ['workload', 'workload'],
+  ['workloadKind', 'workload_kind'],
+  ['service', 'service'],
+  ['node', 'node'],
+  ['zone', 'zone'],
+] as const;
+
+/** Each side's K8S_FIELDS as [field, column name]: the names made once, not per row. */
+export const K8S_SIDE_COLUMNS = {
+  local: K8S_FIELDS.map(([field, column]) => [field, `local_${column}`] as const),
+  remote: K8S_FIELDS.map(([field, column]) => [field, `remote_${column}`] as const),
+};
+
+const K8S_COLUMNS = (side: 'local' | 'remote'): string[] => K8S_SIDE_COLUMNS[side].map(([, name]) => `${name} String`);
 
 /** Columns of the flows table, in order (tables made before a column existed get it added at the end: ensureColumns). */
 export const FLOW_COLUMNS: readonly string[] = [
@@ -178,15 +187,9 @@ export function splitTime(iso: string): { ts: string; ms: number } {
 }
 
 function k8sColumns(side: 'local' | 'remote', k: K8sInfo | undefined): Record<string, string> {
-  return {
-    [`${side}_namespace`]: k?.namespace ?? '',
-    [`${side}_pod`]: k?.pod ?? '',
-    [`${side}_workload`]: k?.workload ?? '',
-    [`${side}_workload_kind`]: k?.workloadKind ?? '',
-    [`${side}_service`]: k?.service ?? '',
-    [`${side}_node`]: k?.node ?? '',
-    [`${side}_zone`]: k?.zone ?? '',
-  };
+  const out: Record<string, string> = {};
+  for (const [field, name] of K8S_SIDE_COLUMNS[side]) out[name] = k?.[field] ?? '';
+  return out;
 }
 
 /** A non-negative integer for an unsigned column (JSON numbers beyond 2^53 are not expected here). */
