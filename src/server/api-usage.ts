@@ -87,7 +87,7 @@ function serviceOf(id: string): { cluster: string; namespace: string; name: stri
  * when the backend was not seen) and at every workload behind it (a
  * destination whose service it is): `reached` lists the destinations.
  */
-export function callersOf(edges: readonly MergedEdge[], of: string, limit: number, _windowMs: number) {
+export function callersOf(edges: readonly MergedEdge[], of: string, limit: number) {
   const svc = serviceOf(of);
   const into = edges.filter(
     (e) =>
@@ -102,7 +102,7 @@ export function callersOf(edges: readonly MergedEdge[], of: string, limit: numbe
 }
 
 /** What `of` depends on: edges out of it, summed per destination, with the Service each is (when known). */
-export function dependenciesOf(edges: readonly MergedEdge[], of: string, limit: number, _windowMs: number) {
+export function dependenciesOf(edges: readonly MergedEdge[], of: string, limit: number) {
   const out = edges.filter((e) => e.source.id === of);
   const dependencies = sumBy(out, (e) => nodeOf(e.destination), (e) => (e.destination.service ? `${e.destination.namespace ?? ''}/${e.destination.service}` : undefined))
     .map((a) => ({ dependency: a.node, services: [...a.extra].sort(), ...usage(a) }))

@@ -468,6 +468,16 @@ export function parseQuery(query: unknown, params: Record<string, Param>, defaul
 
 // ---- routes ----------------------------------------------------------------
 
+/** The JSON text of a route's answer: through the cache when there is one (query-cache.ts), else computed for this request. */
+export async function answerText(cache: QueryCache | undefined, key: string, compute: () => unknown): Promise<string> {
+  return cache ? cache.get(key, compute) : JSON.stringify(await compute());
+}
+
+/** A route's answer (see answerText) sent as JSON. */
+export async function sendAnswer(reply: FastifyReply, cache: QueryCache | undefined, key: string, compute: () => unknown): Promise<FastifyReply> {
+  return reply.type('application/json; charset=utf-8').send(await answerText(cache, key, compute));
+}
+
 export interface ApiOptions {
   store: FlowStore;
   /** the rest of /api/status: node, startedAt, attach, programs, features, udp, dns, kubernetes, loss, sinks (a hub: its own) */
@@ -502,7 +512,6 @@ export const IDENTITY_PARAMS: Record<string, Param> = {
   proto: { schema: z.enum(['tcp', 'udp']), form: 'tcp or udp' },
 };
 
-/** A 400 for a bad parameter; anything else is thrown on. */
 /** A route's failure answered: a bad parameter 400, a store that cannot answer (the hub's ClickHouse down) 503, each with its reason. */
 export function badParameter(reply: FastifyReply, e: unknown): FastifyReply {
   if (e instanceof BadParameter) return reply.code(400).send({ error: e.message });
@@ -533,9 +542,6 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   const cache = opts.cache;
   const bad = badParameter;
   const windowOf = (from: number, to: number) => ({ from: new Date(from).toISOString(), to: new Date(to).toISOString() });
-  /** The answer for this route and these (parsed) parameters, through the cache when there is one. */
-  const answered = async (reply: FastifyReply, key: string, compute: () => unknown): Promise<FastifyReply> =>
-    cache ? reply.type('application/json; charset=utf-8').send(await cache.get(key, compute)) : reply.send(await compute());
   const span = (q: Record<string, unknown>): [number, number] => {
     const to = now();
     return [to - (q.window as number), to];
@@ -544,7 +550,7 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   app.get('/api/graph', async (req, reply) => {
     try {
       const q = parseQuery(req.query, graphParams, { window: def(DEFAULT_WINDOWS.graph) });
-      return await answered(reply, `graph ${JSON.stringify(q)}`, () => {
+      return await sendAnswer(reply, cache, `graph ${JSON.stringify(q)}`, () => {
         const [from, to] = span(q);
         return buildGraph(store, from, to, q as GraphFilters, scopeOf(q));
       });
@@ -562,7 +568,7 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
         const [from, to] = span(q);
         return (await edgeConnections(store, id, from, to, q.limit as number, scopeOf(q))) ?? null;
       };
-      const body = cache ? await cache.get(`connections ${id} ${JSON.stringify(q)}`, compute) : JSON.stringify(await compute());
+      const body = await answerText(cache, `connections ${id} ${JSON.stringify(q)}`, compute);
       if (body === 'null') return reply.code(404).send({ error: `id: no edge ${id} in the last ${formatDuration(q.window as number)}` });
       return reply.type('application/json; charset=utf-8').send(body);
     } catch (e) {
@@ -573,7 +579,7 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   app.get('/api/external', async (req, reply) => {
     try {
       const q = parseQuery(req.query, { ...scoped, window, limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.external), limit: '20' });
-      return await answered(reply, `external ${JSON.stringify(q)}`, async () => {
+      return await sendAnswer(reply, cache, `external ${JSON.stringify(q)}`, async () => {
         const [from, to] = span(q);
         return { window: windowOf(from, to), destinations: await externalDestinations(store, from, to, q.limit as number, scopeOf(q)) };
       });
@@ -585,7 +591,7 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   app.get('/api/localities', async (req, reply) => {
     try {
       const q = parseQuery(req.query, { ...scoped, window }, { window: def(DEFAULT_WINDOWS.localities) });
-      return await answered(reply, `localities ${JSON.stringify(q)}`, async () => {
+      return await sendAnswer(reply, cache, `localities ${JSON.stringify(q)}`, async () => {
         const [from, to] = span(q);
         return { window: windowOf(from, to), totals: await localityTotals(store, from, to, scopeOf(q)) };
       });
@@ -603,10 +609,10 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
       try {
         const q = parseQuery(req.query, { ...scoped, window, of: endId(what), limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.usage), limit: '100' });
         if (q.of === undefined) throw new BadParameter(`of: missing, expected ${what} (an id from /api/graph)`);
-        return await answered(reply, `${route} ${JSON.stringify(q)}`, async () => {
+        return await sendAnswer(reply, cache, `${route} ${JSON.stringify(q)}`, async () => {
           const [from, to] = span(q);
           const edges = await mergedEdges(store, from, to, scopeOf(q));
-          return { window: windowOf(from, to), of: q.of, ...usage(edges, q.of as string, q.limit as number, to - from) };
+          return { window: windowOf(from, to), of: q.of, ...usage(edges, q.of as string, q.limit as number) };
         });
       } catch (e) {
         return bad(reply, e);
@@ -617,7 +623,7 @@ export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   app.get('/api/cost', async (req, reply) => {
     try {
       const q = parseQuery(req.query, { ...scoped, window, limit: wholeParam(1, 1000) }, { window: def(DEFAULT_WINDOWS.usage), limit: '50' });
-      return await answered(reply, `cost ${JSON.stringify(q)}`, async () => {
+      return await sendAnswer(reply, cache, `cost ${JSON.stringify(q)}`, async () => {
         const [from, to] = span(q);
         const edges = await mergedEdges(store, from, to, scopeOf(q));
         return { window: windowOf(from, to), ...costOf(edges, opts.pricePerGB ?? null, q.limit as number) };

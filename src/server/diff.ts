@@ -43,6 +43,7 @@ import {
   quantileBound,
   remoteOf,
   scopeOf,
+  sendAnswer,
   windowParam,
   zeroCounts,
 } from './api.js';
@@ -338,8 +339,7 @@ export function registerDiffApi(app: FastifyInstance, opts: DiffApiOptions): voi
       const q = parseQuery(req.query, params, { window: defaultWindow(DEFAULT_DIFF_WINDOW, explicit ? store.retentionMs : Math.floor(store.retentionMs / 2000) * 1000) });
       const { window, baseline } = diffWindows(q, raw, now(), store.retentionMs);
       const compute = () => computeDiff(store, window, baseline, q as DiffFilters, q.graph === true, scopeOf(q));
-      if (!opts.cache) return reply.send(await compute());
-      return reply.type('application/json; charset=utf-8').send(await opts.cache.get(`diff ${JSON.stringify(q)}`, compute));
+      return await sendAnswer(reply, opts.cache, `diff ${JSON.stringify(q)}`, compute);
     } catch (e) {
       return badParameter(reply, e);
     }
