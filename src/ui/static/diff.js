@@ -3,7 +3,7 @@
 // the baseline only: added from its numbers), 'changed' (past a threshold of
 // the API, or a link some of whose ports came or went) or 'same'.
 
-import { fmtBytes, fmtUs, pct } from './format.js';
+import { failedTotal, fmtBytes, fmtUs, pct } from './format.js';
 
 export const DIFF_COLOR = { new: '#2563eb', gone: '#98a2ae', changed: '#9333ea', same: '#c5ccd4' };
 
@@ -113,7 +113,7 @@ function summed(xs, side) {
     connections: sum(n, (v) => v.connections),
     packets: sum(n, (v) => v.packetsSent + v.packetsReceived),
     bytes: sum(n, (v) => v.bytesSent + v.bytesReceived),
-    failed: sum(n, (v) => v.failed.refused + v.failed.timeout + v.failed.reset),
+    failed: sum(n, (v) => failedTotal(v.failed)),
   };
 }
 
