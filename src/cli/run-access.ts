@@ -1,11 +1,6 @@
 /** The access policy of `bpfagent run`'s listener, from its configuration (see src/server/access.ts). */
 import type { AgentConfig } from '../config/schema.js';
-import { accessPolicy, metricsAccessPolicy, type AccessPolicy } from '../server/access.js';
-
-/** host:port as written in messages: [v6]:port */
-export function showListen(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
+import { accessPolicy, metricsAccessPolicy, showListen, type AccessPolicy } from '../server/access.js';
 
 /**
  * Throws a UsageError when a listener (the main one, or metrics.listen) would

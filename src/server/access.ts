@@ -24,6 +24,11 @@ export interface AccessConfig {
   allowUnauthenticated: boolean;
 }
 
+/** host:port as written in messages: [v6]:port */
+export function showListen(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** 127.0.0.0/8, ::1, ::ffff:127.x, "localhost" and names under .localhost (RFC 6761). */
 export function isLoopbackHost(host: string): boolean {
   const h = host.toLowerCase().replace(/\.$/, '');

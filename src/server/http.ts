@@ -17,9 +17,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Server as HttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/schema.js';
-import { showListen } from '../cli/run-access.js';
 import { UsageError } from '../util/errors.js';
-import { accessPolicy, metricsAccessPolicy, registerAccess, type AccessPolicy, type AccessStats } from './access.js';
+import { accessPolicy, metricsAccessPolicy, registerAccess, showListen, type AccessPolicy, type AccessStats } from './access.js';
 import { readTls, watchTls, type TlsFiles } from './tls.js';
 import { registerUi } from './ui.js';
 
@@ -92,8 +91,6 @@ function newApp(opts: HttpServerOptions, tls: { cert: Buffer; key: Buffer } | un
   return app;
 }
 
-const shown = showListen;
-
 /** Bind `app`; a listen address that cannot be bound is a configuration error naming the key. Returns host:port bound. */
 async function bind(app: FastifyInstance, host: string, port: number, key: string, flag: string): Promise<{ address: string; port: number }> {
   try {
@@ -111,19 +108,19 @@ async function bind(app: FastifyInstance, host: string, port: number, key: strin
             : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
               ? 'the host name does not resolve'
               : ((e as Error).message ?? String(e));
-    throw new UsageError(`${key}: cannot bind ${shown(host, port)}: ${why}; choose another with ${flag}'${key}:' in the configuration`);
+    throw new UsageError(`${key}: cannot bind ${showListen(host, port)}: ${why}; choose another with ${flag}'${key}:' in the configuration`);
   }
   const addr = app.server.address();
   const bound = addr && typeof addr === 'object' ? addr.port : port;
-  return { address: shown(host, bound), port: bound };
+  return { address: showListen(host, bound), port: bound };
 }
 
 /** Bind and serve. A listen address that cannot be bound is a configuration error (exit 2). */
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const separate = opts.metricsListen ?? null;
   // both checked before anything binds: a refusal is a configuration error
-  const policy = opts.access ?? accessPolicy({ tokenFile: null, openPaths: [], allowUnauthenticated: false }, opts.host, shown(opts.host, opts.port));
-  const metricsPolicy = separate ? metricsAccessPolicy(policy, separate.host, shown(separate.host, separate.port)) : undefined;
+  const policy = opts.access ?? accessPolicy({ tokenFile: null, openPaths: [], allowUnauthenticated: false }, opts.host, showListen(opts.host, opts.port));
+  const metricsPolicy = separate ? metricsAccessPolicy(policy, separate.host, showListen(separate.host, separate.port)) : undefined;
   const tls = opts.tls ? readTls(opts.tls) : undefined;
   const accessStats: AccessStats = { refused: { host: 0, token: 0 } };
   const app = newApp(opts, tls);
