@@ -3,7 +3,8 @@
  * its queries to ClickHouse and their failures, whether ClickHouse answers,
  * and prom-client's process metrics prefixed `bpfagent_hub_`.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { CallbackFamily } from '../metrics/families.js';
 
 export interface HubCounts {
   queries: number;
@@ -14,25 +15,13 @@ export class HubMetrics {
   readonly registry = new Registry();
 
   constructor(counts: () => HubCounts, clickhouseUp: () => boolean) {
-    const queries = new Counter({ name: 'bpfagent_hub_queries_total', help: 'queries the hub sent to ClickHouse', registers: [this.registry] });
-    const failures = new Counter({ name: 'bpfagent_hub_query_failures_total', help: 'queries ClickHouse did not answer (down, refused, timed out): each a 503', registers: [this.registry] });
-    let seen: HubCounts = { queries: 0, failures: 0 };
-    // counters follow the store's own counts, read at scrape time
-    const sync = (): void => {
-      const now = counts();
-      queries.inc(now.queries - seen.queries);
-      failures.inc(now.failures - seen.failures);
-      seen = { ...now };
-    };
-    new Gauge({
-      name: 'bpfagent_hub_clickhouse_up',
-      help: '1 when the last check of ClickHouse (SELECT 1, every 5 s) was answered',
-      registers: [this.registry],
-      collect() {
-        sync();
-        this.set(clickhouseUp() ? 1 : 0);
-      },
-    });
+    // read at scrape time from the store's own counts (as the agent's metrics are: metrics/families.ts)
+    for (const f of [
+      new CallbackFamily('bpfagent_hub_queries_total', 'queries the hub sent to ClickHouse', 'counter', () => [{ value: counts().queries }]),
+      new CallbackFamily('bpfagent_hub_query_failures_total', 'queries ClickHouse did not answer (down, refused, timed out): each a 503', 'counter', () => [{ value: counts().failures }]),
+      new CallbackFamily('bpfagent_hub_clickhouse_up', '1 when the last check of ClickHouse (SELECT 1, every 5 s) was answered', 'gauge', () => [{ value: clickhouseUp() ? 1 : 0 }]),
+    ])
+      this.registry.registerMetric(f as unknown as Metric);
     collectDefaultMetrics({ register: this.registry, prefix: 'bpfagent_hub_' });
   }
 
