@@ -21,6 +21,9 @@ A connection between two traced nodes is counted once, from the client's
 side, with the server's side filling in what the client could not see.
 Needs no privileges. Configuration: the 'hub:' section of the file (see
 docs/run.md, docs/fleet.md), BPFAGENT_HUB_* variables, then these flags.
+Access as for 'bpfagent run' ('server:'): beyond loopback the API needs a
+bearer token, 'server.tokenFile' (docs/run.md, Access), or
+'server.allowUnauthenticated: true'.
 
 Options:
   --config FILE              YAML configuration file       (default: $BPFAGENT_CONFIG, else none)

@@ -16,10 +16,13 @@ import { registerApi } from '../server/api.js';
 import { registerDiffApi } from '../server/diff.js';
 import { startHttpServer } from '../server/http.js';
 import { redactUrl } from '../sinks/clickhouse-client.js';
+import { runAccessPolicy, tlsFiles } from './run-access.js';
 
 const CHECK_EVERY_MS = 5_000;
 
 export async function runHub(cfg: AgentConfig, log: Logger, opts: { stopOn?: Promise<unknown> } = {}): Promise<number> {
+  // who may read the map, as for `bpfagent run` (server: token, open paths, TLS): refused before anything opens
+  const access = runAccessPolicy(cfg);
   const store = openHubStore(cfg.hub);
   const startedAt = new Date().toISOString();
   let up = false;
@@ -39,6 +42,8 @@ export async function runHub(cfg: AgentConfig, log: Logger, opts: { stopOn?: Pro
       port: cfg.listen.port,
       metricsListen: cfg.metrics.listen,
       log,
+      access,
+      tls: tlsFiles(cfg),
       metrics: () => metrics.text(),
       readiness: () => ({ ready: up, checks: { clickhouse: up } }),
       routes: (app) => {
@@ -60,7 +65,7 @@ export async function runHub(cfg: AgentConfig, log: Logger, opts: { stopOn?: Pro
   const timer = setInterval(() => void check(), CHECK_EVERY_MS);
   log.info(
     { listen: server.address, metricsListen: server.metricsAddress ?? null, clickhouse: redactUrl(cfg.hub.clickhouse.url), clickhouseUp: up },
-    `ready: hub serving http://${server.address} over ClickHouse (${up ? 'answering' : `not answering yet: ${lastError ?? ''}`})`,
+    `ready: hub serving ${server.scheme}://${server.address} over ClickHouse (${up ? 'answering' : `not answering yet: ${lastError ?? ''}`})`,
   );
   const signalled = new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));

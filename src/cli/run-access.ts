@@ -1,6 +1,7 @@
-/** The access policy of `bpfagent run`'s listener, from its configuration (see src/server/access.ts). */
+/** The access policy and TLS of the listeners of `bpfagent run` and `bpfagent hub`, from the `server:` section (see src/server/access.ts). */
 import type { AgentConfig } from '../config/schema.js';
 import { accessPolicy, metricsAccessPolicy, showListen, type AccessPolicy } from '../server/access.js';
+import type { TlsFiles } from '../server/tls.js';
 
 /**
  * Throws a UsageError when a listener (the main one, or metrics.listen) would
@@ -12,4 +13,10 @@ export function runAccessPolicy(cfg: AgentConfig): AccessPolicy {
   const m = cfg.metrics.listen;
   if (m) metricsAccessPolicy(policy, m.host, showListen(m.host, m.port));
   return policy;
+}
+
+/** server.tls's files, when both are set (the schema refuses one without the other). */
+export function tlsFiles(cfg: AgentConfig): TlsFiles | undefined {
+  const { certFile, keyFile } = cfg.server.tls;
+  return certFile !== null && keyFile !== null ? { certFile, keyFile } : undefined;
 }

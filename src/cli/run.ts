@@ -29,7 +29,7 @@ import { registerDiffApi } from '../server/diff.js';
 import { QueryCache } from '../server/query-cache.js';
 import type { AccessPolicy } from '../server/access.js';
 import { startHttpServer, type HttpServer } from '../server/http.js';
-import { runAccessPolicy } from './run-access.js';
+import { runAccessPolicy, tlsFiles } from './run-access.js';
 import type { FlowRecord } from '../store/flow-store.js';
 import { openFlowStore } from '../store/open.js';
 import { SINKS, type SinkRegistry } from '../sinks/registry.js';
@@ -107,7 +107,7 @@ async function startAndRun(
     metricsListen: cfg.metrics.listen,
     log,
     access,
-    tls: cfg.server.tls.certFile !== null && cfg.server.tls.keyFile !== null ? { certFile: cfg.server.tls.certFile, keyFile: cfg.server.tls.keyFile } : undefined,
+    tls: tlsFiles(cfg),
     metrics: async () => ({ text: await metrics.text(), contentType: metrics.contentType }),
     readiness: () => {
       // tracing: false once the ring buffer's reader has failed (the probes are attached, but nothing is read)

@@ -3,11 +3,14 @@
  * 503, the API 503 with the reason, /metrics counting the failures), turns
  * ready when ClickHouse answers, serves the map, keeps /metrics apart with
  * metrics.listen, stops on SIGTERM with exit 0; a bad configuration is exit 2
- * with one line naming the key.
+ * with one line naming the key; the `server:` section's access rules hold for
+ * it as for `bpfagent run`.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { AgentProcess } from '../helpers/agent.js';
 import { CLICKHOUSE_SKIP, ClickHouseServer } from '../helpers/clickhouse-server.js';
 import { freePort } from '../helpers/listen.js';
@@ -84,6 +87,40 @@ describe('bpfagent hub', { skip: CLICKHOUSE_SKIP }, () => {
       const exit = await hub.stop('SIGTERM');
       assert.equal(exit.code, 0, exit.stderr);
       assert.match(exit.stderr, /hub stopped/);
+    }
+  });
+
+  test("server: the token of server.tokenFile guards the hub's API; allowUnauthenticated lets it serve beyond loopback", async () => {
+    const f = configFile('listen: 127.0.0.1:0\n');
+    const tokenFile = path.join(path.dirname(f), 'token');
+    writeFileSync(tokenFile, 'hub-review-src-token-0123456789\n');
+    writeFileSync(f, `listen: 127.0.0.1:0\nserver:\n  tokenFile: ${tokenFile}\n`);
+    const guarded = new AgentProcess(spawn(process.execPath, [AGENT_JS, 'hub', '--config', f, '--clickhouse-url', server.url], { stdio: ['ignore', 'ignore', 'pipe'] }), 'bpfagent hub');
+    try {
+      const base = `http://${String((await guarded.ready).listen)}`;
+      const none = await fetch(`${base}/api/status`);
+      assert.equal(none.status, 401);
+      assert.match(((await none.json()) as { error: string }).error, /^authorization: missing/);
+      assert.equal((await fetch(`${base}/api/status`, { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status, 401);
+      const ok = await fetch(`${base}/api/status`, { headers: { authorization: 'Bearer hub-review-src-token-0123456789' } });
+      assert.equal(ok.status, 200);
+      assert.equal(((await ok.json()) as { hub: boolean }).hub, true);
+    } finally {
+      const exit = await guarded.stop('SIGTERM');
+      assert.equal(exit.code, 0, exit.stderr);
+    }
+    // beyond loopback: refused without a token (exit 2, naming listen), served with allowUnauthenticated
+    const refused = spawnSync(process.execPath, [AGENT_JS, 'hub', '--listen', '0.0.0.0:0', '--clickhouse-url', server.url], { encoding: 'utf8' });
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /^bpfagent: listen: 0\.0\.0\.0:0 is not a loopback address and the API has no token: set server\.tokenFile/m);
+    const open = configFile('listen: 0.0.0.0:0\nserver:\n  allowUnauthenticated: true\n');
+    const anyone = new AgentProcess(spawn(process.execPath, [AGENT_JS, 'hub', '--config', open, '--clickhouse-url', server.url], { stdio: ['ignore', 'ignore', 'pipe'] }), 'bpfagent hub');
+    try {
+      const port = String((await anyone.ready).listen).split(':').pop();
+      assert.equal((await fetch(`http://127.0.0.1:${port}/api/status`)).status, 200);
+    } finally {
+      const exit = await anyone.stop('SIGTERM');
+      assert.equal(exit.code, 0, exit.stderr);
     }
   });
 });
