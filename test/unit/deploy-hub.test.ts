@@ -52,7 +52,7 @@ interface Obj {
         automountServiceAccountToken?: boolean;
         securityContext: { runAsNonRoot?: boolean; runAsUser?: number; runAsGroup?: number };
         containers: Container[];
-        volumes: Array<{ name: string; configMap?: { name: string } }>;
+        volumes: Array<{ name: string; configMap?: { name: string }; secret?: { secretName: string; optional?: boolean } }>;
       };
     };
     ports?: Array<{ name: string; port: number; targetPort: string }>;
@@ -118,6 +118,12 @@ describe('deploy/kubernetes/hub.yaml', () => {
     assert.equal(secret.name, envName(['hub', 'clickhouse', 'password']));
     assert.equal(secret.valueFrom!.secretKeyRef!.optional, true, 'a ClickHouse without a password needs no Secret');
     assert.equal(loadConfig({ file: configPath, env: { [secret.name]: 's3cret' } }).config.hub.clickhouse.password, 's3cret');
+    // beyond loopback the map needs a token: the file named is on a Secret's volume, which the pod cannot start without
+    const tokenFile = config.server.tokenFile!;
+    const tokenMount = hub.volumeMounts.find((m) => tokenFile.startsWith(`${m.mountPath}/`));
+    assert.ok(tokenMount, `server.tokenFile ${tokenFile} is on a mounted volume`);
+    const tokenVolume = pod.spec.volumes.find((v) => v.name === tokenMount.name)!;
+    assert.ok(tokenVolume.secret && tokenVolume.secret.optional !== true, 'a Secret volume, not optional');
 
     assert.deepEqual([hub.image, hub.args[0]], ['bpfagent', 'hub']);
     assert.deepEqual([hub.readinessProbe.httpGet, hub.livenessProbe.httpGet], [{ path: '/readyz', port: 'metrics' }, { path: '/healthz', port: 'metrics' }]);
@@ -146,15 +152,21 @@ describe('deploy/kubernetes/hub.yaml', () => {
       // one connection an agent shipped a minute ago, into the database the file names
       await shipOneConnection(server.url, config.hub.clickhouse.database);
 
-      // the Deployment's arguments on this file; only the addresses moved (a shared test machine), and the server's
+      // the Secret's token, readable by the Deployment's user as a Secret volume is
+      const token = 'deploy-hub-test-token-0123456789';
+      const tokenPath = path.join(dir, 'token');
+      writeFileSync(tokenPath, `${token}\n`);
+      chmodSync(tokenPath, 0o644);
+      // the Deployment's arguments on this file; only the ports moved (a shared test machine), the token's path and
+      // the server's; on every address, as in the pod
       const [http, metrics] = [await freePort(), await freePort()];
-      const args = [...hub.args.map((a) => (a.startsWith('/') ? configPath : a)), '--listen', `127.0.0.1:${http}`, '--metrics-listen', `127.0.0.1:${metrics}`, '--clickhouse-url', server.url];
+      const args = [...hub.args.map((a) => (a.startsWith('/') ? configPath : a)), '--listen', `0.0.0.0:${http}`, '--metrics-listen', `0.0.0.0:${metrics}`, '--clickhouse-url', server.url];
       const uid = String(pod.spec.securityContext.runAsUser);
       const gid = String(pod.spec.securityContext.runAsGroup);
       const p = new AgentProcess(
         spawn('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', process.execPath, AGENT_JS, ...args], {
           stdio: ['ignore', 'ignore', 'pipe'],
-          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent' },
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent', [envName(['server', 'tokenFile'])]: tokenPath },
         }),
         'bpfagent hub (as the Deployment)',
       );
@@ -167,10 +179,12 @@ describe('deploy/kubernetes/hub.yaml', () => {
         await until(async () => ((await fetch(`http://127.0.0.1:${metrics}/readyz`)).status === 200 ? true : undefined), 'readyz 200', 20_000);
         assert.equal((await fetch(`http://127.0.0.1:${metrics}/healthz`)).status, 200);
         assert.match(await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text(), /^bpfagent_hub_clickhouse_up 1$/m);
-        const g = (await (await fetch(`http://127.0.0.1:${http}/api/graph`)).json()) as { edges: Array<{ source: string; target: string; bytesSent: number; bytesReceived: number }> };
+        const auth = { headers: { authorization: `Bearer ${token}` } };
+        assert.equal((await fetch(`http://127.0.0.1:${http}/api/graph`)).status, 401, 'the map without the token');
+        const g = (await (await fetch(`http://127.0.0.1:${http}/api/graph`, auth)).json()) as { edges: Array<{ source: string; target: string; bytesSent: number; bytesReceived: number }> };
         assert.deepEqual(g.edges.map((e) => [e.source, e.target, e.bytesSent, e.bytesReceived]), [['c1:process:curl', 'c1:10.0.0.2', 12, 34]]);
-        assert.equal((await fetch(`http://127.0.0.1:${http}/`)).status, 200, 'the web UI');
-        assert.equal((await fetch(`http://127.0.0.1:${http}/metrics`)).status, 404, 'metrics apart from what the Service exposes');
+        assert.equal((await fetch(`http://127.0.0.1:${http}/`, auth)).status, 200, 'the web UI');
+        assert.equal((await fetch(`http://127.0.0.1:${http}/metrics`, auth)).status, 404, 'metrics apart from what the Service exposes');
       } finally {
         const exit = await p.stop('SIGTERM');
         assert.equal(exit.code, 0, exit.stderr);
